@@ -1,0 +1,98 @@
+import { ConcordError } from './errors.js'
+import { encodeFrame, FRAME_KINDS, type FrameOf } from './native-frame.js'
+
+/**
+ * Large native frames travel as CHUNK frames. The sender encodes the whole
+ * frame, cuts the bytes into pieces of at most `chunkBytes`, and sends them in
+ * order as CHUNK frames with one `messageId`. Chunks of different messages and
+ * ordinary small frames may be interleaved between them, which is what keeps a
+ * 50 MB initial sync from blocking cursors and small edits.
+ * The receiver reassembles the bytes and decodes them as one frame.
+ */
+export function needsChunking(frameBytes: Uint8Array, chunkBytes: number): boolean {
+  return frameBytes.length > chunkBytes
+}
+
+/** Lazily cut an encoded frame into CHUNK frames. */
+export function* chunkFrame(frameBytes: Uint8Array, document: string, messageId: number, chunkBytes: number): Generator<Uint8Array> {
+  if (chunkBytes <= 0) throw new RangeError('chunkBytes must be positive')
+  const total = Math.ceil(frameBytes.length / chunkBytes)
+  for (let index = 0; index < total; index++) {
+    const data = frameBytes.subarray(index * chunkBytes, Math.min(frameBytes.length, (index + 1) * chunkBytes))
+    yield encodeFrame({ kind: FRAME_KINDS.CHUNK, document, messageId, index, total, data })
+  }
+}
+
+export interface ChunkAssemblerOptions {
+  /** Largest reassembled message accepted. */
+  maxMessageBytes: number
+  /** How many chunked messages may be in flight at once on one connection. */
+  maxInFlight?: number
+}
+
+interface Partial {
+  total: number
+  next: number
+  bytes: number
+  parts: Uint8Array[]
+}
+
+/** Reassembles CHUNK frames of one connection. Throws `ConcordError` on abuse. */
+export class ChunkAssembler {
+  readonly #maxMessageBytes: number
+  readonly #maxInFlight: number
+  readonly #partials = new Map<number, Partial>()
+
+  constructor(options: ChunkAssemblerOptions) {
+    this.#maxMessageBytes = options.maxMessageBytes
+    this.#maxInFlight = options.maxInFlight ?? 16
+  }
+
+  /** Bytes currently held for incomplete messages. */
+  get bufferedBytes(): number {
+    let n = 0
+    for (const p of this.#partials.values()) n += p.bytes
+    return n
+  }
+
+  /** Add one chunk; returns the complete frame bytes when this was the last chunk. */
+  push(chunk: FrameOf<typeof FRAME_KINDS.CHUNK>): Uint8Array | null {
+    const { messageId, index, total, data } = chunk
+    let p = this.#partials.get(messageId)
+    if (p === undefined) {
+      if (index !== 0) throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', `chunk ${index} of unknown message ${messageId}`)
+      if (total < 1) throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', 'chunk total must be at least 1')
+      if (this.#partials.size >= this.#maxInFlight) {
+        throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', `more than ${this.#maxInFlight} chunked messages in flight`)
+      }
+      p = { total, next: 0, bytes: 0, parts: [] }
+      this.#partials.set(messageId, p)
+    }
+    if (index !== p.next || total !== p.total) {
+      this.#partials.delete(messageId)
+      throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', `chunk ${index}/${total} of message ${messageId} out of order`)
+    }
+    p.bytes += data.length
+    if (p.bytes > this.#maxMessageBytes) {
+      this.#partials.delete(messageId)
+      throw new ConcordError('CONCORD_ERR_MESSAGE_TOO_LARGE', `chunked message ${messageId} exceeds ${this.#maxMessageBytes} bytes`)
+    }
+    // copy: `data` is a view into a WebSocket buffer that may be reused
+    p.parts.push(data.slice())
+    p.next++
+    if (p.next < p.total) return null
+    this.#partials.delete(messageId)
+    if (p.parts.length === 1) return p.parts[0]!
+    const out = new Uint8Array(p.bytes)
+    let off = 0
+    for (const part of p.parts) {
+      out.set(part, off)
+      off += part.length
+    }
+    return out
+  }
+
+  clear(): void {
+    this.#partials.clear()
+  }
+}

@@ -1,0 +1,165 @@
+import { CLOSE_CODES } from './close-codes.js'
+
+/**
+ * Where an error applies.
+ * - `document`: sent in-band for one document; the socket stays open. On a
+ *   y-websocket connection (one document, no in-band errors) the socket is
+ *   closed with `closeCode` instead.
+ * - `connection`: the socket is closed with `closeCode`, reason = the error code.
+ * - `http`: refused before the WebSocket upgrade with `httpStatus`.
+ */
+export type ErrorScope = 'document' | 'connection' | 'http'
+
+export interface ErrorCodeInfo {
+  readonly scope: ErrorScope
+  /** Whether retrying later (with backoff) can succeed without changing anything. */
+  readonly retryable: boolean
+  /** Close code sent when the error ends a connection (always set for `connection` scope). */
+  readonly closeCode?: number
+  /** HTTP status when the error refuses an HTTP request or an upgrade. */
+  readonly httpStatus?: number
+  readonly description: string
+}
+
+/**
+ * The one table of Concord error codes. `docs/errors.md` lists exactly these;
+ * a test keeps the two equal.
+ */
+export const ERROR_CODES = {
+  CONCORD_ERR_PROTOCOL_MALFORMED_FRAME: {
+    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
+    description: 'A frame could not be decoded (truncated, bad varint, bad length). The frame is not attributable to a document, so the socket is closed.',
+  },
+  CONCORD_ERR_PROTOCOL_TEXT_FRAME: {
+    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.UNSUPPORTED_DATA,
+    description: 'A text WebSocket frame was received; both protocols are binary only.',
+  },
+  CONCORD_ERR_PROTOCOL_HANDSHAKE_REQUIRED: {
+    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
+    description: 'A native-protocol frame other than HELLO arrived before the HELLO/WELCOME handshake.',
+  },
+  CONCORD_ERR_PROTOCOL_HANDSHAKE_TIMEOUT: {
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.HANDSHAKE_TIMEOUT,
+    description: 'No HELLO arrived within the handshake timeout after the socket opened.',
+  },
+  CONCORD_ERR_PROTOCOL_UNSUPPORTED_VERSION: {
+    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.UNSUPPORTED_VERSION,
+    description: 'The client offered no protocol version this server speaks.',
+  },
+  CONCORD_ERR_PROTOCOL_UNKNOWN_KIND: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
+    description: 'A native frame of an unknown kind was received. Its document is named in the frame header, so only that document gets the error.',
+  },
+  CONCORD_ERR_PROTOCOL_BAD_CHUNK: {
+    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
+    description: 'A chunk sequence was inconsistent (index out of order, total changed, too many in flight).',
+  },
+  CONCORD_ERR_MESSAGE_TOO_LARGE: {
+    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.MESSAGE_TOO_BIG,
+    description: 'A WebSocket message, or a reassembled chunked message, exceeded maxMessageBytes.',
+  },
+  CONCORD_ERR_DOC_INVALID_NAME: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST, httpStatus: 400,
+    description: 'The document name is empty, too long, or contains control characters.',
+  },
+  CONCORD_ERR_DOC_NOT_OPEN: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
+    description: 'A frame referred to a document this socket has not opened (send OPEN first).',
+  },
+  CONCORD_ERR_DOC_ALREADY_OPEN: {
+    scope: 'document', retryable: false,
+    description: 'OPEN was sent for a document that is already open on this socket.',
+  },
+  CONCORD_ERR_DOC_LOAD_FAILED: {
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE,
+    description: 'The document could not be loaded from storage. Nothing was changed; open it again later.',
+  },
+  CONCORD_ERR_UPDATE_MALFORMED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
+    description: 'A Yjs update could not be decoded. It was not applied, stored or forwarded.',
+  },
+  CONCORD_ERR_AWARENESS_MALFORMED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
+    description: 'An awareness update could not be decoded. It was dropped for everyone.',
+  },
+  CONCORD_ERR_STORAGE_WRITE_FAILED: {
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE,
+    description: 'Appending an update to the log failed. The update is not acked; the client keeps it and re-sends it after reconnecting.',
+  },
+  CONCORD_ERR_AUTH_DENIED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.UNAUTHORIZED, httpStatus: 401,
+    description: 'The token was missing, invalid or expired, or the authenticator refused it for this document.',
+  },
+  CONCORD_ERR_AUTH_FORBIDDEN: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.FORBIDDEN, httpStatus: 403,
+    description: 'The session may not do this (for example a write from a read-only session). Nothing was changed.',
+  },
+  CONCORD_ERR_AUTH_TIMEOUT: {
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
+    description: 'The authentication hook did not answer in time.',
+  },
+  CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,
+    description: 'Too many messages or bytes were queued for a document whose OPEN was not yet accepted.',
+  },
+  CONCORD_ERR_LIMIT_PENDING_DOCUMENTS: {
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.RATE_LIMITED,
+    description: 'Too many documents on one socket were waiting to be authenticated or loaded at once.',
+  },
+  CONCORD_ERR_LIMIT_DOCUMENTS_PER_CONNECTION: {
+    scope: 'document', retryable: false,
+    description: 'The socket already has the maximum number of open documents; close one first.',
+  },
+  CONCORD_ERR_LIMIT_SLOW_READER: {
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.TRY_AGAIN_LATER,
+    description: 'The socket fell too far behind reading what the server sends (send buffer above its limit); it is closed so the room is not held back.',
+  },
+  CONCORD_ERR_SERVER_SHUTTING_DOWN: {
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.GOING_AWAY, httpStatus: 503,
+    description: 'The server is draining (SIGTERM/SIGINT). Reconnect, possibly to another node.',
+  },
+  CONCORD_ERR_SERVER_INTERNAL: {
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.INTERNAL_ERROR, httpStatus: 500,
+    description: 'An unexpected server error. It is logged with the connection id.',
+  },
+  CONCORD_ERR_HEARTBEAT_TIMEOUT: {
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.GOING_AWAY,
+    description: 'The peer did not answer a ping within the heartbeat interval; the socket is terminated.',
+  },
+  CONCORD_ERR_HTTP_NOT_FOUND: {
+    scope: 'http', retryable: false, httpStatus: 404,
+    description: 'No such HTTP route.',
+  },
+} as const satisfies Record<string, ErrorCodeInfo>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CODES, value)
+}
+
+export interface ConcordErrorOptions {
+  cause?: unknown
+  /** The document the error concerns, if any. */
+  document?: string
+}
+
+/** The one error class of Concord. Its `code` is a key of `ERROR_CODES`. */
+export class ConcordError extends Error {
+  readonly code: ErrorCode
+  readonly retryable: boolean
+  readonly closeCode: number | undefined
+  readonly httpStatus: number | undefined
+  readonly document: string | undefined
+
+  constructor(code: ErrorCode, message?: string, options: ConcordErrorOptions = {}) {
+    const info: ErrorCodeInfo = ERROR_CODES[code]
+    super(message ?? info.description, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'ConcordError'
+    this.code = code
+    this.retryable = info.retryable
+    this.closeCode = info.closeCode
+    this.httpStatus = info.httpStatus
+    this.document = options.document
+  }
+}

@@ -1,0 +1,133 @@
+import type { Logger } from 'pino'
+import { LiveDocument, type LiveDocumentOptions } from './live-document.js'
+
+/** A counted reference to a loaded document. `release` is idempotent. */
+export interface DocumentLease {
+  readonly doc: LiveDocument
+  release(): void
+}
+
+interface Entry {
+  name: string
+  refs: number
+  loading: Promise<LiveDocument>
+  doc: LiveDocument | null
+  unloading: boolean
+}
+
+/**
+ * Loaded documents by name. Loads are single-flight (every session that asks
+ * while a document loads waits for the same load, so nobody sees it empty),
+ * references are counted, and a document is unloaded once its last session
+ * has left and its log is flushed.
+ */
+export class DocumentRegistry {
+  readonly #entries = new Map<string, Entry>()
+  readonly #opts: Omit<LiveDocumentOptions, 'onFailed'>
+  readonly #log: Logger
+  #idleWaiters: (() => void)[] = []
+
+  constructor(opts: Omit<LiveDocumentOptions, 'onFailed'>) {
+    this.#opts = opts
+    this.#log = opts.logger
+  }
+
+  /** Number of documents loaded or loading. */
+  get size(): number {
+    return this.#entries.size
+  }
+
+  names(): string[] {
+    return [...this.#entries.keys()]
+  }
+
+  /** The loaded document, if it is loaded (no reference taken). */
+  peek(name: string): LiveDocument | null {
+    return this.#entries.get(name)?.doc ?? null
+  }
+
+  /**
+   * Take a reference to `name`, loading it if needed. Release the lease when
+   * done; when the load fails, the reference is dropped with it.
+   */
+  async acquire(name: string): Promise<DocumentLease> {
+    let entry = this.#entries.get(name)
+    if (entry === undefined) {
+      const created: Entry = { name, refs: 0, loading: null as unknown as Promise<LiveDocument>, doc: null, unloading: false }
+      created.loading = LiveDocument.load(name, {
+        ...this.#opts,
+        onFailed: doc => this.#evict(created, doc),
+      }).then(doc => {
+        created.doc = doc
+        return doc
+      }, err => {
+        // a failed load leaves nothing behind; the next acquire tries again
+        if (this.#entries.get(name) === created) this.#entries.delete(name)
+        this.#notifyIdle()
+        throw err
+      })
+      this.#entries.set(name, created)
+      entry = created
+    }
+    entry.refs++
+    const taken = entry
+    const doc = await taken.loading
+    let released = false
+    return {
+      doc,
+      release: () => {
+        if (released) return
+        released = true
+        this.#release(taken)
+      },
+    }
+  }
+
+  #release(entry: Entry): void {
+    const name = entry.name
+    entry.refs--
+    if (entry.refs > 0 || entry.unloading) return
+    entry.unloading = true
+    void entry.loading.then(async doc => {
+      await doc.whenFlushed()
+      entry.unloading = false
+      if (entry.refs > 0 || this.#entries.get(name) !== entry) return
+      this.#entries.delete(name)
+      doc.destroy()
+      this.#log.debug({ document: name }, 'document unloaded')
+      this.#notifyIdle()
+    }, () => undefined)
+  }
+
+  /** Resolves when no document is loaded. */
+  whenEmpty(): Promise<void> {
+    if (this.#entries.size === 0) return Promise.resolve()
+    return new Promise(resolve => this.#idleWaiters.push(resolve))
+  }
+
+  /** Wait until every loaded document's log is flushed. */
+  async flushAll(): Promise<void> {
+    await Promise.all([...this.#entries.values()].map(e => e.loading.then(d => d.whenFlushed(), () => undefined)))
+  }
+
+  /** Destroy everything (after sessions are gone and logs flushed). */
+  destroyAll(): void {
+    for (const e of this.#entries.values()) e.doc?.destroy()
+    this.#entries.clear()
+    this.#notifyIdle()
+  }
+
+  #evict(entry: Entry, doc: LiveDocument): void {
+    if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name)
+    // sessions were told and close themselves; drop what is left
+    setImmediate(() => doc.destroy())
+    this.#notifyIdle()
+  }
+
+  #notifyIdle(): void {
+    if (this.#entries.size > 0 || this.#idleWaiters.length === 0) return
+    const waiters = this.#idleWaiters
+    this.#idleWaiters = []
+    for (const w of waiters) w()
+  }
+}

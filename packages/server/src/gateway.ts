@@ -1,0 +1,182 @@
+import type { IncomingMessage, Server as HttpServer } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { randomUUID } from 'node:crypto'
+import { WebSocketServer, type WebSocket, type RawData } from 'ws'
+import type { Logger } from 'pino'
+import { ConcordError, documentNameProblem, NATIVE_SUBPROTOCOL, type ErrorCode } from '@concord/protocol'
+import type { DocumentRegistry } from './document-registry.js'
+import type { ResolvedServerOptions } from './options.js'
+import { NativeConnection } from './native-connection.js'
+import { YWebsocketConnection } from './y-websocket-connection.js'
+
+interface Connection {
+  readonly id: string
+  readonly documentCount: number
+  receive(data: Uint8Array): void
+  close(error?: ConcordError): void
+  dispose(): void
+}
+
+interface Tracked {
+  connection: Connection
+  ws: WebSocket
+  alive: boolean
+}
+
+export interface GatewayStats {
+  connections: number
+  native: number
+  yWebsocket: number
+}
+
+/**
+ * The WebSocket side of the HTTP server: upgrades, routing to the native or the
+ * y-websocket transport, ping heartbeats, and closing everything on shutdown.
+ * Native clients ask for the `concord` subprotocol; everything else is a
+ * y-websocket client whose URL path names the room.
+ */
+export class Gateway {
+  readonly #wss: WebSocketServer
+  readonly #options: ResolvedServerOptions
+  readonly #registry: DocumentRegistry
+  readonly #log: Logger
+  readonly #tracked = new Map<WebSocket, Tracked>()
+  #heartbeat: NodeJS.Timeout | null = null
+  #draining = false
+  #nativeCount = 0
+
+  constructor(http: HttpServer, options: ResolvedServerOptions, registry: DocumentRegistry) {
+    this.#options = options
+    this.#registry = registry
+    this.#log = options.logger
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxMessageBytes,
+      perMessageDeflate: false,
+      handleProtocols: protocols => (protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false),
+    })
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head))
+    this.#heartbeat = setInterval(() => this.#sweep(), options.heartbeatIntervalMs)
+    this.#heartbeat.unref()
+  }
+
+  stats(): GatewayStats {
+    return { connections: this.#tracked.size, native: this.#nativeCount, yWebsocket: this.#tracked.size - this.#nativeCount }
+  }
+
+  /** Refuse new upgrades from now on. */
+  drain(): void {
+    this.#draining = true
+  }
+
+  /** Close every socket with `error` (1001 on shutdown) and wait until they are gone. */
+  async closeAll(error: ConcordError, timeoutMs = 5_000): Promise<void> {
+    if (this.#heartbeat) clearInterval(this.#heartbeat)
+    this.#heartbeat = null
+    const sockets = [...this.#tracked.values()]
+    const closed = sockets.map(t => new Promise<void>(resolve => {
+      if (t.ws.readyState === t.ws.CLOSED) resolve()
+      else t.ws.once('close', () => resolve())
+    }))
+    for (const t of sockets) t.connection.close(error)
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.all(closed), new Promise<void>(r => { timer = setTimeout(r, timeoutMs) })])
+    clearTimeout(timer)
+    for (const t of this.#tracked.values()) t.ws.terminate()
+    this.#wss.close()
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#draining) {
+      refuse(socket, 503, 'CONCORD_ERR_SERVER_SHUTTING_DOWN')
+      return
+    }
+    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map(s => s.trim())
+    const native = protocols.includes(NATIVE_SUBPROTOCOL)
+    let document = ''
+    let token = ''
+    if (!native) {
+      const url = new URL(req.url ?? '/', 'http://localhost')
+      try {
+        document = decodeURIComponent(url.pathname.slice(1))
+      } catch {
+        refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
+        return
+      }
+      token = url.searchParams.get('token') ?? ''
+      if (documentNameProblem(document) !== null) {
+        refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
+        return
+      }
+    }
+    this.#wss.handleUpgrade(req, socket, head, ws => this.#accept(ws, req, native, document, token))
+  }
+
+  #accept(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string): void {
+    const connectionId = randomUUID()
+    const logger = this.#log.child({ connectionId, transport: native ? 'native' : 'y-websocket', ...(native ? {} : { document }) })
+    const deps = { registry: this.#registry, options: this.#options, logger, connectionId }
+    const connection: Connection = native
+      ? new NativeConnection(ws, req, deps)
+      : new YWebsocketConnection(ws, req, document, token, deps)
+    const tracked: Tracked = { connection, ws, alive: true }
+    this.#tracked.set(ws, tracked)
+    if (native) this.#nativeCount++
+    logger.debug({ remote: req.socket.remoteAddress }, 'connected')
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      tracked.alive = true
+      if (!isBinary) {
+        connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
+        return
+      }
+      try {
+        connection.receive(toBytes(data))
+      } catch (err) {
+        logger.error({ err }, 'unexpected error handling a message')
+        connection.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
+      }
+    })
+    ws.on('pong', () => { tracked.alive = true })
+    ws.on('error', err => {
+      // ws closes the socket itself for protocol violations (1002) and oversized messages (1009)
+      logger.info({ code: (err as { code?: string }).code, err: err.message }, 'socket error')
+    })
+    ws.on('close', (code: number) => {
+      this.#tracked.delete(ws)
+      if (native) this.#nativeCount--
+      connection.dispose()
+      logger.debug({ code }, 'disconnected')
+    })
+  }
+
+  /** One timer for all sockets: terminate those that did not answer the last ping. */
+  #sweep(): void {
+    for (const t of this.#tracked.values()) {
+      if (!t.alive) {
+        this.#log.info({ connectionId: t.connection.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
+        t.ws.terminate()
+        continue
+      }
+      t.alive = false
+      try {
+        t.ws.ping()
+      } catch {
+        t.ws.terminate()
+      }
+    }
+  }
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data)
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  return data
+}
+
+/** Refuse an upgrade with an HTTP status and the error code as the body. */
+function refuse(socket: Duplex, status: number, code: ErrorCode): void {
+  const body = JSON.stringify({ error: code })
+  socket.end(`HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\n` +
+    'Content-Type: application/json\r\nConnection: close\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+}

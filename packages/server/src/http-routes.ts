@@ -1,0 +1,56 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { StorageAdapter } from './storage/storage-adapter.js'
+import type { DocumentRegistry } from './document-registry.js'
+import type { Gateway } from './gateway.js'
+
+export interface HttpRouteDeps {
+  storage: StorageAdapter
+  registry: DocumentRegistry
+  gateway: () => Gateway
+  isDraining: () => boolean
+  version: string
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}
+
+/** Plain HTTP endpoints: health, readiness, and a short description of the server. */
+export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      json(res, 405, { error: 'CONCORD_ERR_HTTP_NOT_FOUND', message: 'method not allowed' })
+      return
+    }
+    switch (url.pathname) {
+      case '/healthz':
+        json(res, 200, { status: 'ok' })
+        return
+      case '/readyz':
+        if (deps.isDraining()) {
+          json(res, 503, { status: 'draining', error: 'CONCORD_ERR_SERVER_SHUTTING_DOWN' })
+          return
+        }
+        deps.storage.ping().then(
+          () => json(res, 200, { status: 'ready', storage: deps.storage.kind }),
+          err => json(res, 503, { status: 'unready', storage: deps.storage.kind, error: 'CONCORD_ERR_STORAGE_WRITE_FAILED', message: String((err as Error).message) }),
+        )
+        return
+      case '/':
+        json(res, 200, {
+          name: 'concord',
+          version: deps.version,
+          storage: deps.storage.kind,
+          documentsLoaded: deps.registry.size,
+          ...deps.gateway().stats(),
+          protocols: { native: 'WebSocket subprotocol "concord"', yWebsocket: 'ws://host/<room name>' },
+        })
+        return
+      default:
+        json(res, 404, { error: 'CONCORD_ERR_HTTP_NOT_FOUND' })
+    }
+  }
+}

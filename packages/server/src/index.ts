@@ -1,0 +1,8 @@
+export { createServer, VERSION, type ConcordServer } from './server.js'
+export { DEFAULTS, allowEveryone, type ServerOptions, type ResolvedServerOptions, type Authenticate, type AuthenticateContext, type AuthResult } from './options.js'
+export { createLogger, silentLogger } from './logger.js'
+export { createMemoryStorage, type MemoryStorageOptions } from './storage/memory-storage.js'
+export type { StorageAdapter, StoredUpdate, LoadedDocument, AppendRecord, DocumentInfo } from './storage/storage-adapter.js'
+export { DocumentRegistry, type DocumentLease } from './document-registry.js'
+export { LiveDocument } from './live-document.js'
+export type { DocumentSession } from './document-session.js'

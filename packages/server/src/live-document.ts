@@ -1,0 +1,333 @@
+import * as Y from 'yjs'
+import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
+import { ConcordError, validateUpdate } from '@concord/protocol'
+import type { Logger } from 'pino'
+import type { StorageAdapter } from './storage/storage-adapter.js'
+import type { DocumentSession } from './document-session.js'
+import { SharedMessage } from './shared-message.js'
+
+export interface LiveDocumentOptions {
+  storage: StorageAdapter
+  logger: Logger
+  presenceThrottleMs: number
+  compactEveryUpdates: number
+  compactEveryBytes: number
+  /** Called once when the document can no longer guarantee durability (storage failed). */
+  onFailed?: (document: LiveDocument, error: unknown) => void
+}
+
+interface Outgoing {
+  update: Uint8Array
+  origin: DocumentSession | null
+}
+
+/**
+ * One loaded document: its `Y.Doc`, its presence, its sessions, and the edit
+ * path of ARCHITECTURE.md section 2 (apply, fan-out encoded once and coalesced
+ * per event-loop turn, group-committed append, ack only once durable).
+ */
+export class LiveDocument {
+  readonly name: string
+  readonly ydoc: Y.Doc
+  readonly awareness: Awareness
+  readonly sessions = new Set<DocumentSession>()
+  readonly #opts: LiveDocumentOptions
+  readonly #log: Logger
+
+  #outbox: Outgoing[] = []
+  #fanoutScheduled = false
+  #changed = false
+
+  #presenceDirty = new Set<number>()
+  #presenceTimer: NodeJS.Timeout | null = null
+  #lastPresenceFlush = 0
+  readonly #awarenessOwner = new Map<number, DocumentSession>()
+
+  #inFlight = 0
+  #flushWaiters: (() => void)[] = []
+  #lastDurableSeq = 0
+  #tailUpdates = 0
+  #tailBytes = 0
+  #compacting = false
+  #failed = false
+  #destroyed = false
+
+  private constructor(name: string, ydoc: Y.Doc, opts: LiveDocumentOptions) {
+    this.name = name
+    this.ydoc = ydoc
+    this.#opts = opts
+    this.#log = opts.logger
+    this.ydoc.on('afterTransaction', (tr: Y.Transaction) => {
+      if (tr.deleteSet.clients.size > 0 || !sameStateVector(tr.beforeState, tr.afterState)) this.#changed = true
+    })
+    this.awareness = new Awareness(ydoc)
+    this.awareness.setLocalState(null)
+    this.awareness.on('update', this.#onAwarenessUpdate)
+  }
+
+  /** Load a document: one snapshot plus the log tail after it. */
+  static async load(name: string, opts: LiveDocumentOptions): Promise<LiveDocument> {
+    const loaded = await opts.storage.load(name)
+    const ydoc = new Y.Doc({ gc: true })
+    const parts: Uint8Array[] = []
+    if (loaded.snapshot !== null) parts.push(loaded.snapshot)
+    for (const u of loaded.updates) parts.push(u.update)
+    if (parts.length > 0) Y.applyUpdate(ydoc, parts.length === 1 ? parts[0]! : Y.mergeUpdates(parts))
+    const doc = new LiveDocument(name, ydoc, opts)
+    doc.#lastDurableSeq = loaded.updates.length ? loaded.updates[loaded.updates.length - 1]!.seq : loaded.snapshotSeq
+    doc.#tailUpdates = loaded.updates.length
+    doc.#tailBytes = loaded.updates.reduce((n, u) => n + u.update.length, 0)
+    doc.#maybeCompact()
+    return doc
+  }
+
+  get failed(): boolean {
+    return this.#failed
+  }
+
+  /** Updates not yet durable. */
+  get appendsInFlight(): number {
+    return this.#inFlight
+  }
+
+  /** Log entries after the latest snapshot (what the next load would replay). */
+  get tail(): { updates: number; bytes: number } {
+    return { updates: this.#tailUpdates, bytes: this.#tailBytes }
+  }
+
+  addSession(session: DocumentSession): void {
+    this.sessions.add(session)
+  }
+
+  removeSession(session: DocumentSession): void {
+    if (!this.sessions.delete(session)) return
+    if (session.awarenessClientIds.size > 0) {
+      const ids = [...session.awarenessClientIds].filter(id => this.#awarenessOwner.get(id) === session)
+      session.awarenessClientIds.clear()
+      if (ids.length > 0) removeAwarenessStates(this.awareness, ids, 'session-closed')
+    }
+  }
+
+  stateVector(): Uint8Array {
+    return Y.encodeStateVector(this.ydoc)
+  }
+
+  /** What a peer with `stateVector` is missing. */
+  diff(stateVector?: Uint8Array): Uint8Array {
+    return Y.encodeStateAsUpdate(this.ydoc, stateVector)
+  }
+
+  /** All current presence states, or null when there are none. */
+  awarenessSnapshot(): Uint8Array | null {
+    const ids = [...this.awareness.getStates().keys()]
+    return ids.length > 0 ? encodeAwarenessUpdate(this.awareness, ids) : null
+  }
+
+  /**
+   * The edit path. `seq` is the client's number for this update (0: no ack wanted).
+   * The caller has checked that `session` may write.
+   */
+  applyUpdate(session: DocumentSession | null, seq: number, update: Uint8Array): void {
+    if (this.#failed || this.#destroyed) {
+      session?.documentError(new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name }), seq, true)
+      return
+    }
+    const problem = validateUpdate(update)
+    if (problem !== null) {
+      session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${problem}`, { document: this.name }), seq, false)
+      return
+    }
+    const store = this.ydoc.store
+    const pendingStructs = store.pendingStructs
+    const pendingDs = store.pendingDs
+    this.#changed = false
+    try {
+      Y.applyUpdate(this.ydoc, update, session)
+    } catch (err) {
+      // validated above, so this is a Yjs failure mid-integration: the in-memory
+      // state can no longer be trusted to match the log
+      this.#fail(err)
+      return
+    }
+    const changed = this.#changed || store.pendingStructs !== pendingStructs || store.pendingDs !== pendingDs
+    if (!changed) {
+      // nothing new: ack once whatever carried this content before is durable
+      if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
+      return
+    }
+    this.#enqueueFanout(update, session)
+    this.#append(update, session, seq)
+  }
+
+  /** Relay a presence update from `session` (throttled, coalesced per room). */
+  applyAwareness(session: DocumentSession, update: Uint8Array): void {
+    try {
+      applyAwarenessUpdate(this.awareness, update, session)
+    } catch (err) {
+      session.documentError(new ConcordError('CONCORD_ERR_AWARENESS_MALFORMED', `awareness update rejected: ${errorMessage(err)}`, { document: this.name }), 0, false)
+    }
+  }
+
+  /** Resolves when every update applied so far is durable. */
+  whenFlushed(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve()
+    return new Promise(resolve => this.#flushWaiters.push(resolve))
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return
+    this.#destroyed = true
+    if (this.#presenceTimer) clearTimeout(this.#presenceTimer)
+    this.#presenceTimer = null
+    this.awareness.off('update', this.#onAwarenessUpdate)
+    this.awareness.destroy()
+    this.ydoc.destroy()
+    this.sessions.clear()
+    this.#outbox = []
+  }
+
+  #append(update: Uint8Array, session: DocumentSession | null, seq: number): void {
+    this.#inFlight++
+    this.#opts.storage.append(this.name, { update, userId: session?.userId ?? null, at: Date.now() }).then(logSeq => {
+      if (logSeq > this.#lastDurableSeq) this.#lastDurableSeq = logSeq
+      this.#tailUpdates++
+      this.#tailBytes += update.length
+      if (seq > 0 && session !== null) session.ack(seq)
+      this.#settled()
+      this.#maybeCompact()
+    }, err => {
+      this.#settled()
+      this.#fail(err)
+    })
+  }
+
+  #afterBarrier(fn: () => void): void {
+    this.#inFlight++
+    this.#opts.storage.flush().then(() => {
+      this.#settled()
+      fn()
+    }, err => {
+      this.#settled()
+      this.#fail(err)
+    })
+  }
+
+  #settled(): void {
+    this.#inFlight--
+    if (this.#inFlight === 0 && this.#flushWaiters.length > 0) {
+      const waiters = this.#flushWaiters
+      this.#flushWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  #fail(err: unknown): void {
+    if (this.#failed) return
+    this.#failed = true
+    this.#log.error({ err, document: this.name }, 'document failed; closing its sessions so clients re-send unacked updates')
+    const error = new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', `storage failed: ${errorMessage(err)}`, { document: this.name, cause: err })
+    for (const s of [...this.sessions]) s.documentError(error, 0, true)
+    this.#opts.onFailed?.(this, err)
+  }
+
+  #maybeCompact(): void {
+    if (this.#compacting || this.#failed || this.#destroyed) return
+    if (this.#tailUpdates < this.#opts.compactEveryUpdates && this.#tailBytes < this.#opts.compactEveryBytes) return
+    this.#compacting = true
+    const upToSeq = this.#lastDurableSeq
+    const countedUpdates = this.#tailUpdates
+    const countedBytes = this.#tailBytes
+    // the Y.Doc holds every durable update (each was applied before it was appended)
+    const snapshot = Y.encodeStateAsUpdate(this.ydoc)
+    this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
+      this.#tailUpdates -= countedUpdates
+      this.#tailBytes -= countedBytes
+      this.#log.debug({ document: this.name, upToSeq, snapshotBytes: snapshot.length }, 'compacted')
+    }, err => {
+      this.#log.warn({ err, document: this.name }, 'compaction failed; will retry after the next append')
+    }).finally(() => {
+      this.#compacting = false
+    })
+  }
+
+  #enqueueFanout(update: Uint8Array, origin: DocumentSession | null): void {
+    this.#outbox.push({ update, origin })
+    if (this.#fanoutScheduled) return
+    this.#fanoutScheduled = true
+    setImmediate(this.#flushFanout)
+  }
+
+  /** Everything applied in one event-loop turn goes out as one frame per listener. */
+  readonly #flushFanout = (): void => {
+    this.#fanoutScheduled = false
+    const items = this.#outbox
+    this.#outbox = []
+    if (items.length === 0 || this.sessions.size === 0) return
+    const all = new SharedMessage('update', this.name, merge(items))
+    const origins = new Set<DocumentSession | null>()
+    for (const i of items) origins.add(i.origin)
+    for (const s of this.sessions) {
+      if (!origins.has(s)) {
+        s.sendUpdate(all)
+        continue
+      }
+      // the session wrote part of this batch: send it only the rest
+      const others = items.filter(i => i.origin !== s)
+      if (others.length > 0) s.sendUpdate(new SharedMessage('update', this.name, merge(others)))
+    }
+  }
+
+  readonly #onAwarenessUpdate = (
+    { added, updated, removed }: { added: number[]; updated: number[]; removed: number[] },
+    origin: unknown,
+  ): void => {
+    const session = this.sessions.has(origin as DocumentSession) ? origin as DocumentSession : null
+    for (const id of added.concat(updated)) {
+      if (session !== null && !this.#awarenessOwner.has(id)) {
+        this.#awarenessOwner.set(id, session)
+        session.awarenessClientIds.add(id)
+      }
+      this.#presenceDirty.add(id)
+    }
+    for (const id of removed) {
+      const owner = this.#awarenessOwner.get(id)
+      if (owner !== undefined) {
+        owner.awarenessClientIds.delete(id)
+        this.#awarenessOwner.delete(id)
+      }
+      this.#presenceDirty.add(id)
+    }
+    this.#schedulePresence()
+  }
+
+  #schedulePresence(): void {
+    if (this.#presenceTimer !== null || this.#destroyed) return
+    const wait = Math.max(0, this.#lastPresenceFlush + this.#opts.presenceThrottleMs - Date.now())
+    this.#presenceTimer = setTimeout(this.#flushPresence, wait)
+  }
+
+  readonly #flushPresence = (): void => {
+    this.#presenceTimer = null
+    this.#lastPresenceFlush = Date.now()
+    if (this.#presenceDirty.size === 0 || this.#destroyed) return
+    const ids = [...this.#presenceDirty]
+    this.#presenceDirty.clear()
+    if (this.sessions.size === 0) return
+    const message = new SharedMessage('awareness', this.name, encodeAwarenessUpdate(this.awareness, ids))
+    for (const s of this.sessions) s.sendAwareness(message)
+  }
+}
+
+function merge(items: Outgoing[]): Uint8Array {
+  return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))
+}
+
+function sameStateVector(a: Map<number, number>, b: Map<number, number>): boolean {
+  if (a.size !== b.size) return false
+  for (const [k, v] of a) if (b.get(k) !== v) return false
+  return true
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

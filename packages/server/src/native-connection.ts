@@ -1,0 +1,415 @@
+import type { IncomingMessage } from 'node:http'
+import type { WebSocket } from 'ws'
+import type { Logger } from 'pino'
+import {
+  ChunkAssembler, ConcordError, decodeFrame, documentNameProblem, encodeFrame, FRAME_KINDS, FrameDecodeError,
+  isUnknownFrame, negotiateVersion, toSeqRanges,
+  type ErrorCode, type Frame, type Role, type UnknownFrame,
+} from '@concord/protocol'
+import type { DocumentSession } from './document-session.js'
+import type { DocumentLease, DocumentRegistry } from './document-registry.js'
+import type { ResolvedServerOptions } from './options.js'
+import type { SharedMessage } from './shared-message.js'
+import { SocketSender } from './socket-sender.js'
+import { authenticateWithTimeout } from './authenticate.js'
+import { toConcordError } from './errors.js'
+
+export interface ConnectionDeps {
+  registry: DocumentRegistry
+  options: ResolvedServerOptions
+  logger: Logger
+  connectionId: string
+}
+
+/** Native multiplexed connection: many documents on one socket. */
+export class NativeConnection {
+  readonly id: string
+  readonly #ws: WebSocket
+  readonly #request: IncomingMessage
+  readonly #deps: ConnectionDeps
+  readonly #log: Logger
+  readonly #sender: SocketSender
+  readonly #assembler: ChunkAssembler
+  readonly #docs = new Map<string, NativeDocSession>()
+  #version = 0
+  #pendingOpens = 0
+  #closed = false
+  #handshakeTimer: NodeJS.Timeout | null
+
+  constructor(ws: WebSocket, request: IncomingMessage, deps: ConnectionDeps) {
+    this.id = deps.connectionId
+    this.#ws = ws
+    this.#request = request
+    this.#deps = deps
+    this.#log = deps.logger
+    const o = deps.options
+    this.#sender = new SocketSender(ws, {
+      chunkBytes: o.chunkBytes,
+      maxBufferedBytes: o.maxBufferedBytes,
+      onSlowReader: err => this.close(err),
+    })
+    this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes })
+    this.#handshakeTimer = setTimeout(() => {
+      this.close(new ConcordError('CONCORD_ERR_PROTOCOL_HANDSHAKE_TIMEOUT'))
+    }, o.handshakeTimeoutMs)
+  }
+
+  get options(): ResolvedServerOptions {
+    return this.#deps.options
+  }
+
+  get documentCount(): number {
+    return this.#docs.size
+  }
+
+  /** Handle one binary WebSocket message. */
+  receive(data: Uint8Array): void {
+    if (this.#closed) return
+    let frame: Frame | UnknownFrame
+    try {
+      frame = decodeFrame(data)
+    } catch (err) {
+      const e = err as FrameDecodeError
+      this.close(new ConcordError('CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message, { cause: err }))
+      return
+    }
+    this.#handle(frame, data.length)
+  }
+
+  #handle(frame: Frame | UnknownFrame, size: number): void {
+    if (this.#version === 0) {
+      if (frame.kind !== FRAME_KINDS.HELLO) {
+        this.close(new ConcordError('CONCORD_ERR_PROTOCOL_HANDSHAKE_REQUIRED'))
+        return
+      }
+    }
+    if (isUnknownFrame(frame)) {
+      this.sendError(frame.document, 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND', `unknown frame kind ${frame.kind}`, 0, false)
+      return
+    }
+    switch (frame.kind) {
+      case FRAME_KINDS.HELLO:
+        this.#hello(frame)
+        return
+      case FRAME_KINDS.PING:
+        this.sendFrame(encodeFrame({ kind: FRAME_KINDS.PONG, document: '' }))
+        return
+      case FRAME_KINDS.PONG:
+        return
+      case FRAME_KINDS.CHUNK: {
+        let whole: Uint8Array | null
+        try {
+          whole = this.#assembler.push(frame)
+        } catch (err) {
+          this.close(toConcordError(err))
+          return
+        }
+        if (whole === null) return
+        let inner: Frame | UnknownFrame
+        try {
+          inner = decodeFrame(whole)
+        } catch (err) {
+          this.close(new ConcordError('CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', (err as Error).message, { cause: err }))
+          return
+        }
+        if (inner.kind === FRAME_KINDS.CHUNK || inner.kind === FRAME_KINDS.HELLO) {
+          this.close(new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', 'a chunked message may not contain CHUNK or HELLO'))
+          return
+        }
+        this.#handle(inner, whole.length)
+        return
+      }
+      case FRAME_KINDS.OPEN:
+        void this.#open(frame)
+        return
+      case FRAME_KINDS.CLOSE:
+      case FRAME_KINDS.SYNC_STEP1:
+      case FRAME_KINDS.SYNC_STEP2:
+      case FRAME_KINDS.UPDATE:
+      case FRAME_KINDS.AWARENESS:
+      case FRAME_KINDS.QUERY_AWARENESS: {
+        const session = this.#docs.get(frame.document)
+        if (session === undefined) {
+          if (frame.kind !== FRAME_KINDS.CLOSE) {
+            this.sendError(frame.document, 'CONCORD_ERR_DOC_NOT_OPEN', `document ${JSON.stringify(frame.document)} is not open on this socket`,
+              frame.kind === FRAME_KINDS.UPDATE ? frame.seq : 0, true)
+          }
+          return
+        }
+        session.receive(frame, size)
+        return
+      }
+      default:
+        // frames only a server sends (WELCOME, OPENED, ACK, ERROR)
+        this.sendError(frame.document, 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND', `frame kind ${frame.kind} is not accepted from clients`, 0, false)
+    }
+  }
+
+  #hello(frame: Extract<Frame, { kind: typeof FRAME_KINDS.HELLO }>): void {
+    if (this.#version !== 0) {
+      this.close(new ConcordError('CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', 'HELLO sent twice'))
+      return
+    }
+    const version = negotiateVersion(frame.minVersion, frame.maxVersion)
+    if (version === null) {
+      this.close(new ConcordError('CONCORD_ERR_PROTOCOL_UNSUPPORTED_VERSION',
+        `offered versions ${frame.minVersion}..${frame.maxVersion}; this server speaks 1`))
+      return
+    }
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer)
+    this.#handshakeTimer = null
+    this.#version = version
+    const o = this.#deps.options
+    this.sendFrame(encodeFrame({
+      kind: FRAME_KINDS.WELCOME, document: '', version, server: o.serverName,
+      maxMessageBytes: o.maxMessageBytes, chunkBytes: o.chunkBytes, heartbeatIntervalMs: o.heartbeatIntervalMs,
+    }))
+    this.#log.debug({ version, client: frame.client }, 'handshake done')
+  }
+
+  async #open(frame: Extract<Frame, { kind: typeof FRAME_KINDS.OPEN }>): Promise<void> {
+    const name = frame.document
+    const o = this.#deps.options
+    const problem = documentNameProblem(name)
+    if (problem !== null) {
+      this.sendError(name, 'CONCORD_ERR_DOC_INVALID_NAME', problem, 0, true)
+      return
+    }
+    if (this.#docs.has(name)) {
+      this.sendError(name, 'CONCORD_ERR_DOC_ALREADY_OPEN', `document ${JSON.stringify(name)} is already open on this socket`, 0, false)
+      return
+    }
+    if (this.#docs.size >= o.maxDocumentsPerConnection) {
+      this.sendError(name, 'CONCORD_ERR_LIMIT_DOCUMENTS_PER_CONNECTION', `at most ${o.maxDocumentsPerConnection} documents per socket`, 0, true)
+      return
+    }
+    if (this.#pendingOpens >= o.maxPendingDocuments) {
+      this.close(new ConcordError('CONCORD_ERR_LIMIT_PENDING_DOCUMENTS', `more than ${o.maxPendingDocuments} documents opening at once`))
+      return
+    }
+    const session = new NativeDocSession(this, name)
+    this.#docs.set(name, session)
+    this.#pendingOpens++
+    let auth: { userId: string | null; role: Role }
+    let lease: DocumentLease
+    try {
+      auth = await authenticateWithTimeout(o.authenticate, {
+        document: name, token: frame.token, transport: 'native', request: this.#request,
+      }, o.authTimeoutMs, this.#log)
+      if (session.closed) return
+      lease = await this.#deps.registry.acquire(name).catch(err => {
+        throw new ConcordError('CONCORD_ERR_DOC_LOAD_FAILED', `could not load document: ${(err as Error).message}`, { cause: err })
+      })
+    } catch (err) {
+      const e = toConcordError(err)
+      if (e.code === 'CONCORD_ERR_DOC_LOAD_FAILED') this.#log.error({ err, document: name }, 'document load failed')
+      else this.#log.info({ document: name, code: e.code }, 'open refused')
+      if (!session.closed) {
+        session.closed = true
+        this.#docs.delete(name)
+        this.sendError(name, e.code, e.message, 0, true)
+      }
+      return
+    } finally {
+      this.#pendingOpens--
+    }
+    if (session.closed || this.#closed) {
+      lease.release()
+      return
+    }
+    session.start(lease, auth.userId, auth.role, frame.stateVector)
+  }
+
+  sendFrame(bytes: Uint8Array, document = ''): void {
+    this.#sender.send(bytes, document)
+  }
+
+  sendError(document: string, code: ErrorCode, message: string, seq: number, closed: boolean): void {
+    this.sendFrame(encodeFrame({ kind: FRAME_KINDS.ERROR, document, code, message, seq, closed }), document)
+  }
+
+  /** A document session ended (CLOSE, error, or socket end). */
+  forget(session: NativeDocSession): void {
+    if (this.#docs.get(session.document) === session) this.#docs.delete(session.document)
+  }
+
+  /** Close with a coded reason (or 1000 without one). Safe to call twice. */
+  close(error?: ConcordError): void {
+    if (this.#closed) return
+    if (error !== undefined) {
+      const level = error.code === 'CONCORD_ERR_SERVER_SHUTTING_DOWN' ? 'debug' : 'info'
+      this.#log[level]({ code: error.code, msg2: error.message }, 'closing connection')
+    }
+    this.#sender.stop()
+    if (error === undefined) this.#ws.close(1000)
+    else this.#ws.close(error.closeCode ?? 1011, error.code)
+    this.dispose()
+  }
+
+  /** Release every document; called once the socket is closed either way. */
+  dispose(): void {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer)
+    this.#sender.stop()
+    this.#assembler.clear()
+    for (const s of [...this.#docs.values()]) s.end()
+    this.#docs.clear()
+  }
+}
+
+/** One document on a native connection. */
+class NativeDocSession implements DocumentSession {
+  readonly id: string
+  readonly document: string
+  readonly awarenessClientIds = new Set<number>()
+  userId: string | null = null
+  role: Role = 'read'
+  closed = false
+  readonly #conn: NativeConnection
+  #lease: DocumentLease | null = null
+  #queue: { frame: Frame; size: number }[] = []
+  #queuedBytes = 0
+  #acks: number[] = []
+  #ackScheduled = false
+
+  constructor(conn: NativeConnection, document: string) {
+    this.#conn = conn
+    this.document = document
+    this.id = `${conn.id}/${document}`
+  }
+
+  start(lease: DocumentLease, userId: string | null, role: Role, clientStateVector: Uint8Array): void {
+    this.#lease = lease
+    this.userId = userId
+    this.role = role
+    const doc = lease.doc
+    const c = this.#conn
+    const name = this.document
+    c.sendFrame(encodeFrame({ kind: FRAME_KINDS.OPENED, document: name, role }))
+    let diff: Uint8Array
+    try {
+      diff = doc.diff(clientStateVector.length > 0 ? clientStateVector : undefined)
+    } catch {
+      this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'the state vector in OPEN could not be decoded'), 0, true)
+      return
+    }
+    c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP2, document: name, update: diff }), name)
+    c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: name, stateVector: doc.stateVector() }))
+    const presence = doc.awarenessSnapshot()
+    if (presence !== null) c.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: name, update: presence }), name)
+    doc.addSession(this)
+    const queued = this.#queue
+    this.#queue = []
+    this.#queuedBytes = 0
+    for (const q of queued) {
+      if (this.closed) break
+      this.#handleOpen(q.frame)
+    }
+  }
+
+  receive(frame: Frame, size: number): void {
+    if (this.#lease === null) {
+      if (frame.kind === FRAME_KINDS.CLOSE) {
+        this.end()
+        return
+      }
+      const o = this.#conn.options
+      this.#queuedBytes += size
+      if (this.#queue.length >= o.maxQueuedMessagesBeforeOpen || this.#queuedBytes > o.maxQueuedBytesBeforeOpen) {
+        this.documentError(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE',
+          `more than ${o.maxQueuedMessagesBeforeOpen} frames or ${o.maxQueuedBytesBeforeOpen} bytes before OPEN was accepted`), 0, true)
+        return
+      }
+      this.#queue.push({ frame, size })
+      return
+    }
+    this.#handleOpen(frame)
+  }
+
+  #handleOpen(frame: Frame): void {
+    const doc = this.#lease!.doc
+    switch (frame.kind) {
+      case FRAME_KINDS.CLOSE:
+        this.end()
+        return
+      case FRAME_KINDS.SYNC_STEP1: {
+        let diff: Uint8Array
+        try {
+          diff = doc.diff(frame.stateVector)
+        } catch {
+          this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'), 0, false)
+          return
+        }
+        this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP2, document: this.document, update: diff }), this.document)
+        return
+      }
+      case FRAME_KINDS.SYNC_STEP2:
+      case FRAME_KINDS.UPDATE: {
+        const seq = frame.kind === FRAME_KINDS.UPDATE ? frame.seq : 0
+        if (this.role === 'read') {
+          this.documentError(new ConcordError('CONCORD_ERR_AUTH_FORBIDDEN', 'this session may only read the document'), seq, false)
+          return
+        }
+        doc.applyUpdate(this, seq, frame.update)
+        return
+      }
+      case FRAME_KINDS.AWARENESS:
+        doc.applyAwareness(this, frame.update)
+        return
+      case FRAME_KINDS.QUERY_AWARENESS: {
+        const presence = doc.awarenessSnapshot()
+        if (presence !== null) this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: this.document, update: presence }), this.document)
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  sendUpdate(message: SharedMessage): void {
+    if (!this.closed) this.#conn.sendFrame(message.native(), this.document)
+  }
+
+  sendAwareness(message: SharedMessage): void {
+    if (!this.closed) this.#conn.sendFrame(message.native(), this.document)
+  }
+
+  ack(seq: number): void {
+    if (this.closed) return
+    this.#acks.push(seq)
+    if (this.#ackScheduled) return
+    this.#ackScheduled = true
+    // acks resolved by one commit go out as one frame
+    queueMicrotask(() => {
+      this.#ackScheduled = false
+      const seqs = this.#acks
+      this.#acks = []
+      if (this.closed || seqs.length === 0) return
+      this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.ACK, document: this.document, ranges: toSeqRanges(seqs) }))
+    })
+  }
+
+  documentError(error: ConcordError, seq: number, closed: boolean): void {
+    if (this.closed) return
+    this.#conn.sendError(this.document, error.code, error.message, seq, closed)
+    if (closed) this.end()
+  }
+
+  /** Leave the document (idempotent). */
+  end(): void {
+    if (this.closed && this.#lease === null) {
+      this.#conn.forget(this)
+      return
+    }
+    this.closed = true
+    this.#queue = []
+    this.#conn.forget(this)
+    const lease = this.#lease
+    this.#lease = null
+    if (lease !== null) {
+      lease.doc.removeSession(this)
+      lease.release()
+    }
+  }
+}

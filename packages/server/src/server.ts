@@ -1,0 +1,89 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { ConcordError } from '@concord/protocol'
+import type { Logger } from 'pino'
+import { resolveOptions, type ResolvedServerOptions, type ServerOptions } from './options.js'
+import { createMemoryStorage } from './storage/memory-storage.js'
+import { DocumentRegistry } from './document-registry.js'
+import { Gateway } from './gateway.js'
+import { createHttpHandler } from './http-routes.js'
+import { silentLogger } from './logger.js'
+import type { StorageAdapter } from './storage/storage-adapter.js'
+
+export const VERSION = '0.1.0'
+
+export interface ConcordServer {
+  readonly http: HttpServer
+  readonly registry: DocumentRegistry
+  readonly storage: StorageAdapter
+  readonly options: ResolvedServerOptions
+  readonly logger: Logger
+  /** Start listening; resolves with the bound address (port 0 picks a free port). */
+  listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>
+  /**
+   * Graceful shutdown: stop accepting, flush storage, close sockets with 1001,
+   * flush what arrived meanwhile, unload documents, close storage.
+   */
+  close(): Promise<void>
+}
+
+/** Composition root: wires storage, registry, gateway and HTTP routes. */
+export function createServer(options: ServerOptions = {}): ConcordServer {
+  const opts = resolveOptions(options, { storage: () => createMemoryStorage(), logger: silentLogger })
+  const log = opts.logger
+  const registry = new DocumentRegistry({
+    storage: opts.storage,
+    logger: log,
+    presenceThrottleMs: opts.presenceThrottleMs,
+    compactEveryUpdates: opts.compactEveryUpdates,
+    compactEveryBytes: opts.compactEveryBytes,
+  })
+  let draining = false
+  let gateway: Gateway | null = null
+  const http = createHttpServer(createHttpHandler({
+    storage: opts.storage,
+    registry,
+    gateway: () => gateway!,
+    isDraining: () => draining,
+    version: VERSION,
+  }))
+  gateway = new Gateway(http, opts, registry)
+  let closing: Promise<void> | null = null
+
+  return {
+    http,
+    registry,
+    storage: opts.storage,
+    options: opts,
+    logger: log,
+    listen(port = 0, host = '127.0.0.1') {
+      return new Promise((resolve, reject) => {
+        http.once('error', reject)
+        http.listen(port, host, () => {
+          http.off('error', reject)
+          const addr = http.address() as AddressInfo
+          const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+          log.info({ port: addr.port, host: addr.address, storage: opts.storage.kind }, 'listening')
+          resolve({ port: addr.port, host: addr.address, url: `ws://${shownHost}:${addr.port}` })
+        })
+      })
+    },
+    close() {
+      closing ??= (async () => {
+        draining = true
+        gateway!.drain()
+        const httpClosed = new Promise<void>(resolve => http.close(() => resolve()))
+        await opts.storage.flush().catch(err => log.error({ err }, 'flush before shutdown failed'))
+        await gateway!.closeAll(new ConcordError('CONCORD_ERR_SERVER_SHUTTING_DOWN'))
+        await registry.flushAll()
+        await opts.storage.flush().catch(err => log.error({ err }, 'final flush failed'))
+        registry.destroyAll()
+        http.closeAllConnections()
+        await httpClosed
+        await opts.storage.close()
+        log.info('stopped')
+      })()
+      return closing
+    },
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Group commit: items enqueued while a commit is in flight (or within the same
+ * event-loop turn) are written together by the next call of `commit`.
+ * Each enqueue gets the result for its item once that batch is durable.
+ */
+export class GroupCommit<T, R> {
+  readonly #commit: (batch: T[]) => Promise<R[]> | R[]
+  #queue: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[] = []
+  #inFlight = false
+  #scheduled = false
+  readonly #outstanding = new Set<Promise<R>>()
+
+  constructor(commit: (batch: T[]) => Promise<R[]> | R[]) {
+    this.#commit = commit
+  }
+
+  /** Items enqueued and not yet committed. */
+  get outstanding(): number {
+    return this.#outstanding.size
+  }
+
+  enqueue(item: T): Promise<R> {
+    const p = new Promise<R>((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject })
+    })
+    this.#outstanding.add(p)
+    const forget = (): void => { this.#outstanding.delete(p) }
+    p.then(forget, forget)
+    this.#schedule()
+    return p
+  }
+
+  /** Resolves when everything enqueued so far has been committed; rejects if any of it failed. */
+  async barrier(): Promise<void> {
+    if (this.#outstanding.size === 0) return
+    await Promise.all([...this.#outstanding])
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight) return
+    this.#scheduled = true
+    setImmediate(() => {
+      this.#scheduled = false
+      void this.#run()
+    })
+  }
+
+  async #run(): Promise<void> {
+    if (this.#inFlight || this.#queue.length === 0) return
+    const batch = this.#queue
+    this.#queue = []
+    this.#inFlight = true
+    try {
+      const results = await this.#commit(batch.map(b => b.item))
+      for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i] as R)
+    } catch (err) {
+      for (const b of batch) b.reject(err)
+    } finally {
+      this.#inFlight = false
+      if (this.#queue.length > 0) void this.#run()
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate } from './storage-adapter.js'
+import { GroupCommit } from './group-commit.js'
+
+interface MemoryDoc {
+  snapshot: Uint8Array | null
+  snapshotSeq: number
+  snapshotAt: number
+  updates: StoredUpdate[]
+}
+
+export interface MemoryStorageOptions {
+  /** Artificial commit delay, to exercise group commit in tests. */
+  commitDelayMs?: number
+}
+
+/** In-memory storage for tests and throwaway runs. Same semantics as the durable adapters. */
+export function createMemoryStorage(options: MemoryStorageOptions = {}): StorageAdapter {
+  const docs = new Map<string, MemoryDoc>()
+  let nextSeq = 1
+  let closed = false
+  const get = (name: string): MemoryDoc => {
+    let d = docs.get(name)
+    if (d === undefined) {
+      d = { snapshot: null, snapshotSeq: 0, snapshotAt: 0, updates: [] }
+      docs.set(name, d)
+    }
+    return d
+  }
+  const check = (): void => {
+    if (closed) throw new Error('storage is closed')
+  }
+  const committer = new GroupCommit<{ document: string; record: AppendRecord }, number>(async batch => {
+    if (options.commitDelayMs) await new Promise(r => setTimeout(r, options.commitDelayMs))
+    return batch.map(({ document, record }) => {
+      const seq = nextSeq++
+      get(document).updates.push({
+        seq, update: record.update.slice(), userId: record.userId ?? null, at: record.at ?? Date.now(),
+      })
+      return seq
+    })
+  })
+  return {
+    kind: 'memory',
+    async load(document): Promise<LoadedDocument> {
+      check()
+      const d = docs.get(document)
+      if (d === undefined) return { snapshot: null, snapshotSeq: 0, updates: [] }
+      return { snapshot: d.snapshot, snapshotSeq: d.snapshotSeq, updates: d.updates.slice() }
+    },
+    append(document, record) {
+      if (closed) return Promise.reject(new Error(`${this.kind} storage is closed`))
+      return committer.enqueue({ document, record })
+    },
+    async compact(document, snapshot, upToSeq) {
+      check()
+      const d = docs.get(document)
+      if (d === undefined || upToSeq <= d.snapshotSeq) return
+      d.snapshot = snapshot.slice()
+      d.snapshotSeq = upToSeq
+      d.snapshotAt = Date.now()
+      d.updates = d.updates.filter(u => u.seq > upToSeq)
+    },
+    async delete(document) {
+      check()
+      docs.delete(document)
+    },
+    async list(): Promise<DocumentInfo[]> {
+      check()
+      return [...docs.entries()].map(([name, d]) => ({
+        name,
+        lastSeq: d.updates.length ? d.updates[d.updates.length - 1]!.seq : d.snapshotSeq,
+        tailUpdates: d.updates.length,
+        bytes: (d.snapshot?.length ?? 0) + d.updates.reduce((n, u) => n + u.update.length, 0),
+        updatedAt: d.updates.length ? d.updates[d.updates.length - 1]!.at : d.snapshotAt,
+      }))
+    },
+    flush() {
+      return committer.barrier()
+    },
+    async ping() {
+      check()
+    },
+    async close() {
+      if (closed) return
+      await committer.barrier().catch(() => undefined)
+      closed = true
+    },
+  }
+}

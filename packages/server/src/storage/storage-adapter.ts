@@ -1,0 +1,70 @@
+/**
+ * The storage model: one append-only update log per document plus at most one
+ * snapshot. Compaction folds a prefix of the log into a new snapshot, so a load
+ * reads one snapshot and a bounded tail.
+ *
+ * Sequence numbers are assigned by the adapter, increase strictly within a
+ * document, and are never reused.
+ */
+export interface StoredUpdate {
+  seq: number
+  update: Uint8Array
+  /** Who sent the update, when known. */
+  userId: string | null
+  /** Milliseconds since the epoch at which the server received it. */
+  at: number
+}
+
+export interface LoadedDocument {
+  /** The latest snapshot, or null when the document has none. */
+  snapshot: Uint8Array | null
+  /** The seq up to which (inclusive) the snapshot covers the log; 0 without a snapshot. */
+  snapshotSeq: number
+  /** Log entries after the snapshot, in seq order. */
+  updates: StoredUpdate[]
+}
+
+export interface AppendRecord {
+  update: Uint8Array
+  userId?: string | null
+  at?: number
+}
+
+export interface DocumentInfo {
+  name: string
+  /** Highest seq in the log (or the snapshot's seq). */
+  lastSeq: number
+  /** Number of log entries after the snapshot. */
+  tailUpdates: number
+  /** Total bytes of snapshot plus tail. */
+  bytes: number
+  updatedAt: number
+}
+
+export interface StorageAdapter {
+  /** Short name for logs: `memory`, `sqlite`, ... */
+  readonly kind: string
+  load(document: string): Promise<LoadedDocument>
+  /**
+   * Append one update. Resolves with its seq only once the append is durable.
+   * Appends are group-committed: everything enqueued while a commit is in
+   * flight goes into the next commit. The adapter may keep a reference to
+   * `record.update` until the promise settles: do not mutate it before then.
+   */
+  append(document: string, record: AppendRecord): Promise<number>
+  /**
+   * Replace the log up to `upToSeq` (inclusive) with `snapshot`, atomically.
+   * `snapshot` must contain every update with seq <= upToSeq.
+   * A snapshot older than the current one is ignored.
+   */
+  compact(document: string, snapshot: Uint8Array, upToSeq: number): Promise<void>
+  /** Remove the document's log and snapshot. */
+  delete(document: string): Promise<void>
+  list(): Promise<DocumentInfo[]>
+  /** Resolves once every append enqueued before the call is durable (rejects if one failed). */
+  flush(): Promise<void>
+  /** Quick check that the store answers, for /readyz. */
+  ping(): Promise<void>
+  /** Flush and release resources. Further calls reject. */
+  close(): Promise<void>
+}

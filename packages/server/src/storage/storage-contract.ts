@@ -1,0 +1,150 @@
+import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import * as Y from 'yjs'
+import type { StorageAdapter } from './storage-adapter.js'
+
+/**
+ * The shared contract every storage adapter passes. Call it from a test file:
+ *
+ *   storageContract('sqlite', async () => createSqliteStorage({ dataDir }), { reopen })
+ *
+ * `reopen`, when given, closes and opens the same store again, to check durability.
+ */
+export interface ContractFactory {
+  create(): Promise<StorageAdapter>
+  /** Open a second adapter on the same underlying store (after the first was closed). */
+  reopen?(): Promise<StorageAdapter>
+  cleanup?(): Promise<void>
+}
+
+function textUpdate(doc: Y.Doc, fn: (t: Y.Text) => void): Uint8Array {
+  let out: Uint8Array | null = null
+  const h = (u: Uint8Array): void => { out = u }
+  doc.on('update', h)
+  doc.transact(() => fn(doc.getText('t')))
+  doc.off('update', h)
+  if (out === null) throw new Error('no update produced')
+  return out
+}
+
+function replay(loaded: { snapshot: Uint8Array | null; updates: { update: Uint8Array }[] }): string {
+  const doc = new Y.Doc()
+  if (loaded.snapshot) Y.applyUpdate(doc, loaded.snapshot)
+  for (const u of loaded.updates) Y.applyUpdate(doc, u.update)
+  return doc.getText('t').toString()
+}
+
+export function storageContract(name: string, factory: ContractFactory): void {
+  describe(`storage contract: ${name}`, () => {
+    let store: StorageAdapter
+
+    beforeEach(async () => {
+      store = await factory.create()
+    })
+    afterEach(async () => {
+      await store.close()
+      await factory.cleanup?.()
+    })
+
+    it('loads an unknown document as empty', async () => {
+      const loaded = await store.load('nope')
+      expect(loaded.snapshot).toBeNull()
+      expect(loaded.snapshotSeq).toBe(0)
+      expect(loaded.updates).toEqual([])
+    })
+
+    it('appends with strictly increasing seqs per document and loads them in order with who and when', async () => {
+      const doc = new Y.Doc()
+      const u1 = textUpdate(doc, t => t.insert(0, 'a'))
+      const u2 = textUpdate(doc, t => t.insert(1, 'b'))
+      const u3 = textUpdate(doc, t => t.insert(2, 'c'))
+      const before = Date.now()
+      const seqs = await Promise.all([
+        store.append('d', { update: u1, userId: 'alice', at: before }),
+        store.append('other', { update: u1 }),
+        store.append('d', { update: u2, userId: null }),
+        store.append('d', { update: u3, userId: 'bob' }),
+      ])
+      expect(seqs[2]!).toBeGreaterThan(seqs[0]!)
+      expect(seqs[3]!).toBeGreaterThan(seqs[2]!)
+      const loaded = await store.load('d')
+      expect(loaded.updates.map(u => u.seq)).toEqual([seqs[0], seqs[2], seqs[3]])
+      expect(loaded.updates.map(u => u.userId)).toEqual(['alice', null, 'bob'])
+      expect(loaded.updates[0]!.at).toBe(before)
+      expect(loaded.updates[1]!.at).toBeGreaterThanOrEqual(before)
+      expect(replay(loaded)).toBe('abc')
+      expect(replay(await store.load('other'))).toBe('a')
+    })
+
+    it('group-commits appends enqueued in one turn and flush() waits for them', async () => {
+      const doc = new Y.Doc()
+      let settled = 0
+      for (let i = 0; i < 200; i++) {
+        void store.append('g', { update: textUpdate(doc, t => t.insert(t.length, 'x')) }).then(() => { settled++ })
+      }
+      await store.flush()
+      await Promise.resolve() // let the per-append callbacks queued before flush resolved run
+      expect(settled).toBe(200)
+      expect((await store.load('g')).updates).toHaveLength(200)
+    })
+
+    it('compacts a prefix into a snapshot: load reads the snapshot and only the tail', async () => {
+      const doc = new Y.Doc()
+      const seqs: number[] = []
+      for (let i = 0; i < 10; i++) seqs.push(await store.append('c', { update: textUpdate(doc, t => t.insert(t.length, String(i))) }))
+      // snapshot covering the first 6 updates only
+      const partial = new Y.Doc()
+      for (const u of (await store.load('c')).updates.slice(0, 6)) Y.applyUpdate(partial, u.update)
+      await store.compact('c', Y.encodeStateAsUpdate(partial), seqs[5]!)
+      const loaded = await store.load('c')
+      expect(loaded.snapshotSeq).toBe(seqs[5])
+      expect(loaded.updates.map(u => u.seq)).toEqual(seqs.slice(6))
+      expect(replay(loaded)).toBe('0123456789')
+      // an older snapshot never replaces a newer one
+      await store.compact('c', new Uint8Array([0, 0]), seqs[2]!)
+      const again = await store.load('c')
+      expect(again.snapshotSeq).toBe(seqs[5])
+      expect(replay(again)).toBe('0123456789')
+      // appends after compaction continue past the snapshot
+      const next = await store.append('c', { update: textUpdate(doc, t => t.insert(t.length, '!')) })
+      expect(next).toBeGreaterThan(seqs[9]!)
+      expect(replay(await store.load('c'))).toBe('0123456789!')
+    })
+
+    it('lists documents with their size and deletes them', async () => {
+      const doc = new Y.Doc()
+      await store.append('x', { update: textUpdate(doc, t => t.insert(0, 'x')) })
+      await store.append('y', { update: textUpdate(doc, t => t.insert(0, 'y')) })
+      const list = await store.list()
+      expect(list.map(d => d.name).sort()).toEqual(['x', 'y'])
+      expect(list.every(d => d.bytes > 0 && d.tailUpdates === 1 && d.lastSeq > 0)).toBe(true)
+      await store.delete('x')
+      expect((await store.list()).map(d => d.name)).toEqual(['y'])
+      expect(replay(await store.load('x'))).toBe('')
+    })
+
+    it('refuses work after close', async () => {
+      await store.close()
+      await expect(store.load('d')).rejects.toThrow()
+      await expect(store.append('d', { update: new Uint8Array([0, 0]) })).rejects.toThrow()
+      store = await factory.create() // for afterEach
+    })
+
+    if (factory.reopen) {
+      const reopen = factory.reopen
+      it('keeps acked appends and snapshots across close and reopen', async () => {
+        const doc = new Y.Doc()
+        for (let i = 0; i < 5; i++) await store.append('p', { update: textUpdate(doc, t => t.insert(t.length, String(i))), userId: 'u' })
+        const seq = (await store.load('p')).updates[2]!.seq
+        const partial = new Y.Doc()
+        for (const u of (await store.load('p')).updates.slice(0, 3)) Y.applyUpdate(partial, u.update)
+        await store.compact('p', Y.encodeStateAsUpdate(partial), seq)
+        await store.close()
+        store = await reopen()
+        const loaded = await store.load('p')
+        expect(loaded.snapshotSeq).toBe(seq)
+        expect(loaded.updates).toHaveLength(2)
+        expect(replay(loaded)).toBe('01234')
+      })
+    }
+  })
+}

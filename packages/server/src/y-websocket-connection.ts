@@ -1,0 +1,198 @@
+import type { IncomingMessage } from 'node:http'
+import type { WebSocket } from 'ws'
+import type { Logger } from 'pino'
+import { ConcordError, decodeYMessage, encodeYMessage, YMessageDecodeError, type Role, type YMessage } from '@concord/protocol'
+import type { DocumentSession } from './document-session.js'
+import type { DocumentLease } from './document-registry.js'
+import type { SharedMessage } from './shared-message.js'
+import type { ConnectionDeps } from './native-connection.js'
+import { SocketSender } from './socket-sender.js'
+import { authenticateWithTimeout } from './authenticate.js'
+import { toConcordError } from './errors.js'
+
+/**
+ * A stock y-websocket client: one document per socket, named by the URL path,
+ * token in the `token` query parameter. There are no in-band errors in this
+ * protocol, so every failure closes the socket with a coded reason, except a
+ * refused write, which is answered with y-protocols' permission-denied message.
+ */
+export class YWebsocketConnection implements DocumentSession {
+  readonly id: string
+  readonly document: string
+  readonly awarenessClientIds = new Set<number>()
+  userId: string | null = null
+  role: Role = 'read'
+  readonly #ws: WebSocket
+  readonly #request: IncomingMessage
+  readonly #token: string
+  readonly #deps: ConnectionDeps
+  readonly #log: Logger
+  readonly #sender: SocketSender
+  #lease: DocumentLease | null = null
+  #queue: Uint8Array[] = []
+  #queuedBytes = 0
+  #closed = false
+
+  constructor(ws: WebSocket, request: IncomingMessage, document: string, token: string, deps: ConnectionDeps) {
+    this.id = deps.connectionId
+    this.document = document
+    this.#ws = ws
+    this.#request = request
+    this.#token = token
+    this.#deps = deps
+    this.#log = deps.logger
+    this.#sender = new SocketSender(ws, {
+      chunkBytes: 0,
+      maxBufferedBytes: deps.options.maxBufferedBytes,
+      onSlowReader: err => this.close(err),
+    })
+    void this.#start()
+  }
+
+  get documentCount(): number {
+    return this.#lease === null ? 0 : 1
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#deps.options
+    let lease: DocumentLease
+    try {
+      const auth = await authenticateWithTimeout(o.authenticate, {
+        document: this.document, token: this.#token, transport: 'y-websocket', request: this.#request,
+      }, o.authTimeoutMs, this.#log)
+      if (this.#closed) return
+      this.userId = auth.userId
+      this.role = auth.role
+      lease = await this.#deps.registry.acquire(this.document).catch(err => {
+        this.#log.error({ err, document: this.document }, 'document load failed')
+        throw new ConcordError('CONCORD_ERR_DOC_LOAD_FAILED', `could not load document: ${(err as Error).message}`, { cause: err })
+      })
+    } catch (err) {
+      const e = toConcordError(err)
+      if (e.code === 'CONCORD_ERR_AUTH_DENIED' || e.code === 'CONCORD_ERR_AUTH_FORBIDDEN') {
+        this.#send(encodeYMessage({ type: 'permission-denied', reason: e.code }))
+      }
+      this.close(e)
+      return
+    }
+    if (this.#closed) {
+      lease.release()
+      return
+    }
+    this.#lease = lease
+    const doc = lease.doc
+    this.#send(encodeYMessage({ type: 'sync-step1', stateVector: doc.stateVector() }))
+    const presence = doc.awarenessSnapshot()
+    if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
+    doc.addSession(this)
+    const queued = this.#queue
+    this.#queue = []
+    this.#queuedBytes = 0
+    for (const data of queued) {
+      if (this.#closed) break
+      this.#handle(data)
+    }
+  }
+
+  receive(data: Uint8Array): void {
+    if (this.#closed) return
+    if (this.#lease === null) {
+      const o = this.#deps.options
+      this.#queuedBytes += data.length
+      if (this.#queue.length >= o.maxQueuedMessagesBeforeOpen || this.#queuedBytes > o.maxQueuedBytesBeforeOpen) {
+        this.close(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE'))
+        return
+      }
+      this.#queue.push(data)
+      return
+    }
+    this.#handle(data)
+  }
+
+  #handle(data: Uint8Array): void {
+    let message: YMessage
+    try {
+      message = decodeYMessage(data)
+    } catch (err) {
+      const e = err as YMessageDecodeError
+      this.close(new ConcordError(e.unknownType !== undefined ? 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND' : 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message))
+      return
+    }
+    const doc = this.#lease!.doc
+    switch (message.type) {
+      case 'sync-step1': {
+        let diff: Uint8Array
+        try {
+          diff = doc.diff(message.stateVector)
+        } catch {
+          this.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'))
+          return
+        }
+        this.#send(encodeYMessage({ type: 'sync-step2', update: diff }))
+        return
+      }
+      case 'sync-step2':
+      case 'update':
+        if (this.role === 'read') {
+          this.#send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
+          return
+        }
+        doc.applyUpdate(this, 0, message.update)
+        return
+      case 'awareness':
+        doc.applyAwareness(this, message.update)
+        return
+      case 'query-awareness': {
+        const presence = doc.awarenessSnapshot()
+        if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
+        return
+      }
+      case 'permission-denied':
+        return
+    }
+  }
+
+  #send(bytes: Uint8Array): void {
+    this.#sender.send(bytes)
+  }
+
+  sendUpdate(message: SharedMessage): void {
+    if (!this.#closed) this.#send(message.yWebsocket())
+  }
+
+  sendAwareness(message: SharedMessage): void {
+    if (!this.#closed) this.#send(message.yWebsocket())
+  }
+
+  ack(): void {
+    // y-websocket has no save acks
+  }
+
+  documentError(error: ConcordError): void {
+    this.close(error)
+  }
+
+  close(error?: ConcordError): void {
+    if (this.#closed) return
+    if (error !== undefined && error.code !== 'CONCORD_ERR_SERVER_SHUTTING_DOWN') {
+      this.#log.info({ code: error.code, document: this.document }, 'closing y-websocket connection')
+    }
+    this.#sender.stop()
+    if (error === undefined) this.#ws.close(1000)
+    else this.#ws.close(error.closeCode ?? 1011, error.code)
+    this.dispose()
+  }
+
+  dispose(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#sender.stop()
+    this.#queue = []
+    const lease = this.#lease
+    this.#lease = null
+    if (lease !== null) {
+      lease.doc.removeSession(this)
+      lease.release()
+    }
+  }
+}
