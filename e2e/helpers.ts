@@ -1,0 +1,104 @@
+import { WebSocket } from 'ws'
+import { createServer, type ConcordServer, type ServerOptions } from '@concord/server'
+import { createClient, type ClientOptions, type ConcordClient, type WebSocketConstructor } from '@concord/client'
+import {
+  decodeFrame, encodeFrame, FRAME_KINDS, NATIVE_SUBPROTOCOL, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
+  type Frame, type UnknownFrame,
+} from '@concord/protocol'
+
+export interface RunningServer {
+  server: ConcordServer
+  url: string
+  port: number
+  close(): Promise<void>
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const server = createServer(options)
+  const { port, url } = await server.listen(0, '127.0.0.1')
+  return { server, url, port, close: () => server.close() }
+}
+
+/** Poll `check` until it returns true (or a value that is not false/undefined), or fail after the deadline. */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  { timeoutMs = 10_000, intervalMs = 10, message = 'condition' }: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
+): Promise<Exclude<T, false | undefined | null>> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await check()
+      if (v !== false && v !== undefined && v !== null) return v as Exclude<T, false | undefined | null>
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}${last ? `: ${String(last)}` : ''}`)
+    }
+    await new Promise(r => setTimeout(r, intervalMs))
+  }
+}
+
+export function connectClient(url: string, options: Partial<ClientOptions> = {}): ConcordClient {
+  return createClient({
+    url,
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    reconnect: { minDelayMs: 20, maxDelayMs: 300 },
+    ...options,
+  })
+}
+
+/** A bare native-protocol socket for frame-level tests. */
+export class RawNativeSocket {
+  readonly ws: WebSocket
+  readonly frames: (Frame | UnknownFrame)[] = []
+  closeCode: number | null = null
+  closeReason = ''
+  readonly opened: Promise<void>
+  readonly closed: Promise<{ code: number; reason: string }>
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url, [NATIVE_SUBPROTOCOL])
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve())
+      this.ws.once('error', reject)
+    })
+    this.closed = new Promise(resolve => {
+      this.ws.on('close', (code, reason) => {
+        this.closeCode = code
+        this.closeReason = reason.toString()
+        resolve({ code, reason: this.closeReason })
+      })
+    })
+    this.ws.on('message', (data: Buffer) => this.frames.push(decodeFrame(new Uint8Array(data))))
+  }
+
+  static async connect(url: string, hello = true): Promise<RawNativeSocket> {
+    const s = new RawNativeSocket(url)
+    await s.opened
+    if (hello) {
+      s.send(encodeFrame({ kind: FRAME_KINDS.HELLO, document: '', minVersion: PROTOCOL_VERSION_MIN, maxVersion: PROTOCOL_VERSION_MAX, client: 'raw-test' }))
+      await s.next(FRAME_KINDS.WELCOME)
+    }
+    return s
+  }
+
+  send(bytes: Uint8Array | string): void {
+    this.ws.send(bytes)
+  }
+
+  sendFrame(frame: Frame): void {
+    this.ws.send(encodeFrame(frame))
+  }
+
+  /** Wait for a frame of `kind` (optionally for `document`) that arrived after index `from`. */
+  async next<K extends number>(kind: K, document?: string, from = 0): Promise<Extract<Frame, { kind: K }>> {
+    return waitFor(() => this.frames.slice(from).find(f => f.kind === kind && (document === undefined || f.document === document)) as Extract<Frame, { kind: K }> | undefined,
+      { message: `frame kind ${kind}${document !== undefined ? ` for ${document}` : ''}` })
+  }
+
+  close(): void {
+    this.ws.close()
+  }
+}

@@ -1,0 +1,282 @@
+import type * as Y from 'yjs'
+import {
+  ChunkAssembler, chunkFrame, ERROR_CODES, isErrorCode, classifyCloseCode, decodeFrame, encodeFrame, FRAME_KINDS, isUnknownFrame,
+  NATIVE_SUBPROTOCOL, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, type Frame,
+} from '@concord/protocol'
+import { Emitter } from './emitter.js'
+import { DocHandle, type HandleTransport } from './doc-handle.js'
+import { backoffDelay, type BackoffOptions } from './backoff.js'
+
+/** The subset of the browser WebSocket API the client uses (the `ws` package provides it in Node). */
+export interface WebSocketLike {
+  binaryType: string
+  readonly readyState: number
+  readonly protocol: string
+  onopen: ((ev: unknown) => void) | null
+  onclose: ((ev: { code: number; reason: string }) => void) | null
+  onerror: ((ev: unknown) => void) | null
+  onmessage: ((ev: { data: unknown }) => void) | null
+  send(data: Uint8Array): void
+  close(code?: number, reason?: string): void
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike
+
+export type ClientStatus = 'connecting' | 'connected' | 'disconnected' | 'closed' | 'failed'
+
+export interface ClientOptions {
+  url: string
+  /** WebSocket implementation; default `globalThis.WebSocket` (pass `ws`'s in Node 20). */
+  WebSocket?: WebSocketConstructor
+  /** Token sent when opening each document. */
+  token?: string
+  /** Called before every (re)open of a document; wins over `token`. */
+  getToken?: (document: string) => string | Promise<string>
+  clientName?: string
+  reconnect?: BackoffOptions & { enabled?: boolean }
+  /** Reconnect when nothing at all arrived for this long (0 disables). Any byte received counts. */
+  livenessTimeoutMs?: number
+}
+
+export interface ClientEvents {
+  status: [status: ClientStatus]
+  /** Connection-level trouble: close codes, errors for no document. */
+  error: [error: { code: string; message: string; closeCode?: number }]
+}
+
+/** One socket, many documents. */
+export class ConcordClient extends Emitter<ClientEvents> {
+  readonly #opts: ClientOptions
+  readonly #WS: WebSocketConstructor
+  readonly #handles = new Map<string, DocHandle>()
+  #ws: WebSocketLike | null = null
+  #status: ClientStatus = 'disconnected'
+  #attempt = 0
+  #retryTimer: ReturnType<typeof setTimeout> | null = null
+  #livenessTimer: ReturnType<typeof setInterval> | null = null
+  #lastReceived = 0
+  #chunkBytes = 0
+  #nextMessageId = 1
+  #assembler: ChunkAssembler | null = null
+  #welcomed = false
+  #closed = false
+  readonly #transport: HandleTransport
+
+  constructor(options: ClientOptions) {
+    super()
+    this.#opts = options
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+    if (WS === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket')
+    this.#WS = WS
+    const client = this
+    this.#transport = {
+      send: (bytes, document) => this.#send(bytes, document),
+      get connected() { return client.connected },
+      tokenFor: async document => (options.getToken ? await options.getToken(document) : options.token ?? ''),
+      onHandleClosed: handle => {
+        if (this.#handles.get(handle.name) === handle) this.#handles.delete(handle.name)
+      },
+    }
+    this.#connect()
+  }
+
+  get status(): ClientStatus {
+    return this.#status
+  }
+
+  /** Handshake done: frames can be sent. */
+  get connected(): boolean {
+    return this.#welcomed && this.#ws !== null && this.#ws.readyState === 1
+  }
+
+  /** Open (or return the already open) document `name`. */
+  open(name: string, options: { doc?: Y.Doc } = {}): DocHandle {
+    if (this.#closed) throw new Error('client is closed')
+    const existing = this.#handles.get(name)
+    if (existing !== undefined) return existing
+    const handle = new DocHandle(name, this.#transport, options.doc)
+    this.#handles.set(name, handle)
+    if (this.connected) void handle._connect()
+    return handle
+  }
+
+  get documents(): DocHandle[] {
+    return [...this.#handles.values()]
+  }
+
+  /** Drop the socket now and reconnect (as after a network failure). */
+  reconnect(): void {
+    if (this.#closed) return
+    const ws = this.#ws
+    this.#teardown()
+    try { ws?.close(4000, 'client reconnect') } catch { /* already closed */ }
+    this.#scheduleRetry(0)
+  }
+
+  /** Close every document and the socket. */
+  close(): void {
+    if (this.#closed) return
+    for (const h of [...this.#handles.values()]) h.close()
+    this.#closed = true
+    if (this.#retryTimer) clearTimeout(this.#retryTimer)
+    const ws = this.#ws
+    this.#teardown()
+    try { ws?.close(1000) } catch { /* already closed */ }
+    this.#setStatus('closed')
+  }
+
+  #connect(): void {
+    if (this.#closed) return
+    this.#setStatus('connecting')
+    let ws: WebSocketLike
+    try {
+      ws = new this.#WS(this.#opts.url, [NATIVE_SUBPROTOCOL])
+    } catch (err) {
+      this.emit('error', { code: 'CONCORD_ERR_CLIENT_CONNECT', message: String((err as Error).message) })
+      this.#scheduleRetry()
+      return
+    }
+    ws.binaryType = 'arraybuffer'
+    this.#ws = ws
+    ws.onopen = () => {
+      this.#lastReceived = Date.now()
+      ws.send(encodeFrame({
+        kind: FRAME_KINDS.HELLO, document: '', minVersion: PROTOCOL_VERSION_MIN, maxVersion: PROTOCOL_VERSION_MAX,
+        client: this.#opts.clientName ?? '@concord/client',
+      }))
+    }
+    ws.onmessage = ev => {
+      if (this.#ws !== ws) return
+      this.#lastReceived = Date.now()
+      const data = ev.data
+      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data as Uint8Array
+      this.#receive(bytes)
+    }
+    ws.onerror = () => { /* onclose follows */ }
+    ws.onclose = ev => {
+      if (this.#ws !== ws) return
+      this.#teardown()
+      if (this.#closed) return
+      const kind = classifyCloseCode(ev.code)
+      if (kind === 'permanent') {
+        this.emit('error', { code: ev.reason || 'CONCORD_ERR_CLIENT_CLOSED', message: `server closed the connection (${ev.code})`, closeCode: ev.code })
+        this.#setStatus('failed')
+        return
+      }
+      if (ev.code !== 1000 && ev.code !== 1006 && ev.reason) {
+        this.emit('error', { code: ev.reason, message: `connection closed (${ev.code}); reconnecting`, closeCode: ev.code })
+      }
+      this.#scheduleRetry()
+    }
+  }
+
+  #teardown(): void {
+    const ws = this.#ws
+    if (ws !== null) {
+      ws.onopen = null
+      ws.onmessage = null
+      ws.onclose = null
+    }
+    this.#ws = null
+    this.#welcomed = false
+    this.#assembler = null
+    if (this.#livenessTimer) clearInterval(this.#livenessTimer)
+    this.#livenessTimer = null
+    for (const h of this.#handles.values()) h._disconnected()
+    if (!this.#closed) this.#setStatus('disconnected')
+  }
+
+  #scheduleRetry(delayMs?: number): void {
+    if (this.#closed || this.#opts.reconnect?.enabled === false) return
+    if (this.#retryTimer) clearTimeout(this.#retryTimer)
+    const delay = delayMs ?? backoffDelay(this.#attempt++, this.#opts.reconnect)
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null
+      this.#connect()
+    }, delay)
+  }
+
+  #receive(bytes: Uint8Array): void {
+    let frame
+    try {
+      frame = decodeFrame(bytes)
+    } catch (err) {
+      this.emit('error', { code: 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', message: String((err as Error).message) })
+      return
+    }
+    if (isUnknownFrame(frame)) return
+    if (frame.kind === FRAME_KINDS.CHUNK) {
+      if (this.#assembler === null) return
+      const whole = this.#assembler.push(frame)
+      if (whole !== null) this.#receive(whole)
+      return
+    }
+    this.#dispatch(frame)
+  }
+
+  #dispatch(frame: Frame): void {
+    switch (frame.kind) {
+      case FRAME_KINDS.WELCOME: {
+        this.#welcomed = true
+        this.#attempt = 0
+        this.#chunkBytes = frame.chunkBytes
+        this.#assembler = new ChunkAssembler({ maxMessageBytes: Number.MAX_SAFE_INTEGER })
+        this.#startLiveness(frame.heartbeatIntervalMs)
+        this.#setStatus('connected')
+        for (const h of this.#handles.values()) void h._connect()
+        return
+      }
+      case FRAME_KINDS.PING:
+        this.#send(encodeFrame({ kind: FRAME_KINDS.PONG, document: '' }), '')
+        return
+      case FRAME_KINDS.PONG:
+        return
+      default: {
+        if (frame.document === '') {
+          if (frame.kind === FRAME_KINDS.ERROR) this.emit('error', { code: frame.code, message: frame.message })
+          return
+        }
+        const handle = this.#handles.get(frame.document)
+        if (handle === undefined) return
+        handle._receive(frame)
+        if (frame.kind === FRAME_KINDS.ERROR && frame.closed && isErrorCode(frame.code) && ERROR_CODES[frame.code].retryable) {
+          // e.g. a storage failure: open again after a while and re-send what is unacked
+          setTimeout(() => { if (this.connected) handle._reopen() }, backoffDelay(3, this.#opts.reconnect))
+        }
+      }
+    }
+  }
+
+  #startLiveness(heartbeatIntervalMs: number): void {
+    const timeout = this.#opts.livenessTimeoutMs ?? heartbeatIntervalMs * 2
+    if (timeout <= 0) return
+    const every = Math.max(50, Math.floor(timeout / 4))
+    this.#livenessTimer = setInterval(() => {
+      const silent = Date.now() - this.#lastReceived
+      if (silent > timeout) {
+        this.reconnect()
+      } else if (silent > timeout / 2) {
+        this.#send(encodeFrame({ kind: FRAME_KINDS.PING, document: '' }), '')
+      }
+    }, every)
+  }
+
+  #send(bytes: Uint8Array, document: string): void {
+    const ws = this.#ws
+    if (ws === null || ws.readyState !== 1) return
+    if (this.#chunkBytes > 0 && bytes.length > this.#chunkBytes) {
+      for (const chunk of chunkFrame(bytes, document, this.#nextMessageId++, this.#chunkBytes)) ws.send(chunk)
+      return
+    }
+    ws.send(bytes)
+  }
+
+  #setStatus(status: ClientStatus): void {
+    if (this.#status === status) return
+    this.#status = status
+    this.emit('status', status)
+  }
+}
+
+export function createClient(options: ClientOptions): ConcordClient {
+  return new ConcordClient(options)
+}
