@@ -147,6 +147,17 @@ export class FrameDecodeError extends Error {
   }
 }
 
+/**
+ * A one-byte boolean that must be 0 or 1. lib0's `readUint8` does not check the
+ * end of the input (it yields `undefined`), so the bound is checked here.
+ */
+function readFlag(d: decoding.Decoder): boolean {
+  if (d.pos >= d.arr.length) throw new Error('unexpected end of frame')
+  const b = decoding.readUint8(d)
+  if (b > 1) throw new Error(`flag byte must be 0 or 1, got ${b}`)
+  return b === 1
+}
+
 function readRole(d: decoding.Decoder): Role {
   const role = decoding.readVarString(d)
   if (!(ROLES as readonly string[]).includes(role)) throw new Error(`unknown role ${JSON.stringify(role)}`)
@@ -169,12 +180,16 @@ export function decodeFrame(bytes: Uint8Array): Frame | UnknownFrame {
   } catch (cause) {
     throw new FrameDecodeError('malformed frame header', undefined, { cause })
   }
+  // never trust a length prefix to stay inside `bytes`: it may be a view into a
+  // larger (pooled) buffer, and lib0 before its bounds-checked `subarray` read past it
+  if (d.pos > bytes.length) throw new FrameDecodeError('malformed frame header')
   let frame: Frame | UnknownFrame
   try {
     frame = decodeBody(d, kind, document)
   } catch (cause) {
     throw new FrameDecodeError(`malformed body for frame kind ${kind}`, document, { cause })
   }
+  if (d.pos > bytes.length) throw new FrameDecodeError(`body of frame kind ${kind} runs past the end`, document)
   if (!('unknown' in frame) && d.pos !== bytes.length) {
     throw new FrameDecodeError(`${bytes.length - d.pos} trailing bytes after frame kind ${kind}`, document)
   }
@@ -228,7 +243,7 @@ function decodeBody(d: decoding.Decoder, kind: number, document: string): Frame 
     case FRAME_KINDS.ERROR:
       return {
         kind, document, code: decoding.readVarString(d), message: decoding.readVarString(d),
-        seq: decoding.readVarUint(d), closed: decoding.readUint8(d) === 1,
+        seq: decoding.readVarUint(d), closed: readFlag(d),
       }
     case FRAME_KINDS.CHUNK:
       return {

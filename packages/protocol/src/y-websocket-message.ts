@@ -118,5 +118,7 @@ export function decodeYMessage(bytes: Uint8Array): YMessage {
     if (cause instanceof YMessageDecodeError) throw cause
     throw new YMessageDecodeError(`malformed message of type ${type}`, undefined, { cause })
   }
+  // a length prefix must not reach past `bytes` (a view into a possibly larger, pooled buffer)
+  if (d.pos > bytes.length) throw new YMessageDecodeError(`malformed message of type ${type}`)
   return message
 }

@@ -17,6 +17,8 @@ Options of serve (each also read from the environment variable shown):
   --store <kind>     sqlite | memory                        CONCORD_STORE      (default sqlite)
   --data <dir>       folder of the SQLite store             CONCORD_DATA       (default ./data)
   --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
+  --compact-every-updates <n>  compact a document's log after n updates  CONCORD_COMPACT_EVERY_UPDATES (default 1000)
+  --max-message-bytes <n>      largest message accepted                  CONCORD_MAX_MESSAGE_BYTES (default 67108864)
   -h, --help         show this help
 
 Endpoints:
@@ -35,6 +37,15 @@ export interface CliConfig {
   store: 'sqlite' | 'memory'
   data: string
   logLevel: LevelWithSilent
+  compactEveryUpdates: number | undefined
+  maxMessageBytes: number | undefined
+}
+
+function optionalPositiveInt(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: a positive integer is needed`)
+  return n
 }
 
 /** Command-line flags win over environment variables, which win over defaults. */
@@ -47,6 +58,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       store: { type: 'string' },
       data: { type: 'string' },
       'log-level': { type: 'string' },
+      'compact-every-updates': { type: 'string' },
+      'max-message-bytes': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -65,6 +78,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     store,
     data: resolve(values.data ?? env.CONCORD_DATA ?? './data'),
     logLevel: logLevel as LevelWithSilent,
+    compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
+    maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),
   }
 }
 
@@ -81,7 +96,9 @@ async function serve(argv: string[]): Promise<void> {
     storage = createMemoryStorage()
     logger.warn('using the in-memory store: documents are lost when the server stops')
   }
-  const server = createServer({ storage, logger })
+  const server = createServer({
+    storage, logger, compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
+  })
   await server.listen(config.port, config.host)
   let stopping = false
   const stop = (signal: string): void => {

@@ -1,0 +1,85 @@
+// Fan-out worker: holds whole rooms (all C clients of each of its rooms), so a
+// sender and its receivers share this thread's clock.
+import { workerData } from 'node:worker_threads'
+import { YClient, connectAll, now } from '../lib/yclient.mjs'
+import { workerInbox, send, runWorker, sleep } from '../lib/workers.mjs'
+
+const { baseUrl, rooms, clientsPerRoom: C, ratePerSec, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
+const inbox = workerInbox()
+// one entry inserted per send: "<sender>.<seq>@<send time ms>;"
+const ENTRY = /(\d+)\.(\d+)@([\d.]+);/g
+
+async function main () {
+  const latencies = []
+  const entries = []
+  const roomSent = new Array(rooms.length).fill(0)
+  const roomReceived = new Array(rooms.length).fill(0)
+  rooms.forEach((room, r) => {
+    for (let i = 0; i < C; i++) {
+      const client = new YClient(`${baseUrl}/${room}`)
+      const text = client.doc.getText('text')
+      const e = { client, text, r, i, sent: 0 }
+      text.observe((event, tr) => {
+        if (tr.local) return
+        const recv = client.lastRecv
+        for (const op of event.delta) {
+          if (typeof op.insert !== 'string') continue
+          for (const m of op.insert.matchAll(ENTRY)) {
+            if (Number(m[1]) === i) continue
+            roomReceived[r]++
+            latencies.push(recv - Number(m[3]))
+          }
+        }
+      })
+      entries.push(e)
+    }
+  })
+
+  const errors = await connectAll(entries.map(e => e.client), { concurrency: connectConcurrency, timeoutMs: connectTimeoutMs })
+  if (errors.length) throw new Error(`${errors.length} of ${entries.length} connections failed, first: ${errors[0]}`)
+  send({ type: 'ready', clients: entries.length })
+
+  const { startAt } = await inbox.next('go')
+  const period = 1000 / ratePerSec
+  const endAt = startAt + durationMs
+  await new Promise(resolve => {
+    let active = entries.length
+    const schedule = (e, k) => {
+      const due = startAt + e.phase + k * period
+      if (due >= endAt) { if (--active === 0) resolve(); return }
+      setTimeout(() => {
+        const t = now()
+        e.text.insert(e.text.length, `${e.i}.${e.sent}@${t.toFixed(3)};`) // the doc's update handler sends it
+        e.sent++
+        roomSent[e.r]++
+        schedule(e, k + 1)
+      }, Math.max(0, due - now()))
+    }
+    for (const e of entries) {
+      e.phase = Math.random() * period // spread the sends, no synchronized bursts
+      schedule(e, 0)
+    }
+  })
+  const expected = () => roomSent.reduce((n, s) => n + s * (C - 1), 0)
+  const received = () => roomReceived.reduce((n, x) => n + x, 0)
+  const drainDeadline = now() + drainMs
+  while (received() < expected() && now() < drainDeadline) await sleep(20)
+
+  const lat = Float64Array.from(latencies)
+  const closedByServer = entries.filter(e => e.client.closedByServer || e.client.ws.readyState !== 1).length
+  send({
+    type: 'done',
+    sent: roomSent.reduce((n, x) => n + x, 0),
+    sendDropped: entries.reduce((n, e) => n + e.client.stats.sendDropped, 0),
+    expected: expected(),
+    received: received(),
+    closedByServer,
+    otherMsgs: entries.reduce((n, e) => n + e.client.stats.otherMsgs, 0),
+    latencies: lat
+  }, [lat.buffer])
+  await inbox.next('close')
+  await Promise.all(entries.map(e => e.client.close()))
+  send({ type: 'closed' })
+}
+
+runWorker(main)

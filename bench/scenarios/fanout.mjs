@@ -1,0 +1,69 @@
+// Scenario "fanout": R rooms x C clients; every client inserts a small
+// timestamped entry into the room's Y.Text `rate` times per second for D
+// seconds; every other client of the room records receive time - send time.
+import { randomBytes } from 'node:crypto'
+import { WorkerHandle, terminateAll } from '../lib/workers.mjs'
+import { startMeter, cpuRows } from '../lib/meter.mjs'
+import { percentile } from '../lib/stats.mjs'
+import { now } from '../lib/yclient.mjs'
+
+const workerFile = new URL('./fanout-worker.mjs', import.meta.url)
+
+export function describe (opts) {
+  return `fan-out latency (${opts.rooms} rooms × ${opts.clients} clients, ${opts.rate}/s each, ${opts.duration} s)`
+}
+
+export async function run ({ server, baseUrl, opts, log }) {
+  const tag = randomBytes(3).toString('hex')
+  const rooms = Array.from({ length: opts.rooms }, (_, r) => `bench-fanout-${tag}-${r}`)
+  const nWorkers = Math.max(1, Math.min(opts.workers, rooms.length))
+  // whole rooms per worker, round robin
+  const parts = Array.from({ length: nWorkers }, (_, w) => rooms.filter((_, r) => r % nWorkers === w))
+  const handles = parts.map((part, w) => new WorkerHandle(workerFile, {
+    baseUrl,
+    rooms: part,
+    clientsPerRoom: opts.clients,
+    ratePerSec: opts.rate,
+    durationMs: opts.duration * 1000,
+    drainMs: opts.drain * 1000,
+    connectTimeoutMs: 30000,
+    connectConcurrency: 50
+  }, `fanout worker ${w}`))
+  try {
+    const connectTimeout = 60000 + opts.rooms * opts.clients * 20
+    await Promise.all(handles.map(h => h.next('ready', connectTimeout)))
+    log(`  fanout: ${opts.rooms * opts.clients} clients connected and synced in ${nWorkers} worker(s); sending for ${opts.duration} s`)
+    const stop = startMeter(server)
+    const startAt = now() + 300
+    for (const h of handles) h.post({ type: 'go', startAt })
+    const timeoutMs = (opts.duration + opts.drain + 30) * 1000
+    const results = await Promise.all(handles.map(h => h.next('done', timeoutMs)))
+    const m = stop()
+    for (const h of handles) h.post({ type: 'close' })
+    await Promise.all(handles.map(h => h.next('closed', 10000))).catch(() => {})
+
+    const total = results.reduce((n, r) => n + r.latencies.length, 0)
+    const all = new Float64Array(total)
+    let off = 0
+    for (const r of results) { all.set(r.latencies, off); off += r.latencies.length }
+    all.sort()
+    const sum = (k) => results.reduce((n, r) => n + r[k], 0)
+    const expected = sum('expected')
+    const received = sum('received')
+    const closed = sum('closedByServer')
+    return {
+      rows: [
+        ['updates sent', sum('sent'), 0],
+        ['expected receipts', expected, 0],
+        ['lost updates (expected − received)', expected - received, 0],
+        ['latency p50 (ms)', percentile(all, 50), 1],
+        ['latency p99 (ms)', percentile(all, 99), 1],
+        ['latency max (ms)', all.length ? all[all.length - 1] : NaN, 1],
+        ...(closed ? [['sockets closed during the run', closed, 0]] : []),
+        ...cpuRows(m)
+      ]
+    }
+  } finally {
+    await terminateAll(handles)
+  }
+}
