@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
-import { encodeFrame, FRAME_KINDS, inSeqRanges, type Frame, type Role, type SeqRange } from '@concord/protocol'
+import { encodeFrame, FRAME_KINDS, type Frame, type Role, type SeqRange } from '@concord/protocol'
 import { Emitter } from './emitter.js'
 
 export type DocStatus = 'connecting' | 'syncing' | 'synced' | 'closed' | 'error'
@@ -172,8 +172,14 @@ export class DocHandle extends Emitter<DocHandleEvents> {
 
   #acked(ranges: SeqRange[]): void {
     const seqs: number[] = []
-    for (const seq of this.#pending.keys()) if (inSeqRanges(ranges, seq)) seqs.push(seq)
-    for (const s of seqs) this.#pending.delete(s)
+    for (const r of ranges) {
+      // ranges name what the server saved; only seqs still pending count (an ack may repeat)
+      if (r.to - r.from > this.#pending.size) {
+        for (const seq of [...this.#pending.keys()]) if (seq >= r.from && seq <= r.to && this.#pending.delete(seq)) seqs.push(seq)
+      } else {
+        for (let seq = r.from; seq <= r.to; seq++) if (this.#pending.delete(seq)) seqs.push(seq)
+      }
+    }
     if (seqs.length > 0) this.emit('ack', seqs)
     if (seqs.length > 0 && this.#pending.size === 0) this.emit('saved')
   }

@@ -148,6 +148,17 @@ export class FrameDecodeError extends Error {
 }
 
 /**
+ * lib0's `readVarUint` checks the 2^53 limit only between bytes, so the last
+ * byte of a long varUint can still yield an unsafe, rounded integer. Every
+ * number in a frame must be exact (seq numbers are compared for acks).
+ */
+function readVarUint(d: decoding.Decoder): number {
+  const n = decoding.readVarUint(d)
+  if (!Number.isSafeInteger(n)) throw new Error('varUint exceeds 2^53 - 1')
+  return n
+}
+
+/**
  * A one-byte boolean that must be 0 or 1. lib0's `readUint8` does not check the
  * end of the input (it yields `undefined`), so the bound is checked here.
  */
@@ -175,7 +186,7 @@ export function decodeFrame(bytes: Uint8Array): Frame | UnknownFrame {
   let kind: number
   let document: string
   try {
-    kind = decoding.readVarUint(d)
+    kind = readVarUint(d)
     document = decoding.readVarString(d)
   } catch (cause) {
     throw new FrameDecodeError('malformed frame header', undefined, { cause })
@@ -206,13 +217,13 @@ function decodeBody(d: decoding.Decoder, kind: number, document: string): Frame 
     case FRAME_KINDS.HELLO:
       return {
         kind, document: connectionLevel(document, kind),
-        minVersion: decoding.readVarUint(d), maxVersion: decoding.readVarUint(d), client: decoding.readVarString(d),
+        minVersion: readVarUint(d), maxVersion: readVarUint(d), client: decoding.readVarString(d),
       }
     case FRAME_KINDS.WELCOME:
       return {
         kind, document: connectionLevel(document, kind),
-        version: decoding.readVarUint(d), server: decoding.readVarString(d),
-        maxMessageBytes: decoding.readVarUint(d), chunkBytes: decoding.readVarUint(d), heartbeatIntervalMs: decoding.readVarUint(d),
+        version: readVarUint(d), server: decoding.readVarString(d),
+        maxMessageBytes: readVarUint(d), chunkBytes: readVarUint(d), heartbeatIntervalMs: readVarUint(d),
       }
     case FRAME_KINDS.OPEN:
       return { kind, document, token: decoding.readVarString(d), stateVector: decoding.readVarUint8Array(d) }
@@ -227,14 +238,16 @@ function decodeBody(d: decoding.Decoder, kind: number, document: string): Frame 
     case FRAME_KINDS.AWARENESS:
       return { kind, document, update: decoding.readVarUint8Array(d) }
     case FRAME_KINDS.UPDATE:
-      return { kind, document, seq: decoding.readVarUint(d), update: decoding.readVarUint8Array(d) }
+      return { kind, document, seq: readVarUint(d), update: decoding.readVarUint8Array(d) }
     case FRAME_KINDS.ACK: {
-      const n = decoding.readVarUint(d)
+      const n = readVarUint(d)
       if (n > d.arr.length) throw new Error('ack range count exceeds frame size')
       const ranges: SeqRange[] = []
       for (let i = 0; i < n; i++) {
-        const from = decoding.readVarUint(d)
-        ranges.push({ from, to: from + decoding.readVarUint(d) })
+        const from = readVarUint(d)
+        const to = from + readVarUint(d)
+        if (!Number.isSafeInteger(to)) throw new Error('ack range ends beyond 2^53 - 1')
+        ranges.push({ from, to })
       }
       return { kind, document, ranges }
     }
@@ -243,12 +256,12 @@ function decodeBody(d: decoding.Decoder, kind: number, document: string): Frame 
     case FRAME_KINDS.ERROR:
       return {
         kind, document, code: decoding.readVarString(d), message: decoding.readVarString(d),
-        seq: decoding.readVarUint(d), closed: readFlag(d),
+        seq: readVarUint(d), closed: readFlag(d),
       }
     case FRAME_KINDS.CHUNK:
       return {
         kind, document,
-        messageId: decoding.readVarUint(d), index: decoding.readVarUint(d), total: decoding.readVarUint(d),
+        messageId: readVarUint(d), index: readVarUint(d), total: readVarUint(d),
         data: decoding.readVarUint8Array(d),
       }
     case FRAME_KINDS.PING:

@@ -263,6 +263,12 @@ export class LiveDocument {
     const items = this.#outbox
     this.#outbox = []
     if (items.length === 0 || this.sessions.size === 0) return
+    // Y.mergeUpdates grows faster than linearly with the number of updates, so
+    // a large burst goes out as a few frames of at most MERGE_GROUP updates each
+    for (let start = 0; start < items.length; start += MERGE_GROUP) this.#send(items.slice(start, start + MERGE_GROUP))
+  }
+
+  #send(items: Outgoing[]): void {
     const all = new SharedMessage('update', this.name, merge(items))
     const origins = new Set<DocumentSession | null>()
     for (const i of items) origins.add(i.origin)
@@ -317,6 +323,8 @@ export class LiveDocument {
     for (const s of this.sessions) s.sendAwareness(message)
   }
 }
+
+const MERGE_GROUP = 64
 
 function merge(items: Outgoing[]): Uint8Array {
   return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))

@@ -1,0 +1,17 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { gunzipSync } from 'node:zlib'
+import { fileURLToPath } from 'node:url'
+
+/** A sequential editing trace of ../shared/traces (CC BY 4.0; see docs/benchmarks.md for credits). */
+export interface SequentialTrace {
+  name: string
+  startContent: string
+  endContent: string
+  txns: { patches: [number, number, string][] }[]
+}
+
+export function loadTrace(name: string): SequentialTrace {
+  const path = fileURLToPath(new URL(`../../shared/traces/${name}.json.gz`, import.meta.url))
+  if (!existsSync(path)) throw new Error(`editing trace missing: ${path} (the repository expects ../shared/traces next to it)`)
+  return JSON.parse(gunzipSync(readFileSync(path)).toString('utf8')) as SequentialTrace
+}
