@@ -22,7 +22,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 /** Poll `check` until it returns true (or a value that is not false/undefined), or fail after the deadline. */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
-  { timeoutMs = 10_000, intervalMs = 10, message = 'condition' }: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
+  { timeoutMs = 10_000, intervalMs = 10, message = 'condition' }: { timeoutMs?: number; intervalMs?: number; message?: string | (() => string) } = {},
 ): Promise<Exclude<T, false | undefined | null>> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
@@ -34,7 +34,7 @@ export async function waitFor<T>(
       last = err
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}${last ? `: ${String(last)}` : ''}`)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof message === 'function' ? message() : message}${last ? `: ${String(last)}` : ''}`)
     }
     await new Promise(r => setTimeout(r, intervalMs))
   }

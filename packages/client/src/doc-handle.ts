@@ -41,6 +41,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   readonly #pending = new Map<number, Uint8Array>()
   #nextSeq = 1
   #opened = false
+  #openSent = false
   #closed = false
 
   constructor(name: string, transport: HandleTransport, doc?: Y.Doc) {
@@ -76,7 +77,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   /** Stop syncing this document; the others on the socket keep running. */
   close(): void {
     if (this.#closed) return
-    if (this.#opened && this.#transport.connected) {
+    if (this.#openSent && this.#transport.connected) {
       this.#transport.send(encodeFrame({ kind: FRAME_KINDS.CLOSE, document: this.name }), this.name)
     }
     this.#closed = true
@@ -101,11 +102,13 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#transport.send(encodeFrame({
       kind: FRAME_KINDS.OPEN, document: this.name, token, stateVector: Y.encodeStateVector(this.doc),
     }), this.name)
+    this.#openSent = true
   }
 
   /** @internal the socket went away. */
   _disconnected(): void {
     this.#opened = false
+    this.#openSent = false
     if (this.#closed || this.status === 'error') return
     this.#setStatus('connecting')
     // others' presence is unknown while offline (no ghost cursors)
@@ -118,8 +121,9 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     if (this.#closed) return
     switch (frame.kind) {
       case FRAME_KINDS.OPENED:
+        // updates made from here on stay queued until SYNC_STEP1, so that the
+        // server receives everything unacked in order (no gaps it must hold back)
         this.role = frame.role
-        this.#opened = true
         this.#setStatus('syncing')
         return
       case FRAME_KINDS.SYNC_STEP2:
@@ -128,6 +132,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         this.emit('synced')
         return
       case FRAME_KINDS.SYNC_STEP1:
+        this.#opened = true
         this.#resend(frame.stateVector)
         this.#sendLocalAwareness()
         return
@@ -144,6 +149,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         if (frame.seq > 0 && this.#pending.delete(frame.seq) && this.#pending.size === 0) this.emit('saved')
         if (frame.closed) {
           this.#opened = false
+          this.#openSent = false
           this.#setStatus('error')
         }
         this.emit('error', { code: frame.code, message: frame.message, seq: frame.seq, closed: frame.closed })

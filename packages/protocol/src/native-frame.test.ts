@@ -35,7 +35,7 @@ function decodeError(input: Uint8Array): FrameDecodeError {
   throw new Error('expected FrameDecodeError, but the frame decoded')
 }
 
-const big = new Uint8Array(100_000).map((_, i) => (i * 31) & 0xff)
+const big = new Uint8Array(20_000).map((_, i) => (i * 31) & 0xff)
 
 /** One or more samples of every kind, with edge values. */
 const samples: Frame[] = [
@@ -97,7 +97,7 @@ describe('encodeFrame / decodeFrame round trip', () => {
   it('decodes byte fields as views into the input (no copy)', () => {
     const encoded = encodeFrame({ kind: FRAME_KINDS.UPDATE, document: 'd', seq: 1, update: bytes(5, 6, 7) })
     const decoded = decodeFrame(encoded)
-    if (decoded.kind !== FRAME_KINDS.UPDATE) throw new Error('not an UPDATE')
+    if (isUnknownFrame(decoded) || decoded.kind !== FRAME_KINDS.UPDATE) throw new Error('not an UPDATE')
     expect(decoded.update.buffer).toBe(encoded.buffer)
     expect([...decoded.update]).toEqual([5, 6, 7])
   })
@@ -144,7 +144,7 @@ describe('decodeFrame on malformed input', () => {
   it('rejects every strict prefix of every sample frame', () => {
     for (const frame of samples) {
       const encoded = encodeFrame(frame)
-      // every prefix of short frames; for the 100 kB frame, the interesting cuts
+      // every prefix of short frames; for the 20 kB frame, the interesting cuts
       const cuts = encoded.length < 1000
         ? Array.from({ length: encoded.length }, (_, i) => i)
         : [0, 1, 2, 3, 4, 5, encoded.length - 1, encoded.length >> 1]
@@ -345,7 +345,8 @@ describe('toSeqRanges / inSeqRanges', () => {
     fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 200 }), { maxLength: 80 }), seqs => {
       const ranges = toSeqRanges(seqs)
       const set = new Set(seqs)
-      for (let s = 0; s <= 201; s++) expect(inSeqRanges(ranges, s)).toBe(set.has(s))
+      const all = Array.from({ length: 203 }, (_, s) => s)
+      expect(all.filter(s => inSeqRanges(ranges, s))).toEqual(all.filter(s => set.has(s)))
       for (let i = 0; i < ranges.length; i++) {
         expect(ranges[i]!.to).toBeGreaterThanOrEqual(ranges[i]!.from)
         if (i > 0) expect(ranges[i]!.from).toBeGreaterThan(ranges[i - 1]!.to + 1)

@@ -138,7 +138,9 @@ export class LiveDocument {
       return
     }
     const store = this.ydoc.store
+    // Yjs merges into an existing pendingStructs object in place, so compare its update too
     const pendingStructs = store.pendingStructs
+    const pendingUpdate = store.pendingStructs?.update
     const pendingDs = store.pendingDs
     this.#changed = false
     try {
@@ -149,7 +151,8 @@ export class LiveDocument {
       this.#fail(err)
       return
     }
-    const changed = this.#changed || store.pendingStructs !== pendingStructs || store.pendingDs !== pendingDs
+    const changed = this.#changed || store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate ||
+      store.pendingDs !== pendingDs
     if (!changed) {
       // nothing new: ack once whatever carried this content before is durable
       if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
@@ -242,11 +245,13 @@ export class LiveDocument {
     this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
       this.#tailUpdates -= countedUpdates
       this.#tailBytes -= countedBytes
-      this.#log.debug({ document: this.name, upToSeq, snapshotBytes: snapshot.length }, 'compacted')
-    }, err => {
-      this.#log.warn({ err, document: this.name }, 'compaction failed; will retry after the next append')
-    }).finally(() => {
       this.#compacting = false
+      this.#log.debug({ document: this.name, upToSeq, snapshotBytes: snapshot.length }, 'compacted')
+      // appends that landed while compacting may have crossed the threshold again
+      this.#maybeCompact()
+    }, err => {
+      this.#compacting = false
+      this.#log.warn({ err, document: this.name }, 'compaction failed; will retry after the next append')
     })
   }
 

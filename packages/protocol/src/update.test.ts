@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import { validateUpdate } from './update.js'
+
+function richUpdate(): Uint8Array {
+  const doc = new Y.Doc()
+  doc.clientID = 42
+  const text = doc.getText('t')
+  text.insert(0, 'hello world')
+  text.delete(2, 3)
+  text.format(0, 2, { bold: true })
+  doc.getMap('m').set('k', { a: [1, 2, 3], b: 'ü' })
+  doc.getArray<number>('a').push([1, 2, 3])
+  return Y.encodeStateAsUpdate(doc)
+}
+
+describe('validateUpdate', () => {
+  it('accepts real Yjs updates', () => {
+    const doc = new Y.Doc()
+    const updates: Uint8Array[] = []
+    doc.on('update', (u: Uint8Array) => updates.push(u))
+    doc.getText('t').insert(0, 'abc')
+    doc.getText('t').delete(0, 1)
+    expect(updates).toHaveLength(2)
+    for (const u of updates) expect(validateUpdate(u)).toBeNull()
+    expect(validateUpdate(Y.mergeUpdates(updates))).toBeNull()
+    expect(validateUpdate(richUpdate())).toBeNull()
+    // the empty update: no structs, empty delete set
+    expect(validateUpdate(new Uint8Array([0, 0]))).toBeNull()
+    expect(validateUpdate(Y.encodeStateAsUpdate(new Y.Doc()))).toBeNull()
+  })
+
+  it('rejects every truncation of a real update, with a message', () => {
+    const update = richUpdate()
+    expect(update.length).toBeGreaterThan(40)
+    for (let cut = 0; cut < update.length; cut++) {
+      const problem = validateUpdate(update.subarray(0, cut))
+      expect(problem, `cut at ${cut} of ${update.length}`).toBeTypeOf('string')
+      expect(problem!.length).toBeGreaterThan(0)
+    }
+  })
+
+  it('rejects bytes that are not an update', () => {
+    expect(validateUpdate(new Uint8Array())).toBeTypeOf('string')
+    expect(validateUpdate(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).toBeTypeOf('string')
+    // arbitrary text is not an update
+    expect(validateUpdate(new TextEncoder().encode('{"not":"yjs"}'))).toBeTypeOf('string')
+  })
+
+  it('does not apply anything', () => {
+    const doc = new Y.Doc()
+    const before = Y.encodeStateVector(doc)
+    validateUpdate(richUpdate())
+    expect(Y.encodeStateVector(doc)).toEqual(before)
+  })
+})

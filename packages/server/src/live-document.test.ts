@@ -1,0 +1,193 @@
+import { describe, it, expect } from 'vitest'
+import * as Y from 'yjs'
+import type { ConcordError, Role } from '@concord/protocol'
+import { LiveDocument } from './live-document.js'
+import { createMemoryStorage } from './storage/memory-storage.js'
+import { silentLogger } from './logger.js'
+import type { DocumentSession } from './document-session.js'
+import type { SharedMessage } from './shared-message.js'
+import type { StorageAdapter } from './storage/storage-adapter.js'
+
+class FakeSession implements DocumentSession {
+  readonly awarenessClientIds = new Set<number>()
+  readonly updates: Uint8Array[] = []
+  readonly awareness: Uint8Array[] = []
+  readonly acks: number[] = []
+  readonly errors: { code: string; seq: number; closed: boolean }[] = []
+  constructor(readonly id: string, readonly role: Role = 'write', readonly userId: string | null = id) {}
+  sendUpdate(m: SharedMessage): void { this.updates.push(m.payload) }
+  sendAwareness(m: SharedMessage): void { this.awareness.push(m.payload) }
+  ack(seq: number): void { this.acks.push(seq) }
+  documentError(e: ConcordError, seq: number, closed: boolean): void { this.errors.push({ code: e.code, seq, closed }) }
+}
+
+function load(storage: StorageAdapter, opts: Partial<{ compactEveryUpdates: number; onFailed: () => void }> = {}): Promise<LiveDocument> {
+  return LiveDocument.load('d', {
+    storage, logger: silentLogger(), presenceThrottleMs: 30,
+    compactEveryUpdates: opts.compactEveryUpdates ?? 1000, compactEveryBytes: 1 << 30, onFailed: opts.onFailed,
+  })
+}
+
+const settle = (): Promise<void> => new Promise(r => setTimeout(r, 20))
+
+function updatesOf(fn: (d: Y.Doc) => void, doc = new Y.Doc()): Uint8Array[] {
+  const out: Uint8Array[] = []
+  const h = (u: Uint8Array): void => { out.push(u) }
+  doc.on('update', h)
+  fn(doc)
+  doc.off('update', h)
+  return out
+}
+
+describe('LiveDocument edit path', () => {
+  it('stores and forwards updates whose dependencies have not arrived yet, even when Yjs merges them into existing pending state', async () => {
+    const storage = createMemoryStorage()
+    const doc = await load(storage)
+    const writer = new FakeSession('writer')
+    const listener = new FakeSession('listener')
+    doc.addSession(writer)
+    doc.addSession(listener)
+    const [u1, u2, u3] = updatesOf(d => {
+      d.getText('t').insert(0, 'a')
+      d.getText('t').insert(1, 'b')
+      d.getText('t').insert(2, 'c')
+    })
+    doc.applyUpdate(writer, 2, u2!) // depends on u1: held as pending
+    doc.applyUpdate(writer, 3, u3!) // merged into the same pending object
+    await settle()
+    expect(writer.acks.sort()).toEqual([2, 3])
+    expect((await storage.load('d')).updates).toHaveLength(2)
+    expect(listener.updates.length).toBeGreaterThan(0)
+    doc.applyUpdate(writer, 1, u1!)
+    await settle()
+    expect(doc.ydoc.getText('t').toString()).toBe('abc')
+    // the listener can rebuild the text from what it was sent
+    const replica = new Y.Doc()
+    for (const u of listener.updates) Y.applyUpdate(replica, u)
+    expect(replica.getText('t').toString()).toBe('abc')
+    // and so can a reload from the store
+    const reloaded = await load(storage)
+    expect(reloaded.ydoc.getText('t').toString()).toBe('abc')
+  })
+
+  it('acks a no-op update without storing or forwarding it again', async () => {
+    const storage = createMemoryStorage({ commitDelayMs: 30 })
+    const doc = await load(storage)
+    const a = new FakeSession('a')
+    const b = new FakeSession('b')
+    doc.addSession(a)
+    doc.addSession(b)
+    const [u] = updatesOf(d => d.getText('t').insert(0, 'x'))
+    doc.applyUpdate(a, 1, u!)
+    doc.applyUpdate(b, 7, u!) // b sends the same content: nothing new
+    await new Promise(r => setTimeout(r, 5))
+    // not before the commit that carries the content is durable
+    expect(b.acks).toEqual([])
+    await new Promise(r => setTimeout(r, 60))
+    expect(a.acks).toEqual([1])
+    expect(b.acks).toEqual([7])
+    expect((await storage.load('d')).updates).toHaveLength(1)
+    expect(a.updates).toHaveLength(0)
+    expect(b.updates).toHaveLength(1)
+  })
+
+  it('coalesces updates of one event-loop turn into one frame per listener and never echoes a writer its own update', async () => {
+    const doc = await load(createMemoryStorage())
+    const w1 = new FakeSession('w1')
+    const w2 = new FakeSession('w2')
+    const l = new FakeSession('l')
+    for (const s of [w1, w2, l]) doc.addSession(s)
+    const d1 = new Y.Doc()
+    const d2 = new Y.Doc()
+    const a = updatesOf(d => { for (let i = 0; i < 10; i++) d.getText('t').insert(i, 'a') }, d1)
+    const b = updatesOf(d => { for (let i = 0; i < 5; i++) d.getArray('x').push([i]) }, d2)
+    a.forEach((u, i) => doc.applyUpdate(w1, i + 1, u))
+    b.forEach((u, i) => doc.applyUpdate(w2, i + 1, u))
+    await settle()
+    expect(l.updates).toHaveLength(1)
+    expect(w1.updates).toHaveLength(1)
+    expect(w2.updates).toHaveLength(1)
+    const atW1 = new Y.Doc()
+    Y.applyUpdate(atW1, w1.updates[0]!)
+    expect(atW1.getText('t').toString()).toBe('')
+    expect(atW1.getArray('x').toArray()).toEqual([0, 1, 2, 3, 4])
+    const atL = new Y.Doc()
+    Y.applyUpdate(atL, l.updates[0]!)
+    expect(atL.getText('t').toString()).toBe('aaaaaaaaaa')
+  })
+
+  it('rejects a malformed update with a coded error and leaves the document as it was', async () => {
+    const storage = createMemoryStorage()
+    const doc = await load(storage)
+    const s = new FakeSession('s')
+    doc.addSession(s)
+    const [good] = updatesOf(d => d.getText('t').insert(0, 'ok'))
+    doc.applyUpdate(s, 1, good!)
+    doc.applyUpdate(s, 2, good!.subarray(0, good!.length - 2))
+    await settle()
+    expect(s.errors).toEqual([{ code: 'CONCORD_ERR_UPDATE_MALFORMED', seq: 2, closed: false }])
+    expect(s.acks).toEqual([1])
+    expect(doc.ydoc.getText('t').toString()).toBe('ok')
+  })
+
+  it('when an append fails, no ack is sent, sessions are told the document closed, and the owner is notified', async () => {
+    const storage = createMemoryStorage()
+    storage.append = () => Promise.reject(new Error('disk full'))
+    let failed = 0
+    const doc = await load(storage, { onFailed: () => { failed++ } })
+    const s = new FakeSession('s')
+    doc.addSession(s)
+    const [u] = updatesOf(d => d.getText('t').insert(0, 'lost?'))
+    doc.applyUpdate(s, 1, u!)
+    await settle()
+    expect(s.acks).toEqual([])
+    expect(s.errors).toEqual([{ code: 'CONCORD_ERR_STORAGE_WRITE_FAILED', seq: 0, closed: true }])
+    expect(failed).toBe(1)
+    expect(doc.failed).toBe(true)
+  })
+
+  it('compacts by threshold: a reload reads one snapshot and a tail below the threshold', async () => {
+    const storage = createMemoryStorage()
+    const doc = await load(storage, { compactEveryUpdates: 10 })
+    const s = new FakeSession('s')
+    doc.addSession(s)
+    const ups = updatesOf(d => { for (let i = 0; i < 35; i++) d.getText('t').insert(i, String(i % 10)) })
+    ups.forEach((u, i) => doc.applyUpdate(s, i + 1, u))
+    await doc.whenFlushed()
+    await settle()
+    const loaded = await storage.load('d')
+    expect(loaded.snapshot).not.toBeNull()
+    expect(loaded.updates.length).toBeLessThan(10)
+    const reloaded = await load(storage)
+    expect(reloaded.ydoc.getText('t').toString()).toBe(doc.ydoc.getText('t').toString())
+    expect(reloaded.ydoc.getText('t').length).toBe(35)
+  })
+
+  it('relays presence coalesced per room and removes a session\'s states when it leaves', async () => {
+    const { Awareness, encodeAwarenessUpdate, applyAwarenessUpdate } = await import('y-protocols/awareness')
+    const doc = await load(createMemoryStorage())
+    const a = new FakeSession('a')
+    const b = new FakeSession('b')
+    doc.addSession(a)
+    doc.addSession(b)
+    const local = new Awareness(new Y.Doc())
+    for (let i = 0; i < 20; i++) {
+      local.setLocalStateField('cursor', i)
+      doc.applyAwareness(a, encodeAwarenessUpdate(local, [local.clientID]))
+    }
+    await new Promise(r => setTimeout(r, 80))
+    // 20 changes inside one throttle window: at most 2 relays (leading and trailing)
+    expect(b.awareness.length).toBeGreaterThan(0)
+    expect(b.awareness.length).toBeLessThanOrEqual(2)
+    const seen = new Awareness(new Y.Doc())
+    for (const u of b.awareness) applyAwarenessUpdate(seen, u, 'server')
+    expect((seen.getStates().get(local.clientID) as { cursor: number }).cursor).toBe(19)
+    doc.removeSession(a)
+    await new Promise(r => setTimeout(r, 60))
+    for (const u of b.awareness) applyAwarenessUpdate(seen, u, 'server')
+    expect(seen.getStates().has(local.clientID)).toBe(false)
+    local.destroy()
+    seen.destroy()
+    doc.destroy()
+  })
+})
