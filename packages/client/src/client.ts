@@ -33,6 +33,8 @@ export interface ClientOptions {
   getToken?: (document: string) => string | Promise<string>
   clientName?: string
   reconnect?: BackoffOptions & { enabled?: boolean }
+  /** Largest (reassembled) message accepted from the server; default 512 MiB. */
+  maxMessageBytes?: number
   /** Reconnect when nothing at all arrived for this long (0 disables). Any byte received counts. */
   livenessTimeoutMs?: number
 }
@@ -195,7 +197,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
     }, delay)
   }
 
-  #receive(bytes: Uint8Array): void {
+  #receive(bytes: Uint8Array, nested = false): void {
     let frame
     try {
       frame = decodeFrame(bytes)
@@ -205,9 +207,20 @@ export class ConcordClient extends Emitter<ClientEvents> {
     }
     if (isUnknownFrame(frame)) return
     if (frame.kind === FRAME_KINDS.CHUNK) {
-      if (this.#assembler === null) return
-      const whole = this.#assembler.push(frame)
-      if (whole !== null) this.#receive(whole)
+      if (this.#assembler === null || nested) {
+        this.emit('error', { code: 'CONCORD_ERR_PROTOCOL_BAD_CHUNK', message: 'unexpected chunk' })
+        return
+      }
+      let whole: Uint8Array | null
+      try {
+        whole = this.#assembler.push(frame)
+      } catch (err) {
+        // a broken chunk stream: start over on a fresh connection
+        this.emit('error', { code: (err as { code?: string }).code ?? 'CONCORD_ERR_PROTOCOL_BAD_CHUNK', message: String((err as Error).message) })
+        this.reconnect()
+        return
+      }
+      if (whole !== null) this.#receive(whole, true)
       return
     }
     this.#dispatch(frame)
@@ -219,7 +232,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
         this.#welcomed = true
         this.#attempt = 0
         this.#chunkBytes = frame.chunkBytes
-        this.#assembler = new ChunkAssembler({ maxMessageBytes: Number.MAX_SAFE_INTEGER })
+        this.#assembler = new ChunkAssembler({ maxMessageBytes: this.#opts.maxMessageBytes ?? 512 * 1024 * 1024 })
         this.#startLiveness(frame.heartbeatIntervalMs)
         this.#setStatus('connected')
         for (const h of this.#handles.values()) void h._connect()

@@ -108,7 +108,7 @@ describe('ChunkAssembler', () => {
       (sizes, chunkBytes, picks) => {
         const inputs = sizes.map((n, i) => pattern(n + 1, i))
         const queues = inputs.map((input, i) => chunksOf(input, `doc${i}`, i + 1, chunkBytes))
-        const assembler = new ChunkAssembler({ maxMessageBytes: 1000 })
+        const assembler = new ChunkAssembler({ maxMessageBytes: 1000, maxBufferedBytes: 5000 })
         const done = new Map<number, Uint8Array>()
         let p = 0
         while (queues.some(q => q.length > 0)) {
@@ -123,6 +123,21 @@ describe('ChunkAssembler', () => {
         expect(assembler.bufferedBytes).toBe(0)
       },
     ), { seed, verbose: true, numRuns: 200 })
+  })
+
+  it('limits the bytes held for all incomplete messages together', () => {
+    const assembler = new ChunkAssembler({ maxMessageBytes: 100, maxBufferedBytes: 150 })
+    const chunk = (messageId: number, index: number, bytes = 50) => ({
+      kind: FRAME_KINDS.CHUNK, document: 'd', messageId, index, total: 2, data: pattern(bytes, messageId),
+    } as const)
+    expect(assembler.push(chunk(1, 0))).toBeNull()
+    expect(assembler.push(chunk(2, 0))).toBeNull()
+    expect(assembler.bufferedBytes).toBe(100)
+    expect(() => assembler.push(chunk(3, 0, 51))).toThrow(expect.objectContaining({ code: 'CONCORD_ERR_MESSAGE_TOO_LARGE' }))
+    // the offending message is dropped; the others are still held and complete
+    expect(assembler.bufferedBytes).toBe(100)
+    expect(assembler.push(chunk(1, 1))).toEqual(new Uint8Array([...pattern(50, 1), ...pattern(50, 1)]))
+    expect(assembler.bufferedBytes).toBe(50)
   })
 
   it('returns a single-chunk message at once', () => {

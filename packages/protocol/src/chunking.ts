@@ -28,6 +28,8 @@ export interface ChunkAssemblerOptions {
   maxMessageBytes: number
   /** How many chunked messages may be in flight at once on one connection. */
   maxInFlight?: number
+  /** Bytes held for all incomplete messages together (default: maxMessageBytes). */
+  maxBufferedBytes?: number
 }
 
 interface Partial {
@@ -41,18 +43,19 @@ interface Partial {
 export class ChunkAssembler {
   readonly #maxMessageBytes: number
   readonly #maxInFlight: number
+  readonly #maxBufferedBytes: number
   readonly #partials = new Map<number, Partial>()
+  #buffered = 0
 
   constructor(options: ChunkAssemblerOptions) {
     this.#maxMessageBytes = options.maxMessageBytes
     this.#maxInFlight = options.maxInFlight ?? 16
+    this.#maxBufferedBytes = options.maxBufferedBytes ?? options.maxMessageBytes
   }
 
   /** Bytes currently held for incomplete messages. */
   get bufferedBytes(): number {
-    let n = 0
-    for (const p of this.#partials.values()) n += p.bytes
-    return n
+    return this.#buffered
   }
 
   /** Add one chunk; returns the complete frame bytes when this was the last chunk. */
@@ -69,19 +72,24 @@ export class ChunkAssembler {
       this.#partials.set(messageId, p)
     }
     if (index !== p.next || total !== p.total) {
-      this.#partials.delete(messageId)
+      this.#drop(messageId)
       throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', `chunk ${index}/${total} of message ${messageId} out of order`)
     }
     p.bytes += data.length
+    this.#buffered += data.length
     if (p.bytes > this.#maxMessageBytes) {
-      this.#partials.delete(messageId)
+      this.#drop(messageId)
       throw new ConcordError('CONCORD_ERR_MESSAGE_TOO_LARGE', `chunked message ${messageId} exceeds ${this.#maxMessageBytes} bytes`)
+    }
+    if (this.#buffered > this.#maxBufferedBytes) {
+      this.#drop(messageId)
+      throw new ConcordError('CONCORD_ERR_MESSAGE_TOO_LARGE', `incomplete chunked messages exceed ${this.#maxBufferedBytes} bytes together`)
     }
     // copy: `data` is a view into a WebSocket buffer that may be reused
     p.parts.push(data.slice())
     p.next++
     if (p.next < p.total) return null
-    this.#partials.delete(messageId)
+    this.#drop(messageId)
     if (p.parts.length === 1) return p.parts[0]!
     const out = new Uint8Array(p.bytes)
     let off = 0
@@ -94,5 +102,13 @@ export class ChunkAssembler {
 
   clear(): void {
     this.#partials.clear()
+    this.#buffered = 0
+  }
+
+  #drop(messageId: number): void {
+    const p = this.#partials.get(messageId)
+    if (p === undefined) return
+    this.#buffered -= p.bytes
+    this.#partials.delete(messageId)
   }
 }

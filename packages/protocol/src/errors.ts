@@ -130,6 +130,10 @@ export const ERROR_CODES = {
     scope: 'http', retryable: false, httpStatus: 404,
     description: 'No such HTTP route.',
   },
+  CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED: {
+    scope: 'http', retryable: false, httpStatus: 405,
+    description: 'The route exists but not for this HTTP method.',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -22,7 +22,7 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      json(res, 405, { error: 'CONCORD_ERR_HTTP_NOT_FOUND', message: 'method not allowed' })
+      json(res, 405, { error: 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED' })
       return
     }
     switch (url.pathname) {
