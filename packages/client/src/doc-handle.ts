@@ -161,7 +161,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
 
   /** @internal re-open after a document-scoped error that closed it (e.g. a retryable one). */
   _reopen(): void {
-    if (this.#closed || this.#opened) return
+    if (this.#closed || this.#opened || this.#openSent) return
     this.status = 'connecting'
     void this._connect()
   }

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino'
+import type { Log } from './connection-log.js'
 import { ConcordError } from '@concord/protocol'
 import type { Authenticate, AuthenticateContext, AuthResult } from './options.js'
 
@@ -13,7 +13,7 @@ export async function authenticateWithTimeout(
   authenticate: Authenticate,
   context: AuthenticateContext,
   timeoutMs: number,
-  log: Logger,
+  log: Pick<Log, 'error'>,
 ): Promise<AuthResult> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {

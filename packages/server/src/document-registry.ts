@@ -105,6 +105,11 @@ export class DocumentRegistry {
     return new Promise(resolve => this.#idleWaiters.push(resolve))
   }
 
+  /** Wait until no load is in progress (failed loads included). */
+  async settleLoads(): Promise<void> {
+    await Promise.allSettled([...this.#entries.values()].map(e => e.loading))
+  }
+
   /** Wait until every loaded document's log is flushed. */
   async flushAll(): Promise<void> {
     await Promise.all([...this.#entries.values()].map(e => e.loading.then(d => d.whenFlushed(), () => undefined)))

@@ -8,6 +8,7 @@ import type { DocumentRegistry } from './document-registry.js'
 import type { ResolvedServerOptions } from './options.js'
 import { NativeConnection } from './native-connection.js'
 import { YWebsocketConnection } from './y-websocket-connection.js'
+import { ConnectionLog } from './connection-log.js'
 
 interface Connection {
   readonly id: string
@@ -114,7 +115,7 @@ export class Gateway {
 
   #accept(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string): void {
     const connectionId = randomUUID()
-    const logger = this.#log.child({ connectionId, transport: native ? 'native' : 'y-websocket', ...(native ? {} : { document }) })
+    const logger = new ConnectionLog(this.#log, { connectionId, transport: native ? 'native' : 'y-websocket', ...(native ? {} : { document }) })
     const deps = { registry: this.#registry, options: this.#options, logger, connectionId }
     const connection: Connection = native
       ? new NativeConnection(ws, req, deps)

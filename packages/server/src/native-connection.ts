@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
-import type { Logger } from 'pino'
+import type { Log } from './connection-log.js'
 import {
   ChunkAssembler, ConcordError, decodeFrame, documentNameProblem, encodeFrame, FRAME_KINDS, FrameDecodeError,
   isUnknownFrame, negotiateVersion, toSeqRanges,
@@ -17,7 +17,7 @@ import { toConcordError } from './errors.js'
 export interface ConnectionDeps {
   registry: DocumentRegistry
   options: ResolvedServerOptions
-  logger: Logger
+  logger: Log
   connectionId: string
 }
 
@@ -27,7 +27,7 @@ export class NativeConnection {
   readonly #ws: WebSocket
   readonly #request: IncomingMessage
   readonly #deps: ConnectionDeps
-  readonly #log: Logger
+  readonly #log: Log
   readonly #sender: SocketSender
   readonly #assembler: ChunkAssembler
   readonly #docs = new Map<string, NativeDocSession>()

@@ -73,6 +73,9 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
         draining = true
         gateway!.drain()
         const httpClosed = new Promise<void>(resolve => http.close(() => resolve()))
+        // frames that arrived while their document was loading are applied once it has loaded
+        await registry.settleLoads()
+        await new Promise(resolve => setImmediate(resolve))
         await opts.storage.flush().catch(err => log.error({ err }, 'flush before shutdown failed'))
         await gateway!.closeAll(new ConcordError('CONCORD_ERR_SERVER_SHUTTING_DOWN'))
         await registry.flushAll()

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
-import type { Logger } from 'pino'
+import type { Log } from './connection-log.js'
 import { ConcordError, decodeYMessage, encodeYMessage, YMessageDecodeError, type Role, type YMessage } from '@concord/protocol'
 import type { DocumentSession } from './document-session.js'
 import type { DocumentLease } from './document-registry.js'
@@ -23,10 +23,10 @@ export class YWebsocketConnection implements DocumentSession {
   userId: string | null = null
   role: Role = 'read'
   readonly #ws: WebSocket
-  readonly #request: IncomingMessage
-  readonly #token: string
+  #request: IncomingMessage | null
+  #token: string
   readonly #deps: ConnectionDeps
-  readonly #log: Logger
+  readonly #log: Log
   readonly #sender: SocketSender
   #lease: DocumentLease | null = null
   #queue: Uint8Array[] = []
@@ -58,8 +58,11 @@ export class YWebsocketConnection implements DocumentSession {
     let lease: DocumentLease
     try {
       const auth = await authenticateWithTimeout(o.authenticate, {
-        document: this.document, token: this.#token, transport: 'y-websocket', request: this.#request,
+        document: this.document, token: this.#token, transport: 'y-websocket', request: this.#request!,
       }, o.authTimeoutMs, this.#log)
+      // an idle socket should not keep the upgrade request (headers and all) alive
+      this.#request = null
+      this.#token = ''
       if (this.#closed) return
       this.userId = auth.userId
       this.role = auth.role

@@ -8,12 +8,14 @@ import { createSqliteStorage } from './sqlite-storage.js'
 storageContract('memory', { create: async () => createMemoryStorage() })
 storageContract('memory with slow commits', { create: async () => createMemoryStorage({ commitDelayMs: 5 }) })
 
-let dir = ''
-storageContract('sqlite', {
-  create: async () => {
-    dir = mkdtempSync(join(tmpdir(), 'concord-sqlite-'))
-    return createSqliteStorage({ dataDir: dir })
-  },
-  reopen: async () => createSqliteStorage({ dataDir: dir }),
-  cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-})
+for (const thread of ['worker', 'main'] as const) {
+  let dir = ''
+  storageContract(`sqlite (${thread} thread)`, {
+    create: async () => {
+      dir = mkdtempSync(join(tmpdir(), 'concord-sqlite-'))
+      return createSqliteStorage({ dataDir: dir, thread })
+    },
+    reopen: async () => createSqliteStorage({ dataDir: dir, thread }),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  })
+}

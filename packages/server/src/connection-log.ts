@@ -1,0 +1,32 @@
+import type { Logger, Level } from 'pino'
+
+/**
+ * A per-connection logger that creates its pino child (with the connection's
+ * bindings) only when something is actually logged at an enabled level. An
+ * idle connection costs one small object instead of a child logger.
+ */
+export class ConnectionLog {
+  readonly #parent: Logger
+  readonly #bindings: Record<string, unknown>
+  #child: Logger | null = null
+
+  constructor(parent: Logger, bindings: Record<string, unknown>) {
+    this.#parent = parent
+    this.#bindings = bindings
+  }
+
+  trace(obj: object, msg: string): void { this.#log('trace', obj, msg) }
+  debug(obj: object, msg: string): void { this.#log('debug', obj, msg) }
+  info(obj: object, msg: string): void { this.#log('info', obj, msg) }
+  warn(obj: object, msg: string): void { this.#log('warn', obj, msg) }
+  error(obj: object, msg: string): void { this.#log('error', obj, msg) }
+
+  #log(level: Level, obj: object, msg: string): void {
+    if (!this.#parent.isLevelEnabled(level)) return
+    this.#child ??= this.#parent.child(this.#bindings)
+    this.#child[level](obj, msg)
+  }
+}
+
+/** What connection code needs from a logger. */
+export type Log = Pick<ConnectionLog, 'trace' | 'debug' | 'info' | 'warn' | 'error'>

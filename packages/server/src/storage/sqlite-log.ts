@@ -1,0 +1,163 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import type { AppendRecord, DocumentInfo, LoadedDocument, StoredUpdate } from './storage-adapter.js'
+
+export interface SqliteStorageOptions {
+  /** Folder that holds `concord.db` (created if missing). Use `filename` for an exact path. */
+  dataDir?: string
+  /** Exact database file path; `:memory:` for a private in-memory database. */
+  filename?: string
+  /**
+   * SQLite `synchronous` setting. `FULL` (default) fsyncs the WAL on every
+   * commit, so an acked update survives power loss; `NORMAL` survives process
+   * crashes (kill -9) but may lose the last commits on power loss.
+   */
+  synchronous?: 'FULL' | 'NORMAL'
+  /**
+   * Where SQLite runs. `worker` (default): a worker thread owns the database,
+   * so commits (and their fsync) never block the event loop that fans out
+   * updates. `main`: in the calling thread.
+   */
+  thread?: 'worker' | 'main'
+}
+
+const SCHEMA_VERSION = 1
+
+const MIGRATIONS: string[] = [
+  // v1
+  `CREATE TABLE updates (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     doc TEXT NOT NULL,
+     data BLOB NOT NULL,
+     user_id TEXT,
+     at INTEGER NOT NULL
+   );
+   CREATE INDEX updates_doc_seq ON updates (doc, seq);
+   CREATE TABLE snapshots (
+     doc TEXT PRIMARY KEY,
+     seq INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     at INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
+]
+
+export interface AppendItem {
+  document: string
+  record: AppendRecord
+}
+
+/** The synchronous SQLite log (better-sqlite3, WAL). Used in a worker thread or in the main thread. */
+export class SqliteLog {
+  readonly #db: Database.Database
+  readonly #appendBatch: (batch: AppendItem[]) => number[]
+  readonly #compact: (document: string, snapshot: Uint8Array, upToSeq: number) => void
+  readonly #delete: (document: string) => void
+  readonly #stmts
+
+  constructor(options: SqliteStorageOptions) {
+    let filename = options.filename
+    if (filename === undefined) {
+      if (options.dataDir === undefined) throw new TypeError('SQLite storage needs dataDir or filename')
+      mkdirSync(options.dataDir, { recursive: true })
+      filename = join(options.dataDir, 'concord.db')
+    }
+    const db = new Database(filename)
+    this.#db = db
+    db.pragma('journal_mode = WAL')
+    db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`)
+    db.pragma('busy_timeout = 5000')
+    migrate(db)
+    const s = {
+      insert: db.prepare<[string, Uint8Array, string | null, number]>('INSERT INTO updates (doc, data, user_id, at) VALUES (?, ?, ?, ?)'),
+      selectSnapshot: db.prepare<[string], { seq: number; data: Buffer }>('SELECT seq, data FROM snapshots WHERE doc = ?'),
+      selectTail: db.prepare<[string, number], { seq: number; data: Buffer; user_id: string | null; at: number }>(
+        'SELECT seq, data, user_id, at FROM updates WHERE doc = ? AND seq > ? ORDER BY seq'),
+      upsertSnapshot: db.prepare<[string, number, Uint8Array, number]>(
+        `INSERT INTO snapshots (doc, seq, data, at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (doc) DO UPDATE SET seq = excluded.seq, data = excluded.data, at = excluded.at
+         WHERE excluded.seq > snapshots.seq`),
+      deleteUpTo: db.prepare<[string, number]>('DELETE FROM updates WHERE doc = ? AND seq <= ?'),
+      deleteUpdates: db.prepare<[string]>('DELETE FROM updates WHERE doc = ?'),
+      deleteSnapshot: db.prepare<[string]>('DELETE FROM snapshots WHERE doc = ?'),
+      list: db.prepare<[], { doc: string; last_seq: number; tail: number; bytes: number; updated_at: number }>(
+        `SELECT doc, MAX(last_seq) AS last_seq, SUM(tail) AS tail, SUM(bytes) AS bytes, MAX(updated_at) AS updated_at FROM (
+           SELECT doc, MAX(seq) AS last_seq, COUNT(*) AS tail, SUM(LENGTH(data)) AS bytes, MAX(at) AS updated_at FROM updates GROUP BY doc
+           UNION ALL
+           SELECT doc, seq, 0, LENGTH(data), at FROM snapshots
+         ) GROUP BY doc ORDER BY doc`),
+      ping: db.prepare('SELECT 1'),
+    }
+    this.#stmts = s
+    this.#appendBatch = db.transaction((batch: AppendItem[]) => {
+      const seqs: number[] = []
+      for (const { document, record } of batch) {
+        const info = s.insert.run(document, record.update, record.userId ?? null, record.at ?? Date.now())
+        seqs.push(Number(info.lastInsertRowid))
+      }
+      return seqs
+    })
+    this.#compact = db.transaction((document: string, snapshot: Uint8Array, upToSeq: number) => {
+      const current = s.selectSnapshot.get(document)
+      if (current !== undefined && current.seq >= upToSeq) return
+      s.upsertSnapshot.run(document, upToSeq, snapshot, Date.now())
+      s.deleteUpTo.run(document, upToSeq)
+    })
+    this.#delete = db.transaction((document: string) => {
+      s.deleteUpdates.run(document)
+      s.deleteSnapshot.run(document)
+    })
+  }
+
+  append(batch: AppendItem[]): number[] {
+    return this.#appendBatch(batch)
+  }
+
+  load(document: string): LoadedDocument {
+    const snap = this.#stmts.selectSnapshot.get(document)
+    const snapshotSeq = snap?.seq ?? 0
+    const updates: StoredUpdate[] = this.#stmts.selectTail.all(document, snapshotSeq).map(r => ({
+      seq: r.seq, update: view(r.data), userId: r.user_id, at: r.at,
+    }))
+    return { snapshot: snap ? view(snap.data) : null, snapshotSeq, updates }
+  }
+
+  compact(document: string, snapshot: Uint8Array, upToSeq: number): void {
+    this.#compact(document, snapshot, upToSeq)
+  }
+
+  delete(document: string): void {
+    this.#delete(document)
+  }
+
+  list(): DocumentInfo[] {
+    return this.#stmts.list.all().map(r => ({
+      name: r.doc, lastSeq: r.last_seq, tailUpdates: r.tail, bytes: r.bytes, updatedAt: r.updated_at,
+    }))
+  }
+
+  ping(): void {
+    this.#stmts.ping.get()
+  }
+
+  close(): void {
+    this.#db.close()
+  }
+}
+
+function view(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number
+  if (current > SCHEMA_VERSION) {
+    throw new Error(`database schema version ${current} is newer than this server understands (${SCHEMA_VERSION})`)
+  }
+  for (let v = current; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!)
+      db.pragma(`user_version = ${v + 1}`)
+    })()
+  }
+}

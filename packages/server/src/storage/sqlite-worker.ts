@@ -1,0 +1,65 @@
+import { parentPort, workerData } from 'node:worker_threads'
+import { SqliteLog, type SqliteStorageOptions } from './sqlite-log.js'
+
+/** Worker-thread side of the SQLite adapter: owns the database, answers requests in order. */
+export type SqliteRequest =
+  | { id: number; op: 'append'; batch: Parameters<SqliteLog['append']>[0] }
+  | { id: number; op: 'load'; document: string }
+  | { id: number; op: 'compact'; document: string; snapshot: Uint8Array; upToSeq: number }
+  | { id: number; op: 'delete'; document: string }
+  | { id: number; op: 'list' }
+  | { id: number; op: 'ping' }
+  | { id: number; op: 'close' }
+
+export type SqliteResponse =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; message: string }
+
+const port = parentPort
+if (port === null) throw new Error('sqlite-worker must run in a worker thread')
+
+let log: SqliteLog | null = null
+let openError: Error | null = null
+try {
+  log = new SqliteLog(workerData as SqliteStorageOptions)
+} catch (err) {
+  openError = err as Error
+}
+
+port.on('message', (req: SqliteRequest) => {
+  try {
+    if (log === null) throw openError ?? new Error('database is closed')
+    let value: unknown
+    const transfer: ArrayBuffer[] = []
+    switch (req.op) {
+      case 'append':
+        value = log.append(req.batch)
+        break
+      case 'load': {
+        const loaded = log.load(req.document)
+        value = loaded
+        break
+      }
+      case 'compact':
+        log.compact(req.document, req.snapshot, req.upToSeq)
+        break
+      case 'delete':
+        log.delete(req.document)
+        break
+      case 'list':
+        value = log.list()
+        break
+      case 'ping':
+        log.ping()
+        break
+      case 'close':
+        log.close()
+        log = null
+        openError = new Error('database is closed')
+        break
+    }
+    port.postMessage({ id: req.id, ok: true, value } satisfies SqliteResponse, transfer)
+  } catch (err) {
+    port.postMessage({ id: req.id, ok: false, message: (err as Error).message } satisfies SqliteResponse)
+  }
+})
