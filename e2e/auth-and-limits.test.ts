@@ -1,18 +1,12 @@
-import { describe, it, expect, afterEach } from 'vitest'
+import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
 import { WebSocket } from 'ws'
 import { ConcordError, FRAME_KINDS, decodeYMessage } from '@concord/protocol'
 import type { Authenticate } from '@concord/server'
 import type { ConcordClient } from '@concord/client'
-import { connectClient, RawNativeSocket, startServer, waitFor, type RunningServer } from './helpers.js'
+import { connectClient, RawNativeSocket, startServer, waitFor, cleanupAfterEach } from './helpers.js'
 
-let running: RunningServer | null = null
-const clients: ConcordClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await running?.close()
-  running = null
-})
+const live = cleanupAfterEach()
 
 /** Test authenticator: token "writer" may write, "reader" may read, anything else is refused. */
 const byToken: Authenticate = ({ token }) => {
@@ -23,8 +17,8 @@ const byToken: Authenticate = ({ token }) => {
 
 describe('the per-document token and the refusal path', () => {
   it('native: a refused token gets CONCORD_ERR_AUTH_DENIED for that document only; a read session cannot write', async () => {
-    running = await startServer({ authenticate: byToken })
-    const raw = await RawNativeSocket.connect(running.url)
+    live.server = await startServer({ authenticate: byToken })
+    const raw = await RawNativeSocket.connect(live.server.url)
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'secret', token: 'wrong', stateVector: new Uint8Array() })
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'open-to-readers', token: 'reader', stateVector: new Uint8Array() })
     expect(await raw.next(FRAME_KINDS.ERROR, 'secret')).toMatchObject({ code: 'CONCORD_ERR_AUTH_DENIED', closed: true })
@@ -33,17 +27,17 @@ describe('the per-document token and the refusal path', () => {
     d.getText('t').insert(0, 'sneaky')
     raw.sendFrame({ kind: FRAME_KINDS.UPDATE, document: 'open-to-readers', seq: 4, update: Y.encodeStateAsUpdate(d) })
     expect(await raw.next(FRAME_KINDS.ERROR, 'open-to-readers')).toMatchObject({ code: 'CONCORD_ERR_AUTH_FORBIDDEN', seq: 4, closed: false })
-    expect(running.server.registry.peek('open-to-readers')?.ydoc.getText('t').toString()).toBe('')
-    expect(running.server.registry.peek('secret')).toBeNull()
+    expect(live.server.server.registry.peek('open-to-readers')?.ydoc.getText('t').toString()).toBe('')
+    expect(live.server.server.registry.peek('secret')).toBeNull()
     expect(raw.closeCode).toBeNull()
     raw.close()
   })
 
   it('client: the token comes from getToken for each document; the read-only handle still receives updates', async () => {
-    running = await startServer({ authenticate: byToken })
-    const writer = connectClient(running.url, { getToken: () => 'writer' })
-    const reader = connectClient(running.url, { token: 'reader' })
-    clients.push(writer, reader)
+    live.server = await startServer({ authenticate: byToken })
+    const writer = connectClient(live.server.url, { getToken: () => 'writer' })
+    const reader = connectClient(live.server.url, { token: 'reader' })
+    live.clients.push(writer, reader)
     const w = writer.open('shared')
     const r = reader.open('shared')
     await Promise.all([w.whenSynced(), r.whenSynced()])
@@ -55,31 +49,31 @@ describe('the per-document token and the refusal path', () => {
     r.doc.getText('t').insert(0, 'reader edit ')
     await waitFor(() => errors.length > 0)
     expect(errors[0]).toMatchObject({ code: 'CONCORD_ERR_AUTH_FORBIDDEN' })
-    expect(running.server.registry.peek('shared')?.ydoc.getText('t').toString()).toBe('from the writer')
+    expect(live.server.server.registry.peek('shared')?.ydoc.getText('t').toString()).toBe('from the writer')
     expect(w.doc.getText('t').toString()).toBe('from the writer')
   })
 
   it('y-websocket: the token is the `token` query parameter; a refused one gets permission-denied and close 4401', async () => {
-    running = await startServer({ authenticate: byToken })
-    const ws = new WebSocket(`${running.url}/secret?token=nope`)
+    live.server = await startServer({ authenticate: byToken })
+    const ws = new WebSocket(`${live.server.url}/secret?token=nope`)
     const messages: Uint8Array[] = []
     ws.on('message', (d: Buffer) => messages.push(new Uint8Array(d)))
     const closed = await new Promise<{ code: number; reason: string }>(resolve => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
     expect(closed).toEqual({ code: 4401, reason: 'CONCORD_ERR_AUTH_DENIED' })
     expect(messages.map(m => decodeYMessage(m))).toEqual([{ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_DENIED' }])
-    const ok = new WebSocket(`${running.url}/secret?token=writer`)
+    const ok = new WebSocket(`${live.server.url}/secret?token=writer`)
     const first = await new Promise<Uint8Array>(resolve => ok.once('message', (d: Buffer) => resolve(new Uint8Array(d))))
     expect(decodeYMessage(first).type).toBe('sync-step1')
     ok.close()
   })
 
   it('an authenticate hook that does not answer in time is refused with CONCORD_ERR_AUTH_TIMEOUT, and frames queued meanwhile are bounded', async () => {
-    running = await startServer({
+    live.server = await startServer({
       authenticate: () => new Promise(() => undefined),
       authTimeoutMs: 300,
       maxQueuedMessagesBeforeOpen: 20,
     })
-    const raw = await RawNativeSocket.connect(running.url)
+    const raw = await RawNativeSocket.connect(live.server.url)
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'slow', token: 't', stateVector: new Uint8Array() })
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'flood', token: 't', stateVector: new Uint8Array() })
     for (let i = 0; i < 25; i++) raw.sendFrame({ kind: FRAME_KINDS.QUERY_AWARENESS, document: 'flood' })
@@ -90,14 +84,14 @@ describe('the per-document token and the refusal path', () => {
   })
 
   it('too many documents opening at once closes the socket with 4529; too many open documents is a document error', async () => {
-    running = await startServer({ authenticate: () => new Promise(() => undefined), authTimeoutMs: 2_000, maxPendingDocuments: 3 })
-    const raw = await RawNativeSocket.connect(running.url)
+    live.server = await startServer({ authenticate: () => new Promise(() => undefined), authTimeoutMs: 2_000, maxPendingDocuments: 3 })
+    const raw = await RawNativeSocket.connect(live.server.url)
     for (let i = 0; i < 4; i++) raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: `p${i}`, token: '', stateVector: new Uint8Array() })
     expect(await raw.closed).toEqual({ code: 4529, reason: 'CONCORD_ERR_LIMIT_PENDING_DOCUMENTS' })
-    await running.close()
+    await live.server.close()
 
-    running = await startServer({ maxDocumentsPerConnection: 2 })
-    const c = await RawNativeSocket.connect(running.url)
+    live.server = await startServer({ maxDocumentsPerConnection: 2 })
+    const c = await RawNativeSocket.connect(live.server.url)
     for (const n of ['a', 'b', 'c']) c.sendFrame({ kind: FRAME_KINDS.OPEN, document: n, token: '', stateVector: new Uint8Array() })
     expect(await c.next(FRAME_KINDS.ERROR, 'c')).toMatchObject({ code: 'CONCORD_ERR_LIMIT_DOCUMENTS_PER_CONNECTION', closed: true })
     await c.next(FRAME_KINDS.SYNC_STEP2, 'b')

@@ -1,23 +1,17 @@
-import { describe, it, expect, afterEach } from 'vitest'
+import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
 import { WebSocket } from 'ws'
 import { encodeFrame, FRAME_KINDS } from '@concord/protocol'
 import type { ConcordClient } from '@concord/client'
-import { connectClient, RawNativeSocket, startServer, waitFor, type RunningServer } from './helpers.js'
+import { connectClient, RawNativeSocket, startServer, waitFor, cleanupAfterEach } from './helpers.js'
 
-let running: RunningServer | null = null
-const clients: ConcordClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await running?.close()
-  running = null
-})
+const live = cleanupAfterEach()
 
 /** Two healthy clients editing one document; returns a check that they still sync. */
 async function bystanders(url: string): Promise<() => Promise<void>> {
   const a = connectClient(url)
   const b = connectClient(url)
-  clients.push(a, b)
+  live.clients.push(a, b)
   const ha = a.open('shared')
   const hb = b.open('shared')
   await Promise.all([ha.whenSynced(), hb.whenSynced()])
@@ -41,33 +35,33 @@ function rawYws(url: string): Promise<{ ws: WebSocket; closed: Promise<{ code: n
 
 describe('bad input gets a coded error or close code and harms no one else', () => {
   it('native: garbage bytes close only that socket with 4400 CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', async () => {
-    running = await startServer()
-    const stillWorks = await bystanders(running.url)
-    const raw = await RawNativeSocket.connect(running.url)
+    live.server = await startServer()
+    const stillWorks = await bystanders(live.server.url)
+    const raw = await RawNativeSocket.connect(live.server.url)
     raw.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))
     expect(await raw.closed).toEqual({ code: 4400, reason: 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME' })
     await stillWorks()
   })
 
   it('native: a frame before HELLO, a text frame, and an unsupported version each get their close code', async () => {
-    running = await startServer()
-    const stillWorks = await bystanders(running.url)
-    const early = await RawNativeSocket.connect(running.url, false)
+    live.server = await startServer()
+    const stillWorks = await bystanders(live.server.url)
+    const early = await RawNativeSocket.connect(live.server.url, false)
     early.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'x', token: '', stateVector: new Uint8Array() })
     expect(await early.closed).toEqual({ code: 4400, reason: 'CONCORD_ERR_PROTOCOL_HANDSHAKE_REQUIRED' })
-    const text = await RawNativeSocket.connect(running.url)
+    const text = await RawNativeSocket.connect(live.server.url)
     text.send('hello')
     expect(await text.closed).toEqual({ code: 1003, reason: 'CONCORD_ERR_PROTOCOL_TEXT_FRAME' })
-    const future = await RawNativeSocket.connect(running.url, false)
+    const future = await RawNativeSocket.connect(live.server.url, false)
     future.sendFrame({ kind: FRAME_KINDS.HELLO, document: '', minVersion: 7, maxVersion: 9, client: 'from the future' })
     expect(await future.closed).toEqual({ code: 4406, reason: 'CONCORD_ERR_PROTOCOL_UNSUPPORTED_VERSION' })
     await stillWorks()
   })
 
   it('native: unknown kinds, unopened documents, bad names and malformed awareness are document-scoped errors; the socket stays open', async () => {
-    running = await startServer()
-    const stillWorks = await bystanders(running.url)
-    const raw = await RawNativeSocket.connect(running.url)
+    live.server = await startServer()
+    const stillWorks = await bystanders(live.server.url)
+    const raw = await RawNativeSocket.connect(live.server.url)
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'mine', token: '', stateVector: new Uint8Array() })
     await raw.next(FRAME_KINDS.SYNC_STEP2, 'mine')
     raw.send(new Uint8Array([42, 4, ...new TextEncoder().encode('mine')]))
@@ -93,25 +87,25 @@ describe('bad input gets a coded error or close code and harms no one else', () 
   })
 
   it('oversized messages close with 1009; oversized chunked messages with 1009 and the error code', async () => {
-    running = await startServer({ maxMessageBytes: 64 * 1024, chunkBytes: 16 * 1024 })
-    const stillWorks = await bystanders(running.url)
-    const big = await RawNativeSocket.connect(running.url)
+    live.server = await startServer({ maxMessageBytes: 64 * 1024, chunkBytes: 16 * 1024 })
+    const stillWorks = await bystanders(live.server.url)
+    const big = await RawNativeSocket.connect(live.server.url)
     big.send(new Uint8Array(100 * 1024))
     expect((await big.closed).code).toBe(1009)
-    const chunked = await RawNativeSocket.connect(running.url)
+    const chunked = await RawNativeSocket.connect(live.server.url)
     for (let i = 0; i < 6; i++) {
       chunked.sendFrame({ kind: FRAME_KINDS.CHUNK, document: 'x', messageId: 1, index: i, total: 10, data: new Uint8Array(16 * 1024) })
     }
     expect(await chunked.closed).toEqual({ code: 1009, reason: 'CONCORD_ERR_MESSAGE_TOO_LARGE' })
-    const yws = await rawYws(`${running.url}/shared`)
+    const yws = await rawYws(`${live.server.url}/shared`)
     yws.ws.send(new Uint8Array(70 * 1024))
     expect((await yws.closed).code).toBe(1009)
     await stillWorks()
   })
 
   it('a chunked update within limits is reassembled and applied', async () => {
-    running = await startServer({ chunkBytes: 1024 })
-    const raw = await RawNativeSocket.connect(running.url)
+    live.server = await startServer({ chunkBytes: 1024 })
+    const raw = await RawNativeSocket.connect(live.server.url)
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'big', token: '', stateVector: new Uint8Array() })
     await raw.next(FRAME_KINDS.SYNC_STEP2, 'big')
     const d = new Y.Doc()
@@ -124,31 +118,31 @@ describe('bad input gets a coded error or close code and harms no one else', () 
       if (i === 2) raw.sendFrame({ kind: FRAME_KINDS.PING, document: '' })
     }
     expect((await raw.next(FRAME_KINDS.ACK, 'big')).ranges).toEqual([{ from: 5, to: 5 }])
-    expect(running.server.registry.peek('big')?.ydoc.getText('t').length).toBe(10_000)
+    expect(live.server.server.registry.peek('big')?.ydoc.getText('t').length).toBe(10_000)
     raw.close()
   })
 
   it('y-websocket: malformed and unknown messages close that socket with 4400 and a code', async () => {
-    running = await startServer()
-    const stillWorks = await bystanders(running.url)
-    const a = await rawYws(`${running.url}/shared`)
+    live.server = await startServer()
+    const stillWorks = await bystanders(live.server.url)
+    const a = await rawYws(`${live.server.url}/shared`)
     a.ws.send(new Uint8Array([0, 1, 200]))
     expect(await a.closed).toEqual({ code: 4400, reason: 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME' })
-    const b = await rawYws(`${running.url}/shared`)
+    const b = await rawYws(`${live.server.url}/shared`)
     b.ws.send(new Uint8Array([77, 1, 2]))
     expect(await b.closed).toEqual({ code: 4400, reason: 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND' })
-    const c = await rawYws(`${running.url}/shared`)
+    const c = await rawYws(`${live.server.url}/shared`)
     c.ws.send(new Uint8Array([0, 2, 3, 1, 2, 3])) // sync update with garbage Yjs content
     expect(await c.closed).toEqual({ code: 4400, reason: 'CONCORD_ERR_UPDATE_MALFORMED' })
     await stillWorks()
     // the garbage did not reach the store or the other sessions
-    expect(running.server.registry.peek('shared')?.ydoc.getText('t').toString()).toMatch(/^(ok\d;)+$/)
+    expect(live.server.server.registry.peek('shared')?.ydoc.getText('t').toString()).toMatch(/^(ok\d;)+$/)
   })
 
   it('an upgrade for an invalid room name is refused with HTTP 400 before the upgrade', async () => {
-    running = await startServer()
+    live.server = await startServer()
     const res = await new Promise<number>(resolve => {
-      const ws = new WebSocket(`${running!.url}/%E0%A4%A`)
+      const ws = new WebSocket(`${live.server!.url}/%E0%A4%A`)
       ws.on('unexpected-response', (_req, r) => resolve(r.statusCode ?? 0))
       ws.on('error', () => undefined)
     })
@@ -156,13 +150,13 @@ describe('bad input gets a coded error or close code and harms no one else', () 
   })
 
   it('a peer that stops answering pings is terminated by the heartbeat', async () => {
-    running = await startServer({ heartbeatIntervalMs: 100 })
-    const raw = await RawNativeSocket.connect(running.url)
+    live.server = await startServer({ heartbeatIntervalMs: 100 })
+    const raw = await RawNativeSocket.connect(live.server.url)
     // stop reading: no pong can be sent back
     ;(raw.ws as unknown as { _socket: { pause(): void } })._socket.pause()
     raw.ws.pong = () => undefined
     await waitFor(async () => {
-      const info = await (await fetch(`http://127.0.0.1:${running!.port}/`)).json() as { connections: number }
+      const info = await (await fetch(`http://127.0.0.1:${live.server!.port}/`)).json() as { connections: number }
       return info.connections === 0
     }, { message: 'server dropped the silent peer', timeoutMs: 5_000 })
   })

@@ -1,3 +1,4 @@
+import { afterEach } from 'vitest'
 import { WebSocket } from 'ws'
 import { createServer, type ConcordServer, type ServerOptions } from '@concord/server'
 import { createClient, type ClientOptions, type ConcordClient, type WebSocketConstructor } from '@concord/client'
@@ -101,4 +102,18 @@ export class RawNativeSocket {
   close(): void {
     this.ws.close()
   }
+}
+
+/**
+ * Servers and clients a test file starts, closed after each test:
+ * `const live = cleanupAfterEach()`, then `live.server = await startServer()` and `live.clients.push(c)`.
+ */
+export function cleanupAfterEach(): { server: RunningServer | null; clients: ConcordClient[] } {
+  const live: { server: RunningServer | null; clients: ConcordClient[] } = { server: null, clients: [] }
+  afterEach(async () => {
+    for (const c of live.clients.splice(0)) c.close()
+    await live.server?.close()
+    live.server = null
+  })
+  return live
 }

@@ -1,29 +1,23 @@
-import { describe, it, expect, afterEach } from 'vitest'
+import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
 import { FRAME_KINDS } from '@concord/protocol'
 import type { ConcordClient } from '@concord/client'
-import { connectClient, RawNativeSocket, startServer, waitFor, type RunningServer } from './helpers.js'
+import { connectClient, RawNativeSocket, startServer, waitFor, cleanupAfterEach } from './helpers.js'
 
-let running: RunningServer | null = null
-const clients: ConcordClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await running?.close()
-  running = null
-})
+const live = cleanupAfterEach()
 
 describe('one native socket, several documents', () => {
   it('syncs three documents independently over one socket; an error on one leaves the other two working', async () => {
-    running = await startServer()
-    const alice = connectClient(running.url)
-    const bob = connectClient(running.url)
-    clients.push(alice, bob)
+    live.server = await startServer()
+    const alice = connectClient(live.server.url)
+    const bob = connectClient(live.server.url)
+    live.clients.push(alice, bob)
     const names = ['doc-a', 'doc-b', 'doc-c']
     const ah = names.map(n => alice.open(n))
     const bh = names.map(n => bob.open(n))
     await Promise.all([...ah, ...bh].map(h => h.whenSynced()))
     // one socket per client carries all three documents
-    const info = await (await fetch(`http://127.0.0.1:${running.port}/`)).json() as { connections: number; native: number; documentsLoaded: number }
+    const info = await (await fetch(`http://127.0.0.1:${live.server.port}/`)).json() as { connections: number; native: number; documentsLoaded: number }
     expect(info).toMatchObject({ connections: 2, native: 2, documentsLoaded: 3 })
 
     ah.forEach((h, i) => h.doc.getText('t').insert(0, `from alice ${i}`))
@@ -39,7 +33,7 @@ describe('one native socket, several documents', () => {
     const errors: { code: string; seq: number }[] = []
     ah[1]!.on('error', e => errors.push(e))
     // the client API cannot send garbage, so a raw socket does
-    const raw = await RawNativeSocket.connect(running.url)
+    const raw = await RawNativeSocket.connect(live.server.url)
     for (const n of names) raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: n, token: '', stateVector: new Uint8Array() })
     await Promise.all(names.map(n => raw.next(FRAME_KINDS.SYNC_STEP2, n)))
     raw.sendFrame({ kind: FRAME_KINDS.UPDATE, document: 'doc-b', seq: 7, update: new Uint8Array([1, 200, 3, 4, 5]) })
@@ -72,15 +66,15 @@ describe('one native socket, several documents', () => {
   })
 
   it('closing one handle leaves the others syncing, and the server unloads the closed document', async () => {
-    running = await startServer()
-    const a = connectClient(running.url)
-    const b = connectClient(running.url)
-    clients.push(a, b)
+    live.server = await startServer()
+    const a = connectClient(live.server.url)
+    const b = connectClient(live.server.url)
+    live.clients.push(a, b)
     const [a1, a2] = [a.open('one'), a.open('two')]
     const [b2] = [b.open('two')]
     await Promise.all([a1.whenSynced(), a2.whenSynced(), b2.whenSynced()])
     a1.close()
-    await waitFor(() => running!.server.registry.peek('one') === null, { message: 'document one unloaded' })
+    await waitFor(() => live.server!.server.registry.peek('one') === null, { message: 'document one unloaded' })
     a2.doc.getText('t').insert(0, 'hello')
     await waitFor(() => b2.doc.getText('t').toString() === 'hello')
   })
@@ -95,8 +89,8 @@ describe('one native socket, several documents', () => {
       appended.push(Date.now())
       return seq
     }
-    running = await startServer({ storage })
-    const raw = await RawNativeSocket.connect(running.url)
+    live.server = await startServer({ storage })
+    const raw = await RawNativeSocket.connect(live.server.url)
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'acks', token: '', stateVector: new Uint8Array() })
     await raw.next(FRAME_KINDS.SYNC_STEP2, 'acks')
     const d = new Y.Doc()

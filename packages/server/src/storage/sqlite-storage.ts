@@ -15,66 +15,88 @@ type Request = SqliteRequest extends infer R ? R extends { id: number } ? Omit<R
  * being written, the next batch collects.
  */
 export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapter {
-  return options.thread === 'main' ? inThread(options) : inWorker(options)
+  return adapterOver(options.thread === 'main' ? inThread(options) : inWorker(options))
 }
 
-function inThread(options: SqliteStorageOptions): StorageAdapter {
-  const log = new SqliteLog(options)
-  const committer = new GroupCommit<AppendItem, number>(batch => log.append(batch))
+/** The SQLite operations, wherever they run. */
+interface Backend {
+  append(batch: AppendItem[]): Promise<number[]> | number[]
+  load(document: string): Promise<LoadedDocument>
+  compact(document: string, snapshot: Uint8Array, upToSeq: number): Promise<void>
+  delete(document: string): Promise<void>
+  list(): Promise<DocumentInfo[]>
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+function adapterOver(backend: Backend): StorageAdapter {
+  const committer = new GroupCommit<AppendItem, number>(batch => backend.append(batch))
   let closed = false
-  const check = (): void => {
+  const open = (): void => {
     if (closed) throw new Error('sqlite storage is closed')
   }
   return {
     kind: 'sqlite',
     async load(document) {
-      check()
-      return log.load(document)
+      open()
+      return backend.load(document)
     },
     append(document, record) {
       if (closed) return Promise.reject(new Error('sqlite storage is closed'))
       return committer.enqueue({ document, record })
     },
     async compact(document, snapshot, upToSeq) {
-      check()
-      log.compact(document, snapshot, upToSeq)
+      open()
+      await backend.compact(document, snapshot, upToSeq)
     },
     async delete(document) {
-      check()
+      open()
       await committer.barrier().catch(() => undefined)
-      log.delete(document)
+      await backend.delete(document)
     },
     async list() {
-      check()
-      return log.list()
+      open()
+      return backend.list()
     },
     flush: () => committer.barrier(),
     async ping() {
-      check()
-      log.ping()
+      open()
+      await backend.ping()
     },
     async close() {
       if (closed) return
       await committer.barrier().catch(() => undefined)
       closed = true
-      log.close()
+      await backend.close()
     },
   }
 }
 
-function inWorker(options: SqliteStorageOptions): StorageAdapter {
+function inThread(options: SqliteStorageOptions): Backend {
+  const log = new SqliteLog(options)
+  return {
+    append: batch => log.append(batch),
+    load: async document => log.load(document),
+    compact: async (document, snapshot, upToSeq) => log.compact(document, snapshot, upToSeq),
+    delete: async document => log.delete(document),
+    list: async () => log.list(),
+    ping: async () => log.ping(),
+    close: async () => log.close(),
+  }
+}
+
+function inWorker(options: SqliteStorageOptions): Backend {
   // from compiled code the worker sits next to this file; when tests run the
   // TypeScript source directly, use the compiled worker (npm test builds first)
   const workerUrl = import.meta.url.endsWith('.ts')
     ? new URL('../../dist/storage/sqlite-worker.js', import.meta.url)
     : new URL('./sqlite-worker.js', import.meta.url)
   const worker = new Worker(workerUrl, { workerData: { ...options, thread: 'main' } })
-  // the worker must not keep a finished process alive; pending requests keep it referenced
+  // an idle worker must not keep a finished process alive; pending requests keep it referenced
   worker.unref()
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   let nextId = 1
   let dead: Error | null = null
-  let closed = false
 
   const fail = (err: Error): void => {
     dead ??= err
@@ -101,43 +123,14 @@ function inWorker(options: SqliteStorageOptions): StorageAdapter {
       worker.postMessage({ ...req, id })
     })
   }
-  const committer = new GroupCommit<AppendItem, number>(batch => request<number[]>({ op: 'append', batch }))
-  const check = (): void => {
-    if (closed) throw new Error('sqlite storage is closed')
-  }
-
   return {
-    kind: 'sqlite',
-    async load(document) {
-      check()
-      return request<LoadedDocument>({ op: 'load', document })
-    },
-    append(document, record) {
-      if (closed) return Promise.reject(new Error('sqlite storage is closed'))
-      return committer.enqueue({ document, record })
-    },
-    async compact(document, snapshot, upToSeq) {
-      check()
-      await request({ op: 'compact', document, snapshot, upToSeq })
-    },
-    async delete(document) {
-      check()
-      await committer.barrier().catch(() => undefined)
-      await request({ op: 'delete', document })
-    },
-    async list() {
-      check()
-      return request<DocumentInfo[]>({ op: 'list' })
-    },
-    flush: () => committer.barrier(),
-    async ping() {
-      check()
-      await request({ op: 'ping' })
-    },
+    append: batch => request<number[]>({ op: 'append', batch }),
+    load: document => request<LoadedDocument>({ op: 'load', document }),
+    compact: (document, snapshot, upToSeq) => request({ op: 'compact', document, snapshot, upToSeq }),
+    delete: document => request({ op: 'delete', document }),
+    list: () => request<DocumentInfo[]>({ op: 'list' }),
+    ping: () => request({ op: 'ping' }),
     async close() {
-      if (closed) return
-      await committer.barrier().catch(() => undefined)
-      closed = true
       await request({ op: 'close' }).catch(() => undefined)
       await worker.terminate()
     },

@@ -30,16 +30,13 @@ port.on('message', (req: SqliteRequest) => {
   try {
     if (log === null) throw openError ?? new Error('database is closed')
     let value: unknown
-    const transfer: ArrayBuffer[] = []
     switch (req.op) {
       case 'append':
         value = log.append(req.batch)
         break
-      case 'load': {
-        const loaded = log.load(req.document)
-        value = loaded
+      case 'load':
+        value = log.load(req.document)
         break
-      }
       case 'compact':
         log.compact(req.document, req.snapshot, req.upToSeq)
         break
@@ -58,7 +55,7 @@ port.on('message', (req: SqliteRequest) => {
         openError = new Error('database is closed')
         break
     }
-    port.postMessage({ id: req.id, ok: true, value } satisfies SqliteResponse, transfer)
+    port.postMessage({ id: req.id, ok: true, value } satisfies SqliteResponse)
   } catch (err) {
     port.postMessage({ id: req.id, ok: false, message: (err as Error).message } satisfies SqliteResponse)
   }
