@@ -19,6 +19,10 @@ Options of serve (each also read from the environment variable shown):
   --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
   --compact-every-updates <n>  compact a document's log after n updates  CONCORD_COMPACT_EVERY_UPDATES (default 1000)
   --max-message-bytes <n>      largest message accepted                  CONCORD_MAX_MESSAGE_BYTES (default 67108864)
+  --sqlite-synchronous <s>     full: an ack survives power loss; normal: it survives a process crash
+                               (kill -9) but not an OS crash, and costs fewer fsyncs
+                                                                         CONCORD_SQLITE_SYNCHRONOUS (default full)
+  --sqlite-commit-window-ms <n> group-commit window                      CONCORD_SQLITE_COMMIT_WINDOW_MS (default 2)
   -h, --help         show this help
 
 Endpoints:
@@ -39,6 +43,20 @@ export interface CliConfig {
   logLevel: LevelWithSilent
   compactEveryUpdates: number | undefined
   maxMessageBytes: number | undefined
+  sqliteSynchronous: 'FULL' | 'NORMAL'
+  sqliteCommitWindowMs: number
+}
+
+function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
+  const upper = text.toUpperCase()
+  if (upper !== 'FULL' && upper !== 'NORMAL') throw new UsageError(`invalid --sqlite-synchronous ${JSON.stringify(text)}: use full or normal`)
+  return upper
+}
+
+function parseWindow(text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid --sqlite-commit-window-ms ${JSON.stringify(text)}: 0 to 1000`)
+  return n
 }
 
 function optionalPositiveInt(name: string, text: string | undefined): number | undefined {
@@ -60,6 +78,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'log-level': { type: 'string' },
       'compact-every-updates': { type: 'string' },
       'max-message-bytes': { type: 'string' },
+      'sqlite-synchronous': { type: 'string' },
+      'sqlite-commit-window-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -80,6 +100,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     logLevel: logLevel as LevelWithSilent,
     compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
     maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),
+    sqliteSynchronous: parseSynchronous(values['sqlite-synchronous'] ?? env.CONCORD_SQLITE_SYNCHRONOUS ?? 'full'),
+    sqliteCommitWindowMs: parseWindow(values['sqlite-commit-window-ms'] ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2'),
   }
 }
 
@@ -89,8 +111,10 @@ async function serve(argv: string[]): Promise<void> {
   let storage: StorageAdapter
   if (config.store === 'sqlite') {
     const { createSqliteStorage } = await import('./storage/sqlite-storage.js')
-    storage = createSqliteStorage({ dataDir: config.data })
-    logger.info({ data: config.data }, 'using SQLite store')
+    storage = createSqliteStorage({
+      dataDir: config.data, synchronous: config.sqliteSynchronous, commitWindowMs: config.sqliteCommitWindowMs,
+    })
+    logger.info({ data: config.data, synchronous: config.sqliteSynchronous, commitWindowMs: config.sqliteCommitWindowMs }, 'using SQLite store')
   } else {
     const { createMemoryStorage } = await import('./storage/memory-storage.js')
     storage = createMemoryStorage()

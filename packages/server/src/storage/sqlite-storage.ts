@@ -15,7 +15,7 @@ type Request = SqliteRequest extends infer R ? R extends { id: number } ? Omit<R
  * being written, the next batch collects.
  */
 export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapter {
-  return adapterOver(options.thread === 'main' ? inThread(options) : inWorker(options))
+  return adapterOver(options.thread === 'main' ? inThread(options) : inWorker(options), options.commitWindowMs ?? 2)
 }
 
 /** The SQLite operations, wherever they run. */
@@ -29,8 +29,8 @@ interface Backend {
   close(): Promise<void>
 }
 
-function adapterOver(backend: Backend): StorageAdapter {
-  const committer = new GroupCommit<AppendItem, number>(batch => backend.append(batch))
+function adapterOver(backend: Backend, commitWindowMs: number): StorageAdapter {
+  const committer = new GroupCommit<AppendItem, number>(batch => backend.append(batch), { lingerMs: commitWindowMs })
   let closed = false
   const open = (): void => {
     if (closed) throw new Error('sqlite storage is closed')
