@@ -149,6 +149,44 @@ describe('bad input gets a coded error or close code and harms no one else', () 
     expect(res).toBe(400)
   })
 
+  it('a request line whose URL cannot be parsed gets 400 (HTTP and upgrade) and the server keeps running', async () => {
+    live.server = await startServer()
+    const stillWorks = await bystanders(live.server.url)
+    const { connect } = await import('node:net')
+    const ask = (text: string): Promise<string> => new Promise((resolve, reject) => {
+      const sock = connect(live.server!.port, '127.0.0.1', () => sock.write(text))
+      let got = ''
+      sock.on('data', d => { got += d.toString() })
+      sock.on('end', () => resolve(got))
+      sock.on('error', reject)
+    })
+    expect(await ask('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400.*CONCORD_ERR_HTTP_BAD_REQUEST/s)
+    const upgrade = await ask('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+    expect(upgrade).toMatch(/^HTTP\/1\.1 400/)
+    await stillWorks()
+  })
+
+  it('a reader too slow for a large frame is closed instead of buffering it without bound', async () => {
+    live.server = await startServer({ maxBufferedBytes: 64 * 1024, chunkBytes: 16 * 1024 })
+    const writer = connectClient(live.server.url)
+    live.clients.push(writer)
+    const h = writer.open('big-doc')
+    await h.whenSynced()
+    h.doc.getText('t').insert(0, 'z'.repeat(200 * 1024))
+    await h.whenSaved()
+    const slow = await RawNativeSocket.connect(live.server.url)
+    ;(slow.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+    slow.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'big-doc', token: '', stateVector: new Uint8Array() })
+    await waitFor(async () => {
+      const info = await (await fetch(`http://127.0.0.1:${live.server!.port}/`)).json() as { connections: number }
+      return info.connections === 1
+    }, { message: 'the slow reader was dropped' })
+    // the writer is unaffected
+    h.doc.getText('t').insert(0, 'still fine ')
+    await h.whenSaved()
+  })
+
   it('a peer that stops answering pings is terminated by the heartbeat', async () => {
     live.server = await startServer({ heartbeatIntervalMs: 100 })
     const raw = await RawNativeSocket.connect(live.server.url)

@@ -57,6 +57,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
   #livenessTimer: ReturnType<typeof setInterval> | null = null
   #lastReceived = 0
   #chunkBytes = 0
+  #serverMaxMessageBytes = Number.POSITIVE_INFINITY
   #nextMessageId = 1
   #assembler: ChunkAssembler | null = null
   #welcomed = false
@@ -73,6 +74,10 @@ export class ConcordClient extends Emitter<ClientEvents> {
     this.#transport = {
       send: (bytes, document) => this.#send(bytes, document),
       get connected() { return client.connected },
+      get maxMessageBytes() { return client.#serverMaxMessageBytes },
+      retryLater: handle => {
+        setTimeout(() => { if (this.connected) handle._reopen() }, backoffDelay(3, this.#opts.reconnect))
+      },
       tokenFor: async document => (options.getToken ? await options.getToken(document) : options.token ?? ''),
       onHandleClosed: handle => {
         if (this.#handles.get(handle.name) === handle) this.#handles.delete(handle.name)
@@ -232,6 +237,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
         this.#welcomed = true
         this.#attempt = 0
         this.#chunkBytes = frame.chunkBytes
+        this.#serverMaxMessageBytes = frame.maxMessageBytes
         this.#assembler = new ChunkAssembler({ maxMessageBytes: this.#opts.maxMessageBytes ?? 512 * 1024 * 1024 })
         this.#startLiveness(frame.heartbeatIntervalMs)
         this.#setStatus('connected')
@@ -253,7 +259,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
         handle._receive(frame)
         if (frame.kind === FRAME_KINDS.ERROR && frame.closed && isErrorCode(frame.code) && ERROR_CODES[frame.code].retryable) {
           // e.g. a storage failure: open again after a while and re-send what is unacked
-          setTimeout(() => { if (this.connected) handle._reopen() }, backoffDelay(3, this.#opts.reconnect))
+          this.#transport.retryLater(handle)
         }
       }
     }

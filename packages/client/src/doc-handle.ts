@@ -21,8 +21,12 @@ export interface DocHandleEvents {
 export interface HandleTransport {
   send(bytes: Uint8Array, document: string): void
   readonly connected: boolean
+  /** The server's limit from WELCOME (Infinity before the first WELCOME). */
+  readonly maxMessageBytes: number
   tokenFor(document: string): Promise<string>
   onHandleClosed(handle: DocHandle): void
+  /** Call `handle._reopen()` after a backoff delay, if still connected. */
+  retryLater(handle: DocHandle): void
 }
 
 const REMOTE = Symbol('concord-remote')
@@ -39,9 +43,15 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   status: DocStatus = 'connecting'
   readonly #transport: HandleTransport
   readonly #pending = new Map<number, Uint8Array>()
+  /** A resync update's seq -> the older pending seqs its ack also settles. */
+  readonly #covers = new Map<number, number[]>()
+  #savedWaiters: (() => void)[] = []
   #nextSeq = 1
   #opened = false
   #openSent = false
+  /** Which halves of the initial sync arrived since the last OPENED (chunked frames may reorder them). */
+  #gotStep1 = false
+  #gotStep2 = false
   #closed = false
 
   constructor(name: string, transport: HandleTransport, doc?: Y.Doc) {
@@ -68,10 +78,13 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     return new Promise(resolve => this.once('synced', () => resolve()))
   }
 
-  /** Resolves when every local update made so far is durable. */
+  /**
+   * Resolves when no local update is waiting for the server any more: all were
+   * acked as durable, or refused (refusals are reported through `error`).
+   */
   whenSaved(): Promise<void> {
     if (this.#pending.size === 0) return Promise.resolve()
-    return new Promise(resolve => this.once('saved', () => resolve()))
+    return new Promise(resolve => this.#savedWaiters.push(resolve))
   }
 
   /** Stop syncing this document; the others on the socket keep running. */
@@ -97,7 +110,15 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   async _connect(): Promise<void> {
     if (this.#closed) return
     this.#setStatus('connecting')
-    const token = await this.#transport.tokenFor(this.name)
+    let token: string
+    try {
+      token = await this.#transport.tokenFor(this.name)
+    } catch (err) {
+      // e.g. the application's token endpoint is briefly down: report, then try again
+      this.emit('error', { code: 'CONCORD_ERR_CLIENT_TOKEN', message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, seq: 0, closed: true })
+      this.#transport.retryLater(this)
+      return
+    }
     if (this.#closed || !this.#transport.connected) return
     this.#transport.send(encodeFrame({
       kind: FRAME_KINDS.OPEN, document: this.name, token, stateVector: Y.encodeStateVector(this.doc),
@@ -124,20 +145,24 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         // updates made from here on stay queued until SYNC_STEP1, so that the
         // server receives everything unacked in order (no gaps it must hold back)
         this.role = frame.role
+        this.#gotStep1 = false
+        this.#gotStep2 = false
         this.#setStatus('syncing')
         return
       case FRAME_KINDS.SYNC_STEP2:
-        Y.applyUpdate(this.doc, frame.update, REMOTE)
-        if (this.status === 'syncing') this.#setStatus('synced')
-        this.emit('synced')
+        if (!this.#applyRemote(frame.update)) return
+        this.#gotStep2 = true
+        this.#maybeSynced()
         return
       case FRAME_KINDS.SYNC_STEP1:
         this.#opened = true
         this.#resend(frame.stateVector)
         this.#sendLocalAwareness()
+        this.#gotStep1 = true
+        this.#maybeSynced()
         return
       case FRAME_KINDS.UPDATE:
-        Y.applyUpdate(this.doc, frame.update, REMOTE)
+        this.#applyRemote(frame.update)
         return
       case FRAME_KINDS.AWARENESS:
         applyAwarenessUpdate(this.awareness, frame.update, REMOTE)
@@ -146,7 +171,12 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         this.#acked(frame.ranges)
         return
       case FRAME_KINDS.ERROR:
-        if (frame.seq > 0 && this.#pending.delete(frame.seq) && this.#pending.size === 0) this.emit('saved')
+        // only a definitive refusal of that very update ends its wait; any other error
+        // (storage failure, document reset, not open) leaves it pending for the re-send
+        if (frame.seq > 0 && !frame.closed && REFUSALS.has(frame.code) && this.#pending.delete(frame.seq)) {
+          this.#covers.delete(frame.seq)
+          this.#notifySaved()
+        }
         if (frame.closed) {
           this.#opened = false
           this.#openSent = false
@@ -166,14 +196,49 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     void this._connect()
   }
 
+  /**
+   * After (re)opening: send one update with everything the server lacks (our
+   * unacked updates, and anything it lost that we hold), before anything new.
+   * Its ack also settles every older pending update, whose content it carries.
+   * With nothing pending and nothing missing, nothing is sent.
+   */
   #resend(serverStateVector: Uint8Array): void {
-    if (this.#pending.size > 0) {
+    const diff = Y.encodeStateAsUpdate(this.doc, serverStateVector)
+    if (this.#pending.size === 0 && isEmptyUpdate(diff)) return
+    if (diff.length + 64 + this.name.length * 3 > this.#transport.maxMessageBytes) {
+      // too large as one message: re-send the pending updates one by one
       for (const [seq, update] of this.#pending) this.#sendUpdate(seq, update)
       return
     }
-    // nothing pending, but the server may lack something we have (e.g. it lost unacked state)
-    const diff = Y.encodeStateAsUpdate(this.doc, serverStateVector)
-    if (!isEmptyUpdate(diff)) this.#track(diff)
+    const covered = [...this.#pending.keys()]
+    const seq = this.#nextSeq++
+    this.#pending.set(seq, diff)
+    if (covered.length > 0) this.#covers.set(seq, covered)
+    this.#sendUpdate(seq, diff)
+  }
+
+  /** Synced: we hold the server's state (step 2) and it has been sent ours (step 1 answered). */
+  #maybeSynced(): void {
+    if (!this.#gotStep1 || !this.#gotStep2 || this.status !== 'syncing') return
+    this.#setStatus('synced')
+    this.emit('synced')
+  }
+
+  #applyRemote(update: Uint8Array): boolean {
+    try {
+      Y.applyUpdate(this.doc, update, REMOTE)
+      return true
+    } catch (err) {
+      this.emit('error', { code: 'CONCORD_ERR_UPDATE_MALFORMED', message: `an update from the server could not be applied: ${(err as Error).message}`, seq: 0, closed: false })
+      return false
+    }
+  }
+
+  #notifySaved(): void {
+    if (this.#pending.size > 0 || this.#savedWaiters.length === 0) return
+    const waiters = this.#savedWaiters
+    this.#savedWaiters = []
+    for (const w of waiters) w()
   }
 
   #acked(ranges: SeqRange[]): void {
@@ -186,11 +251,27 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         for (let seq = r.from; seq <= r.to; seq++) if (this.#pending.delete(seq)) seqs.push(seq)
       }
     }
+    // a resync update's ack also settles the older updates it carried
+    for (const seq of seqs.slice()) {
+      const covered = this.#covers.get(seq)
+      if (covered === undefined) continue
+      this.#covers.delete(seq)
+      for (const c of covered) if (this.#pending.delete(c)) seqs.push(c)
+    }
     if (seqs.length > 0) this.emit('ack', seqs)
     if (seqs.length > 0 && this.#pending.size === 0) this.emit('saved')
+    this.#notifySaved()
   }
 
   #track(update: Uint8Array): void {
+    if (update.length + 64 + this.name.length * 3 > this.#transport.maxMessageBytes) {
+      // the server would refuse it and close the socket; it stays in the local document only
+      this.emit('error', {
+        code: 'CONCORD_ERR_MESSAGE_TOO_LARGE', seq: 0, closed: false,
+        message: `a local update of ${update.length} bytes exceeds the server's limit of ${this.#transport.maxMessageBytes} bytes; it was not sent`,
+      })
+      return
+    }
     const seq = this.#nextSeq++
     this.#pending.set(seq, update)
     if (this.#opened && this.#transport.connected) this.#sendUpdate(seq, update)
@@ -226,6 +307,9 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.emit('status', status)
   }
 }
+
+/** Errors that refuse one update for good (it will never be accepted). */
+const REFUSALS = new Set(['CONCORD_ERR_AUTH_FORBIDDEN', 'CONCORD_ERR_UPDATE_MALFORMED'])
 
 function isEmptyUpdate(update: Uint8Array): boolean {
   // an update with no structs and an empty delete set encodes as [0, 0]

@@ -140,6 +140,22 @@ describe('ChunkAssembler', () => {
     expect(assembler.bufferedBytes).toBe(50)
   })
 
+  it('refuses empty pieces, impossible totals, and (when asked) tiny pieces before the last', () => {
+    const piece = (index: number, total: number, bytes: number) => ({
+      kind: FRAME_KINDS.CHUNK, document: 'd', messageId: 9, index, total, data: pattern(bytes, 1),
+    } as const)
+    const a = new ChunkAssembler({ maxMessageBytes: 1000 })
+    expect(() => a.push(piece(0, 5, 0))).toThrow(expect.objectContaining({ code: 'CONCORD_ERR_PROTOCOL_BAD_CHUNK' }))
+    expect(() => a.push(piece(0, 1001, 1))).toThrow(expect.objectContaining({ code: 'CONCORD_ERR_PROTOCOL_BAD_CHUNK' }))
+    const b = new ChunkAssembler({ maxMessageBytes: 10_000, minPieceBytes: 100 })
+    expect(b.push(piece(0, 3, 100))).toBeNull()
+    expect(() => b.push(piece(1, 3, 99))).toThrow(expect.objectContaining({ code: 'CONCORD_ERR_PROTOCOL_BAD_CHUNK' }))
+    expect(b.bufferedBytes).toBe(0)
+    // the last piece may be short
+    expect(b.push(piece(0, 2, 100))).toBeNull()
+    expect(b.push(piece(1, 2, 1))).toHaveLength(101)
+  })
+
   it('returns a single-chunk message at once', () => {
     const assembler = new ChunkAssembler({ maxMessageBytes: 10 })
     expect(assembler.push(chunk(1, 0, 1, new Uint8Array([1, 2, 3])))).toEqual(new Uint8Array([1, 2, 3]))

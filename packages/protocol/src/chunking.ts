@@ -30,6 +30,12 @@ export interface ChunkAssemblerOptions {
   maxInFlight?: number
   /** Bytes held for all incomplete messages together (default: maxMessageBytes). */
   maxBufferedBytes?: number
+  /**
+   * Smallest piece accepted except the last of a message (default 1). A
+   * receiver that sets it bounds the number of pieces it holds, so tiny pieces
+   * cannot cost more memory than their bytes count for.
+   */
+  minPieceBytes?: number
 }
 
 interface Partial {
@@ -44,6 +50,7 @@ export class ChunkAssembler {
   readonly #maxMessageBytes: number
   readonly #maxInFlight: number
   readonly #maxBufferedBytes: number
+  readonly #minPieceBytes: number
   readonly #partials = new Map<number, Partial>()
   #buffered = 0
 
@@ -51,6 +58,7 @@ export class ChunkAssembler {
     this.#maxMessageBytes = options.maxMessageBytes
     this.#maxInFlight = options.maxInFlight ?? 16
     this.#maxBufferedBytes = options.maxBufferedBytes ?? options.maxMessageBytes
+    this.#minPieceBytes = options.minPieceBytes ?? 1
   }
 
   /** Bytes currently held for incomplete messages. */
@@ -61,6 +69,12 @@ export class ChunkAssembler {
   /** Add one chunk; returns the complete frame bytes when this was the last chunk. */
   push(chunk: FrameOf<typeof FRAME_KINDS.CHUNK>): Uint8Array | null {
     const { messageId, index, total, data } = chunk
+    // every piece carries at least one byte, so a message has at most maxMessageBytes pieces;
+    // empty pieces would cost memory without counting against any limit
+    if (data.length === 0 || total > this.#maxMessageBytes) {
+      this.#drop(messageId)
+      throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', `chunk ${index}/${total} of message ${messageId} is empty or the total is impossible`)
+    }
     let p = this.#partials.get(messageId)
     if (p === undefined) {
       if (index !== 0) throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', `chunk ${index} of unknown message ${messageId}`)
@@ -74,6 +88,10 @@ export class ChunkAssembler {
     if (index !== p.next || total !== p.total) {
       this.#drop(messageId)
       throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', `chunk ${index}/${total} of message ${messageId} out of order`)
+    }
+    if (index < total - 1 && data.length < this.#minPieceBytes) {
+      this.#drop(messageId)
+      throw new ConcordError('CONCORD_ERR_PROTOCOL_BAD_CHUNK', `chunk ${index}/${total} of message ${messageId} is shorter than ${this.#minPieceBytes} bytes`)
     }
     p.bytes += data.length
     this.#buffered += data.length

@@ -110,6 +110,10 @@ export const ERROR_CODES = {
     scope: 'document', retryable: false,
     description: 'The socket already has the maximum number of open documents; close one first.',
   },
+  CONCORD_ERR_DOC_RESET: {
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
+    description: 'An update could not be integrated and the server reloaded the document from its log. Open it again; unacked updates are re-sent.',
+  },
   CONCORD_ERR_LIMIT_SLOW_READER: {
     scope: 'connection', retryable: true, closeCode: CLOSE_CODES.TRY_AGAIN_LATER,
     description: 'The socket fell too far behind reading what the server sends (send buffer above its limit); it is closed so the room is not held back.',
@@ -129,6 +133,10 @@ export const ERROR_CODES = {
   CONCORD_ERR_HTTP_NOT_FOUND: {
     scope: 'http', retryable: false, httpStatus: 404,
     description: 'No such HTTP route.',
+  },
+  CONCORD_ERR_HTTP_BAD_REQUEST: {
+    scope: 'http', retryable: false, httpStatus: 400,
+    description: 'The request line or URL could not be parsed.',
   },
   CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED: {
     scope: 'http', retryable: false, httpStatus: 405,

@@ -54,3 +54,23 @@ describe('validateUpdate', () => {
     expect(Y.encodeStateVector(doc)).toEqual(before)
   })
 })
+
+describe('validateUpdate structural check', () => {
+  it('refuses an item whose origin is its own client at a later clock', () => {
+    const poison = new Uint8Array(Buffer.from('01010200c402050106030f595a00', 'hex'))
+    expect(validateUpdate(poison)).toMatch(/cannot precede/)
+  })
+
+  it('accepts real updates, including ones that refer to other clients and to earlier items of their own', () => {
+    const a = new Y.Doc()
+    const b = new Y.Doc()
+    a.getText('t').insert(0, 'hello')
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+    const updates: Uint8Array[] = []
+    b.on('update', (u: Uint8Array) => updates.push(u))
+    b.getText('t').insert(2, 'XY')
+    b.getText('t').insert(3, 'z')
+    b.getMap('m').set('k', new Y.Map())
+    for (const u of updates) expect(validateUpdate(u)).toBeNull()
+  })
+})

@@ -26,6 +26,9 @@ export class DocumentRegistry {
   readonly #opts: Omit<LiveDocumentOptions, 'onFailed'>
   readonly #log: Logger
   #idleWaiters: (() => void)[] = []
+  /** Failed documents whose last appends are still settling, by name: a reload waits for them. */
+  readonly #evicting = new Map<string, Promise<void>>()
+  #closed = false
 
   constructor(opts: Omit<LiveDocumentOptions, 'onFailed'>) {
     this.#opts = opts
@@ -51,14 +54,26 @@ export class DocumentRegistry {
    * done; when the load fails, the reference is dropped with it.
    */
   async acquire(name: string): Promise<DocumentLease> {
+    if (this.#closed) throw new Error('the document registry is closed')
     let entry = this.#entries.get(name)
     if (entry === undefined) {
+      // a failed instance's appends must settle first, or the reload would miss them
+      const evicting = this.#evicting.get(name)
+      if (evicting !== undefined) {
+        await evicting
+        return this.acquire(name)
+      }
       const created: Entry = { name, refs: 0, loading: null as unknown as Promise<LiveDocument>, doc: null, unloading: false }
       created.loading = LiveDocument.load(name, {
         ...this.#opts,
         onFailed: doc => this.#evict(created, doc),
       }).then(doc => {
         created.doc = doc
+        if (this.#closed || this.#entries.get(name) !== created) {
+          // loaded after shutdown began or after eviction: nobody may use it
+          doc.destroy()
+          throw new Error('the document registry is closed')
+        }
         return doc
       }, err => {
         // a failed load leaves nothing behind; the next acquire tries again
@@ -91,7 +106,12 @@ export class DocumentRegistry {
     void entry.loading.then(async doc => {
       await doc.whenFlushed()
       entry.unloading = false
-      if (entry.refs > 0 || this.#entries.get(name) !== entry) return
+      if (entry.refs > 0) return
+      if (this.#entries.get(name) !== entry) {
+        // evicted or registry cleared meanwhile: make sure its timers stop
+        doc.destroy()
+        return
+      }
       this.#entries.delete(name)
       doc.destroy()
       this.#log.debug({ document: name }, 'document unloaded')
@@ -115,22 +135,31 @@ export class DocumentRegistry {
     await Promise.all([...this.#entries.values()].map(e => e.loading.then(d => d.whenFlushed(), () => undefined)))
   }
 
-  /** Destroy everything (after sessions are gone and logs flushed). */
+  /** Refuse new acquires and destroy everything (after sessions are gone and logs flushed). */
   destroyAll(): void {
-    for (const e of this.#entries.values()) e.doc?.destroy()
+    this.#closed = true
+    for (const e of this.#entries.values()) {
+      if (e.doc !== null) e.doc.destroy()
+      // a load still running destroys its document when it completes (see acquire)
+    }
     this.#entries.clear()
     this.#notifyIdle()
   }
 
   #evict(entry: Entry, doc: LiveDocument): void {
-    if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name)
-    // sessions were told and close themselves; drop what is left
-    setImmediate(() => doc.destroy())
+    const name = entry.name
+    if (this.#entries.get(name) === entry) this.#entries.delete(name)
+    const settled = doc.whenFlushed().then(() => {
+      if (this.#evicting.get(name) === settled) this.#evicting.delete(name)
+      doc.destroy()
+      this.#notifyIdle()
+    })
+    this.#evicting.set(name, settled)
     this.#notifyIdle()
   }
 
   #notifyIdle(): void {
-    if (this.#entries.size > 0 || this.#idleWaiters.length === 0) return
+    if (this.#entries.size > 0 || this.#evicting.size > 0 || this.#idleWaiters.length === 0) return
     const waiters = this.#idleWaiters
     this.#idleWaiters = []
     for (const w of waiters) w()

@@ -56,7 +56,14 @@ export class Gateway {
       perMessageDeflate: false,
       handleProtocols: protocols => (protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false),
     })
-    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head))
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      try {
+        this.#upgrade(req, socket, head)
+      } catch (err) {
+        this.#log.error({ err }, 'upgrade failed')
+        refuse(socket, 500, 'CONCORD_ERR_SERVER_INTERNAL')
+      }
+    })
     this.#heartbeat = setInterval(() => this.#sweep(), options.heartbeatIntervalMs)
     this.#heartbeat.unref()
   }
@@ -97,14 +104,14 @@ export class Gateway {
     let document = ''
     let token = ''
     if (!native) {
-      const url = new URL(req.url ?? '/', 'http://localhost')
       try {
+        const url = new URL(req.url ?? '/', 'http://localhost')
         document = decodeURIComponent(url.pathname.slice(1))
+        token = url.searchParams.get('token') ?? ''
       } catch {
         refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
         return
       }
-      token = url.searchParams.get('token') ?? ''
       if (documentNameProblem(document) !== null) {
         refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
         return
@@ -177,7 +184,8 @@ function toBytes(data: RawData): Uint8Array {
 /** Refuse an upgrade with an HTTP status and the error code as the body. */
 function refuse(socket: Duplex, status: number, code: ErrorCode): void {
   const body = JSON.stringify({ error: code })
-  socket.end(`HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\n` +
+  const text = status === 503 ? 'Service Unavailable' : status === 500 ? 'Internal Server Error' : 'Bad Request'
+  socket.end(`HTTP/1.1 ${status} ${text}\r\n` +
     'Content-Type: application/json\r\nConnection: close\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentRegistry } from './document-registry.js'
 import type { Gateway } from './gateway.js'
@@ -9,6 +10,7 @@ export interface HttpRouteDeps {
   gateway: () => Gateway
   isDraining: () => boolean
   version: string
+  logger: Logger
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -19,8 +21,14 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 
 /** Plain HTTP endpoints: health, readiness, and a short description of the server. */
 export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost')
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost')
+    } catch {
+      json(res, 400, { error: 'CONCORD_ERR_HTTP_BAD_REQUEST' })
+      return
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       json(res, 405, { error: 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED' })
       return
@@ -51,6 +59,15 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
         return
       default:
         json(res, 404, { error: 'CONCORD_ERR_HTTP_NOT_FOUND' })
+    }
+  }
+  return (req, res) => {
+    try {
+      handle(req, res)
+    } catch (err) {
+      deps.logger.error({ err }, 'HTTP handler failed')
+      if (!res.headersSent) json(res, 500, { error: 'CONCORD_ERR_SERVER_INTERNAL' })
+      else res.destroy()
     }
   }
 }

@@ -146,6 +146,31 @@ describe('LiveDocument edit path', () => {
     expect(doc.failed).toBe(true)
   })
 
+  it('an update Yjs fails to integrate: its sender gets UPDATE_MALFORMED, everyone gets DOC_RESET, and the owner reloads from the log', async () => {
+    const storage = createMemoryStorage()
+    let failed = 0
+    const doc = await load(storage, { onFailed: () => { failed++ } })
+    const a = new FakeSession('a')
+    const b = new FakeSession('b')
+    doc.addSession(a)
+    doc.addSession(b)
+    const [good, bad] = updatesOf(d => { d.getText('t').insert(0, 'kept'); d.getText('t').insert(4, '!') })
+    doc.applyUpdate(a, 1, good!)
+    await doc.whenFlushed()
+    // simulate an integration failure inside Yjs
+    doc.ydoc.on('beforeTransaction', () => { throw new Error('integration failed') })
+    doc.applyUpdate(a, 2, bad!)
+    expect(a.errors).toEqual([
+      { code: 'CONCORD_ERR_UPDATE_MALFORMED', seq: 2, closed: false },
+      { code: 'CONCORD_ERR_DOC_RESET', seq: 0, closed: true },
+    ])
+    expect(b.errors).toEqual([{ code: 'CONCORD_ERR_DOC_RESET', seq: 0, closed: true }])
+    expect(failed).toBe(1)
+    expect(a.acks).toEqual([1])
+    const reloaded = await load(storage)
+    expect(reloaded.ydoc.getText('t').toString()).toBe('kept')
+  })
+
   it('compacts by threshold: a reload reads one snapshot and a tail below the threshold', async () => {
     const storage = createMemoryStorage()
     const doc = await load(storage, { compactEveryUpdates: 10 })

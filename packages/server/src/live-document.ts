@@ -44,6 +44,7 @@ export class LiveDocument {
   readonly #awarenessOwner = new Map<number, DocumentSession>()
 
   #inFlight = 0
+  #lastAppend: Promise<unknown> = Promise.resolve()
   #flushWaiters: (() => void)[] = []
   #lastDurableSeq = 0
   #tailUpdates = 0
@@ -146,9 +147,13 @@ export class LiveDocument {
     try {
       Y.applyUpdate(this.ydoc, update, session)
     } catch (err) {
-      // validated above, so this is a Yjs failure mid-integration: the in-memory
-      // state can no longer be trusted to match the log
-      this.#fail(err)
+      // A Yjs failure mid-integration: the in-memory state can no longer be trusted
+      // to match the log, so the document is reloaded from the log. When nothing was
+      // pending before, this update alone is at fault and its sender is told so.
+      if (pendingStructs === null && pendingDs === null) {
+        session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update could not be integrated: ${errorMessage(err)}`, { document: this.name }), seq, false)
+      }
+      this.#fail(err, 'CONCORD_ERR_DOC_RESET')
       return
     }
     const changed = this.#changed || store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate ||
@@ -191,7 +196,9 @@ export class LiveDocument {
 
   #append(update: Uint8Array, session: DocumentSession | null, seq: number): void {
     this.#inFlight++
-    this.#opts.storage.append(this.name, { update, userId: session?.userId ?? null, at: Date.now() }).then(logSeq => {
+    const appended = this.#opts.storage.append(this.name, { update, userId: session?.userId ?? null, at: Date.now() })
+    this.#lastAppend = appended
+    appended.then(logSeq => {
       if (logSeq > this.#lastDurableSeq) this.#lastDurableSeq = logSeq
       this.#tailUpdates++
       this.#tailBytes += update.length
@@ -204,9 +211,10 @@ export class LiveDocument {
     })
   }
 
+  /** Run `fn` once this document's appends enqueued so far are durable (they commit in order). */
   #afterBarrier(fn: () => void): void {
     this.#inFlight++
-    this.#opts.storage.flush().then(() => {
+    this.#lastAppend.then(() => {
       this.#settled()
       fn()
     }, err => {
@@ -224,11 +232,13 @@ export class LiveDocument {
     }
   }
 
-  #fail(err: unknown): void {
+  #fail(err: unknown, code: 'CONCORD_ERR_STORAGE_WRITE_FAILED' | 'CONCORD_ERR_DOC_RESET' = 'CONCORD_ERR_STORAGE_WRITE_FAILED'): void {
     if (this.#failed) return
     this.#failed = true
-    this.#log.error({ err, document: this.name }, 'document failed; closing its sessions so clients re-send unacked updates')
-    const error = new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', `storage failed: ${errorMessage(err)}`, { document: this.name, cause: err })
+    this.#log.error({ err, document: this.name, code }, 'document failed; closing its sessions so clients re-send unacked updates')
+    const error = code === 'CONCORD_ERR_DOC_RESET'
+      ? new ConcordError(code, 'the document was reloaded from its log; open it again', { document: this.name, cause: err })
+      : new ConcordError(code, `storage failed: ${errorMessage(err)}`, { document: this.name, cause: err })
     for (const s of [...this.sessions]) s.documentError(error, 0, true)
     this.#opts.onFailed?.(this, err)
   }

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
 import type { Log } from './connection-log.js'
 import {
-  ChunkAssembler, ConcordError, decodeFrame, documentNameProblem, encodeFrame, FRAME_KINDS, FrameDecodeError,
+  ChunkAssembler, ConcordError, decodeFrame, MAX_DOCUMENT_NAME_BYTES, documentNameProblem, encodeFrame, FRAME_KINDS, FrameDecodeError,
   isUnknownFrame, negotiateVersion, toSeqRanges,
   type ErrorCode, type Frame, type Role, type UnknownFrame,
 } from '@concord/protocol'
@@ -10,7 +10,7 @@ import type { DocumentSession } from './document-session.js'
 import type { DocumentLease, DocumentRegistry } from './document-registry.js'
 import type { ResolvedServerOptions } from './options.js'
 import type { SharedMessage } from './shared-message.js'
-import { SocketSender } from './socket-sender.js'
+import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
 import { authenticateWithTimeout } from './authenticate.js'
 import { toConcordError } from './errors.js'
 
@@ -33,6 +33,8 @@ export class NativeConnection {
   readonly #docs = new Map<string, NativeDocSession>()
   #version = 0
   #pendingOpens = 0
+  /** Bytes queued by all documents of this socket whose OPEN is not yet accepted. */
+  queuedBytes = 0
   #closed = false
   #handshakeTimer: NodeJS.Timeout | null
 
@@ -48,7 +50,8 @@ export class NativeConnection {
       maxBufferedBytes: o.maxBufferedBytes,
       onSlowReader: err => this.close(err),
     })
-    this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes })
+    // pieces other than the last must be at least 1 KiB (clients are told chunkBytes in WELCOME)
+    this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes, minPieceBytes: Math.min(1024, o.chunkBytes) })
     this.#handshakeTimer = setTimeout(() => {
       this.close(new ConcordError('CONCORD_ERR_PROTOCOL_HANDSHAKE_TIMEOUT'))
     }, o.handshakeTimeoutMs)
@@ -77,6 +80,11 @@ export class NativeConnection {
   }
 
   #handle(frame: Frame | UnknownFrame, size: number): void {
+    // names are at most MAX_DOCUMENT_NAME_BYTES; a longer one is never echoed back
+    if (frame.document.length > MAX_DOCUMENT_NAME_BYTES) {
+      this.close(new ConcordError('CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', 'document name too long'))
+      return
+    }
     if (this.#version === 0) {
       if (frame.kind !== FRAME_KINDS.HELLO) {
         this.close(new ConcordError('CONCORD_ERR_PROTOCOL_HANDSHAKE_REQUIRED'))
@@ -131,7 +139,7 @@ export class NativeConnection {
         const session = this.#docs.get(frame.document)
         if (session === undefined) {
           if (frame.kind !== FRAME_KINDS.CLOSE) {
-            this.sendError(frame.document, 'CONCORD_ERR_DOC_NOT_OPEN', `document ${JSON.stringify(frame.document)} is not open on this socket`,
+            this.sendError(frame.document, 'CONCORD_ERR_DOC_NOT_OPEN', 'the document is not open on this socket',
               frame.kind === FRAME_KINDS.UPDATE ? frame.seq : 0, true)
           }
           return
@@ -176,7 +184,7 @@ export class NativeConnection {
       return
     }
     if (this.#docs.has(name)) {
-      this.sendError(name, 'CONCORD_ERR_DOC_ALREADY_OPEN', `document ${JSON.stringify(name)} is already open on this socket`, 0, false)
+      this.sendError(name, 'CONCORD_ERR_DOC_ALREADY_OPEN', 'the document is already open on this socket', 0, false)
       return
     }
     if (this.#docs.size >= o.maxDocumentsPerConnection) {
@@ -243,6 +251,8 @@ export class NativeConnection {
     this.#sender.stop()
     if (error === undefined) this.#ws.close(1000)
     else this.#ws.close(error.closeCode ?? 1011, error.code)
+    // a reader that is not reading will not complete the close handshake either
+    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER') setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
     this.dispose()
   }
 
@@ -298,10 +308,11 @@ class NativeDocSession implements DocumentSession {
     c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: name, stateVector: doc.stateVector() }))
     const presence = doc.awarenessSnapshot()
     if (presence !== null) c.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: name, update: presence }), name)
+    // a send above may have closed the socket (slow reader); then the lease is already released
+    if (this.closed) return
     doc.addSession(this)
     const queued = this.#queue
-    this.#queue = []
-    this.#queuedBytes = 0
+    this.#dropQueue()
     for (const q of queued) {
       if (this.closed) break
       this.#handleOpen(q.frame)
@@ -316,7 +327,10 @@ class NativeDocSession implements DocumentSession {
       }
       const o = this.#conn.options
       this.#queuedBytes += size
-      if (this.#queue.length >= o.maxQueuedMessagesBeforeOpen || this.#queuedBytes > o.maxQueuedBytesBeforeOpen) {
+      this.#conn.queuedBytes += size
+      // bounded per document, and for all opening documents of the socket together
+      if (this.#queue.length >= o.maxQueuedMessagesBeforeOpen || this.#queuedBytes > o.maxQueuedBytesBeforeOpen ||
+        this.#conn.queuedBytes > o.maxQueuedBytesBeforeOpen) {
         this.documentError(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE',
           `more than ${o.maxQueuedMessagesBeforeOpen} frames or ${o.maxQueuedBytesBeforeOpen} bytes before OPEN was accepted`), 0, true)
         return
@@ -396,14 +410,21 @@ class NativeDocSession implements DocumentSession {
     if (closed) this.end()
   }
 
+  #dropQueue(): void {
+    this.#conn.queuedBytes -= this.#queuedBytes
+    this.#queuedBytes = 0
+    this.#queue = []
+  }
+
   /** Leave the document (idempotent). */
   end(): void {
     if (this.closed && this.#lease === null) {
+      this.#dropQueue()
       this.#conn.forget(this)
       return
     }
     this.closed = true
-    this.#queue = []
+    this.#dropQueue()
     this.#conn.forget(this)
     const lease = this.#lease
     this.#lease = null

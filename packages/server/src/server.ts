@@ -46,6 +46,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     gateway: () => gateway!,
     isDraining: () => draining,
     version: VERSION,
+    logger: log,
   }))
   gateway = new Gateway(http, opts, registry)
   let closing: Promise<void> | null = null

@@ -1,6 +1,9 @@
 import type { WebSocket } from 'ws'
 import { chunkFrame, ConcordError } from '@concord/protocol'
 
+/** How long a socket closed as a slow reader gets to read its close frame before it is cut. */
+export const SLOW_READER_GRACE_MS = 2_000
+
 export interface SocketSenderOptions {
   /** Frames above this are chunked (0: never chunk, for y-websocket). */
   chunkBytes: number
@@ -18,6 +21,8 @@ export class SocketSender {
   readonly #ws: WebSocket
   readonly #opts: SocketSenderOptions
   readonly #large: Generator<Uint8Array>[] = []
+  /** Bytes of large frames accepted but not yet handed to the socket. */
+  #largeBytes = 0
   #chunkInFlight = false
   #nextMessageId = 1
   #stopped = false
@@ -34,13 +39,14 @@ export class SocketSender {
 
   send(bytes: Uint8Array, document = ''): void {
     if (this.#stopped || this.#ws.readyState !== this.#ws.OPEN) return
-    if (this.#opts.chunkBytes > 0 && bytes.length > this.#opts.chunkBytes) {
-      this.#large.push(chunkFrame(bytes, document, this.#nextMessageId++, this.#opts.chunkBytes))
-      this.#pump()
+    if (this.#ws.bufferedAmount + this.#largeBytes + bytes.length > this.#opts.maxBufferedBytes) {
+      this.#slow()
       return
     }
-    if (this.#ws.bufferedAmount + bytes.length > this.#opts.maxBufferedBytes) {
-      this.#slow()
+    if (this.#opts.chunkBytes > 0 && bytes.length > this.#opts.chunkBytes) {
+      this.#largeBytes += bytes.length
+      this.#large.push(chunkFrame(bytes, document, this.#nextMessageId++, this.#opts.chunkBytes))
+      this.#pump()
       return
     }
     this.#ws.send(bytes, { binary: true })
@@ -49,6 +55,7 @@ export class SocketSender {
   stop(): void {
     this.#stopped = true
     this.#large.length = 0
+    this.#largeBytes = 0
   }
 
   #pump(): void {
@@ -60,10 +67,8 @@ export class SocketSender {
       // round-robin between large messages
       this.#large.push(gen)
       if (this.#ws.readyState !== this.#ws.OPEN) return
-      if (this.#ws.bufferedAmount + next.value.length > this.#opts.maxBufferedBytes) {
-        this.#slow()
-        return
-      }
+      // the frame's bytes leave the large queue as its chunks go out (a chunk carries a little header)
+      this.#largeBytes = Math.max(0, this.#largeBytes - next.value.length)
       this.#chunkInFlight = true
       this.#ws.send(next.value, { binary: true }, () => {
         this.#chunkInFlight = false

@@ -6,7 +6,7 @@ import type { DocumentSession } from './document-session.js'
 import type { DocumentLease } from './document-registry.js'
 import type { SharedMessage } from './shared-message.js'
 import type { ConnectionDeps } from './native-connection.js'
-import { SocketSender } from './socket-sender.js'
+import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
 import { authenticateWithTimeout } from './authenticate.js'
 import { toConcordError } from './errors.js'
 
@@ -87,6 +87,7 @@ export class YWebsocketConnection implements DocumentSession {
     this.#send(encodeYMessage({ type: 'sync-step1', stateVector: doc.stateVector() }))
     const presence = doc.awarenessSnapshot()
     if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
+    if (this.#closed) return
     doc.addSession(this)
     const queued = this.#queue
     this.#queue = []
@@ -137,6 +138,8 @@ export class YWebsocketConnection implements DocumentSession {
       case 'sync-step2':
       case 'update':
         if (this.role === 'read') {
+          // the stock provider answers the server's step 1 with a step 2 that is usually empty
+          if (isEmptyUpdate(message.update)) return
           this.#send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
           return
         }
@@ -183,6 +186,8 @@ export class YWebsocketConnection implements DocumentSession {
     this.#sender.stop()
     if (error === undefined) this.#ws.close(1000)
     else this.#ws.close(error.closeCode ?? 1011, error.code)
+    // a reader that is not reading will not complete the close handshake either
+    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER') setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
     this.dispose()
   }
 
@@ -198,4 +203,9 @@ export class YWebsocketConnection implements DocumentSession {
       lease.release()
     }
   }
+}
+
+/** An update with no structs and an empty delete set ([0, 0]). */
+function isEmptyUpdate(update: Uint8Array): boolean {
+  return update.length === 2 && update[0] === 0 && update[1] === 0
 }
