@@ -3,7 +3,7 @@ import { WebSocket } from 'ws'
 import { createServer, type ConcordServer, type ServerOptions } from '@concord/server'
 import { createClient, type ClientOptions, type ConcordClient, type WebSocketConstructor } from '@concord/client'
 import {
-  decodeFrame, encodeFrame, FRAME_KINDS, NATIVE_SUBPROTOCOL, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
+  decodeFrame, encodeFrame, FRAME_KINDS, isUnknownFrame, NATIVE_SUBPROTOCOL, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
   type Frame, type UnknownFrame,
 } from '@concord/protocol'
 
@@ -53,7 +53,9 @@ export function connectClient(url: string, options: Partial<ClientOptions> = {})
 /** A bare native-protocol socket for frame-level tests. */
 export class RawNativeSocket {
   readonly ws: WebSocket
-  readonly frames: (Frame | UnknownFrame)[] = []
+  readonly frames: Frame[] = []
+  /** Frames of kinds this protocol version does not know (a server should never send one). */
+  readonly unknownFrames: UnknownFrame[] = []
   closeCode: number | null = null
   closeReason = ''
   readonly opened: Promise<void>
@@ -72,7 +74,11 @@ export class RawNativeSocket {
         resolve({ code, reason: this.closeReason })
       })
     })
-    this.ws.on('message', (data: Buffer) => this.frames.push(decodeFrame(new Uint8Array(data))))
+    this.ws.on('message', (data: Buffer) => {
+      const frame = decodeFrame(new Uint8Array(data))
+      if (isUnknownFrame(frame)) this.unknownFrames.push(frame)
+      else this.frames.push(frame)
+    })
   }
 
   static async connect(url: string, hello = true): Promise<RawNativeSocket> {
