@@ -51,6 +51,14 @@ describe('the per-document token and the refusal path', () => {
     expect(errors[0]).toMatchObject({ code: 'CONCORD_ERR_AUTH_FORBIDDEN' })
     expect(live.server.server.registry.peek('shared')?.ydoc.getText('t').toString()).toBe('from the writer')
     expect(w.doc.getText('t').toString()).toBe('from the writer')
+    await r.whenSaved()
+    // after a reconnect the read-only handle offers nothing again: no new errors
+    reader.reconnect()
+    await waitFor(() => r.status === 'synced' && reader.status === 'connected', { message: () => `reader synced again (${r.status}, ${reader.status})` })
+    w.doc.getText('t').insert(0, '> ')
+    // its refused edit stays in its own copy; the writer's edit arrives next to it
+    await waitFor(() => r.doc.getText('t').toString().replace('reader edit ', '') === '> from the writer', { message: () => `the reader receives the new edit (${r.doc.getText('t').toString()})` })
+    expect(errors).toHaveLength(1)
   })
 
   it('y-websocket: the token is the `token` query parameter; a refused one gets permission-denied and close 4401', async () => {
@@ -80,6 +88,20 @@ describe('the per-document token and the refusal path', () => {
     expect(await raw.next(FRAME_KINDS.ERROR, 'flood')).toMatchObject({ code: 'CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE', closed: true })
     expect(await raw.next(FRAME_KINDS.ERROR, 'slow')).toMatchObject({ code: 'CONCORD_ERR_AUTH_TIMEOUT', closed: true })
     expect(raw.closeCode).toBeNull()
+    raw.close()
+  })
+
+  it('bytes queued for a refused OPEN no longer count against the socket', async () => {
+    live.server = await startServer({ authenticate: byToken, maxQueuedBytesBeforeOpen: 2_000 })
+    const raw = await RawNativeSocket.connect(live.server.url)
+    const presence = (document: string) => ({ kind: FRAME_KINDS.AWARENESS, document, update: new Uint8Array(500) } as const)
+    raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'secret', token: 'wrong', stateVector: new Uint8Array() })
+    for (let i = 0; i < 3; i++) raw.sendFrame(presence('secret'))
+    expect(await raw.next(FRAME_KINDS.ERROR, 'secret')).toMatchObject({ code: 'CONCORD_ERR_AUTH_DENIED' })
+    raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'fine', token: 'reader', stateVector: new Uint8Array() })
+    for (let i = 0; i < 3; i++) raw.sendFrame({ kind: FRAME_KINDS.QUERY_AWARENESS, document: 'fine' })
+    expect(await raw.next(FRAME_KINDS.OPENED, 'fine')).toMatchObject({ role: 'read' })
+    expect(raw.frames.filter(f => f.kind === FRAME_KINDS.ERROR && f.code === 'CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE')).toEqual([])
     raw.close()
   })
 

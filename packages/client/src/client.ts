@@ -1,6 +1,6 @@
 import type * as Y from 'yjs'
 import {
-  ChunkAssembler, chunkFrame, ERROR_CODES, isErrorCode, classifyCloseCode, decodeFrame, encodeFrame, FRAME_KINDS, isUnknownFrame,
+  ChunkAssembler, chunkFrame, classifyCloseCode, decodeFrame, encodeFrame, FRAME_KINDS, isUnknownFrame,
   NATIVE_SUBPROTOCOL, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, type Frame,
 } from '@concord/protocol'
 import { Emitter } from './emitter.js'
@@ -75,9 +75,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
       send: (bytes, document) => this.#send(bytes, document),
       get connected() { return client.connected },
       get maxMessageBytes() { return client.#serverMaxMessageBytes },
-      retryLater: handle => {
-        setTimeout(() => { if (this.connected) handle._reopen() }, backoffDelay(3, this.#opts.reconnect))
-      },
+      retryDelayMs: attempt => backoffDelay(attempt + 2, this.#opts.reconnect),
       tokenFor: async document => (options.getToken ? await options.getToken(document) : options.token ?? ''),
       onHandleClosed: handle => {
         if (this.#handles.get(handle.name) === handle) this.#handles.delete(handle.name)
@@ -254,13 +252,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
           if (frame.kind === FRAME_KINDS.ERROR) this.emit('error', { code: frame.code, message: frame.message })
           return
         }
-        const handle = this.#handles.get(frame.document)
-        if (handle === undefined) return
-        handle._receive(frame)
-        if (frame.kind === FRAME_KINDS.ERROR && frame.closed && isErrorCode(frame.code) && ERROR_CODES[frame.code].retryable) {
-          // e.g. a storage failure: open again after a while and re-send what is unacked
-          this.#transport.retryLater(handle)
-        }
+        this.#handles.get(frame.document)?._receive(frame)
       }
     }
   }

@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
-import { encodeFrame, FRAME_KINDS, type Frame, type Role, type SeqRange } from '@concord/protocol'
+import { encodeFrame, ERROR_CODES, FRAME_KINDS, isErrorCode, type Frame, type Role, type SeqRange } from '@concord/protocol'
 import { Emitter } from './emitter.js'
 
 export type DocStatus = 'connecting' | 'syncing' | 'synced' | 'closed' | 'error'
@@ -25,8 +25,8 @@ export interface HandleTransport {
   readonly maxMessageBytes: number
   tokenFor(document: string): Promise<string>
   onHandleClosed(handle: DocHandle): void
-  /** Call `handle._reopen()` after a backoff delay, if still connected. */
-  retryLater(handle: DocHandle): void
+  /** Delay before re-open attempt number `attempt` (0-based), with backoff and jitter. */
+  retryDelayMs(attempt: number): number
 }
 
 const REMOTE = Symbol('concord-remote')
@@ -46,6 +46,10 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   /** A resync update's seq -> the older pending seqs its ack also settles. */
   readonly #covers = new Map<number, number[]>()
   #savedWaiters: (() => void)[] = []
+  #retryTimer: ReturnType<typeof setTimeout> | null = null
+  #retryAttempt = 0
+  /** Set after the server refused an update as malformed: the document stops re-opening by itself. */
+  #halted = false
   #nextSeq = 1
   #opened = false
   #openSent = false
@@ -95,6 +99,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     }
     this.#closed = true
     this.#opened = false
+    this.#cancelRetry()
     this.#setStatus('closed')
     this.doc.off('update', this.#onLocalUpdate)
     this.awareness.off('update', this.#onLocalAwareness)
@@ -109,6 +114,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   /** @internal the socket is up (after WELCOME): ask the server to open the document. */
   async _connect(): Promise<void> {
     if (this.#closed) return
+    this.#cancelRetry()
     this.#setStatus('connecting')
     let token: string
     try {
@@ -116,10 +122,10 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     } catch (err) {
       // e.g. the application's token endpoint is briefly down: report, then try again
       this.emit('error', { code: 'CONCORD_ERR_CLIENT_TOKEN', message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, seq: 0, closed: true })
-      this.#transport.retryLater(this)
+      this.#scheduleReopen()
       return
     }
-    if (this.#closed || !this.#transport.connected) return
+    if (this.#closed || !this.#transport.connected || this.#openSent) return
     this.#transport.send(encodeFrame({
       kind: FRAME_KINDS.OPEN, document: this.name, token, stateVector: Y.encodeStateVector(this.doc),
     }), this.name)
@@ -130,6 +136,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   _disconnected(): void {
     this.#opened = false
     this.#openSent = false
+    this.#cancelRetry()
     if (this.#closed || this.status === 'error') return
     this.#setStatus('connecting')
     // others' presence is unknown while offline (no ghost cursors)
@@ -173,9 +180,12 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       case FRAME_KINDS.ERROR:
         // only a definitive refusal of that very update ends its wait; any other error
         // (storage failure, document reset, not open) leaves it pending for the re-send
-        if (frame.seq > 0 && !frame.closed && REFUSALS.has(frame.code) && this.#pending.delete(frame.seq)) {
-          this.#covers.delete(frame.seq)
+        if (frame.seq > 0 && !frame.closed && REFUSALS.has(frame.code)) {
+          this.#settle([frame.seq])
           this.#notifySaved()
+          // its content stays in the local document and would be offered again on every
+          // re-open; stop re-opening by ourselves rather than loop (the application decides)
+          if (frame.code === 'CONCORD_ERR_UPDATE_MALFORMED') this.#halted = true
         }
         if (frame.closed) {
           this.#opened = false
@@ -183,6 +193,10 @@ export class DocHandle extends Emitter<DocHandleEvents> {
           this.#setStatus('error')
         }
         this.emit('error', { code: frame.code, message: frame.message, seq: frame.seq, closed: frame.closed })
+        if (frame.closed && !this.#halted && isErrorCode(frame.code) && ERROR_CODES[frame.code].retryable) {
+          // e.g. a storage failure: open again after a while and re-send what is unacked
+          this.#scheduleReopen()
+        }
         return
       default:
         return
@@ -191,9 +205,37 @@ export class DocHandle extends Emitter<DocHandleEvents> {
 
   /** @internal re-open after a document-scoped error that closed it (e.g. a retryable one). */
   _reopen(): void {
-    if (this.#closed || this.#opened || this.#openSent) return
-    this.status = 'connecting'
+    if (this.#closed || this.#opened || this.#openSent || !this.#transport.connected) return
     void this._connect()
+  }
+
+  #scheduleReopen(): void {
+    this.#cancelRetry()
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null
+      this._reopen()
+    }, this.#transport.retryDelayMs(this.#retryAttempt++))
+  }
+
+  #cancelRetry(): void {
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
+    this.#retryTimer = null
+  }
+
+  /** Forget these pending seqs and, transitively, the ones they carried; returns all of them. */
+  #settle(seqs: number[]): number[] {
+    const done: number[] = []
+    const work = [...seqs]
+    while (work.length > 0) {
+      const seq = work.pop()!
+      if (this.#pending.delete(seq)) done.push(seq)
+      const covered = this.#covers.get(seq)
+      if (covered !== undefined) {
+        this.#covers.delete(seq)
+        work.push(...covered)
+      }
+    }
+    return done
   }
 
   /**
@@ -203,11 +245,28 @@ export class DocHandle extends Emitter<DocHandleEvents> {
    * With nothing pending and nothing missing, nothing is sent.
    */
   #resend(serverStateVector: Uint8Array): void {
+    if (this.role === 'read') {
+      // nothing of ours can be saved: say so once and stop waiting for it
+      if (this.#pending.size > 0) {
+        const dropped = this.#settle([...this.#pending.keys()])
+        this.emit('error', {
+          code: 'CONCORD_ERR_AUTH_FORBIDDEN', seq: 0, closed: false,
+          message: `this session may only read; ${dropped.length} local update(s) were not sent and stay only in this copy`,
+        })
+        this.#notifySaved()
+      }
+      return
+    }
     const diff = Y.encodeStateAsUpdate(this.doc, serverStateVector)
-    if (this.#pending.size === 0 && isEmptyUpdate(diff)) return
-    if (diff.length + 64 + this.name.length * 3 > this.#transport.maxMessageBytes) {
+    // the diff always carries the whole delete set; with no new items and nothing pending there is nothing to send
+    if (this.#pending.size === 0 && hasNoStructs(diff)) return
+    if (this.#tooLarge(diff)) {
       // too large as one message: re-send the pending updates one by one
-      for (const [seq, update] of this.#pending) this.#sendUpdate(seq, update)
+      for (const [seq, update] of [...this.#pending]) {
+        if (this.#tooLarge(update)) this.#refuseLocally(seq, update)
+        else this.#sendUpdate(seq, update)
+      }
+      this.#notifySaved()
       return
     }
     const covered = [...this.#pending.keys()]
@@ -220,6 +279,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   /** Synced: we hold the server's state (step 2) and it has been sent ours (step 1 answered). */
   #maybeSynced(): void {
     if (!this.#gotStep1 || !this.#gotStep2 || this.status !== 'syncing') return
+    this.#retryAttempt = 0
     this.#setStatus('synced')
     this.emit('synced')
   }
@@ -251,25 +311,32 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         for (let seq = r.from; seq <= r.to; seq++) if (this.#pending.delete(seq)) seqs.push(seq)
       }
     }
-    // a resync update's ack also settles the older updates it carried
+    // a resync update's ack also settles the older updates it carried (transitively)
     for (const seq of seqs.slice()) {
-      const covered = this.#covers.get(seq)
-      if (covered === undefined) continue
-      this.#covers.delete(seq)
-      for (const c of covered) if (this.#pending.delete(c)) seqs.push(c)
+      if (!this.#covers.has(seq)) continue
+      for (const c of this.#settle([seq])) if (c !== seq) seqs.push(c)
     }
     if (seqs.length > 0) this.emit('ack', seqs)
     if (seqs.length > 0 && this.#pending.size === 0) this.emit('saved')
     this.#notifySaved()
   }
 
+  #tooLarge(update: Uint8Array): boolean {
+    return update.length + 64 + this.name.length * 3 > this.#transport.maxMessageBytes
+  }
+
+  /** An update the server would refuse for its size (closing the socket): keep it local only. */
+  #refuseLocally(seq: number, update: Uint8Array): void {
+    if (seq > 0) this.#settle([seq])
+    this.emit('error', {
+      code: 'CONCORD_ERR_MESSAGE_TOO_LARGE', seq, closed: false,
+      message: `a local update of ${update.length} bytes exceeds the server's limit of ${this.#transport.maxMessageBytes} bytes; it was not sent`,
+    })
+  }
+
   #track(update: Uint8Array): void {
-    if (update.length + 64 + this.name.length * 3 > this.#transport.maxMessageBytes) {
-      // the server would refuse it and close the socket; it stays in the local document only
-      this.emit('error', {
-        code: 'CONCORD_ERR_MESSAGE_TOO_LARGE', seq: 0, closed: false,
-        message: `a local update of ${update.length} bytes exceeds the server's limit of ${this.#transport.maxMessageBytes} bytes; it was not sent`,
-      })
+    if (this.#tooLarge(update)) {
+      this.#refuseLocally(0, update)
       return
     }
     const seq = this.#nextSeq++
@@ -311,7 +378,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
 /** Errors that refuse one update for good (it will never be accepted). */
 const REFUSALS = new Set(['CONCORD_ERR_AUTH_FORBIDDEN', 'CONCORD_ERR_UPDATE_MALFORMED'])
 
-function isEmptyUpdate(update: Uint8Array): boolean {
-  // an update with no structs and an empty delete set encodes as [0, 0]
-  return update.length === 2 && update[0] === 0 && update[1] === 0
+/** A Yjs v1 update starts with the number of clients whose structs it carries. */
+function hasNoStructs(update: Uint8Array): boolean {
+  return update.length === 0 || update[0] === 0
 }

@@ -117,7 +117,15 @@ export class Gateway {
         return
       }
     }
-    this.#wss.handleUpgrade(req, socket, head, ws => this.#accept(ws, req, native, document, token))
+    this.#wss.handleUpgrade(req, socket, head, ws => {
+      try {
+        this.#accept(ws, req, native, document, token)
+      } catch (err) {
+        // after the 101 response: close as a WebSocket, not with an HTTP reply
+        this.#log.error({ err }, 'accepting a connection failed')
+        ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
+      }
+    })
   }
 
   #accept(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string): void {

@@ -148,11 +148,10 @@ export class LiveDocument {
       Y.applyUpdate(this.ydoc, update, session)
     } catch (err) {
       // A Yjs failure mid-integration: the in-memory state can no longer be trusted
-      // to match the log, so the document is reloaded from the log. When nothing was
-      // pending before, this update alone is at fault and its sender is told so.
-      if (pendingStructs === null && pendingDs === null) {
-        session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update could not be integrated: ${errorMessage(err)}`, { document: this.name }), seq, false)
-      }
+      // to match the log, so the document is reloaded from the log.
+      // The sender is told its update was refused, so a well-behaved client stops
+      // re-sending it instead of resetting the room over and over.
+      session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update could not be integrated: ${errorMessage(err)}`, { document: this.name }), seq, false)
       this.#fail(err, 'CONCORD_ERR_DOC_RESET')
       return
     }

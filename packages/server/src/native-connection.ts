@@ -213,9 +213,8 @@ export class NativeConnection {
       if (e.code === 'CONCORD_ERR_DOC_LOAD_FAILED') this.#log.error({ err, document: name }, 'document load failed')
       else this.#log.info({ document: name, code: e.code }, 'open refused')
       if (!session.closed) {
-        session.closed = true
-        this.#docs.delete(name)
         this.sendError(name, e.code, e.message, 0, true)
+        session.end()
       }
       return
     } finally {
@@ -294,6 +293,11 @@ class NativeDocSession implements DocumentSession {
     this.userId = userId
     this.role = role
     const doc = lease.doc
+    if (doc.failed) {
+      // it failed between loading and now; its sessions were already told
+      this.documentError(new ConcordError('CONCORD_ERR_DOC_RESET', 'the document was reloaded from its log; open it again'), 0, true)
+      return
+    }
     const c = this.#conn
     const name = this.document
     c.sendFrame(encodeFrame({ kind: FRAME_KINDS.OPENED, document: name, role }))

@@ -4,6 +4,9 @@ import { chunkFrame, ConcordError } from '@concord/protocol'
 /** How long a socket closed as a slow reader gets to read its close frame before it is cut. */
 export const SLOW_READER_GRACE_MS = 2_000
 
+/** How long a reader with more than maxBufferedBytes waiting may go without taking a chunk. */
+export const SLOW_READER_STALL_MS = 10_000
+
 export interface SocketSenderOptions {
   /** Frames above this are chunked (0: never chunk, for y-websocket). */
   chunkBytes: number
@@ -20,10 +23,12 @@ export interface SocketSenderOptions {
 export class SocketSender {
   readonly #ws: WebSocket
   readonly #opts: SocketSenderOptions
-  readonly #large: Generator<Uint8Array>[] = []
+  readonly #large: { chunks: Generator<Uint8Array>; remaining: number }[] = []
   /** Bytes of large frames accepted but not yet handed to the socket. */
   #largeBytes = 0
   #chunkInFlight = false
+  /** When the socket last took a chunk (or the sender was created). */
+  #lastProgressAt = Date.now()
   #nextMessageId = 1
   #stopped = false
 
@@ -37,15 +42,33 @@ export class SocketSender {
     return this.#ws.bufferedAmount
   }
 
+  /**
+   * A reader is too slow when what waits for it exceeds `maxBufferedBytes` and
+   * it has not taken a chunk for SLOW_READER_STALL_MS, or when what waits
+   * exceeds four times the limit. A single large message (a big document's
+   * initial sync) is always accepted when nothing else is queued.
+   */
+  #tooSlow(adding: number): boolean {
+    // one large message (the biggest queued, or this one) is exempt: a big document's
+    // initial sync is not a sign of a slow reader
+    let exempt = 0
+    for (const l of this.#large) if (l.remaining > exempt) exempt = l.remaining
+    const large = this.#opts.chunkBytes > 0 && adding > this.#opts.chunkBytes
+    if (large && adding > exempt) exempt = adding
+    const total = this.#ws.bufferedAmount + this.#largeBytes + adding - exempt
+    if (total > this.#opts.maxBufferedBytes * 4) return true
+    return total > this.#opts.maxBufferedBytes && Date.now() - this.#lastProgressAt > SLOW_READER_STALL_MS
+  }
+
   send(bytes: Uint8Array, document = ''): void {
     if (this.#stopped || this.#ws.readyState !== this.#ws.OPEN) return
-    if (this.#ws.bufferedAmount + this.#largeBytes + bytes.length > this.#opts.maxBufferedBytes) {
+    if (this.#tooSlow(bytes.length)) {
       this.#slow()
       return
     }
     if (this.#opts.chunkBytes > 0 && bytes.length > this.#opts.chunkBytes) {
       this.#largeBytes += bytes.length
-      this.#large.push(chunkFrame(bytes, document, this.#nextMessageId++, this.#opts.chunkBytes))
+      this.#large.push({ chunks: chunkFrame(bytes, document, this.#nextMessageId++, this.#opts.chunkBytes), remaining: bytes.length })
       this.#pump()
       return
     }
@@ -61,17 +84,20 @@ export class SocketSender {
   #pump(): void {
     if (this.#chunkInFlight || this.#stopped) return
     while (this.#large.length > 0) {
-      const gen = this.#large.shift()!
-      const next = gen.next()
+      const entry = this.#large.shift()!
+      const next = entry.chunks.next()
       if (next.done) continue
       // round-robin between large messages
-      this.#large.push(gen)
+      this.#large.push(entry)
       if (this.#ws.readyState !== this.#ws.OPEN) return
-      // the frame's bytes leave the large queue as its chunks go out (a chunk carries a little header)
-      this.#largeBytes = Math.max(0, this.#largeBytes - next.value.length)
+      // the message's bytes leave the queue as its chunks go out
+      const sent = Math.min(this.#opts.chunkBytes, entry.remaining)
+      entry.remaining -= sent
+      this.#largeBytes = Math.max(0, this.#largeBytes - sent)
       this.#chunkInFlight = true
       this.#ws.send(next.value, { binary: true }, () => {
         this.#chunkInFlight = false
+        this.#lastProgressAt = Date.now()
         this.#pump()
       })
       return
@@ -82,6 +108,6 @@ export class SocketSender {
     if (this.#stopped) return
     this.stop()
     this.#opts.onSlowReader(new ConcordError('CONCORD_ERR_LIMIT_SLOW_READER',
-      `more than ${this.#opts.maxBufferedBytes} bytes waiting to be sent`))
+      `more than ${this.#opts.maxBufferedBytes} bytes waiting to be sent and the reader is not keeping up`))
   }
 }

@@ -32,6 +32,7 @@ export class YWebsocketConnection implements DocumentSession {
   #queue: Uint8Array[] = []
   #queuedBytes = 0
   #closed = false
+  #sawStep2 = false
 
   constructor(ws: WebSocket, request: IncomingMessage, document: string, token: string, deps: ConnectionDeps) {
     this.id = deps.connectionId
@@ -138,8 +139,12 @@ export class YWebsocketConnection implements DocumentSession {
       case 'sync-step2':
       case 'update':
         if (this.role === 'read') {
-          // the stock provider answers the server's step 1 with a step 2 that is usually empty
-          if (isEmptyUpdate(message.update)) return
+          // the stock provider answers the server's step 1 with a step 2 holding no new items
+          // (just the delete set): that handshake reply is not a write attempt
+          if (message.type === 'sync-step2' && !this.#sawStep2 && hasNoStructs(message.update)) {
+            this.#sawStep2 = true
+            return
+          }
           this.#send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
           return
         }
@@ -205,7 +210,7 @@ export class YWebsocketConnection implements DocumentSession {
   }
 }
 
-/** An update with no structs and an empty delete set ([0, 0]). */
-function isEmptyUpdate(update: Uint8Array): boolean {
-  return update.length === 2 && update[0] === 0 && update[1] === 0
+/** A Yjs v1 update starts with the number of clients whose structs it carries. */
+function hasNoStructs(update: Uint8Array): boolean {
+  return update.length > 0 && update[0] === 0
 }

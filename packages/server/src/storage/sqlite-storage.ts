@@ -124,7 +124,8 @@ function inWorker(options: SqliteStorageOptions): Backend {
     })
   }
   return {
-    append: batch => request<number[]>({ op: 'append', batch }),
+    // postMessage copies the whole buffer behind a view: send exact-size copies of partial views
+    append: batch => request<number[]>({ op: 'append', batch: batch.map(exactSize) }),
     load: document => request<LoadedDocument>({ op: 'load', document }),
     compact: (document, snapshot, upToSeq) => request({ op: 'compact', document, snapshot, upToSeq }),
     delete: document => request({ op: 'delete', document }),
@@ -135,4 +136,10 @@ function inWorker(options: SqliteStorageOptions): Backend {
       await worker.terminate()
     },
   }
+}
+
+function exactSize(item: AppendItem): AppendItem {
+  const u = item.record.update
+  if (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength) return item
+  return { document: item.document, record: { ...item.record, update: u.slice() } }
 }
