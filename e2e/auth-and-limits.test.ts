@@ -75,6 +75,41 @@ describe('the per-document token and the refusal path', () => {
     ok.close()
   })
 
+  it('y-websocket: a read-only stock provider syncs and sees edits without a spurious permission-denied', async () => {
+    live.server = await startServer({ authenticate: byToken })
+    const { WebsocketProvider } = await import('y-websocket')
+    const Y = await import('yjs')
+    const writerDoc = new Y.Doc()
+    const readerDoc = new Y.Doc()
+    const writer = new WebsocketProvider(live.server.url, 'ro-room', writerDoc, { WebSocketPolyfill: WebSocket as never, disableBc: true, params: { token: 'writer' } })
+    try {
+      writerDoc.getText('t').insert(0, 'abc def')
+      writerDoc.getText('t').delete(0, 4) // a delete set for the reader's step 2 to carry
+      await waitFor(() => writer.synced && live.server!.server.registry.peek('ro-room')?.ydoc.getText('t').toString() === 'def')
+      const reader = new WebsocketProvider(live.server.url, 'ro-room', readerDoc, { WebSocketPolyfill: WebSocket as never, disableBc: true, params: { token: 'reader' } })
+      const denied: string[] = []
+      reader.on('connection-close', () => undefined)
+      try {
+        ;(reader as unknown as { messageHandlers: ((enc: unknown, dec: { arr: Uint8Array; pos: number }) => void)[] }).messageHandlers[2] = (_enc: unknown, dec: { arr: Uint8Array; pos: number }) => {
+          denied.push(new TextDecoder().decode(dec.arr.subarray(dec.pos)))
+        }
+        await waitFor(() => reader.synced && readerDoc.getText('t').toString() === 'def', { message: 'reader synced' })
+        writerDoc.getText('t').insert(0, 'new ')
+        await waitFor(() => readerDoc.getText('t').toString() === 'new def', { message: 'reader sees the edit' })
+        expect(denied).toEqual([])
+        // a real write attempt from the reader is refused
+        readerDoc.getText('t').insert(0, 'x')
+        await waitFor(() => denied.length === 1, { message: 'permission denied for the write' })
+        expect(denied[0]).toContain('CONCORD_ERR_AUTH_FORBIDDEN')
+        expect(live.server.server.registry.peek('ro-room')?.ydoc.getText('t').toString()).toBe('new def')
+      } finally {
+        reader.destroy()
+      }
+    } finally {
+      writer.destroy()
+    }
+  })
+
   it('an authenticate hook that does not answer in time is refused with CONCORD_ERR_AUTH_TIMEOUT, and frames queued meanwhile are bounded', async () => {
     live.server = await startServer({
       authenticate: () => new Promise(() => undefined),
