@@ -119,4 +119,41 @@ describe('one native socket, several documents', () => {
     expect((await storage.load('acks')).updates).toHaveLength(5)
     raw.close()
   })
+
+  it('a large initial sync is sent in chunks, and another document\'s small frames get through between them', async () => {
+    live.server = await startServer({ chunkBytes: 16 * 1024 })
+    const writer = connectClient(live.server.url)
+    live.clients.push(writer)
+    const big = writer.open('big')
+    const small = writer.open('small')
+    await Promise.all([big.whenSynced(), small.whenSynced()])
+    big.doc.getText('t').insert(0, 'b'.repeat(1024 * 1024))
+    small.doc.getText('t').insert(0, 'tiny')
+    await Promise.all([big.whenSaved(), small.whenSaved()])
+    const raw = await RawNativeSocket.connect(live.server.url)
+    raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'big', token: '', stateVector: new Uint8Array() })
+    raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'small', token: '', stateVector: new Uint8Array() })
+    await raw.next(FRAME_KINDS.SYNC_STEP2, 'small')
+    const chunks = await waitFor(() => {
+      const c = raw.frames.filter(f => f.kind === FRAME_KINDS.CHUNK && f.document === 'big')
+      return c.length > 0 && c.length === (c[0] as { total: number }).total ? c : null
+    }, { message: 'all chunks of the big document' })
+    expect(chunks.length).toBeGreaterThan(60)
+    const smallSync = raw.frames.findIndex(f => f.kind === FRAME_KINDS.SYNC_STEP2 && f.document === 'small')
+    const lastChunk = raw.frames.lastIndexOf(chunks[chunks.length - 1]!)
+    // the small document's sync did not wait behind the megabyte
+    expect(smallSync).toBeLessThan(lastChunk)
+    // and the chunks reassemble into the big document's SYNC_STEP2
+    const { ChunkAssembler, decodeFrame } = await import('@concord/protocol')
+    const assembler = new ChunkAssembler({ maxMessageBytes: 8 * 1024 * 1024 })
+    let whole: Uint8Array | null = null
+    for (const c of chunks) whole = assembler.push(c as never) ?? whole
+    const frame = decodeFrame(whole!)
+    expect(frame).toMatchObject({ kind: FRAME_KINDS.SYNC_STEP2, document: 'big' })
+    const Y = await import('yjs')
+    const copy = new Y.Doc()
+    Y.applyUpdate(copy, (frame as { update: Uint8Array }).update)
+    expect(copy.getText('t').length).toBe(1024 * 1024)
+    raw.close()
+  })
 })
