@@ -3,7 +3,6 @@ import * as Y from 'yjs'
 import { WebSocket } from 'ws'
 import { ConcordError, FRAME_KINDS, decodeYMessage } from '@concord/protocol'
 import type { Authenticate } from '@concord/server'
-import type { ConcordClient } from '@concord/client'
 import { connectClient, RawNativeSocket, startServer, waitFor, cleanupAfterEach } from './helpers.js'
 
 const live = cleanupAfterEach()

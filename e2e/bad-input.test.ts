@@ -2,7 +2,6 @@ import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
 import { WebSocket } from 'ws'
 import { encodeFrame, FRAME_KINDS } from '@concord/protocol'
-import type { ConcordClient } from '@concord/client'
 import { connectClient, RawNativeSocket, startServer, waitFor, cleanupAfterEach } from './helpers.js'
 
 const live = cleanupAfterEach()

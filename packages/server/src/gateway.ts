@@ -12,7 +12,6 @@ import { ConnectionLog } from './connection-log.js'
 
 interface Connection {
   readonly id: string
-  readonly documentCount: number
   receive(data: Uint8Array): void
   close(error?: ConcordError): void
   dispose(): void

@@ -61,10 +61,6 @@ export class NativeConnection {
     return this.#deps.options
   }
 
-  get documentCount(): number {
-    return this.#docs.size
-  }
-
   /** Handle one binary WebSocket message. */
   receive(data: Uint8Array): void {
     if (this.#closed) return

@@ -37,11 +37,6 @@ export class SocketSender {
     this.#opts = opts
   }
 
-  /** Bytes accepted but not yet written to the kernel. */
-  get bufferedBytes(): number {
-    return this.#ws.bufferedAmount
-  }
-
   /**
    * A reader is too slow when what waits for it exceeds `maxBufferedBytes` and
    * it has not taken a chunk for SLOW_READER_STALL_MS, or when what waits

@@ -50,10 +50,6 @@ export class YWebsocketConnection implements DocumentSession {
     void this.#start()
   }
 
-  get documentCount(): number {
-    return this.#lease === null ? 0 : 1
-  }
-
   async #start(): Promise<void> {
     const o = this.#deps.options
     let lease: DocumentLease
