@@ -7,12 +7,15 @@ import type { Logger, Level } from 'pino'
  */
 export class ConnectionLog {
   readonly #parent: Logger
-  readonly #bindings: Record<string, unknown>
+  readonly #connectionId: string
+  /** null for a native connection; the document of a y-websocket one */
+  readonly #document: string | null
   #child: Logger | null = null
 
-  constructor(parent: Logger, bindings: Record<string, unknown>) {
+  constructor(parent: Logger, connectionId: string, document: string | null) {
     this.#parent = parent
-    this.#bindings = bindings
+    this.#connectionId = connectionId
+    this.#document = document
   }
 
   trace(obj: object, msg: string): void { this.#log('trace', obj, msg) }
@@ -23,7 +26,9 @@ export class ConnectionLog {
 
   #log(level: Level, obj: object, msg: string): void {
     if (!this.#parent.isLevelEnabled(level)) return
-    this.#child ??= this.#parent.child(this.#bindings)
+    this.#child ??= this.#parent.child(this.#document === null
+      ? { connectionId: this.#connectionId, transport: 'native' }
+      : { connectionId: this.#connectionId, transport: 'y-websocket', document: this.#document })
     this.#child[level](obj, msg)
   }
 }

@@ -7,6 +7,22 @@ export interface DocumentLease {
   release(): void
 }
 
+class Lease implements DocumentLease {
+  readonly doc: LiveDocument
+  #release: (() => void) | null
+
+  constructor(doc: LiveDocument, release: () => void) {
+    this.doc = doc
+    this.#release = release
+  }
+
+  release(): void {
+    const r = this.#release
+    this.#release = null
+    r?.()
+  }
+}
+
 interface Entry {
   name: string
   refs: number
@@ -87,15 +103,7 @@ export class DocumentRegistry {
     entry.refs++
     const taken = entry
     const doc = await taken.loading
-    let released = false
-    return {
-      doc,
-      release: () => {
-        if (released) return
-        released = true
-        this.#release(taken)
-      },
-    }
+    return new Lease(doc, () => this.#release(taken))
   }
 
   #release(entry: Entry): void {

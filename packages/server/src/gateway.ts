@@ -44,6 +44,13 @@ export class Gateway {
   #heartbeat: NodeJS.Timeout | null = null
   #draining = false
   #nativeCount = 0
+  /**
+   * Connection ids: a random prefix per gateway plus a counter. (randomUUID()
+   * strings are rope strings of a dozen parts in V8, about 450 bytes each, kept
+   * for the life of every connection.)
+   */
+  readonly #idPrefix = randomUUID().replace(/-/g, '').slice(0, 10)
+  #idCounter = 0
 
   constructor(http: HttpServer, options: ResolvedServerOptions, registry: DocumentRegistry) {
     this.#options = options
@@ -128,8 +135,8 @@ export class Gateway {
   }
 
   #accept(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string): void {
-    const connectionId = randomUUID()
-    const logger = new ConnectionLog(this.#log, { connectionId, transport: native ? 'native' : 'y-websocket', ...(native ? {} : { document }) })
+    const connectionId = `${this.#idPrefix}-${(++this.#idCounter).toString(36)}`
+    const logger = new ConnectionLog(this.#log, connectionId, native ? null : document)
     const deps = { registry: this.#registry, options: this.#options, logger, connectionId }
     const connection: Connection = native
       ? new NativeConnection(ws, req, deps)

@@ -45,11 +45,7 @@ export class NativeConnection {
     this.#deps = deps
     this.#log = deps.logger
     const o = deps.options
-    this.#sender = new SocketSender(ws, {
-      chunkBytes: o.chunkBytes,
-      maxBufferedBytes: o.maxBufferedBytes,
-      onSlowReader: err => this.close(err),
-    })
+    this.#sender = new SocketSender(ws, this, o.chunkBytes, o.maxBufferedBytes)
     // pieces other than the last must be at least 1 KiB (clients are told chunkBytes in WELCOME)
     this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes, minPieceBytes: Math.min(1024, o.chunkBytes) })
     this.#handshakeTimer = setTimeout(() => {

@@ -7,12 +7,9 @@ export const SLOW_READER_GRACE_MS = 2_000
 /** How long a reader with more than maxBufferedBytes waiting may go without taking a chunk. */
 export const SLOW_READER_STALL_MS = 10_000
 
-export interface SocketSenderOptions {
-  /** Frames above this are chunked (0: never chunk, for y-websocket). */
-  chunkBytes: number
-  maxBufferedBytes: number
-  /** Called when the peer reads too slowly; the sender has stopped sending. */
-  onSlowReader: (error: ConcordError) => void
+/** The connection a sender writes for; told when its peer reads too slowly (the sender has stopped). */
+export interface SlowReaderTarget {
+  close(error: ConcordError): void
 }
 
 /**
@@ -22,7 +19,10 @@ export interface SocketSenderOptions {
  */
 export class SocketSender {
   readonly #ws: WebSocket
-  readonly #opts: SocketSenderOptions
+  readonly #owner: SlowReaderTarget
+  /** Frames above this are chunked (0: never chunk, for y-websocket). */
+  readonly #chunkBytes: number
+  readonly #maxBufferedBytes: number
   readonly #large: { chunks: Generator<Uint8Array>; remaining: number }[] = []
   /** Bytes of large frames accepted but not yet handed to the socket. */
   #largeBytes = 0
@@ -32,9 +32,11 @@ export class SocketSender {
   #nextMessageId = 1
   #stopped = false
 
-  constructor(ws: WebSocket, opts: SocketSenderOptions) {
+  constructor(ws: WebSocket, owner: SlowReaderTarget, chunkBytes: number, maxBufferedBytes: number) {
     this.#ws = ws
-    this.#opts = opts
+    this.#owner = owner
+    this.#chunkBytes = chunkBytes
+    this.#maxBufferedBytes = maxBufferedBytes
   }
 
   /**
@@ -48,11 +50,11 @@ export class SocketSender {
     // initial sync is not a sign of a slow reader
     let exempt = 0
     for (const l of this.#large) if (l.remaining > exempt) exempt = l.remaining
-    const large = this.#opts.chunkBytes > 0 && adding > this.#opts.chunkBytes
+    const large = this.#chunkBytes > 0 && adding > this.#chunkBytes
     if (large && adding > exempt) exempt = adding
     const total = this.#ws.bufferedAmount + this.#largeBytes + adding - exempt
-    if (total > this.#opts.maxBufferedBytes * 4) return true
-    return total > this.#opts.maxBufferedBytes && Date.now() - this.#lastProgressAt > SLOW_READER_STALL_MS
+    if (total > this.#maxBufferedBytes * 4) return true
+    return total > this.#maxBufferedBytes && Date.now() - this.#lastProgressAt > SLOW_READER_STALL_MS
   }
 
   send(bytes: Uint8Array, document = ''): void {
@@ -61,9 +63,9 @@ export class SocketSender {
       this.#slow()
       return
     }
-    if (this.#opts.chunkBytes > 0 && bytes.length > this.#opts.chunkBytes) {
+    if (this.#chunkBytes > 0 && bytes.length > this.#chunkBytes) {
       this.#largeBytes += bytes.length
-      this.#large.push({ chunks: chunkFrame(bytes, document, this.#nextMessageId++, this.#opts.chunkBytes), remaining: bytes.length })
+      this.#large.push({ chunks: chunkFrame(bytes, document, this.#nextMessageId++, this.#chunkBytes), remaining: bytes.length })
       this.#pump()
       return
     }
@@ -86,7 +88,7 @@ export class SocketSender {
       this.#large.push(entry)
       if (this.#ws.readyState !== this.#ws.OPEN) return
       // the message's bytes leave the queue as its chunks go out
-      const sent = Math.min(this.#opts.chunkBytes, entry.remaining)
+      const sent = Math.min(this.#chunkBytes, entry.remaining)
       entry.remaining -= sent
       this.#largeBytes = Math.max(0, this.#largeBytes - sent)
       this.#chunkInFlight = true
@@ -102,7 +104,7 @@ export class SocketSender {
   #slow(): void {
     if (this.#stopped) return
     this.stop()
-    this.#opts.onSlowReader(new ConcordError('CONCORD_ERR_LIMIT_SLOW_READER',
-      `more than ${this.#opts.maxBufferedBytes} bytes waiting to be sent and the reader is not keeping up`))
+    this.#owner.close(new ConcordError('CONCORD_ERR_LIMIT_SLOW_READER',
+      `more than ${this.#maxBufferedBytes} bytes waiting to be sent and the reader is not keeping up`))
   }
 }

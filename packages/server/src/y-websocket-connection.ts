@@ -42,11 +42,7 @@ export class YWebsocketConnection implements DocumentSession {
     this.#token = token
     this.#deps = deps
     this.#log = deps.logger
-    this.#sender = new SocketSender(ws, {
-      chunkBytes: 0,
-      maxBufferedBytes: deps.options.maxBufferedBytes,
-      onSlowReader: err => this.close(err),
-    })
+    this.#sender = new SocketSender(ws, this, 0, deps.options.maxBufferedBytes)
     void this.#start()
   }
 
