@@ -35,12 +35,18 @@ export interface ClientOptions {
   reconnect?: BackoffOptions & { enabled?: boolean }
   /** Largest (reassembled) message accepted from the server; default 512 MiB. */
   maxMessageBytes?: number
+  /** Report `offline` after this long without a working connection (default 3,000 ms). */
+  offlineAfterMs?: number
   /** Reconnect when nothing at all arrived for this long (0 disables). Any byte received counts. */
   livenessTimeoutMs?: number
 }
 
 export interface ClientEvents {
   status: [status: ClientStatus]
+  /** No working connection for `offlineAfterMs`. */
+  offline: []
+  /** Working again after having been offline. */
+  online: []
   /** Connection-level trouble: close codes, errors for no document. */
   error: [error: { code: string; message: string; closeCode?: number }]
 }
@@ -62,6 +68,8 @@ export class ConcordClient extends Emitter<ClientEvents> {
   #assembler: ChunkAssembler | null = null
   #welcomed = false
   #closed = false
+  #offline = false
+  #offlineTimer: ReturnType<typeof setTimeout> | null = null
   readonly #transport: HandleTransport
 
   constructor(options: ClientOptions) {
@@ -82,6 +90,32 @@ export class ConcordClient extends Emitter<ClientEvents> {
       },
     }
     this.#connect()
+    this.#armOfflineTimer()
+  }
+
+  /** True after `offlineAfterMs` without a working connection, until it works again. */
+  get offline(): boolean {
+    return this.#offline
+  }
+
+  #armOfflineTimer(): void {
+    if (this.#offlineTimer !== null || this.#offline || this.#closed) return
+    this.#offlineTimer = setTimeout(() => {
+      this.#offlineTimer = null
+      if (this.connected || this.#closed) return
+      this.#offline = true
+      for (const h of this.#handles.values()) h._setOffline(true)
+      this.emit('offline')
+    }, this.#opts.offlineAfterMs ?? 3_000)
+  }
+
+  #online(): void {
+    if (this.#offlineTimer !== null) clearTimeout(this.#offlineTimer)
+    this.#offlineTimer = null
+    if (!this.#offline) return
+    this.#offline = false
+    for (const h of this.#handles.values()) h._setOffline(false)
+    this.emit('online')
   }
 
   get status(): ClientStatus {
@@ -100,6 +134,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
     if (existing !== undefined) return existing
     const handle = new DocHandle(name, this.#transport, options.doc)
     this.#handles.set(name, handle)
+    if (this.#offline) handle._setOffline(true)
     if (this.connected) void handle._connect()
     return handle
   }
@@ -123,6 +158,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
     for (const h of [...this.#handles.values()]) h.close()
     this.#closed = true
     if (this.#retryTimer) clearTimeout(this.#retryTimer)
+    if (this.#offlineTimer) clearTimeout(this.#offlineTimer)
     const ws = this.#ws
     this.#teardown()
     try { ws?.close(1000) } catch { /* already closed */ }
@@ -187,7 +223,10 @@ export class ConcordClient extends Emitter<ClientEvents> {
     if (this.#livenessTimer) clearInterval(this.#livenessTimer)
     this.#livenessTimer = null
     for (const h of this.#handles.values()) h._disconnected()
-    if (!this.#closed) this.#setStatus('disconnected')
+    if (!this.#closed) {
+      this.#setStatus('disconnected')
+      this.#armOfflineTimer()
+    }
   }
 
   #scheduleRetry(delayMs?: number): void {
@@ -239,6 +278,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
         this.#assembler = new ChunkAssembler({ maxMessageBytes: this.#opts.maxMessageBytes ?? 512 * 1024 * 1024 })
         this.#startLiveness(frame.heartbeatIntervalMs)
         this.#setStatus('connected')
+        this.#online()
         for (const h of this.#handles.values()) void h._connect()
         return
       }

@@ -8,8 +8,14 @@ export type DocStatus = 'connecting' | 'syncing' | 'synced' | 'closed' | 'error'
 export interface DocHandleEvents {
   /** Initial sync with the server is done (after every (re)open). */
   synced: []
-  /** Every local update so far is durable on the server. */
+  /** Every local update so far is durable on the server (sent on each transition to saved). */
   saved: []
+  /** A local update is waiting for the server's durable ack (sent on each transition to unsaved). */
+  unsaved: []
+  /** No working connection for `offlineAfterMs` (3 s by default), not on every blip. */
+  offline: []
+  /** The connection works again after having been reported offline. */
+  online: []
   /** The server acked these client seqs as durable. */
   ack: [seqs: number[]]
   status: [status: DocStatus]
@@ -50,6 +56,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   #retryAttempt = 0
   /** Set after the server refused an update as malformed: the document stops re-opening by itself. */
   #halted = false
+  #offline = false
   #nextSeq = 1
   #opened = false
   #openSent = false
@@ -71,6 +78,19 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   /** Local updates not yet durable on the server. */
   get pendingCount(): number {
     return this.#pending.size
+  }
+
+  /**
+   * True when no local update waits for the server: every one was acked as
+   * durable (or refused, which is reported through `error`).
+   */
+  get saved(): boolean {
+    return this.#pending.size === 0
+  }
+
+  /** True after `offlineAfterMs` without a working connection, until it works again. */
+  get offline(): boolean {
+    return this.#offline
   }
 
   get synced(): boolean {
@@ -130,6 +150,13 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       kind: FRAME_KINDS.OPEN, document: this.name, token, stateVector: Y.encodeStateVector(this.doc),
     }), this.name)
     this.#openSent = true
+  }
+
+  /** @internal the client's connection has been down for a while (true) or works again (false). */
+  _setOffline(offline: boolean): void {
+    if (this.#offline === offline || this.#closed) return
+    this.#offline = offline
+    this.emit(offline ? 'offline' : 'online')
   }
 
   /** @internal the socket went away. */
@@ -341,6 +368,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     }
     const seq = this.#nextSeq++
     this.#pending.set(seq, update)
+    if (this.#pending.size === 1) this.emit('unsaved')
     if (this.#opened && this.#transport.connected) this.#sendUpdate(seq, update)
   }
 
