@@ -10,6 +10,8 @@ const root = new URL('..', import.meta.url).pathname
 const packages = ['protocol', 'server', 'client']
 const allowed = { protocol: [], server: ['@concord/protocol'], client: ['@concord/protocol'] }
 let failures = 0
+const { builtinModules } = await import('node:module')
+const NODE_BUILTINS = new Set(builtinModules)
 
 for (const pkg of packages) {
   const dist = join(root, 'packages', pkg, 'dist')
@@ -29,6 +31,11 @@ for (const pkg of packages) {
       const spec = m[1] ?? m[2]
       if (spec.startsWith('@concord/') && !allowed[pkg].some(a => spec === a || spec.startsWith(a + '/'))) {
         console.error(`lint: ${relative(root, file)} imports ${spec}, which ${pkg} may not import`)
+        failures++
+      }
+      // the browser side of the client must not reach Node built-ins (only its `node` entry may)
+      if (pkg === 'client' && !/(^|\/)(node|file-offline-store)\.js$/.test(file) && (spec.startsWith('node:') || NODE_BUILTINS.has(spec))) {
+        console.error(`lint: ${relative(root, file)} imports the Node built-in ${spec}; the client must run in browsers`)
         failures++
       }
       if (/(^|\/)index\.js$/.test(spec) && spec.startsWith('.')) {

@@ -6,6 +6,7 @@ import {
 import { Emitter } from './emitter.js'
 import { DocHandle, type HandleTransport } from './doc-handle.js'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
+import type { OfflineStore } from './offline-store.js'
 
 /** The subset of the browser WebSocket API the client uses (the `ws` package provides it in Node). */
 export interface WebSocketLike {
@@ -35,6 +36,12 @@ export interface ClientOptions {
   reconnect?: BackoffOptions & { enabled?: boolean }
   /** Largest (reassembled) message accepted from the server; default 512 MiB. */
   maxMessageBytes?: number
+  /**
+   * Where documents and unacked updates are kept across reloads and restarts:
+   * `createFileOfflineStore(dir)` from `@concord/client/node` in Node,
+   * `createMemoryOfflineStore()` to survive reconnects only. Default: none.
+   */
+  offlineStore?: OfflineStore
   /** Report `offline` after this long without a working connection (default 3,000 ms). */
   offlineAfterMs?: number
   /** Reconnect when nothing at all arrived for this long (0 disables). Any byte received counts. */
@@ -132,7 +139,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
     if (this.#closed) throw new Error('client is closed')
     const existing = this.#handles.get(name)
     if (existing !== undefined) return existing
-    const handle = new DocHandle(name, this.#transport, options.doc)
+    const handle = new DocHandle(name, this.#transport, options.doc, this.#opts.offlineStore)
     this.#handles.set(name, handle)
     if (this.#offline) handle._setOffline(true)
     if (this.connected) void handle._connect()

@@ -2,6 +2,7 @@ import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
 import { encodeFrame, ERROR_CODES, FRAME_KINDS, isErrorCode, type Frame, type Role, type SeqRange } from '@concord/protocol'
 import { Emitter } from './emitter.js'
+import type { OfflineSnapshot, OfflineStore } from './offline-store.js'
 
 export type DocStatus = 'connecting' | 'syncing' | 'synced' | 'closed' | 'error'
 
@@ -36,6 +37,8 @@ export interface HandleTransport {
 }
 
 const REMOTE = Symbol('concord-remote')
+/** Origin of content restored from the offline store (its unacked part is already in `#pending`). */
+const RESTORED = Symbol('concord-restored')
 
 /**
  * One open document: its Y.Doc, its Awareness, and the set of local updates
@@ -56,6 +59,10 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   #retryAttempt = 0
   /** Set after the server refused an update as malformed: the document stops re-opening by itself. */
   #halted = false
+  readonly #store: OfflineStore | null
+  readonly #ready: Promise<void>
+  #persisting: Promise<void> | null = null
+  #persistAgain = false
   #offline = false
   #nextSeq = 1
   #opened = false
@@ -65,14 +72,71 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   #gotStep2 = false
   #closed = false
 
-  constructor(name: string, transport: HandleTransport, doc?: Y.Doc) {
+  constructor(name: string, transport: HandleTransport, doc?: Y.Doc, store?: OfflineStore) {
     super()
     this.name = name
     this.#transport = transport
+    this.#store = store ?? null
     this.doc = doc ?? new Y.Doc()
     this.awareness = new Awareness(this.doc)
     this.doc.on('update', this.#onLocalUpdate)
     this.awareness.on('update', this.#onLocalAwareness)
+    this.#ready = this.#restore()
+  }
+
+  /** Resolves once what the offline store kept for this document is back in `doc`. */
+  whenLoaded(): Promise<void> {
+    return this.#ready
+  }
+
+  /** Resolves once the offline store holds everything done so far (immediately without a store). */
+  async whenPersisted(): Promise<void> {
+    await this.#ready
+    while (this.#persisting !== null || this.#persistAgain) await this.#persisting
+  }
+
+  async #restore(): Promise<void> {
+    if (this.#store === null) return
+    let kept: OfflineSnapshot | null
+    try {
+      kept = await this.#store.load(this.name)
+    } catch (err) {
+      this.emit('error', { code: 'CONCORD_ERR_CLIENT_OFFLINE_STORE', message: `reading the offline store failed: ${(err as Error).message}`, seq: 0, closed: false })
+      return
+    }
+    if (kept === null || this.#closed) return
+    Y.applyUpdate(this.doc, kept.state, RESTORED)
+    for (const p of kept.pending) this.#pending.set(p.seq, p.update)
+    this.#nextSeq = Math.max(this.#nextSeq, kept.nextSeq)
+    if (this.#pending.size > 0) this.emit('unsaved')
+  }
+
+  /** Write the current state and unacked updates to the offline store (coalesced). */
+  #persist(): void {
+    if (this.#store === null || this.#closed) return
+    if (this.#persisting !== null) {
+      this.#persistAgain = true
+      return
+    }
+    const store = this.#store
+    this.#persisting = (async () => {
+      await this.#ready
+      do {
+        this.#persistAgain = false
+        const snapshot: OfflineSnapshot = {
+          state: Y.encodeStateAsUpdate(this.doc),
+          pending: [...this.#pending].map(([seq, update]) => ({ seq, update })),
+          nextSeq: this.#nextSeq,
+        }
+        try {
+          await store.save(this.name, snapshot)
+        } catch (err) {
+          this.emit('error', { code: 'CONCORD_ERR_CLIENT_OFFLINE_STORE', message: `writing the offline store failed: ${(err as Error).message}`, seq: 0, closed: false })
+        }
+      } while (this.#persistAgain && !this.#closed)
+    })().finally(() => {
+      this.#persisting = null
+    })
   }
 
   /** Local updates not yet durable on the server. */
@@ -135,6 +199,9 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   async _connect(): Promise<void> {
     if (this.#closed) return
     this.#cancelRetry()
+    // what the offline store kept must be in the document before the server sees our state vector
+    await this.#ready
+    if (this.#closed || this.#openSent) return
     this.#setStatus('connecting')
     let token: string
     try {
@@ -262,6 +329,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         work.push(...covered)
       }
     }
+    if (done.length > 0) this.#persist()
     return done
   }
 
@@ -314,6 +382,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   #applyRemote(update: Uint8Array): boolean {
     try {
       Y.applyUpdate(this.doc, update, REMOTE)
+      this.#persist()
       return true
     } catch (err) {
       this.emit('error', { code: 'CONCORD_ERR_UPDATE_MALFORMED', message: `an update from the server could not be applied: ${(err as Error).message}`, seq: 0, closed: false })
@@ -343,7 +412,10 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       if (!this.#covers.has(seq)) continue
       for (const c of this.#settle([seq])) if (c !== seq) seqs.push(c)
     }
-    if (seqs.length > 0) this.emit('ack', seqs)
+    if (seqs.length > 0) {
+      this.#persist()
+      this.emit('ack', seqs)
+    }
     if (seqs.length > 0 && this.#pending.size === 0) this.emit('saved')
     this.#notifySaved()
   }
@@ -368,6 +440,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     }
     const seq = this.#nextSeq++
     this.#pending.set(seq, update)
+    this.#persist()
     if (this.#pending.size === 1) this.emit('unsaved')
     if (this.#opened && this.#transport.connected) this.#sendUpdate(seq, update)
   }
@@ -377,7 +450,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   }
 
   readonly #onLocalUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === REMOTE || this.#closed) return
+    if (origin === REMOTE || origin === RESTORED || this.#closed) return
     this.#track(update)
   }
 

@@ -1,0 +1,1 @@
+export { createFileOfflineStore } from './file-offline-store.js'
