@@ -27,8 +27,8 @@ for (const pkg of packages) {
   }
   for (const file of walk(dist)) {
     const text = readFileSync(file, 'utf8')
-    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
-      const spec = m[1] ?? m[2]
+    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g)) {
+      const spec = m[1] ?? m[2] ?? m[3]
       if (spec.startsWith('@concord/') && !allowed[pkg].some(a => spec === a || spec.startsWith(a + '/'))) {
         console.error(`lint: ${relative(root, file)} imports ${spec}, which ${pkg} may not import`)
         failures++
