@@ -2,6 +2,7 @@ import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
 import { encodeFrame, ERROR_CODES, FRAME_KINDS, isErrorCode, type Frame, type Role, type SeqRange } from '@concord/protocol'
 import { Emitter } from './emitter.js'
+import { Presence } from './presence.js'
 import type { OfflineSnapshot, OfflineStore } from './offline-store.js'
 
 export type DocStatus = 'connecting' | 'syncing' | 'synced' | 'closed' | 'error'
@@ -48,6 +49,8 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   readonly name: string
   readonly doc: Y.Doc
   readonly awareness: Awareness
+  /** Presence helpers: local user/cursor/selection (throttled), others, typing. */
+  readonly presence: Presence
   role: Role | null = null
   status: DocStatus = 'connecting'
   readonly #transport: HandleTransport
@@ -79,9 +82,24 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#store = store ?? null
     this.doc = doc ?? new Y.Doc()
     this.awareness = new Awareness(this.doc)
+    this.presence = new Presence(this.awareness)
     this.doc.on('update', this.#onLocalUpdate)
     this.awareness.on('update', this.#onLocalAwareness)
     this.#ready = this.#restore()
+  }
+
+  /** The undo manager made by `createUndoManager`, if any. */
+  undoManager: Y.UndoManager | null = null
+
+  /**
+   * Undo/redo of this user's own edits only (remote edits are never undone),
+   * over the given shared types, e.g. `handle.createUndoManager(doc.getText('body'))`.
+   */
+  createUndoManager(scope: Y.AbstractType<any> | Y.AbstractType<any>[], options: { captureTimeoutMs?: number } = {}): Y.UndoManager {
+    this.undoManager?.destroy()
+    // local transactions have origin null (or the handle's own); remote and restored ones are never tracked
+    this.undoManager = new Y.UndoManager(scope, { trackedOrigins: new Set([null]), captureTimeout: options.captureTimeoutMs ?? 500 })
+    return this.undoManager
   }
 
   /** Resolves once what the offline store kept for this document is back in `doc`. */
@@ -187,6 +205,8 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#setStatus('closed')
     this.doc.off('update', this.#onLocalUpdate)
     this.awareness.off('update', this.#onLocalAwareness)
+    this.presence.destroy()
+    this.undoManager?.destroy()
     this.awareness.destroy()
     this.#transport.onHandleClosed(this)
   }

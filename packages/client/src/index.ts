@@ -2,3 +2,4 @@ export { ConcordClient, createClient, type ClientOptions, type ClientStatus, typ
 export { DocHandle, type DocStatus, type DocHandleEvents } from './doc-handle.js'
 export { backoffDelay, type BackoffOptions } from './backoff.js'
 export { createMemoryOfflineStore, encodeSnapshot, decodeSnapshot, type OfflineStore, type OfflineSnapshot } from './offline-store.js'
+export { Presence, type Peer, type PresenceOptions } from './presence.js'

@@ -1,0 +1,51 @@
+import { describe, it, expect } from 'vitest'
+import { connectClient, startServer, waitFor, cleanupAfterEach } from './helpers.js'
+
+const live = cleanupAfterEach()
+
+describe('presence helpers and local undo', () => {
+  it('sets local presence throttled, shows others and who is typing, and drops peers that leave', async () => {
+    live.server = await startServer({ presenceThrottleMs: 20 })
+    const a = connectClient(live.server.url)
+    const b = connectClient(live.server.url)
+    live.clients.push(a, b)
+    const ha = a.open('room')
+    const hb = b.open('room')
+    await Promise.all([ha.whenSynced(), hb.whenSynced()])
+    let sent = 0
+    ha.awareness.on('update', (_: unknown, origin: unknown) => { if (origin === 'local') sent++ })
+    for (let i = 0; i < 20; i++) ha.presence.set({ user: { name: 'Ada' }, cursor: i })
+    expect(sent).toBeLessThanOrEqual(1)
+    await waitFor(() => hb.presence.others().some(p => (p.state as { cursor?: number }).cursor === 19), { message: 'b sees a\'s last cursor' })
+    expect(sent).toBeLessThanOrEqual(2)
+    expect(hb.presence.others()).toEqual([{ clientId: ha.doc.clientID, state: { user: { name: 'Ada' }, cursor: 19 } }])
+    ha.presence.typing()
+    await waitFor(() => hb.presence.typingPeers().length === 1, { message: 'typing shown' })
+    await waitFor(() => hb.presence.typingPeers().length === 0, { message: 'typing cleared by itself', timeoutMs: 5_000 })
+    ha.close()
+    await waitFor(() => hb.presence.others().length === 0, { message: 'a left' })
+  })
+
+  it('undo reverts only this user\'s edits; the other user\'s text stays, on both sides', async () => {
+    live.server = await startServer()
+    const a = connectClient(live.server.url)
+    const b = connectClient(live.server.url)
+    live.clients.push(a, b)
+    const ha = a.open('undo')
+    const hb = b.open('undo')
+    await Promise.all([ha.whenSynced(), hb.whenSynced()])
+    const ta = ha.doc.getText('t')
+    const tb = hb.doc.getText('t')
+    const undo = ha.createUndoManager(ta)
+    ta.insert(0, 'hello')
+    await waitFor(() => tb.toString() === 'hello')
+    tb.insert(5, ' world')
+    await waitFor(() => ta.toString() === 'hello world')
+    undo.undo()
+    expect(ta.toString()).toBe(' world')
+    await waitFor(() => tb.toString() === ' world', { message: 'the undo reaches b' })
+    undo.redo()
+    await waitFor(() => tb.toString() === 'hello world', { message: 'the redo reaches b' })
+    await ha.whenSaved()
+  })
+})
