@@ -7,7 +7,7 @@ const live = cleanupAfterEach()
 
 describe('status a client can trust', () => {
   it('saved turns true only after the durable ack: with slow storage the handle shows unsaved until the append completed', async () => {
-    const storage = createMemoryStorage({ commitDelayMs: 300 })
+    const storage = createMemoryStorage({ commitDelayMs: 800 })
     live.server = await startServer({ storage })
     const client = connectClient(live.server.url)
     live.clients.push(client)
@@ -37,7 +37,7 @@ describe('status a client can trust', () => {
   it('offline is reported after offlineAfterMs without a connection, not on a blip, and online again after reconnecting', async () => {
     live.server = await startServer()
     const { port } = live.server
-    const client = connectClient(live.server.url, { offlineAfterMs: 400, reconnect: { minDelayMs: 20, maxDelayMs: 100 } })
+    const client = connectClient(live.server.url, { offlineAfterMs: 1_000, reconnect: { minDelayMs: 20, maxDelayMs: 100 } })
     live.clients.push(client)
     const h = client.open('net')
     await h.whenSynced()
@@ -54,7 +54,7 @@ describe('status a client can trust', () => {
     live.server = null
     await new Promise(r => setTimeout(r, 200))
     expect(h.offline).toBe(false)
-    await waitFor(() => h.offline, { message: 'offline after 400 ms' })
+    await waitFor(() => h.offline, { message: 'offline after 1 s' })
     h.doc.getText('t').insert(0, 'typed while offline')
     expect(h.saved).toBe(false)
     // a new server on the same port (the client knows only that URL)
