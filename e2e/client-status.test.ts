@@ -72,6 +72,29 @@ describe('status a client can trust', () => {
   })
 })
 
+describe('failover across urls', () => {
+  it('moves to the next server when one is unreachable or goes away, and keeps editing', async () => {
+    const { createServer: create } = await import('@concord/server')
+    const first = create()
+    const second = create()
+    const a = await first.listen(0, '127.0.0.1')
+    const b = await second.listen(0, '127.0.0.1')
+    await first.close() // the first url is dead from the start
+    const client = connectClient('unused', { urls: [a.url, b.url], reconnect: { minDelayMs: 10, maxDelayMs: 50 } })
+    try {
+      const h = client.open('failover')
+      await h.whenSynced()
+      expect(client.url).toBe(b.url)
+      h.doc.getText('t').insert(0, 'served by the second node')
+      await h.whenSaved()
+      expect(second.registry.peek('failover')?.ydoc.getText('t').toString()).toBe('served by the second node')
+    } finally {
+      client.close()
+      await second.close()
+    }
+  })
+})
+
 /** A WebSocket that opens and is then closed by the "server" with a given code. */
 function scriptedSocket(code: number, reason: string): WebSocketConstructor & { created: number[] } {
   const created: number[] = []

@@ -25,7 +25,13 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export type ClientStatus = 'connecting' | 'connected' | 'disconnected' | 'closed' | 'failed'
 
 export interface ClientOptions {
-  url: string
+  /** Server URL; or give `urls`. */
+  url?: string
+  /**
+   * Several equivalent servers (nodes behind no load balancer): the client uses
+   * one at a time and moves to the next after every failed or lost connection.
+   */
+  urls?: string[]
   /** WebSocket implementation; default `globalThis.WebSocket` (pass `ws`'s in Node 20). */
   WebSocket?: WebSocketConstructor
   /** Token sent when opening each document. */
@@ -66,6 +72,8 @@ export class ConcordClient extends Emitter<ClientEvents> {
   #ws: WebSocketLike | null = null
   #status: ClientStatus = 'disconnected'
   #attempt = 0
+  readonly #urls: string[]
+  #urlIndex = 0
   #retryTimer: ReturnType<typeof setTimeout> | null = null
   #livenessTimer: ReturnType<typeof setInterval> | null = null
   #lastReceived = 0
@@ -82,6 +90,8 @@ export class ConcordClient extends Emitter<ClientEvents> {
   constructor(options: ClientOptions) {
     super()
     this.#opts = options
+    this.#urls = options.urls?.length ? [...options.urls] : options.url !== undefined ? [options.url] : []
+    if (this.#urls.length === 0) throw new TypeError('createClient needs url or urls')
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (WS === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket')
     this.#WS = WS
@@ -127,6 +137,11 @@ export class ConcordClient extends Emitter<ClientEvents> {
 
   get status(): ClientStatus {
     return this.#status
+  }
+
+  /** The server URL in use (or being tried). */
+  get url(): string {
+    return this.#urls[this.#urlIndex % this.#urls.length]!
   }
 
   /** Handshake done: frames can be sent. */
@@ -177,7 +192,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
     this.#setStatus('connecting')
     let ws: WebSocketLike
     try {
-      ws = new this.#WS(this.#opts.url, [NATIVE_SUBPROTOCOL])
+      ws = new this.#WS(this.#urls[this.#urlIndex % this.#urls.length]!, [NATIVE_SUBPROTOCOL])
     } catch (err) {
       this.emit('error', { code: 'CONCORD_ERR_CLIENT_CONNECT', message: String((err as Error).message) })
       this.#scheduleRetry()
@@ -239,6 +254,8 @@ export class ConcordClient extends Emitter<ClientEvents> {
   #scheduleRetry(delayMs?: number): void {
     if (this.#closed || this.#opts.reconnect?.enabled === false) return
     if (this.#retryTimer) clearTimeout(this.#retryTimer)
+    // fail over: the next attempt goes to the next server
+    this.#urlIndex = (this.#urlIndex + 1) % this.#urls.length
     const delay = delayMs ?? backoffDelay(this.#attempt++, this.#opts.reconnect)
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null
