@@ -6,7 +6,7 @@ import fc from 'fast-check'
 import * as Y from 'yjs'
 import { createSqliteStorage } from '@concord/server/storage/sqlite'
 import type { ConcordClient, DocHandle } from '@concord/client'
-import { connectClient, startServer, waitFor } from './helpers.js'
+import { connectClient, startServer, waitFor, seededRandom } from './helpers.js'
 import { faultyWebSocket } from './faulty-websocket.js'
 
 type Action =
@@ -28,16 +28,6 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('sleep' as const), ms: fc.integer({ min: 0, max: 30 }) }) },
 )
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function contentOf(doc: Y.Doc): string {
   const map = doc.getMap('m').toJSON()
@@ -52,7 +42,7 @@ describe('convergence under faults (property)', () => {
     await fc.assert(fc.asyncProperty(fc.array(action, { minLength: 5, maxLength: 60 }), fc.nat(), async (actions, faultSeed) => {
       const dataDir = mkdtempSync(join(tmpdir(), 'concord-prop-'))
       const running = await startServer({ storage: createSqliteStorage({ dataDir }), compactEveryUpdates: 7, ...(process.env.DEBUG_LOG ? { logger: (await import('@concord/server')).createLogger('debug') } : {}) })
-      const WS = faultyWebSocket({ maxDelayMs: 8, duplicate: 0.2, random: mulberry32(faultSeed) })
+      const WS = faultyWebSocket({ maxDelayMs: 8, duplicate: 0.2, random: seededRandom(faultSeed) })
       const clients: ConcordClient[] = []
       const handles: DocHandle[] = []
       const errors: string[] = []

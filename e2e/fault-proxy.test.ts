@@ -1,27 +1,17 @@
 import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
 import type { ConcordClient, DocHandle } from '@concord/client'
-import { connectClient, startServer, waitFor, cleanupAfterEach } from './helpers.js'
+import { connectClient, startServer, waitFor, cleanupAfterEach, seededRandom } from './helpers.js'
 import { FaultProxy } from './fault-proxy.js'
 
 const live = cleanupAfterEach()
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('clients behind a faulty network', () => {
   it('5 clients edit 3 documents through a proxy that delays and cuts connections; all converge and no edit is missing', async () => {
     const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31)
     console.log(`fault-proxy seed=${seed} (re-run with SEED=${seed})`)
-    const random = mulberry32(seed)
+    const random = seededRandom(seed)
     live.server = await startServer()
     const proxy = new FaultProxy({ targetPort: live.server.port, random, maxDelayMs: 15, cutChance: 0.004 })
     const proxyPort = await proxy.listen()
