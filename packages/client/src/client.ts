@@ -17,6 +17,8 @@ export interface WebSocketLike {
   onclose: ((ev: { code: number; reason: string }) => void) | null
   onerror: ((ev: unknown) => void) | null
   onmessage: ((ev: { data: unknown }) => void) | null
+  /** Bytes queued but not yet sent (browsers and `ws` have it); paces uploads of large frames. */
+  readonly bufferedAmount?: number
   send(data: Uint8Array): void
   close(code?: number, reason?: string): void
 }
@@ -44,8 +46,9 @@ export interface ClientOptions {
   maxMessageBytes?: number
   /**
    * Where documents and unacked updates are kept across reloads and restarts:
-   * `createFileOfflineStore(dir)` from `@concord/client/node` in Node,
-   * `createMemoryOfflineStore()` to survive reconnects only. Default: none.
+   * `createIndexedDbOfflineStore()` in browsers, `createFileOfflineStore(dir)`
+   * from `@concord/client/node` in Node, `createMemoryOfflineStore()` to
+   * survive reconnects only. Default: none.
    */
   offlineStore?: OfflineStore
   /** Report `offline` after this long without a working connection (default 3,000 ms). */
@@ -81,6 +84,11 @@ export class ConcordClient extends Emitter<ClientEvents> {
   #serverMaxMessageBytes = Number.POSITIVE_INFINITY
   #nextMessageId = 1
   #assembler: ChunkAssembler | null = null
+  /** Bytes received so far of each chunked message in flight, by message id. */
+  readonly #downloads = new Map<number, number>()
+  /** Large outgoing frames, sent a chunk at a time while the socket's buffer is low. */
+  #uploads: Upload[] = []
+  #uploadTimer: ReturnType<typeof setTimeout> | null = null
   #welcomed = false
   #closed = false
   #offline = false
@@ -242,6 +250,11 @@ export class ConcordClient extends Emitter<ClientEvents> {
     this.#ws = null
     this.#welcomed = false
     this.#assembler = null
+    this.#downloads.clear()
+    // a half-sent message is discarded by the server; the handles re-send what is unacked
+    this.#uploads = []
+    if (this.#uploadTimer !== null) clearTimeout(this.#uploadTimer)
+    this.#uploadTimer = null
     if (this.#livenessTimer) clearInterval(this.#livenessTimer)
     this.#livenessTimer = null
     for (const h of this.#handles.values()) h._disconnected()
@@ -286,6 +299,12 @@ export class ConcordClient extends Emitter<ClientEvents> {
         this.reconnect()
         return
       }
+      const bytes = (this.#downloads.get(frame.messageId) ?? 0) + frame.data.length
+      if (whole === null) this.#downloads.set(frame.messageId, bytes)
+      else this.#downloads.delete(frame.messageId)
+      this.#handles.get(frame.document)?._progress({
+        direction: 'download', messageId: frame.messageId, chunks: frame.index + 1, totalChunks: frame.total, bytes,
+      })
       if (whole !== null) this.#receive(whole, true)
       return
     }
@@ -339,10 +358,43 @@ export class ConcordClient extends Emitter<ClientEvents> {
     const ws = this.#ws
     if (ws === null || ws.readyState !== 1) return
     if (this.#chunkBytes > 0 && bytes.length > this.#chunkBytes) {
-      for (const chunk of chunkFrame(bytes, document, this.#nextMessageId++, this.#chunkBytes)) ws.send(chunk)
+      // large: chunks go out while the socket's buffer is low, so small frames
+      // (cursors, other documents' edits) sent meanwhile are not stuck behind them
+      const messageId = this.#nextMessageId++
+      this.#uploads.push({
+        document, messageId, chunks: chunkFrame(bytes, document, messageId, this.#chunkBytes),
+        totalChunks: Math.ceil(bytes.length / this.#chunkBytes), sentChunks: 0, size: bytes.length,
+      })
+      this.#pumpUploads()
       return
     }
     ws.send(bytes)
+  }
+
+  #pumpUploads(): void {
+    const ws = this.#ws
+    if (ws === null || ws.readyState !== 1) return
+    const lowWater = Math.max(UPLOAD_LOW_WATER_BYTES, 2 * this.#chunkBytes)
+    while (this.#uploads.length > 0 && (ws.bufferedAmount ?? 0) < lowWater) {
+      // round-robin between large messages
+      const upload = this.#uploads.shift()!
+      const next = upload.chunks.next()
+      if (next.done) continue
+      ws.send(next.value)
+      upload.sentChunks++
+      if (upload.sentChunks < upload.totalChunks) this.#uploads.push(upload)
+      this.#handles.get(upload.document)?._progress({
+        direction: 'upload', messageId: upload.messageId, chunks: upload.sentChunks, totalChunks: upload.totalChunks,
+        bytes: Math.min(upload.size, upload.sentChunks * this.#chunkBytes),
+      })
+    }
+    // WebSocket has no drain event: look again shortly
+    if (this.#uploads.length > 0 && this.#uploadTimer === null) {
+      this.#uploadTimer = setTimeout(() => {
+        this.#uploadTimer = null
+        this.#pumpUploads()
+      }, UPLOAD_POLL_MS)
+    }
   }
 
   #setStatus(status: ClientStatus): void {
@@ -351,6 +403,19 @@ export class ConcordClient extends Emitter<ClientEvents> {
     this.emit('status', status)
   }
 }
+
+interface Upload {
+  document: string
+  messageId: number
+  chunks: Generator<Uint8Array>
+  totalChunks: number
+  sentChunks: number
+  size: number
+}
+
+/** Chunks of large outgoing frames are handed to the socket while less than this is buffered. */
+const UPLOAD_LOW_WATER_BYTES = 1024 * 1024
+const UPLOAD_POLL_MS = 5
 
 export function createClient(options: ClientOptions): ConcordClient {
   return new ConcordClient(options)

@@ -21,8 +21,25 @@ export interface DocHandleEvents {
   /** The server acked these client seqs as durable. */
   ack: [seqs: number[]]
   status: [status: DocStatus]
+  /**
+   * A large frame of this document (an initial sync, a big update) is
+   * travelling in chunks: one event per chunk received or handed to the socket.
+   */
+  progress: [progress: TransferProgress]
   /** A document-scoped error from the server. */
   error: [error: { code: string; message: string; seq: number; closed: boolean }]
+}
+
+export interface TransferProgress {
+  /** `download`: from the server; `upload`: to it. */
+  direction: 'download' | 'upload'
+  /** Identifies the message on its connection (one message, many chunks). */
+  messageId: number
+  /** Chunks done so far, of `totalChunks`. */
+  chunks: number
+  totalChunks: number
+  /** Bytes of the message done so far (equal to its size at the last chunk). */
+  bytes: number
 }
 
 /** What the handle needs from the client that owns the socket. */
@@ -315,6 +332,11 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       default:
         return
     }
+  }
+
+  /** @internal a chunk of a large frame of this document arrived or left. */
+  _progress(progress: TransferProgress): void {
+    if (!this.#closed) this.emit('progress', progress)
   }
 
   /** @internal re-open after a document-scoped error that closed it (e.g. a retryable one). */

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { ChunkAssembler, chunkFrame, needsChunking } from './chunking.js'
 import { ConcordError } from './errors.js'
-import { decodeFrame, encodeFrame, FRAME_KINDS, isUnknownFrame, type FrameOf } from './native-frame.js'
+import { decodeFrame, encodeFrame, encodeFrameParts, FRAME_KINDS, FRAME_PARTS_MIN_PAYLOAD, isUnknownFrame, type FrameOf } from './native-frame.js'
+import { encodeYMessage, encodeYMessageParts } from './y-websocket-message.js'
 
 const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31)
 console.log(`chunking.test.ts: fast-check seed ${seed} (reproduce with SEED=${seed})`)
@@ -249,3 +250,55 @@ describe('ChunkAssembler', () => {
     expect(concordError(() => assembler.push(chunk(1, 1, 3))).code).toBe('CONCORD_ERR_PROTOCOL_BAD_CHUNK')
   })
 })
+
+describe('frames given as parts', () => {
+  it('encodeFrameParts concatenates to encodeFrame, and chunking the parts reassembles to the same frame', () => {
+    fc.assert(fc.property(
+      fc.constantFrom(FRAME_KINDS.SYNC_STEP2, FRAME_KINDS.UPDATE, FRAME_KINDS.AWARENESS),
+      fc.oneof(fc.integer({ min: 0, max: 3_000 }), fc.integer({ min: FRAME_PARTS_MIN_PAYLOAD - 10, max: 150_000 })),
+      fc.integer({ min: 1, max: 70_000 }),
+      fc.nat({ max: 1000 }),
+      (kind, payloadLength, maxChunkBytes, seq) => {
+        // at most a few hundred chunks per case
+        const chunkBytes = Math.max(maxChunkBytes, Math.ceil(payloadLength / 300))
+        const update = pattern(payloadLength, seq)
+        const frame = kind === FRAME_KINDS.UPDATE
+          ? { kind, document: 'doc/π', seq, update }
+          : { kind, document: 'doc/π', update }
+        const whole = encodeFrame(frame)
+        const parts = encodeFrameParts(frame)
+        expect(sameBytes(concat(parts), whole)).toBe(true)
+        // a large payload is passed through, not copied
+        if (payloadLength >= FRAME_PARTS_MIN_PAYLOAD) expect(parts[1]).toBe(update)
+        const assembler = new ChunkAssembler({ maxMessageBytes: 1 << 20 })
+        let out: Uint8Array | null = null
+        for (const bytes of chunkFrame(parts, 'doc/π', 3, chunkBytes)) {
+          const f = decodeFrame(bytes) as Chunk
+          expect(f.data.length).toBeLessThanOrEqual(chunkBytes)
+          out = assembler.push(f)
+        }
+        expect(out !== null && sameBytes(out, whole)).toBe(true)
+      },
+    ), { seed, numRuns: 60 })
+  })
+
+  it('encodeYMessageParts concatenates to encodeYMessage', () => {
+    for (const type of ['sync-step2', 'update'] as const) {
+      for (const n of [0, 10, FRAME_PARTS_MIN_PAYLOAD, 300_000]) {
+        const message = { type, update: pattern(n, 5) }
+        expect(sameBytes(concat(encodeYMessageParts(message)), encodeYMessage(message))).toBe(true)
+      }
+    }
+  })
+})
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) { out.set(p, at); at += p.length }
+  return out
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length))
+}

@@ -13,12 +13,37 @@ export function needsChunking(frameBytes: Uint8Array, chunkBytes: number): boole
   return frameBytes.length > chunkBytes
 }
 
-/** Lazily cut an encoded frame into CHUNK frames. */
-export function* chunkFrame(frameBytes: Uint8Array, document: string, messageId: number, chunkBytes: number): Generator<Uint8Array> {
+/**
+ * Lazily cut an encoded frame into CHUNK frames. The frame may be given as
+ * parts (from `encodeFrameParts`): the chunks cut their concatenation, copying
+ * no more than one chunk at a time.
+ */
+export function* chunkFrame(frame: Uint8Array | readonly Uint8Array[], document: string, messageId: number, chunkBytes: number): Generator<Uint8Array> {
   if (chunkBytes <= 0) throw new RangeError('chunkBytes must be positive')
-  const total = Math.ceil(frameBytes.length / chunkBytes)
+  const parts = frame instanceof Uint8Array ? [frame] : frame
+  const length = parts.reduce((n, p) => n + p.length, 0)
+  const total = Math.ceil(length / chunkBytes)
+  let part = 0
+  let offset = 0
   for (let index = 0; index < total; index++) {
-    const data = frameBytes.subarray(index * chunkBytes, Math.min(frameBytes.length, (index + 1) * chunkBytes))
+    const size = Math.min(chunkBytes, length - index * chunkBytes)
+    let data: Uint8Array
+    while (parts[part]!.length === offset) { part++; offset = 0 }
+    if (parts[part]!.length - offset >= size) {
+      data = parts[part]!.subarray(offset, offset + size)
+      offset += size
+    } else {
+      // this chunk spans parts
+      data = new Uint8Array(size)
+      let filled = 0
+      while (filled < size) {
+        while (parts[part]!.length === offset) { part++; offset = 0 }
+        const take = Math.min(size - filled, parts[part]!.length - offset)
+        data.set(parts[part]!.subarray(offset, offset + take), filled)
+        filled += take
+        offset += take
+      }
+    }
     yield encodeFrame({ kind: FRAME_KINDS.CHUNK, document, messageId, index, total, data })
   }
 }

@@ -72,6 +72,33 @@ export type FrameOf<K extends FrameKind> = Extract<Frame, { kind: K }>
 
 const ROLES: readonly Role[] = ['read', 'write', 'admin']
 
+/** Payloads at least this large are not copied by `encodeFrameParts`. */
+export const FRAME_PARTS_MIN_PAYLOAD = 64 * 1024
+
+/**
+ * Encode a native frame as parts whose concatenation is `encodeFrame(frame)`,
+ * without copying a large update payload: `[header, payload]` for SYNC_STEP2,
+ * UPDATE and AWARENESS frames with a payload of at least
+ * FRAME_PARTS_MIN_PAYLOAD bytes (their payload is the last field), else
+ * `[encodeFrame(frame)]`. Copying a 50 MB payload into an encoder blocks the
+ * event loop for hundreds of milliseconds.
+ */
+export function encodeFrameParts(frame: Frame): Uint8Array[] {
+  if ((frame.kind === FRAME_KINDS.SYNC_STEP2 || frame.kind === FRAME_KINDS.UPDATE || frame.kind === FRAME_KINDS.AWARENESS) &&
+    frame.update.length >= FRAME_PARTS_MIN_PAYLOAD) {
+    return [withPayloadLength(encodeFrame({ ...frame, update: new Uint8Array(0) }), frame.update.length), frame.update]
+  }
+  return [encodeFrame(frame)]
+}
+
+/** `encoded` ends with the zero length of an empty last field: replace it with `length`. */
+export function withPayloadLength(encoded: Uint8Array, length: number): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeUint8Array(e, encoded.subarray(0, encoded.length - 1))
+  encoding.writeVarUint(e, length)
+  return encoding.toUint8Array(e)
+}
+
 /** Encode a native frame to the bytes of one binary WebSocket message. */
 export function encodeFrame(frame: Frame): Uint8Array {
   const e = encoding.createEncoder()

@@ -1,5 +1,6 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
+import { FRAME_PARTS_MIN_PAYLOAD, withPayloadLength } from './native-frame.js'
 
 /**
  * The y-websocket wire format (y-protocols), one message per binary WebSocket
@@ -33,6 +34,18 @@ export type YMessage =
   | { type: 'awareness'; update: Uint8Array }
   | { type: 'permission-denied'; reason: string }
   | { type: 'query-awareness' }
+
+/**
+ * Like `encodeYMessage`, as parts whose concatenation is the message, without
+ * copying a large update: `[header, update]` for sync-step2 and update messages
+ * with an update of at least FRAME_PARTS_MIN_PAYLOAD bytes.
+ */
+export function encodeYMessageParts(message: YMessage): Uint8Array[] {
+  if ((message.type === 'sync-step2' || message.type === 'update') && message.update.length >= FRAME_PARTS_MIN_PAYLOAD) {
+    return [withPayloadLength(encodeYMessage({ ...message, update: new Uint8Array(0) }), message.update.length), message.update]
+  }
+  return [encodeYMessage(message)]
+}
 
 export function encodeYMessage(message: YMessage): Uint8Array {
   const e = encoding.createEncoder()

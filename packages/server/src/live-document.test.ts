@@ -216,3 +216,92 @@ describe('LiveDocument edit path', () => {
     doc.destroy()
   })
 })
+
+describe('LiveDocument initial sync of a large document', () => {
+  function bigText(doc: Y.Doc, bytes: number): void {
+    const t = doc.getText('t')
+    let n = 0
+    for (let i = 0; n < bytes; i++) {
+      const s = `paragraph ${i} `.padEnd(1000, 'x')
+      t.insert(Math.floor(t.length / 2), s)
+      n += s.length
+    }
+  }
+
+  function replay(parts: Uint8Array[]): Y.Doc {
+    const d = new Y.Doc()
+    for (const p of parts) Y.applyUpdate(d, p)
+    return d
+  }
+
+  it('answers a fresh peer with the kept base state and the updates since, which together are the whole document', async () => {
+    const storage = createMemoryStorage()
+    const author = new Y.Doc()
+    bigText(author, 400 * 1024)
+    const base = Y.encodeStateAsUpdate(author)
+    await storage.append('d', { update: base })
+    await storage.compact('d', base, 1)
+    const tail = updatesOf(d => { d.getText('t').insert(0, 'from the log ') }, author)
+    await storage.append('d', { update: tail[0]! })
+    const doc = await load(storage)
+    const writer = new FakeSession('writer')
+    doc.addSession(writer)
+    const live = updatesOf(d => {
+      d.getText('t').insert(0, 'live ')
+      d.getText('t').delete(10, 3)
+    }, author)
+    for (const [i, u] of live.entries()) doc.applyUpdate(writer, i + 1, u)
+
+    const reply = doc.syncReply()
+    // the base is the stored snapshot and the rest follows as updates
+    expect(reply.step2).toEqual(base)
+    expect(reply.updates.length).toBeGreaterThan(0)
+    // a peer that applies them in the order sent (updates first, held pending) ends equal to the server
+    const peer = replay([...reply.updates, reply.step2])
+    expect(peer.getText('t').toString()).toBe(doc.ydoc.getText('t').toString())
+    expect(peer.getText('t').toString()).toBe(author.getText('t').toString())
+    expect(peer.store.pendingStructs).toBeNull()
+    // an empty state vector counts as fresh
+    expect(doc.syncReply(Y.encodeStateVector(new Y.Doc())).step2).toBe(reply.step2)
+  })
+
+  it('answers a peer that already holds most of the document with a small diff instead', async () => {
+    const storage = createMemoryStorage()
+    const author = new Y.Doc()
+    bigText(author, 400 * 1024)
+    const base = Y.encodeStateAsUpdate(author)
+    await storage.append('d', { update: base })
+    await storage.compact('d', base, 1)
+    const doc = await load(storage)
+    const peer = replay([base])
+    const writer = new FakeSession('writer')
+    doc.addSession(writer)
+    doc.applyUpdate(writer, 1, updatesOf(d => { d.getText('t').insert(0, 'new ') }, author)[0]!)
+    const reply = doc.syncReply(Y.encodeStateVector(peer))
+    expect(reply.updates).toEqual([])
+    expect(reply.step2.length).toBeLessThan(10_000)
+    Y.applyUpdate(peer, reply.step2)
+    expect(peer.getText('t').toString()).toBe(author.getText('t').toString())
+  })
+
+  it('takes the compaction snapshot as the new base, and small documents keep no copy', async () => {
+    const storage = createMemoryStorage()
+    const doc = await load(storage, { compactEveryUpdates: 3 })
+    const writer = new FakeSession('writer')
+    doc.addSession(writer)
+    const author = new Y.Doc()
+    const small = updatesOf(d => { d.getText('t').insert(0, 'small') }, author)
+    doc.applyUpdate(writer, 1, small[0]!)
+    // small: a fresh encode every time
+    expect(doc.syncReply().updates).toEqual([])
+    const big = updatesOf(d => { bigText(d, 300 * 1024) }, author)
+    for (const [i, u] of big.entries()) doc.applyUpdate(writer, i + 2, u)
+    await settle()
+    const compacted = (await storage.load('d')).snapshot
+    expect(compacted).not.toBeNull()
+    const reply = doc.syncReply()
+    expect(reply.step2.length).toBeGreaterThanOrEqual(256 * 1024)
+    const peer = replay([...reply.updates, reply.step2])
+    expect(peer.getText('t').toString()).toBe(author.getText('t').toString())
+  })
+})

@@ -50,6 +50,16 @@ export class LiveDocument {
   #tailUpdates = 0
   #tailBytes = 0
   #compacting = false
+  /**
+   * For large documents: an encoded state taken at load or at the last
+   * compaction, and every update applied since. Together they are the whole
+   * document, so a fresh peer's initial sync is sent without encoding the
+   * document again (tens to hundreds of milliseconds of blocked event loop for
+   * a document of tens of megabytes).
+   */
+  #base: Uint8Array | null = null
+  #since: Uint8Array[] = []
+  #sinceBytes = 0
   #failed = false
   #destroyed = false
 
@@ -78,6 +88,7 @@ export class LiveDocument {
     doc.#lastDurableSeq = loaded.updates.length ? loaded.updates[loaded.updates.length - 1]!.seq : loaded.snapshotSeq
     doc.#tailUpdates = loaded.updates.length
     doc.#tailBytes = loaded.updates.reduce((n, u) => n + u.update.length, 0)
+    if (loaded.snapshot !== null) doc.#setBase(loaded.snapshot, loaded.updates.map(u => u.update))
     doc.#maybeCompact()
     return doc
   }
@@ -113,9 +124,65 @@ export class LiveDocument {
     return Y.encodeStateVector(this.ydoc)
   }
 
-  /** What a peer with `stateVector` is missing. */
+  /** What a peer with `stateVector` is missing, as one update. */
   diff(stateVector?: Uint8Array): Uint8Array {
     return Y.encodeStateAsUpdate(this.ydoc, stateVector)
+  }
+
+  /**
+   * The answer to a peer's sync step 1: `updates` to send first (possibly
+   * none), then `step2`. For a large document and a peer that holds little of
+   * it, this is the kept base state and the updates since, already encoded;
+   * the peer integrates the updates once the base arrives. Otherwise it is one
+   * freshly encoded diff. Throws when the state vector cannot be decoded.
+   */
+  syncReply(stateVector?: Uint8Array): { updates: Uint8Array[]; step2: Uint8Array } {
+    if (this.#base !== null && this.#holdsLittle(stateVector)) {
+      const updates: Uint8Array[] = []
+      for (let i = 0; i < this.#since.length; i += MERGE_GROUP) {
+        const group = this.#since.slice(i, i + MERGE_GROUP)
+        updates.push(group.length === 1 ? group[0]! : Y.mergeUpdates(group))
+      }
+      return { updates, step2: this.#base }
+    }
+    return { updates: [], step2: Y.encodeStateAsUpdate(this.ydoc, stateVector) }
+  }
+
+  /** True when a peer with this state vector has less than a tenth of the document's items. */
+  #holdsLittle(stateVector?: Uint8Array): boolean {
+    if (stateVector === undefined || stateVector.length === 0) return true
+    const theirs = Y.decodeStateVector(stateVector)
+    if (theirs.size === 0) return true
+    let ours = 0
+    let held = 0
+    for (const client of this.ydoc.store.clients.keys()) {
+      const n = Y.getState(this.ydoc.store, client)
+      ours += n
+      held += Math.min(n, theirs.get(client) ?? 0)
+    }
+    return held * 10 < ours
+  }
+
+  #setBase(base: Uint8Array, since: Uint8Array[]): void {
+    if (base.length < LARGE_DOCUMENT_BYTES) {
+      this.#base = null
+      this.#since = []
+      this.#sinceBytes = 0
+      return
+    }
+    this.#base = base
+    this.#since = since
+    this.#sinceBytes = since.reduce((n, u) => n + u.length, 0)
+  }
+
+  #keepSince(update: Uint8Array): void {
+    if (this.#base === null) return
+    this.#since.push(update)
+    this.#sinceBytes += update.length
+    // compaction keeps this short; if it keeps failing, stop keeping a copy
+    if (this.#sinceBytes > Math.max(2 * this.#opts.compactEveryBytes, 8 * 1024 * 1024) || this.#since.length > 4 * this.#opts.compactEveryUpdates) {
+      this.#setBase(new Uint8Array(0), [])
+    }
   }
 
   /** All current presence states, or null when there are none. */
@@ -162,6 +229,7 @@ export class LiveDocument {
       if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
       return
     }
+    this.#keepSince(update)
     this.#enqueueFanout(update, session)
     this.#append(update, session, seq)
   }
@@ -251,6 +319,7 @@ export class LiveDocument {
     const countedBytes = this.#tailBytes
     // the Y.Doc holds every durable update (each was applied before it was appended)
     const snapshot = Y.encodeStateAsUpdate(this.ydoc)
+    this.#setBase(snapshot, [])
     this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
       this.#tailUpdates -= countedUpdates
       this.#tailBytes -= countedBytes
@@ -339,6 +408,9 @@ export class LiveDocument {
 }
 
 const MERGE_GROUP = 64
+
+/** Documents whose encoded state is at least this large keep it for initial syncs (see `syncReply`). */
+export const LARGE_DOCUMENT_BYTES = 256 * 1024
 
 function merge(items: Outgoing[]): Uint8Array {
   return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
 import type { Log } from './connection-log.js'
 import {
-  ChunkAssembler, ConcordError, decodeFrame, MAX_DOCUMENT_NAME_BYTES, documentNameProblem, encodeFrame, FRAME_KINDS, FrameDecodeError,
+  ChunkAssembler, ConcordError, decodeFrame, MAX_DOCUMENT_NAME_BYTES, documentNameProblem, encodeFrame, encodeFrameParts, FRAME_KINDS, FrameDecodeError,
   isUnknownFrame, negotiateVersion, toSeqRanges,
   type ErrorCode, type Frame, type Role, type UnknownFrame,
 } from '@concord/protocol'
@@ -219,7 +219,7 @@ export class NativeConnection {
     session.start(lease, auth.userId, auth.role, frame.stateVector)
   }
 
-  sendFrame(bytes: Uint8Array, document = ''): void {
+  sendFrame(bytes: Uint8Array | readonly Uint8Array[], document = ''): void {
     this.#sender.send(bytes, document)
   }
 
@@ -293,14 +293,14 @@ class NativeDocSession implements DocumentSession {
     const c = this.#conn
     const name = this.document
     c.sendFrame(encodeFrame({ kind: FRAME_KINDS.OPENED, document: name, role }))
-    let diff: Uint8Array
+    let reply: { updates: Uint8Array[]; step2: Uint8Array }
     try {
-      diff = doc.diff(clientStateVector.length > 0 ? clientStateVector : undefined)
+      reply = doc.syncReply(clientStateVector.length > 0 ? clientStateVector : undefined)
     } catch {
       this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'the state vector in OPEN could not be decoded'), 0, true)
       return
     }
-    c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP2, document: name, update: diff }), name)
+    this.#sendSyncReply(reply)
     c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: name, stateVector: doc.stateVector() }))
     const presence = doc.awarenessSnapshot()
     if (presence !== null) c.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: name, update: presence }), name)
@@ -313,6 +313,13 @@ class NativeDocSession implements DocumentSession {
       if (this.closed) break
       this.#handleOpen(q.frame)
     }
+  }
+
+  /** Updates first (the peer holds them pending until the base state arrives), then step 2. */
+  #sendSyncReply(reply: { updates: Uint8Array[]; step2: Uint8Array }): void {
+    const name = this.document
+    for (const update of reply.updates) this.#conn.sendFrame(encodeFrameParts({ kind: FRAME_KINDS.UPDATE, document: name, seq: 0, update }), name)
+    this.#conn.sendFrame(encodeFrameParts({ kind: FRAME_KINDS.SYNC_STEP2, document: name, update: reply.step2 }), name)
   }
 
   receive(frame: Frame, size: number): void {
@@ -344,14 +351,14 @@ class NativeDocSession implements DocumentSession {
         this.end()
         return
       case FRAME_KINDS.SYNC_STEP1: {
-        let diff: Uint8Array
+        let reply: { updates: Uint8Array[]; step2: Uint8Array }
         try {
-          diff = doc.diff(frame.stateVector)
+          reply = doc.syncReply(frame.stateVector)
         } catch {
           this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'), 0, false)
           return
         }
-        this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP2, document: this.document, update: diff }), this.document)
+        this.#sendSyncReply(reply)
         return
       }
       case FRAME_KINDS.SYNC_STEP2:

@@ -1,4 +1,4 @@
-import { encodeFrame, encodeYMessage, FRAME_KINDS } from '@concord/protocol'
+import { encodeFrameParts, encodeYMessageParts, FRAME_KINDS } from '@concord/protocol'
 
 /**
  * A payload sent to many sessions: encoded at most once per transport, however
@@ -8,8 +8,8 @@ export class SharedMessage {
   readonly kind: 'update' | 'awareness'
   readonly document: string
   readonly payload: Uint8Array
-  #native: Uint8Array | undefined
-  #yws: Uint8Array | undefined
+  #native: readonly Uint8Array[] | undefined
+  #yws: readonly Uint8Array[] | undefined
 
   constructor(kind: 'update' | 'awareness', document: string, payload: Uint8Array) {
     this.kind = kind
@@ -17,18 +17,20 @@ export class SharedMessage {
     this.payload = payload
   }
 
-  native(): Uint8Array {
+  /** The native frame, as parts (a large payload is not copied). */
+  native(): readonly Uint8Array[] {
     if (this.#native === undefined) {
       this.#native = this.kind === 'update'
-        ? encodeFrame({ kind: FRAME_KINDS.UPDATE, document: this.document, seq: 0, update: this.payload })
-        : encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: this.document, update: this.payload })
+        ? encodeFrameParts({ kind: FRAME_KINDS.UPDATE, document: this.document, seq: 0, update: this.payload })
+        : encodeFrameParts({ kind: FRAME_KINDS.AWARENESS, document: this.document, update: this.payload })
     }
     return this.#native
   }
 
-  yWebsocket(): Uint8Array {
+  /** The y-websocket message, as parts. */
+  yWebsocket(): readonly Uint8Array[] {
     if (this.#yws === undefined) {
-      this.#yws = encodeYMessage(this.kind === 'update'
+      this.#yws = encodeYMessageParts(this.kind === 'update'
         ? { type: 'update', update: this.payload }
         : { type: 'awareness', update: this.payload })
     }

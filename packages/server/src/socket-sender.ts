@@ -57,19 +57,29 @@ export class SocketSender {
     return total > this.#maxBufferedBytes && Date.now() - this.#lastProgressAt > SLOW_READER_STALL_MS
   }
 
-  send(bytes: Uint8Array, document = ''): void {
+  /**
+   * Send one message, given whole or as parts (see `encodeFrameParts`) whose
+   * concatenation is the message: parts are never copied into one buffer.
+   */
+  send(message: Uint8Array | readonly Uint8Array[], document = ''): void {
     if (this.#stopped || this.#ws.readyState !== this.#ws.OPEN) return
-    if (this.#tooSlow(bytes.length)) {
+    const length = message instanceof Uint8Array ? message.length : message.reduce((n, p) => n + p.length, 0)
+    if (this.#tooSlow(length)) {
       this.#slow()
       return
     }
-    if (this.#chunkBytes > 0 && bytes.length > this.#chunkBytes) {
-      this.#largeBytes += bytes.length
-      this.#large.push({ chunks: chunkFrame(bytes, document, this.#nextMessageId++, this.#chunkBytes), remaining: bytes.length })
+    if (this.#chunkBytes > 0 && length > this.#chunkBytes) {
+      this.#largeBytes += length
+      this.#large.push({ chunks: chunkFrame(message, document, this.#nextMessageId++, this.#chunkBytes), remaining: length })
       this.#pump()
       return
     }
-    this.#ws.send(bytes, { binary: true })
+    if (message instanceof Uint8Array) {
+      this.#ws.send(message, { binary: true })
+      return
+    }
+    // one WebSocket message in several fragments, sent back to back
+    for (let i = 0; i < message.length; i++) this.#ws.send(message[i]!, { binary: true, fin: i === message.length - 1 })
   }
 
   stop(): void {

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
 import type { Log } from './connection-log.js'
-import { ConcordError, decodeYMessage, encodeYMessage, YMessageDecodeError, type Role, type YMessage } from '@concord/protocol'
+import { ConcordError, decodeYMessage, encodeYMessage, encodeYMessageParts, YMessageDecodeError, type Role, type YMessage } from '@concord/protocol'
 import type { DocumentSession } from './document-session.js'
 import type { DocumentLease } from './document-registry.js'
 import type { SharedMessage } from './shared-message.js'
@@ -118,14 +118,16 @@ export class YWebsocketConnection implements DocumentSession {
     const doc = this.#lease!.doc
     switch (message.type) {
       case 'sync-step1': {
-        let diff: Uint8Array
+        let reply: { updates: Uint8Array[]; step2: Uint8Array }
         try {
-          diff = doc.diff(message.stateVector)
+          reply = doc.syncReply(message.stateVector)
         } catch {
           this.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'))
           return
         }
-        this.#send(encodeYMessage({ type: 'sync-step2', update: diff }))
+        // updates first: the peer holds them pending until the base state in step 2 arrives
+        for (const update of reply.updates) this.#send(encodeYMessageParts({ type: 'update', update }))
+        this.#send(encodeYMessageParts({ type: 'sync-step2', update: reply.step2 }))
         return
       }
       case 'sync-step2':
@@ -155,7 +157,7 @@ export class YWebsocketConnection implements DocumentSession {
     }
   }
 
-  #send(bytes: Uint8Array): void {
+  #send(bytes: Uint8Array | readonly Uint8Array[]): void {
     this.#sender.send(bytes)
   }
 
