@@ -16,7 +16,7 @@ const byToken: Authenticate = ({ token }) => {
 
 describe('the per-document token and the refusal path', () => {
   it('native: a refused token gets CONCORD_ERR_AUTH_DENIED for that document only; a read session cannot write', async () => {
-    live.server = await startServer({ authenticate: byToken })
+    live.server = await startServer({ onAuthenticate: byToken })
     const raw = await RawNativeSocket.connect(live.server.url)
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'secret', token: 'wrong', stateVector: new Uint8Array() })
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'open-to-readers', token: 'reader', stateVector: new Uint8Array() })
@@ -33,7 +33,7 @@ describe('the per-document token and the refusal path', () => {
   })
 
   it('client: the token comes from getToken for each document; the read-only handle still receives updates', async () => {
-    live.server = await startServer({ authenticate: byToken })
+    live.server = await startServer({ onAuthenticate: byToken })
     const writer = connectClient(live.server.url, { getToken: () => 'writer' })
     const reader = connectClient(live.server.url, { token: 'reader' })
     live.clients.push(writer, reader)
@@ -61,7 +61,7 @@ describe('the per-document token and the refusal path', () => {
   })
 
   it('y-websocket: the token is the `token` query parameter; a refused one gets permission-denied and close 4401', async () => {
-    live.server = await startServer({ authenticate: byToken })
+    live.server = await startServer({ onAuthenticate: byToken })
     const ws = new WebSocket(`${live.server.url}/secret?token=nope`)
     const messages: Uint8Array[] = []
     ws.on('message', (d: Buffer) => messages.push(new Uint8Array(d)))
@@ -75,7 +75,7 @@ describe('the per-document token and the refusal path', () => {
   })
 
   it('y-websocket: a read-only stock provider syncs and sees edits without a spurious permission-denied', async () => {
-    live.server = await startServer({ authenticate: byToken })
+    live.server = await startServer({ onAuthenticate: byToken })
     const { WebsocketProvider } = await import('y-websocket')
     const Y = await import('yjs')
     const writerDoc = new Y.Doc()
@@ -111,7 +111,7 @@ describe('the per-document token and the refusal path', () => {
 
   it('an authenticate hook that does not answer in time is refused with CONCORD_ERR_AUTH_TIMEOUT, and frames queued meanwhile are bounded', async () => {
     live.server = await startServer({
-      authenticate: () => new Promise(() => undefined),
+      onAuthenticate: () => new Promise(() => undefined),
       authTimeoutMs: 300,
       maxQueuedMessagesBeforeOpen: 20,
     })
@@ -126,7 +126,7 @@ describe('the per-document token and the refusal path', () => {
   })
 
   it('bytes queued for a refused OPEN no longer count against the socket', async () => {
-    live.server = await startServer({ authenticate: byToken, maxQueuedBytesBeforeOpen: 2_000 })
+    live.server = await startServer({ onAuthenticate: byToken, maxQueuedBytesBeforeOpen: 2_000 })
     const raw = await RawNativeSocket.connect(live.server.url)
     const presence = (document: string) => ({ kind: FRAME_KINDS.AWARENESS, document, update: new Uint8Array(500) } as const)
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'secret', token: 'wrong', stateVector: new Uint8Array() })
@@ -140,7 +140,7 @@ describe('the per-document token and the refusal path', () => {
   })
 
   it('too many documents opening at once closes the socket with 4529; too many open documents is a document error', async () => {
-    live.server = await startServer({ authenticate: () => new Promise(() => undefined), authTimeoutMs: 2_000, maxPendingDocuments: 3 })
+    live.server = await startServer({ onAuthenticate: () => new Promise(() => undefined), authTimeoutMs: 2_000, maxPendingDocuments: 3 })
     const raw = await RawNativeSocket.connect(live.server.url)
     for (let i = 0; i < 4; i++) raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: `p${i}`, token: '', stateVector: new Uint8Array() })
     expect(await raw.closed).toEqual({ code: 4529, reason: 'CONCORD_ERR_LIMIT_PENDING_DOCUMENTS' })

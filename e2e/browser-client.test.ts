@@ -222,7 +222,7 @@ describe('the client in Chromium', () => {
 
     // the server comes up (SQLite, as in production) where the page keeps trying
     const dataDir = tempDir('concord-browser-data-')
-    const server = createServer({ storage: createSqliteStorage({ dataDir }) })
+    const server = createServer({ auth: 'none', storage: createSqliteStorage({ dataDir }) })
     servers.push(server)
     await server.listen(port, '127.0.0.1')
     const synced = await waitFor(async () => {

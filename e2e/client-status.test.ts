@@ -59,7 +59,7 @@ describe('status a client can trust', () => {
     expect(h.saved).toBe(false)
     // a new server on the same port (the client knows only that URL)
     const { createServer } = await import('@concord/server')
-    const again = createServer()
+    const again = createServer({ auth: 'none' })
     await again.listen(port, '127.0.0.1')
     try {
       await waitFor(() => !h.offline && h.status === 'synced' && h.saved, { message: 'online, synced and saved again' })
@@ -75,8 +75,8 @@ describe('status a client can trust', () => {
 describe('failover across urls', () => {
   it('moves to the next server when one is unreachable or goes away, and keeps editing', async () => {
     const { createServer: create } = await import('@concord/server')
-    const first = create()
-    const second = create()
+    const first = create({ auth: 'none' })
+    const second = create({ auth: 'none' })
     const a = await first.listen(0, '127.0.0.1')
     const b = await second.listen(0, '127.0.0.1')
     await first.close() // the first url is dead from the start

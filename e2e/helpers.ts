@@ -14,8 +14,9 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
+/** An in-process server; without `auth` or `onAuthenticate` it runs with `auth: 'none'`. */
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
-  const server = createServer(options)
+  const server = createServer(options.auth === undefined && options.onAuthenticate === undefined ? { auth: 'none', ...options } : options)
   const { port, url } = await server.listen(0, '127.0.0.1')
   return { server, url, port, close: () => server.close() }
 }

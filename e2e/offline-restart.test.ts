@@ -41,7 +41,7 @@ describe('offline edits survive a client restart', () => {
     expect(await client(url, dir, 'write', 'first ')).toEqual({ text: 'first ', pending: 1, connected: false })
     expect(await client(url, dir, 'write', 'second')).toEqual({ text: 'first second', pending: 2, connected: false })
     // the server comes up; a third process reconnects and sends what is unacked
-    server = createServer()
+    server = createServer({ auth: 'none' })
     await server.listen(port, '127.0.0.1')
     expect(await client(url, dir, 'sync')).toEqual({ text: 'first second', pending: 0, connected: true })
     const stored = await server.storage.load('offline-doc')

@@ -94,6 +94,18 @@ export const ERROR_CODES = {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.FORBIDDEN, httpStatus: 403,
     description: 'The session may not do this (for example a write from a read-only session). Nothing was changed.',
   },
+  CONCORD_ERR_AUTH_EXPIRED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.UNAUTHORIZED, httpStatus: 401,
+    description: 'The token expired (at open, or mid-session without being refreshed with AUTH). Open again with a fresh token (the same token cannot succeed); unsaved local edits are kept.',
+  },
+  CONCORD_ERR_AUTH_REVOKED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.FORBIDDEN, httpStatus: 403,
+    description: 'An administrator revoked this user, token or share link; the session was cut off. Nothing sent afterwards is applied.',
+  },
+  CONCORD_ERR_AUTH_ROLE_CHANGED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.FORBIDDEN, httpStatus: 403,
+    description: 'An administrator changed this user\'s role on the document: AUTH_STATE carries the new role, or the session is closed when no access is left.',
+  },
   CONCORD_ERR_AUTH_TIMEOUT: {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
     description: 'The authentication hook did not answer in time.',
@@ -113,6 +125,18 @@ export const ERROR_CODES = {
   CONCORD_ERR_DOC_RESET: {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
     description: 'An update could not be integrated and the server reloaded the document from its log. Open it again; unacked updates are re-sent.',
+  },
+  CONCORD_ERR_LIMIT_RATE: {
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.RATE_LIMITED,
+    description: 'The session sent more messages or bytes per second than its limit. The refused message was not applied (an UPDATE stays unacked; resend it later); a socket that keeps flooding is closed with 4529.',
+  },
+  CONCORD_ERR_LIMIT_DOCUMENT_SIZE: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,
+    description: 'Applying the update would make the document larger than the server\'s maximum document size. It was not applied.',
+  },
+  CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP: {
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.TRY_AGAIN_LATER,
+    description: 'Too many open sockets from this IP address; try again after closing some.',
   },
   CONCORD_ERR_LIMIT_SLOW_READER: {
     scope: 'connection', retryable: true, closeCode: CLOSE_CODES.TRY_AGAIN_LATER,

@@ -66,6 +66,9 @@ const samples: Frame[] = [
   { kind: FRAME_KINDS.CHUNK, document: '', messageId: 2 ** 31, index: 99, total: 100, data: bytes() },
   { kind: FRAME_KINDS.PING, document: '' },
   { kind: FRAME_KINDS.PONG, document: '' },
+  { kind: FRAME_KINDS.AUTH, document: 'd', token: 'eyJ.fresh' },
+  { kind: FRAME_KINDS.AUTH_STATE, document: 'd', role: 'read', expiresInMs: 2 ** 40 },
+  { kind: FRAME_KINDS.AUTH_STATE, document: 'd', role: 'write', expiresInMs: 0 },
 ]
 
 describe('encodeFrame / decodeFrame round trip', () => {
@@ -295,7 +298,7 @@ describe('decodeFrame on malformed input', () => {
 
 describe('unknown kinds', () => {
   it('decode to an UnknownFrame whose document is readable', () => {
-    for (const kind of [15, 99, 127, 128, 2 ** 40]) {
+    for (const kind of [17, 99, 127, 128, 2 ** 40]) {
       const frame = decodeFrame(raw(e => {
         header(kind, 'notes/ü')(e)
         encoding.writeVarString(e, 'a body this version cannot read')

@@ -28,6 +28,8 @@ export const FRAME_KINDS = {
   CHUNK: 12,
   PING: 13,
   PONG: 14,
+  AUTH: 15,
+  AUTH_STATE: 16,
 } as const
 
 export type FrameKind = (typeof FRAME_KINDS)[keyof typeof FRAME_KINDS]
@@ -60,6 +62,14 @@ export type Frame =
   | { kind: typeof FRAME_KINDS.CHUNK; document: string; messageId: number; index: number; total: number; data: Uint8Array }
   | { kind: typeof FRAME_KINDS.PING; document: '' }
   | { kind: typeof FRAME_KINDS.PONG; document: '' }
+  /** Client to server: a fresh token for an open document (before the old one expires). */
+  | { kind: typeof FRAME_KINDS.AUTH; document: string; token: string }
+  /**
+   * Server to client: the session's current role, and how long its token stays
+   * valid (0: no expiry). Sent after OPENED when the token expires, after each
+   * accepted AUTH, and when an administrator changes the role.
+   */
+  | { kind: typeof FRAME_KINDS.AUTH_STATE; document: string; role: Role; expiresInMs: number }
 
 /** A frame whose kind this version does not know; only its header could be read. */
 export interface UnknownFrame {
@@ -153,6 +163,13 @@ export function encodeFrame(frame: Frame): Uint8Array {
       encoding.writeVarUint(e, frame.index)
       encoding.writeVarUint(e, frame.total)
       encoding.writeVarUint8Array(e, frame.data)
+      break
+    case FRAME_KINDS.AUTH:
+      encoding.writeVarString(e, frame.token)
+      break
+    case FRAME_KINDS.AUTH_STATE:
+      encoding.writeVarString(e, frame.role)
+      encoding.writeVarUint(e, frame.expiresInMs)
       break
     case FRAME_KINDS.CLOSE:
     case FRAME_KINDS.QUERY_AWARENESS:
@@ -295,6 +312,10 @@ function decodeBody(d: decoding.Decoder, kind: number, document: string): Frame 
       return { kind, document: connectionLevel(document, kind) }
     case FRAME_KINDS.PONG:
       return { kind, document: connectionLevel(document, kind) }
+    case FRAME_KINDS.AUTH:
+      return { kind, document, token: decoding.readVarString(d) }
+    case FRAME_KINDS.AUTH_STATE:
+      return { kind, document, role: readRole(d), expiresInMs: readVarUint(d) }
     default:
       return { kind, document, unknown: true }
   }

@@ -1,24 +1,63 @@
 import { describe, it, expect } from 'vitest'
-import { parseServeConfig } from './cli.js'
+import { parseServeConfig, token } from './cli.js'
+import { createTokenVerifier, roleFromToken } from './auth/jwt.js'
+
+const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
+const open = { CONCORD_AUTH: 'none' }
 
 describe('concord serve configuration', () => {
   it('uses the documented defaults', () => {
-    const c = parseServeConfig([], {})
-    expect(c).toMatchObject({ port: 1234, host: '0.0.0.0', store: 'sqlite', logLevel: 'info', sqliteSynchronous: 'FULL', sqliteCommitWindowMs: 2 })
+    const c = parseServeConfig([], open)
+    expect(c).toMatchObject({ port: 1234, host: '0.0.0.0', store: 'sqlite', logLevel: 'info', sqliteSynchronous: 'FULL', sqliteCommitWindowMs: 2, auth: { mode: 'none' } })
     expect(c.data.endsWith('/data')).toBe(true)
   })
 
   it('reads environment variables, and flags win over them', () => {
-    const env = { CONCORD_PORT: '5000', CONCORD_STORE: 'memory', CONCORD_LOG_LEVEL: 'debug', CONCORD_SQLITE_SYNCHRONOUS: 'normal', CONCORD_COMPACT_EVERY_UPDATES: '50' }
+    const env = { ...open, CONCORD_PORT: '5000', CONCORD_STORE: 'memory', CONCORD_LOG_LEVEL: 'debug', CONCORD_SQLITE_SYNCHRONOUS: 'normal', CONCORD_COMPACT_EVERY_UPDATES: '50' }
     expect(parseServeConfig([], env)).toMatchObject({ port: 5000, store: 'memory', logLevel: 'debug', sqliteSynchronous: 'NORMAL', compactEveryUpdates: 50 })
     expect(parseServeConfig(['--port', '6000', '--store', 'sqlite', '--data', '/tmp/x'], env)).toMatchObject({ port: 6000, store: 'sqlite', data: '/tmp/x' })
   })
 
   it('refuses bad values with a clear message', () => {
-    expect(() => parseServeConfig(['--port', 'abc'], {})).toThrow(/invalid port "abc"/)
-    expect(() => parseServeConfig(['--store', 'redis'], {})).toThrow(/invalid store "redis"/)
-    expect(() => parseServeConfig(['--sqlite-synchronous', 'off'], {})).toThrow(/use full or normal/)
-    expect(() => parseServeConfig(['--compact-every-updates', '0'], {})).toThrow(/positive integer/)
-    expect(() => parseServeConfig(['--no-such-flag'], {})).toThrow()
+    expect(() => parseServeConfig(['--port', 'abc'], open)).toThrow(/invalid port "abc"/)
+    expect(() => parseServeConfig(['--store', 'redis'], open)).toThrow(/invalid store "redis"/)
+    expect(() => parseServeConfig(['--sqlite-synchronous', 'off'], open)).toThrow(/use full or normal/)
+    expect(() => parseServeConfig(['--compact-every-updates', '0'], open)).toThrow(/positive integer/)
+    expect(() => parseServeConfig(['--no-such-flag'], open)).toThrow()
+  })
+
+  it('refuses to start until an authentication mode is chosen, and takes exactly one', () => {
+    expect(() => parseServeConfig([], {})).toThrow(/choose how sessions are authenticated/)
+    expect(() => parseServeConfig(['--auth-secret', 'short'], {})).toThrow(/at least 32 characters/)
+    expect(() => parseServeConfig(['--auth', 'maybe'], {})).toThrow(/invalid --auth "maybe"/)
+    expect(() => parseServeConfig(['--auth', 'none', '--auth-secret', SECRET], {})).toThrow(/only one/)
+    expect(parseServeConfig(['--auth-secret', SECRET], {}).auth).toEqual({ mode: 'secret', secret: SECRET })
+    expect(parseServeConfig([], { CONCORD_AUTH_JWKS: '/etc/keys.json' }).auth).toEqual({ mode: 'jwks', jwks: '/etc/keys.json' })
+    expect(parseServeConfig(['--auth', 'dev'], {}).auth).toEqual({ mode: 'dev' })
+  })
+})
+
+describe('concord token', () => {
+  it('mints a token that the server verifies, with the roles asked for', async () => {
+    const minted = JSON.parse(await token(['--tenant', 'acme', '--user', 'ada', '--doc', 'acme/*=write', '--doc', 'acme/handbook=read', '--expires', '2h', '--json'], { CONCORD_AUTH_SECRET: SECRET })) as { token: string; expiresAt: number }
+    const verified = await (await createTokenVerifier({ secret: SECRET })).verify(minted.token)
+    expect(verified.userId).toBe('ada')
+    expect(verified.tenant).toBe('acme')
+    expect(roleFromToken(verified, 'acme/plan')).toBe('write')
+    expect(roleFromToken(verified, 'acme/handbook')).toBe('read')
+    expect(() => roleFromToken(verified, 'globex/plan')).toThrow(/tenant/)
+    expect(Math.abs(minted.expiresAt - (Date.now() + 2 * 3600_000))).toBeLessThan(5_000)
+  })
+
+  it('mints share links for one document, and refuses bad arguments', async () => {
+    const link = await token(['--tenant', 'acme', '--share', 'acme/plan', '--role', 'read', '--secret', SECRET], {})
+    const verified = await (await createTokenVerifier({ secret: SECRET })).verify(link)
+    expect(verified.shareId).not.toBeNull()
+    expect(roleFromToken(verified, 'acme/plan')).toBe('read')
+    expect(() => roleFromToken(verified, 'acme/other')).toThrow(/another document/)
+    await expect(token(['--user', 'x', '--doc', 'a/*=write', '--secret', SECRET], {})).rejects.toThrow(/--tenant/)
+    await expect(token(['--tenant', 'acme', '--doc', 'globex/*=write', '--secret', SECRET], {})).rejects.toThrow(/must start with "acme\/"/)
+    await expect(token(['--tenant', 'acme', '--doc', 'acme/*=owner', '--secret', SECRET], {})).rejects.toThrow(/invalid --doc/)
+    await expect(token(['--tenant', 'acme', '--doc', 'acme/*=read'], {})).rejects.toThrow(/--secret/)
   })
 })

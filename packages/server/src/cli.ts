@@ -1,5 +1,12 @@
 import { parseArgs } from 'node:util'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import type { Role } from '@concord/protocol'
+import { AccessControl, createFileAccessStore } from './auth/access-control.js'
+import { mintToken } from './auth/jwt.js'
+import { isRole } from './auth/patterns.js'
+import type { AuthConfig } from './options.js'
 import type { LevelWithSilent } from 'pino'
 import { createServer, VERSION } from './server.js'
 import { createLogger } from './logger.js'
@@ -9,6 +16,7 @@ const HELP = `concord ${VERSION}: real-time collaboration server (Yjs)
 
 Usage:
   concord serve [options]
+  concord token [options]     mint an HS256 token (development, tests, share links)
   concord --help | --version
 
 Options of serve (each also read from the environment variable shown):
@@ -23,12 +31,32 @@ Options of serve (each also read from the environment variable shown):
                                (kill -9) but not an OS crash, and costs fewer fsyncs
                                                                          CONCORD_SQLITE_SYNCHRONOUS (default full)
   --sqlite-commit-window-ms <n> group-commit window                      CONCORD_SQLITE_COMMIT_WINDOW_MS (default 2)
+
+  Authentication (exactly one is required; docs/security.md):
+  --auth-secret <s>  HS256 shared secret, at least 32 characters       CONCORD_AUTH_SECRET
+  --auth-jwks <f|u>  RS256/ES256 public keys: a JWKS file or URL        CONCORD_AUTH_JWKS
+  --auth none        no authentication: anyone may write anything      CONCORD_AUTH=none
+  --auth dev         development: HS256 with a secret kept in <data>/dev-auth-secret,
+                     and POST /dev/token mints tokens (never use in production)
+  --auth-issuer <i>, --auth-audience <a>   required iss / aud claims
+  --admin-token <t>  bearer token for the admin HTTP API (all tenants)  CONCORD_ADMIN_TOKEN
   -h, --help         show this help
+
+Options of token:
+  --tenant <t>       the namespace: documents are named <tenant>/...  (required)
+  --user <id>        the user id (sub)
+  --doc <pattern=role>  a role on documents matching pattern (repeatable), e.g. --doc 'acme/*=write'
+  --share <document> a share link for one document, with --role read|write
+  --admin            the token may use the admin HTTP API for its tenant
+  --expires <t>      lifetime: 90s, 30m, 12h, 7d (default 1h)
+  --secret <s>       the HS256 secret (or CONCORD_AUTH_SECRET); --dev [--data <dir>] uses the dev secret
+  --json             print {"token","id","expiresAt"} instead of the bare token
 
 Endpoints:
   ws://<host>:<port>/<room>        y-websocket protocol (stock WebsocketProvider)
   ws://<host>:<port>/ + subprotocol "concord"   native multiplexed protocol (@concord/client)
   GET /healthz, GET /readyz
+  /admin/...                       revocations and roles (docs/security.md)
 `
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -45,6 +73,10 @@ export interface CliConfig {
   maxMessageBytes: number | undefined
   sqliteSynchronous: 'FULL' | 'NORMAL'
   sqliteCommitWindowMs: number
+  auth: { mode: 'none' } | { mode: 'dev' } | { mode: 'secret'; secret: string } | { mode: 'jwks'; jwks: string }
+  authIssuer: string | undefined
+  authAudience: string | undefined
+  adminToken: string | undefined
 }
 
 function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
@@ -80,6 +112,12 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'max-message-bytes': { type: 'string' },
       'sqlite-synchronous': { type: 'string' },
       'sqlite-commit-window-ms': { type: 'string' },
+      auth: { type: 'string' },
+      'auth-secret': { type: 'string' },
+      'auth-jwks': { type: 'string' },
+      'auth-issuer': { type: 'string' },
+      'auth-audience': { type: 'string' },
+      'admin-token': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -102,7 +140,42 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),
     sqliteSynchronous: parseSynchronous(values['sqlite-synchronous'] ?? env.CONCORD_SQLITE_SYNCHRONOUS ?? 'full'),
     sqliteCommitWindowMs: parseWindow(values['sqlite-commit-window-ms'] ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2'),
+    auth: parseAuth(values.auth ?? env.CONCORD_AUTH, values['auth-secret'] ?? env.CONCORD_AUTH_SECRET, values['auth-jwks'] ?? env.CONCORD_AUTH_JWKS),
+    authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
+    authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
+    adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
   }
+}
+
+function parseAuth(mode: string | undefined, secret: string | undefined, jwks: string | undefined): CliConfig['auth'] {
+  const chosen = [mode !== undefined, secret !== undefined, jwks !== undefined].filter(Boolean).length
+  if (chosen === 0) {
+    throw new UsageError('choose how sessions are authenticated: --auth-secret <secret>, --auth-jwks <file or URL>, --auth none, or --auth dev')
+  }
+  if (chosen > 1) throw new UsageError('give only one of --auth-secret, --auth-jwks and --auth')
+  if (secret !== undefined) {
+    if (secret.length < 32) throw new UsageError('--auth-secret must be at least 32 characters')
+    return { mode: 'secret', secret }
+  }
+  if (jwks !== undefined) return { mode: 'jwks', jwks }
+  if (mode === 'none' || mode === 'dev') return { mode }
+  throw new UsageError(`invalid --auth ${JSON.stringify(mode)}: use none or dev (or --auth-secret / --auth-jwks)`)
+}
+
+/** The development secret: created once in the data folder, readable by its owner only. */
+async function devSecret(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'dev-auth-secret')
+  try {
+    return (await readFile(file, 'utf8')).trim()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  await mkdir(dataDir, { recursive: true })
+  const secret = randomBytes(32).toString('base64url')
+  await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' }).catch(async err => {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  })
+  return (await readFile(file, 'utf8')).trim()
 }
 
 async function serve(argv: string[]): Promise<void> {
@@ -120,9 +193,35 @@ async function serve(argv: string[]): Promise<void> {
     storage = createMemoryStorage()
     logger.warn('using the in-memory store: documents are lost when the server stops')
   }
+  let auth: AuthConfig
+  const claims = {
+    ...(config.authIssuer !== undefined ? { issuer: config.authIssuer } : {}),
+    ...(config.authAudience !== undefined ? { audience: config.authAudience } : {}),
+  }
+  switch (config.auth.mode) {
+    case 'none':
+      auth = 'none'
+      break
+    case 'dev':
+      auth = { secret: await devSecret(config.data), ...claims }
+      logger.warn({ secretFile: join(config.data, 'dev-auth-secret') },
+        'DEVELOPMENT configuration (--auth dev): tokens are signed with a local secret and POST /dev/token hands them to anyone; never use this in production')
+      break
+    case 'secret':
+      auth = { secret: config.auth.secret, ...claims }
+      break
+    case 'jwks':
+      auth = { jwks: config.auth.jwks, ...claims }
+      break
+  }
+  const access = config.store === 'sqlite'
+    ? await AccessControl.open(createFileAccessStore(join(config.data, 'access.json')))
+    : AccessControl.inMemory()
   const server = createServer({
     storage, logger, compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
+    auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
   })
+  logger.info({ auth: config.auth.mode, adminApi: config.adminToken !== undefined ? 'admin token and admin JWTs' : 'admin JWTs' }, 'authentication')
   await server.listen(config.port, config.host)
   let stopping = false
   const stop = (signal: string): void => {
@@ -141,6 +240,61 @@ async function serve(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'))
 }
 
+/** `concord token`: mint an HS256 token with Concord's claims. */
+export async function token(argv: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      tenant: { type: 'string' },
+      user: { type: 'string' },
+      doc: { type: 'string', multiple: true },
+      share: { type: 'string' },
+      role: { type: 'string' },
+      admin: { type: 'boolean' },
+      expires: { type: 'string' },
+      secret: { type: 'string' },
+      dev: { type: 'boolean' },
+      data: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: false,
+  })
+  const tenant = values.tenant
+  if (tenant === undefined || tenant === '' || tenant.includes('/')) throw new UsageError('--tenant <name> is required (no "/")')
+  const docs: Record<string, Role> = {}
+  for (const rule of values.doc ?? []) {
+    const at = rule.lastIndexOf('=')
+    const pattern = rule.slice(0, at)
+    const role = rule.slice(at + 1)
+    if (at <= 0 || !isRole(role)) throw new UsageError(`invalid --doc ${JSON.stringify(rule)}: use <pattern>=read|write|admin`)
+    if (!pattern.startsWith(`${tenant}/`)) throw new UsageError(`--doc pattern ${JSON.stringify(pattern)} must start with "${tenant}/"`)
+    docs[pattern] = role
+  }
+  let share: { doc: string; role: Role } | undefined
+  if (values.share !== undefined) {
+    const role = values.role ?? 'read'
+    if (!isRole(role)) throw new UsageError(`invalid --role ${JSON.stringify(role)}`)
+    if (!values.share.startsWith(`${tenant}/`)) throw new UsageError(`--share document must start with "${tenant}/"`)
+    if (values.doc !== undefined) throw new UsageError('a share link carries one document: give --share or --doc, not both')
+    share = { doc: values.share, role }
+  }
+  if (share === undefined && values.doc === undefined && values.admin !== true) throw new UsageError('give --doc, --share or --admin')
+  const secret = values.dev === true ? await devSecret(resolve(values.data ?? env.CONCORD_DATA ?? './data')) : values.secret ?? env.CONCORD_AUTH_SECRET
+  if (secret === undefined) throw new UsageError('give --secret (or CONCORD_AUTH_SECRET), or --dev for the development secret')
+  const minted = await mintToken({
+    secret, tenant, docs: values.doc !== undefined ? docs : undefined, share, admin: values.admin === true,
+    expiresInSec: parseDuration(values.expires ?? '1h'), ...(values.user !== undefined ? { userId: values.user } : {}),
+  })
+  return values.json === true ? JSON.stringify(minted) : minted.token
+}
+
+function parseDuration(text: string): number {
+  const m = /^(\d+)([smhd])$/.exec(text)
+  if (m === null) throw new UsageError(`invalid --expires ${JSON.stringify(text)}: use e.g. 90s, 30m, 12h, 7d`)
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd']
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
@@ -150,6 +304,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === '--version' || command === '-v') {
       process.stdout.write(`${VERSION}\n`)
+      return 0
+    }
+    if (command === 'token') {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(HELP)
+        return 0
+      }
+      process.stdout.write(`${await token(rest, process.env)}\n`)
       return 0
     }
     if (command === 'serve') {

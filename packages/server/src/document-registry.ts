@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { DocumentSession } from './document-session.js'
 import { LiveDocument, type LiveDocumentOptions } from './live-document.js'
 
 /** A counted reference to a loaded document. `release` is idempotent. */
@@ -54,6 +55,14 @@ export class DocumentRegistry {
   /** Number of documents loaded or loading. */
   get size(): number {
     return this.#entries.size
+  }
+
+  /** Call `fn` for every session of every loaded document. */
+  forEachSession(fn: (session: DocumentSession) => void): void {
+    for (const entry of this.#entries.values()) {
+      if (entry.doc === null) continue
+      for (const s of [...entry.doc.sessions]) fn(s)
+    }
   }
 
   names(): string[] {

@@ -1,5 +1,6 @@
 import type { ConcordError, Role } from '@concord/protocol'
 import type { SharedMessage } from './shared-message.js'
+import type { AccessChange } from './auth/access-control.js'
 
 /**
  * One socket's presence in one document, as the document sees it. The native
@@ -20,4 +21,6 @@ export interface DocumentSession {
   ack(seq: number): void
   /** A document-scoped failure; `closed` tells whether the document ended for this session. */
   documentError(error: ConcordError, seq: number, closed: boolean): void
+  /** An administrator revoked someone or changed a role: check this session again. */
+  accessChanged(change: AccessChange): void
 }

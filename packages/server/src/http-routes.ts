@@ -3,6 +3,8 @@ import type { Logger } from 'pino'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentRegistry } from './document-registry.js'
 import type { Gateway } from './gateway.js'
+import type { ResolvedServerOptions } from './options.js'
+import { handleAdmin } from './admin-routes.js'
 
 export interface HttpRouteDeps {
   storage: StorageAdapter
@@ -11,6 +13,7 @@ export interface HttpRouteDeps {
   isDraining: () => boolean
   version: string
   logger: Logger
+  options: ResolvedServerOptions
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -29,6 +32,7 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
       json(res, 400, { error: 'CONCORD_ERR_HTTP_BAD_REQUEST' })
       return
     }
+    if (handleAdmin(req, res, url.pathname, deps.options)) return
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       json(res, 405, { error: 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED' })
       return

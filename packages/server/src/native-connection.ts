@@ -11,7 +11,8 @@ import type { DocumentLease, DocumentRegistry } from './document-registry.js'
 import type { ResolvedServerOptions } from './options.js'
 import type { SharedMessage } from './shared-message.js'
 import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
-import { authenticateWithTimeout } from './authenticate.js'
+import { SessionGuard, type SessionGrant } from './auth/session-guard.js'
+import type { AccessChange } from './auth/access-control.js'
 import { toConcordError } from './errors.js'
 
 export interface ConnectionDeps {
@@ -127,7 +128,8 @@ export class NativeConnection {
       case FRAME_KINDS.SYNC_STEP2:
       case FRAME_KINDS.UPDATE:
       case FRAME_KINDS.AWARENESS:
-      case FRAME_KINDS.QUERY_AWARENESS: {
+      case FRAME_KINDS.QUERY_AWARENESS:
+      case FRAME_KINDS.AUTH: {
         const session = this.#docs.get(frame.document)
         if (session === undefined) {
           if (frame.kind !== FRAME_KINDS.CLOSE) {
@@ -190,12 +192,10 @@ export class NativeConnection {
     const session = new NativeDocSession(this, name)
     this.#docs.set(name, session)
     this.#pendingOpens++
-    let auth: { userId: string | null; role: Role }
+    let grant: SessionGrant
     let lease: DocumentLease
     try {
-      auth = await authenticateWithTimeout(o.authenticate, {
-        document: name, token: frame.token, transport: 'native', request: this.#request,
-      }, o.authTimeoutMs, this.#log)
+      grant = await o.authorizer.grant({ document: name, token: frame.token, transport: 'native', request: this.#request }, this.#log)
       if (session.closed) return
       lease = await this.#deps.registry.acquire(name).catch(err => {
         throw new ConcordError('CONCORD_ERR_DOC_LOAD_FAILED', `could not load document: ${(err as Error).message}`, { cause: err })
@@ -216,7 +216,12 @@ export class NativeConnection {
       lease.release()
       return
     }
-    session.start(lease, auth.userId, auth.role, frame.stateVector)
+    session.start(lease, grant, frame.stateVector)
+  }
+
+  /** Check a fresh token for an open document (AUTH). */
+  authorize(document: string, token: string): Promise<SessionGrant> {
+    return this.#deps.options.authorizer.grant({ document, token, transport: 'native', request: this.#request }, this.#log)
   }
 
   sendFrame(bytes: Uint8Array | readonly Uint8Array[], document = ''): void {
@@ -264,10 +269,9 @@ class NativeDocSession implements DocumentSession {
   readonly id: string
   readonly document: string
   readonly awarenessClientIds = new Set<number>()
-  userId: string | null = null
-  role: Role = 'read'
   closed = false
   readonly #conn: NativeConnection
+  #guard: SessionGuard | null = null
   #lease: DocumentLease | null = null
   #queue: { frame: Frame; size: number }[] = []
   #queuedBytes = 0
@@ -280,10 +284,21 @@ class NativeDocSession implements DocumentSession {
     this.id = `${conn.id}/${document}`
   }
 
-  start(lease: DocumentLease, userId: string | null, role: Role, clientStateVector: Uint8Array): void {
+  get userId(): string | null {
+    return this.#guard?.grant.userId ?? null
+  }
+
+  get role(): Role {
+    return this.#guard?.role ?? 'read'
+  }
+
+  start(lease: DocumentLease, grant: SessionGrant, clientStateVector: Uint8Array): void {
     this.#lease = lease
-    this.userId = userId
-    this.role = role
+    this.#guard = new SessionGuard(grant, this.document, this.#conn.options.authorizer.access, {
+      revoke: error => this.documentError(error, 0, true),
+      changeRole: (role, expiresAt) => this.#sendAuthState(role, expiresAt),
+    })
+    const role = grant.role
     const doc = lease.doc
     if (doc.failed) {
       // it failed between loading and now; its sessions were already told
@@ -293,6 +308,7 @@ class NativeDocSession implements DocumentSession {
     const c = this.#conn
     const name = this.document
     c.sendFrame(encodeFrame({ kind: FRAME_KINDS.OPENED, document: name, role }))
+    if (grant.expiresAt !== null) this.#sendAuthState(role, grant.expiresAt)
     let reply: { updates: Uint8Array[]; step2: Uint8Array }
     try {
       reply = doc.syncReply(clientStateVector.length > 0 ? clientStateVector : undefined)
@@ -374,6 +390,9 @@ class NativeDocSession implements DocumentSession {
       case FRAME_KINDS.AWARENESS:
         doc.applyAwareness(this, frame.update)
         return
+      case FRAME_KINDS.AUTH:
+        void this.#refresh(frame.token)
+        return
       case FRAME_KINDS.QUERY_AWARENESS: {
         const presence = doc.awarenessSnapshot()
         if (presence !== null) this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: this.document, update: presence }), this.document)
@@ -382,6 +401,29 @@ class NativeDocSession implements DocumentSession {
       default:
         return
     }
+  }
+
+  async #refresh(token: string): Promise<void> {
+    let grant: SessionGrant
+    try {
+      grant = await this.#conn.authorize(this.document, token)
+    } catch (err) {
+      // the old credential stays in force until it expires
+      const e = toConcordError(err)
+      if (!this.closed) this.#conn.sendError(this.document, e.code, e.message, 0, false)
+      return
+    }
+    if (!this.closed) this.#guard?.replace(grant)
+  }
+
+  #sendAuthState(role: Role, expiresAt: number | null): void {
+    if (this.closed) return
+    const expiresInMs = expiresAt === null ? 0 : Math.max(1, expiresAt - Date.now())
+    this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.AUTH_STATE, document: this.document, role, expiresInMs }), this.document)
+  }
+
+  accessChanged(change: AccessChange): void {
+    if (!this.closed) this.#guard?.accessChanged(change)
   }
 
   sendUpdate(message: SharedMessage): void {
@@ -427,6 +469,7 @@ class NativeDocSession implements DocumentSession {
       return
     }
     this.closed = true
+    this.#guard?.stop()
     this.#dropQueue()
     this.#conn.forget(this)
     const lease = this.#lease

@@ -2,36 +2,83 @@ import type { Logger } from 'pino'
 import type { IncomingMessage } from 'node:http'
 import type { Role } from '@concord/protocol'
 import type { StorageAdapter } from './storage/storage-adapter.js'
+import { createTokenVerifier, jwtAuthenticate, type JwtConfig, type TokenVerifier } from './auth/jwt.js'
+import type { AccessControl } from './auth/access-control.js'
+import { Authorizer } from './auth/session-guard.js'
 
 /** What an authenticated session may do, and who it is. */
 export interface AuthResult {
   userId: string | null
   role: Role
+  /** The tenant (namespace) of the credential; revocations and role overrides are per tenant. */
+  tenant?: string | null
+  /** The credential's id (a JWT's `jti`), so that it can be revoked. */
+  tokenId?: string | null
+  /** For a share link: its id. */
+  shareId?: string | null
+  /** When the credential stops being valid (ms since epoch); the session is cut off then unless refreshed. */
+  expiresAt?: number | null
 }
 
 export interface AuthenticateContext {
   document: string
-  /** The token sent in OPEN (native) or the `token` URL query parameter (y-websocket); '' when none. */
+  /** The token sent in OPEN or AUTH (native) or the `token` URL query parameter (y-websocket); '' when none. */
   token: string
   transport: 'native' | 'y-websocket'
   request: IncomingMessage
 }
 
 /**
- * Decides whether a session may open a document. Throw a `ConcordError`
- * (`CONCORD_ERR_AUTH_DENIED`, `CONCORD_ERR_AUTH_FORBIDDEN`) to refuse.
- * It is given `authTimeoutMs` to answer.
+ * Decides who a session is and what it may do on a document. Throw a
+ * `ConcordError` (`CONCORD_ERR_AUTH_DENIED`, `CONCORD_ERR_AUTH_FORBIDDEN`,
+ * `CONCORD_ERR_AUTH_EXPIRED`) to refuse. It is given `authTimeoutMs` to answer.
+ * The default checks JWTs (`auth`).
  */
 export type Authenticate = (context: AuthenticateContext) => Promise<AuthResult> | AuthResult
+
+export interface AuthorizeContext {
+  document: string
+  /** Who the session is (from `onAuthenticate` or the JWT), with the role after administrators' overrides. */
+  auth: Readonly<AuthResult>
+  transport: 'native' | 'y-websocket'
+}
+
+/**
+ * A last word on a session, for applications that keep permissions elsewhere:
+ * return the role to grant (it may be lower or higher than `auth.role`), or
+ * `null` to refuse with CONCORD_ERR_AUTH_FORBIDDEN. Runs after authentication
+ * and revocation checks, within the same `authTimeoutMs`.
+ */
+export type Authorize = (context: AuthorizeContext) => Promise<Role | null> | Role | null
+
+/**
+ * How tokens are checked: `'none'` (everyone may write; said loudly in the
+ * log), an HS256 shared `secret`, or RS256/ES256 public keys from `jwks` (a
+ * file path, an http(s) URL, or a key set).
+ */
+export type AuthConfig = 'none' | JwtConfig
 
 export interface ServerOptions {
   /** Where documents are stored. Default: in memory. */
   storage?: StorageAdapter
   /** pino logger; default: a silent one. */
   logger?: Logger
-  /** Default: everyone may write (auth disabled). */
-  authenticate?: Authenticate
+  /** How tokens are checked. Required unless `onAuthenticate` is given. */
+  auth?: AuthConfig
+  /** Replaces JWT checking (then `auth` is not needed). */
+  onAuthenticate?: Authenticate
+  onAuthorize?: Authorize
+  /** Revocations and role overrides (admin API). Default: kept in memory. */
+  access?: AccessControl
+  /** Time allowed to `onAuthenticate` and `onAuthorize` together. */
   authTimeoutMs?: number
+  /**
+   * A static bearer token for the admin HTTP API (all tenants). JWTs with
+   * `admin: true` are accepted too (their own tenant only).
+   */
+  adminToken?: string
+  /** Development only: POST /dev/token mints tokens for anyone (needs `auth: { secret }`). */
+  devTokens?: boolean
   /** Largest WebSocket message, and largest reassembled chunked message. */
   maxMessageBytes?: number
   /** Native frames larger than this are sent as chunks. */
@@ -58,10 +105,19 @@ export interface ServerOptions {
   serverName?: string
 }
 
-export type ResolvedServerOptions = Readonly<Required<Omit<ServerOptions, 'storage' | 'logger' | 'authenticate'>>> & {
+type Resolved = Omit<ServerOptions, 'storage' | 'logger' | 'auth' | 'onAuthenticate' | 'onAuthorize' | 'access' | 'adminToken' | 'devTokens'>
+
+export type ResolvedServerOptions = Readonly<Required<Resolved>> & {
   readonly storage: StorageAdapter
   readonly logger: Logger
-  readonly authenticate: Authenticate
+  readonly authorizer: Authorizer
+  /** Verifies JWTs (admin API), when `auth` configures JWTs. */
+  readonly tokens: Promise<TokenVerifier> | null
+  readonly authMode: 'none' | 'jwt' | 'hook'
+  readonly adminToken: string | null
+  /** The HS256 secret, when `auth` has one: the server can then sign share links. */
+  readonly signingSecret: string | null
+  readonly devTokens: boolean
 }
 
 export const DEFAULTS = {
@@ -86,7 +142,7 @@ const POSITIVE_INTEGER_OPTIONS = Object.keys(DEFAULTS).filter(k => k !== 'server
 /** Validate and freeze options; misconfiguration fails at start-up, not at first use. */
 export function resolveOptions(
   options: ServerOptions,
-  fallbacks: { storage: () => StorageAdapter; logger: () => Logger },
+  fallbacks: { storage: () => StorageAdapter; logger: () => Logger; access: () => AccessControl },
 ): ResolvedServerOptions {
   for (const key of POSITIVE_INTEGER_OPTIONS) {
     const v = options[key]
@@ -94,16 +150,49 @@ export function resolveOptions(
       throw new TypeError(`option ${key} must be a positive integer, got ${String(v)}`)
     }
   }
+  let authenticate: Authenticate
+  let tokens: Promise<TokenVerifier> | null = null
+  let authMode: ResolvedServerOptions['authMode']
+  if (options.onAuthenticate !== undefined) {
+    authenticate = options.onAuthenticate
+    authMode = 'hook'
+    if (options.auth !== undefined && options.auth !== 'none') tokens = createTokenVerifier(options.auth)
+  } else if (options.auth === 'none') {
+    authenticate = allowEveryone
+    authMode = 'none'
+  } else if (options.auth !== undefined) {
+    const verifier = createTokenVerifier(options.auth)
+    tokens = verifier
+    authenticate = async context => jwtAuthenticate(await verifier)(context)
+    authMode = 'jwt'
+  } else {
+    throw new TypeError('choose how sessions are authenticated: auth: { secret } or { jwks }, onAuthenticate, or auth: \'none\'')
+  }
+  // a bad secret or key set fails listen(), not the first session
+  tokens?.catch(() => undefined)
+  const rest = Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && !NOT_RESOLVED.has(k)))
   const resolved = {
     ...DEFAULTS,
-    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+    ...rest,
     storage: options.storage ?? fallbacks.storage(),
     logger: options.logger ?? fallbacks.logger(),
-    authenticate: options.authenticate ?? allowEveryone,
+    authorizer: new Authorizer({
+      authenticate, authorize: options.onAuthorize, access: options.access ?? fallbacks.access(),
+      timeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
+    }),
+    tokens,
+    authMode,
+    adminToken: options.adminToken ?? null,
+    signingSecret: options.auth !== undefined && options.auth !== 'none' && 'secret' in options.auth ? options.auth.secret : null,
+    devTokens: options.devTokens === true,
   } as ResolvedServerOptions
+  if (resolved.devTokens && resolved.signingSecret === null) throw new TypeError('devTokens needs auth: { secret }')
   if (resolved.chunkBytes > resolved.maxMessageBytes) throw new TypeError('chunkBytes must not exceed maxMessageBytes')
+  if (resolved.adminToken !== null && resolved.adminToken.length < 16) throw new TypeError('adminToken must be at least 16 characters')
   return Object.freeze(resolved)
 }
+
+const NOT_RESOLVED = new Set(['auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
 
 /** Auth disabled: every session may write. */
 export const allowEveryone: Authenticate = () => ({ userId: null, role: 'write' })

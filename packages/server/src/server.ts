@@ -9,6 +9,7 @@ import { Gateway } from './gateway.js'
 import { createHttpHandler } from './http-routes.js'
 import { silentLogger } from './logger.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
+import { AccessControl } from './auth/access-control.js'
 
 export const VERSION = '0.1.0'
 
@@ -29,7 +30,7 @@ export interface ConcordServer {
 
 /** Composition root: wires storage, registry, gateway and HTTP routes. */
 export function createServer(options: ServerOptions = {}): ConcordServer {
-  const opts = resolveOptions(options, { storage: () => createMemoryStorage(), logger: silentLogger })
+  const opts = resolveOptions(options, { storage: () => createMemoryStorage(), logger: silentLogger, access: () => AccessControl.inMemory() })
   const log = opts.logger
   const registry = new DocumentRegistry({
     storage: opts.storage,
@@ -47,8 +48,12 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     isDraining: () => draining,
     version: VERSION,
     logger: log,
+    options: opts,
   }))
   gateway = new Gateway(http, opts, registry)
+  // an administrator's change reaches every open session at once
+  const unsubscribe = opts.authorizer.access.onChange(change => registry.forEachSession(s => s.accessChanged(change)))
+  if (opts.authMode === 'none') log.warn('authentication is OFF (auth: none): anyone who can reach this server may read and write every document')
   let closing: Promise<void> | null = null
 
   return {
@@ -57,7 +62,9 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     storage: opts.storage,
     options: opts,
     logger: log,
-    listen(port = 0, host = '127.0.0.1') {
+    async listen(port = 0, host = '127.0.0.1') {
+      // a secret or key set that cannot be used fails here, not at the first session
+      await opts.tokens
       return new Promise((resolve, reject) => {
         http.once('error', reject)
         http.listen(port, host, () => {
@@ -72,6 +79,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     close() {
       closing ??= (async () => {
         draining = true
+        unsubscribe()
         gateway!.drain()
         const httpClosed = new Promise<void>(resolve => http.close(() => resolve()))
         // frames that arrived while their document was loading are applied once it has loaded

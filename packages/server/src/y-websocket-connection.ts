@@ -7,7 +7,8 @@ import type { DocumentLease } from './document-registry.js'
 import type { SharedMessage } from './shared-message.js'
 import type { ConnectionDeps } from './native-connection.js'
 import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
-import { authenticateWithTimeout } from './authenticate.js'
+import { SessionGuard } from './auth/session-guard.js'
+import type { AccessChange } from './auth/access-control.js'
 import { toConcordError } from './errors.js'
 
 /**
@@ -20,8 +21,7 @@ export class YWebsocketConnection implements DocumentSession {
   readonly id: string
   readonly document: string
   readonly awarenessClientIds = new Set<number>()
-  userId: string | null = null
-  role: Role = 'read'
+  #guard: SessionGuard | null = null
   readonly #ws: WebSocket
   #request: IncomingMessage | null
   #token: string
@@ -50,15 +50,18 @@ export class YWebsocketConnection implements DocumentSession {
     const o = this.#deps.options
     let lease: DocumentLease
     try {
-      const auth = await authenticateWithTimeout(o.authenticate, {
+      const grant = await o.authorizer.grant({
         document: this.document, token: this.#token, transport: 'y-websocket', request: this.#request!,
-      }, o.authTimeoutMs, this.#log)
+      }, this.#log)
       // an idle socket should not keep the upgrade request (headers and all) alive
       this.#request = null
       this.#token = ''
       if (this.#closed) return
-      this.userId = auth.userId
-      this.role = auth.role
+      this.#guard = new SessionGuard(grant, this.document, o.authorizer.access, {
+        // y-websocket has no in-band errors and no way to refresh a token: close with the coded reason
+        revoke: error => this.close(error),
+        changeRole: () => undefined,
+      })
       lease = await this.#deps.registry.acquire(this.document).catch(err => {
         this.#log.error({ err, document: this.document }, 'document load failed')
         throw new ConcordError('CONCORD_ERR_DOC_LOAD_FAILED', `could not load document: ${(err as Error).message}`, { cause: err })
@@ -169,6 +172,18 @@ export class YWebsocketConnection implements DocumentSession {
     if (!this.#closed) this.#send(message.yWebsocket())
   }
 
+  get userId(): string | null {
+    return this.#guard?.grant.userId ?? null
+  }
+
+  get role(): Role {
+    return this.#guard?.role ?? 'read'
+  }
+
+  accessChanged(change: AccessChange): void {
+    if (!this.#closed) this.#guard?.accessChanged(change)
+  }
+
   ack(): void {
     // y-websocket has no save acks
   }
@@ -193,6 +208,7 @@ export class YWebsocketConnection implements DocumentSession {
   dispose(): void {
     if (this.#closed) return
     this.#closed = true
+    this.#guard?.stop()
     this.#sender.stop()
     this.#queue = []
     const lease = this.#lease

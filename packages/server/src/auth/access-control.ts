@@ -1,0 +1,215 @@
+import { mkdir, readFile, rename, writeFile, open as openFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import type { Role } from '@concord/protocol'
+import { isRole, matchesPattern, roleFor, ROLE_ORDER } from './patterns.js'
+
+/** Who a session is, as far as revocation and role overrides are concerned. */
+export interface SessionIdentity {
+  tenant: string | null
+  userId: string | null
+  /** The token's `jti`, when it has one. */
+  tokenId: string | null
+  /** For a share link: its id (the link token's `jti`). */
+  shareId: string | null
+}
+
+/** A role, or `none`: no access at all. */
+export type RoleOverride = Role | 'none'
+
+export interface AccessState {
+  /** Users cut off (every token of theirs is refused) until reinstated. */
+  revokedUsers: { tenant: string; userId: string; at: number }[]
+  /** Token and share-link ids refused until `until` (ms since epoch; 0: for good). */
+  revokedTokens: { id: string; until: number; at: number }[]
+  /** Per user and document pattern, a role that replaces what the token says. */
+  roles: { tenant: string; userId: string; pattern: string; role: RoleOverride }[]
+}
+
+/** Where the access state is kept. */
+export interface AccessStore {
+  load(): Promise<AccessState | null>
+  save(state: AccessState): Promise<void>
+}
+
+/** What changed, so that live sessions can be checked again. */
+export type AccessChange =
+  | { kind: 'revoked-user'; tenant: string; userId: string }
+  | { kind: 'revoked-token'; id: string }
+  | { kind: 'role'; tenant: string; userId: string; pattern: string }
+
+const OVERRIDE_ORDER: readonly RoleOverride[] = ['none', ...ROLE_ORDER]
+
+/**
+ * Revocations and role overrides: the part of access control that an
+ * administrator changes at run time (tokens say the rest). Every change is
+ * saved before it takes effect and then announced to listeners, which cut off
+ * or downgrade the affected live sessions.
+ */
+export class AccessControl {
+  readonly #store: AccessStore
+  #state: AccessState
+  readonly #revokedUsers = new Set<string>()
+  readonly #revokedTokens = new Map<string, number>()
+  readonly #listeners = new Set<(change: AccessChange) => void>()
+  #saving: Promise<void> = Promise.resolve()
+
+  private constructor(store: AccessStore, state: AccessState) {
+    this.#store = store
+    this.#state = state
+    this.#index()
+  }
+
+  /** Kept in memory only (lost on restart). */
+  static inMemory(): AccessControl {
+    return new AccessControl(createMemoryAccessStore(), { revokedUsers: [], revokedTokens: [], roles: [] })
+  }
+
+  static async open(store: AccessStore = createMemoryAccessStore()): Promise<AccessControl> {
+    const state = await store.load()
+    return new AccessControl(store, validateState(state ?? { revokedUsers: [], revokedTokens: [], roles: [] }))
+  }
+
+  /** Why this identity is refused, or null. */
+  revoked(id: SessionIdentity, now = Date.now()): 'user' | 'token' | 'share' | null {
+    if (id.userId !== null && this.#revokedUsers.has(userKey(id.tenant ?? '', id.userId))) return 'user'
+    for (const [which, tokenId] of [['share', id.shareId], ['token', id.tokenId]] as const) {
+      if (tokenId === null) continue
+      const until = this.#revokedTokens.get(tokenId)
+      if (until !== undefined && (until === 0 || until > now)) return which
+    }
+    return null
+  }
+
+  /** The administrator's role for this user on `document`, or null when none is set. */
+  roleOverride(id: SessionIdentity, document: string): RoleOverride | null {
+    if (id.userId === null) return null
+    const tenant = id.tenant ?? ''
+    const rules = this.#state.roles
+      .filter(r => r.tenant === tenant && r.userId === id.userId)
+      .map(r => [r.pattern, r.role] as const)
+    return roleFor(rules, document, OVERRIDE_ORDER)
+  }
+
+  async revokeUser(tenant: string, userId: string): Promise<void> {
+    if (this.#revokedUsers.has(userKey(tenant, userId))) return
+    await this.#change(s => { s.revokedUsers.push({ tenant, userId, at: Date.now() }) })
+    this.#emit({ kind: 'revoked-user', tenant, userId })
+  }
+
+  /** Lift a user's revocation. Returns whether there was one. */
+  async reinstateUser(tenant: string, userId: string): Promise<boolean> {
+    if (!this.#revokedUsers.has(userKey(tenant, userId))) return false
+    await this.#change(s => { s.revokedUsers = s.revokedUsers.filter(u => !(u.tenant === tenant && u.userId === userId)) })
+    return true
+  }
+
+  /** Refuse a token or share link by id until `until` (its expiry; 0: for good). */
+  async revokeToken(id: string, until = 0): Promise<void> {
+    await this.#change(s => {
+      s.revokedTokens = s.revokedTokens.filter(t => t.id !== id)
+      s.revokedTokens.push({ id, until, at: Date.now() })
+    })
+    this.#emit({ kind: 'revoked-token', id })
+  }
+
+  /** Set (or with `null` remove) the role of a user on the documents matching `pattern`. */
+  async setRole(tenant: string, userId: string, pattern: string, role: RoleOverride | null): Promise<void> {
+    await this.#change(s => {
+      s.roles = s.roles.filter(r => !(r.tenant === tenant && r.userId === userId && r.pattern === pattern))
+      if (role !== null) s.roles.push({ tenant, userId, pattern, role })
+    })
+    this.#emit({ kind: 'role', tenant, userId, pattern })
+  }
+
+  /** Does this change concern a session with this identity on this document? */
+  static affects(change: AccessChange, id: SessionIdentity, document: string): boolean {
+    switch (change.kind) {
+      case 'revoked-user':
+        return id.userId === change.userId && (id.tenant ?? '') === change.tenant
+      case 'revoked-token':
+        return id.tokenId === change.id || id.shareId === change.id
+      case 'role':
+        return id.userId === change.userId && (id.tenant ?? '') === change.tenant && matchesPattern(change.pattern, document)
+    }
+  }
+
+  onChange(listener: (change: AccessChange) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** A copy of the current state (revocations of expired tokens left out). */
+  snapshot(): AccessState {
+    const now = Date.now()
+    return structuredClone({ ...this.#state, revokedTokens: this.#state.revokedTokens.filter(t => t.until === 0 || t.until > now) })
+  }
+
+  /** Apply `edit` to a copy, save it, then make it current (changes are saved one at a time). */
+  async #change(edit: (state: AccessState) => void): Promise<void> {
+    const run = this.#saving.then(async () => {
+      const next = this.snapshot()
+      edit(next)
+      await this.#store.save(next)
+      this.#state = next
+      this.#index()
+    })
+    this.#saving = run.catch(() => undefined)
+    await run
+  }
+
+  #index(): void {
+    this.#revokedUsers.clear()
+    for (const u of this.#state.revokedUsers) this.#revokedUsers.add(userKey(u.tenant, u.userId))
+    this.#revokedTokens.clear()
+    for (const t of this.#state.revokedTokens) this.#revokedTokens.set(t.id, t.until)
+  }
+
+  #emit(change: AccessChange): void {
+    for (const l of this.#listeners) l(change)
+  }
+}
+
+function userKey(tenant: string, userId: string): string {
+  return `${tenant}\u0000${userId}`
+}
+
+function validateState(state: AccessState): AccessState {
+  const ok = Array.isArray(state.revokedUsers) && Array.isArray(state.revokedTokens) && Array.isArray(state.roles) &&
+    state.roles.every(r => r.role === 'none' || isRole(r.role))
+  if (!ok) throw new Error('the access state is malformed')
+  return state
+}
+
+export function createMemoryAccessStore(): AccessStore {
+  let saved: string | null = null
+  return {
+    async load() { return saved === null ? null : JSON.parse(saved) as AccessState },
+    async save(state) { saved = JSON.stringify(state) },
+  }
+}
+
+/** One JSON file, replaced atomically (temporary file, fsync, rename). */
+export function createFileAccessStore(file: string): AccessStore {
+  return {
+    async load() {
+      try {
+        return JSON.parse(await readFile(file, 'utf8')) as AccessState
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+        throw new Error(`reading the access state ${file} failed: ${(err as Error).message}`, { cause: err })
+      }
+    },
+    async save(state) {
+      await mkdir(dirname(file), { recursive: true })
+      const tmp = `${file}.${process.pid}.tmp`
+      await writeFile(tmp, JSON.stringify(state, null, 2))
+      const handle = await openFile(tmp, 'r+')
+      try {
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await rename(tmp, file)
+    },
+  }
+}
