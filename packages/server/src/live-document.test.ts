@@ -19,6 +19,7 @@ class FakeSession implements DocumentSession {
   sendAwareness(m: SharedMessage): void { this.awareness.push(m.payload) }
   ack(seq: number): void { this.acks.push(seq) }
   documentError(e: ConcordError, seq: number, closed: boolean): void { this.errors.push({ code: e.code, seq, closed }) }
+  accessChanged(): void { /* no access control in these tests */ }
 }
 
 function load(storage: StorageAdapter, opts: Partial<{ compactEveryUpdates: number; onFailed: () => void }> = {}): Promise<LiveDocument> {
