@@ -21,6 +21,8 @@ export interface DocHandleEvents {
   /** The server acked these client seqs as durable. */
   ack: [seqs: number[]]
   status: [status: DocStatus]
+  /** The server changed this session's role (an administrator's change, or a refreshed token). */
+  role: [role: Role]
   /**
    * A large frame of this document (an initial sync, a big update) is
    * travelling in chunks: one event per chunk received or handed to the socket.
@@ -76,6 +78,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   readonly #covers = new Map<number, number[]>()
   #savedWaiters: (() => void)[] = []
   #retryTimer: ReturnType<typeof setTimeout> | null = null
+  #refreshTimer: ReturnType<typeof setTimeout> | null = null
   #retryAttempt = 0
   /** Set after the server refused an update as malformed: the document stops re-opening by itself. */
   #halted = false
@@ -219,6 +222,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#closed = true
     this.#opened = false
     this.#cancelRetry()
+    this.#cancelRefresh()
     this.#setStatus('closed')
     this.doc.off('update', this.#onLocalUpdate)
     this.awareness.off('update', this.#onLocalAwareness)
@@ -268,6 +272,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#opened = false
     this.#openSent = false
     this.#cancelRetry()
+    this.#cancelRefresh()
     if (this.#closed || this.status === 'error') return
     this.#setStatus('connecting')
     // others' presence is unknown while offline (no ghost cursors)
@@ -308,6 +313,13 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       case FRAME_KINDS.ACK:
         this.#acked(frame.ranges)
         return
+      case FRAME_KINDS.AUTH_STATE: {
+        const changed = this.role !== null && this.role !== frame.role
+        this.role = frame.role
+        this.#scheduleRefresh(frame.expiresInMs)
+        if (changed) this.emit('role', frame.role)
+        return
+      }
       case FRAME_KINDS.ERROR:
         // only a definitive refusal of that very update ends its wait; any other error
         // (storage failure, document reset, not open) leaves it pending for the re-send
@@ -324,7 +336,10 @@ export class DocHandle extends Emitter<DocHandleEvents> {
           this.#setStatus('error')
         }
         this.emit('error', { code: frame.code, message: frame.message, seq: frame.seq, closed: frame.closed })
-        if (frame.closed && !this.#halted && isErrorCode(frame.code) && ERROR_CODES[frame.code].retryable) {
+        if (frame.closed) this.#cancelRefresh()
+        // an expired token: open again, which asks getToken() for a fresh one
+        const reopen = frame.code === 'CONCORD_ERR_AUTH_EXPIRED' || (isErrorCode(frame.code) && ERROR_CODES[frame.code].retryable)
+        if (frame.closed && !this.#halted && reopen) {
           // e.g. a storage failure: open again after a while and re-send what is unacked
           this.#scheduleReopen()
         }
@@ -351,6 +366,34 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       this.#retryTimer = null
       this._reopen()
     }, this.#transport.retryDelayMs(this.#retryAttempt++))
+  }
+
+  /** Ask getToken() for a fresh token and send it (AUTH) before the current one expires. */
+  #scheduleRefresh(expiresInMs: number): void {
+    this.#cancelRefresh()
+    if (expiresInMs <= 0) return
+    const delay = expiresInMs * 0.8
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = null
+      void this.#refresh()
+    }, delay)
+  }
+
+  async #refresh(): Promise<void> {
+    let token: string
+    try {
+      token = await this.#transport.tokenFor(this.name)
+    } catch (err) {
+      this.emit('error', { code: 'CONCORD_ERR_CLIENT_TOKEN', message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, seq: 0, closed: false })
+      return
+    }
+    if (this.#closed || !this.#opened || !this.#transport.connected) return
+    this.#transport.send(encodeFrame({ kind: FRAME_KINDS.AUTH, document: this.name, token }), this.name)
+  }
+
+  #cancelRefresh(): void {
+    if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer)
+    this.#refreshTimer = null
   }
 
   #cancelRetry(): void {
