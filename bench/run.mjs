@@ -46,7 +46,7 @@ idle memory
   --no-awareness          do not announce an awareness state per connection
 
 server commands ({port} {host} {data} are substituted; 'node' is this Node binary)
-  --concord-cmd <cmd>     default: node packages/server/bin/concord.js serve --port {port} --host {host} --data {data} --auth none
+  --concord-cmd <cmd>     default: node packages/server/bin/concord.js serve --port {port} --host {host} --data {data} --auth none --rate-limit-messages 100000000 --rate-limit-bytes 100000000000
                           (falls back to packages/server/dist/cli.js if bin/concord.js is missing)
   --reference-cmd <cmd>   default: node node_modules/@y/websocket-server/src/server.js, with HOST={host} PORT={port}
 `
@@ -138,7 +138,7 @@ function defaultConcordCmd () {
   const bin = 'packages/server/bin/concord.js'
   const cli = 'packages/server/dist/cli.js'
   const script = existsSync(join(repoRoot, bin)) || !existsSync(join(repoRoot, cli)) ? bin : cli
-  return `node ${script} serve --port {port} --host {host} --data {data} --auth none`
+  return `node ${script} serve --port {port} --host {host} --data {data} --auth none --rate-limit-messages 100000000 --rate-limit-bytes 100000000000`
 }
 
 const SERVERS = {

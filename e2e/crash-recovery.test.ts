@@ -42,7 +42,7 @@ describe('crash safety with SQLite', () => {
     dirs.push(dataDir)
     const env = { CONCORD_LOG_LEVEL: 'info' }
     // a small compaction threshold, so the kill can also land during a compaction
-    const first = await spawnServer(['--data', dataDir, '--port', '0', '--compact-every-updates', '97'], env)
+    const first = await spawnServer(['--data', dataDir, '--port', '0', '--compact-every-updates', '97', '--rate-limit-messages', '1000000'], env)
     procs.push(first)
     const client = connectClient(first.url, { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
     clients.push(client)
@@ -80,7 +80,7 @@ describe('crash safety with SQLite', () => {
     await writer
     expect(sent).toBe(TOTAL)
     // restart on the same port; the client reconnects by itself and re-sends what is unacked
-    const second = await spawnServer(['--data', dataDir, '--port', String(first.port)], env)
+    const second = await spawnServer(['--data', dataDir, '--port', String(first.port), '--rate-limit-messages', '1000000'], env)
     procs.push(second)
     await waitFor(() => handle.pendingCount === 0, { timeoutMs: 30_000, message: 'all updates acked after restart' })
     expect(acked.size).toBe(TOTAL)

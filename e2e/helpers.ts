@@ -14,6 +14,9 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
+/** For tests that replay traces or blast thousands of updates on purpose: the per-socket rate limit out of the way. */
+export const NO_RATE_LIMIT = { rateLimitMessagesPerSecond: 1e9, rateLimitMessagesBurst: 1e9, rateLimitBytesPerSecond: 1e12, rateLimitBytesBurst: 1e12 } as const
+
 /** An in-process server; without `auth` or `onAuthenticate` it runs with `auth: 'none'`. */
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const server = createServer(options.auth === undefined && options.onAuthenticate === undefined ? { auth: 'none', ...options } : options)

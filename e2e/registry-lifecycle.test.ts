@@ -8,7 +8,7 @@ import * as Y from 'yjs'
 import { createMemoryStorage, type StorageAdapter } from '@concord/server'
 import { createSqliteStorage } from '@concord/server/storage/sqlite'
 import type { ConcordClient } from '@concord/client'
-import { connectClient, startServer, waitFor, type RunningServer } from './helpers.js'
+import { connectClient, startServer, waitFor, type RunningServer, NO_RATE_LIMIT } from './helpers.js'
 
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc') as () => void
@@ -35,7 +35,7 @@ describe('document registry lifecycle', () => {
   it('1,000 documents opened, edited and closed leave the registry empty and memory back near its baseline', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'concord-registry-'))
     dirs.push(dataDir)
-    running = await startServer({ storage: createSqliteStorage({ dataDir }) })
+    running = await startServer({ ...NO_RATE_LIMIT, storage: createSqliteStorage({ dataDir }) })
     const client = connectClient(running.url)
     clients.push(client)
     const cycle = async (from: number, count: number): Promise<void> => {
@@ -78,7 +78,7 @@ describe('document registry lifecycle', () => {
         return inner.load(name)
       },
     }
-    running = await startServer({ storage })
+    running = await startServer({ ...NO_RATE_LIMIT, storage })
     const a = connectClient(running.url)
     const b = connectClient(running.url)
     clients.push(a, b)
@@ -106,7 +106,7 @@ describe('document registry lifecycle', () => {
         return inner.load(name)
       },
     }
-    running = await startServer({ storage })
+    running = await startServer({ ...NO_RATE_LIMIT, storage })
     const client = connectClient(running.url, { reconnect: { minDelayMs: 10, maxDelayMs: 50 } })
     clients.push(client)
     const h = client.open('flaky')

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createLogger } from '@concord/server'
 import { createSqliteStorage } from '@concord/server/storage/sqlite'
 import type { ConcordClient } from '@concord/client'
-import { connectClient, startServer, waitFor, type RunningServer } from './helpers.js'
+import { connectClient, startServer, waitFor, type RunningServer, NO_RATE_LIMIT } from './helpers.js'
 import { loadTrace } from './traces.js'
 
 const servers: RunningServer[] = []
@@ -23,7 +23,7 @@ describe('trace replay through the server', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'concord-trace-'))
     dirs.push(dataDir)
     const compactEveryUpdates = 1_000
-    const first = await startServer({ storage: createSqliteStorage({ dataDir }), compactEveryUpdates, logger: createLogger('warn') })
+    const first = await startServer({ ...NO_RATE_LIMIT, storage: createSqliteStorage({ dataDir }), compactEveryUpdates, logger: createLogger('warn') })
     servers.push(first)
 
     const writer = connectClient(first.url)
@@ -60,7 +60,7 @@ describe('trace replay through the server', () => {
     expect(loaded.snapshot).not.toBeNull()
     expect(loaded.updates.length).toBeLessThan(compactEveryUpdates)
 
-    const second = await startServer({ storage: createSqliteStorage({ dataDir }), compactEveryUpdates })
+    const second = await startServer({ ...NO_RATE_LIMIT, storage: createSqliteStorage({ dataDir }), compactEveryUpdates })
     servers.push(second)
     const reader = connectClient(second.url)
     clients.push(reader)

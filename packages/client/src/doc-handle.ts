@@ -79,6 +79,8 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   #savedWaiters: (() => void)[] = []
   #retryTimer: ReturnType<typeof setTimeout> | null = null
   #refreshTimer: ReturnType<typeof setTimeout> | null = null
+  #resendTimer: ReturnType<typeof setTimeout> | null = null
+  #resendAttempt = 0
   #retryAttempt = 0
   /** Set after the server refused an update as malformed: the document stops re-opening by itself. */
   #halted = false
@@ -336,6 +338,8 @@ export class DocHandle extends Emitter<DocHandleEvents> {
           this.#setStatus('error')
         }
         this.emit('error', { code: frame.code, message: frame.message, seq: frame.seq, closed: frame.closed })
+        // over the rate limit: what was refused is still pending; send it again after a pause
+        if (frame.code === 'CONCORD_ERR_LIMIT_RATE' && !frame.closed) this.#scheduleResend()
         if (frame.closed) this.#cancelRefresh()
         // an expired token: open again, which asks getToken() for a fresh one
         const reopen = frame.code === 'CONCORD_ERR_AUTH_EXPIRED' || (isErrorCode(frame.code) && ERROR_CODES[frame.code].retryable)
@@ -368,6 +372,15 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     }, this.#transport.retryDelayMs(this.#retryAttempt++))
   }
 
+  #scheduleResend(): void {
+    if (this.#resendTimer !== null) return
+    this.#resendTimer = setTimeout(() => {
+      this.#resendTimer = null
+      if (this.#closed || !this.#opened || !this.#transport.connected || this.role === 'read') return
+      for (const [seq, update] of [...this.#pending]) this.#sendUpdate(seq, update)
+    }, this.#transport.retryDelayMs(this.#resendAttempt++))
+  }
+
   /** Ask getToken() for a fresh token and send it (AUTH) before the current one expires. */
   #scheduleRefresh(expiresInMs: number): void {
     this.#cancelRefresh()
@@ -394,6 +407,8 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   #cancelRefresh(): void {
     if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer)
     this.#refreshTimer = null
+    if (this.#resendTimer !== null) clearTimeout(this.#resendTimer)
+    this.#resendTimer = null
   }
 
   #cancelRetry(): void {
@@ -498,6 +513,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       for (const c of this.#settle([seq])) if (c !== seq) seqs.push(c)
     }
     if (seqs.length > 0) {
+      this.#resendAttempt = 0
       this.#persist()
       this.emit('ack', seqs)
     }
@@ -562,7 +578,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
 }
 
 /** Errors that refuse one update for good (it will never be accepted). */
-const REFUSALS = new Set(['CONCORD_ERR_AUTH_FORBIDDEN', 'CONCORD_ERR_UPDATE_MALFORMED'])
+const REFUSALS = new Set(['CONCORD_ERR_AUTH_FORBIDDEN', 'CONCORD_ERR_UPDATE_MALFORMED', 'CONCORD_ERR_LIMIT_DOCUMENT_SIZE'])
 
 /** A Yjs v1 update starts with the number of clients whose structs it carries. */
 function hasNoStructs(update: Uint8Array): boolean {

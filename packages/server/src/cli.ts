@@ -6,7 +6,7 @@ import type { Role } from '@concord/protocol'
 import { AccessControl, createFileAccessStore } from './auth/access-control.js'
 import { mintToken } from './auth/jwt.js'
 import { isRole } from './auth/patterns.js'
-import type { AuthConfig } from './options.js'
+import { DEFAULTS, type AuthConfig } from './options.js'
 import type { LevelWithSilent } from 'pino'
 import { createServer, VERSION } from './server.js'
 import { createLogger } from './logger.js'
@@ -31,6 +31,10 @@ Options of serve (each also read from the environment variable shown):
                                (kill -9) but not an OS crash, and costs fewer fsyncs
                                                                          CONCORD_SQLITE_SYNCHRONOUS (default full)
   --sqlite-commit-window-ms <n> group-commit window                      CONCORD_SQLITE_COMMIT_WINDOW_MS (default 2)
+  --rate-limit-messages <n>    messages per second per socket (burst 5x)  CONCORD_RATE_LIMIT_MESSAGES (default 1000)
+  --rate-limit-bytes <n>       bytes per second per socket                CONCORD_RATE_LIMIT_BYTES (default 16777216)
+  --max-document-bytes <n>     largest document                           CONCORD_MAX_DOCUMENT_BYTES (default 536870912)
+  --max-connections-per-ip <n> open sockets per client address            CONCORD_MAX_CONNECTIONS_PER_IP (default 1000)
 
   Authentication (exactly one is required; docs/security.md):
   --auth-secret <s>  HS256 shared secret, at least 32 characters       CONCORD_AUTH_SECRET
@@ -77,6 +81,10 @@ export interface CliConfig {
   authIssuer: string | undefined
   authAudience: string | undefined
   adminToken: string | undefined
+  rateLimitMessages: number | undefined
+  rateLimitBytes: number | undefined
+  maxDocumentBytes: number | undefined
+  maxConnectionsPerIp: number | undefined
 }
 
 function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
@@ -118,6 +126,10 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'auth-issuer': { type: 'string' },
       'auth-audience': { type: 'string' },
       'admin-token': { type: 'string' },
+      'rate-limit-messages': { type: 'string' },
+      'rate-limit-bytes': { type: 'string' },
+      'max-document-bytes': { type: 'string' },
+      'max-connections-per-ip': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -144,6 +156,10 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
     authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
     adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
+    rateLimitMessages: optionalPositiveInt('--rate-limit-messages', values['rate-limit-messages'] ?? env.CONCORD_RATE_LIMIT_MESSAGES),
+    rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
+    maxDocumentBytes: optionalPositiveInt('--max-document-bytes', values['max-document-bytes'] ?? env.CONCORD_MAX_DOCUMENT_BYTES),
+    maxConnectionsPerIp: optionalPositiveInt('--max-connections-per-ip', values['max-connections-per-ip'] ?? env.CONCORD_MAX_CONNECTIONS_PER_IP),
   }
 }
 
@@ -220,6 +236,13 @@ async function serve(argv: string[]): Promise<void> {
   const server = createServer({
     storage, logger, compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
     auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
+    ...(config.rateLimitMessages !== undefined
+      ? { rateLimitMessagesPerSecond: config.rateLimitMessages, rateLimitMessagesBurst: Math.max(DEFAULTS.rateLimitMessagesBurst, 5 * config.rateLimitMessages) }
+      : {}),
+    ...(config.rateLimitBytes !== undefined
+      ? { rateLimitBytesPerSecond: config.rateLimitBytes, rateLimitBytesBurst: Math.max(DEFAULTS.rateLimitBytesBurst, 2 * config.rateLimitBytes) }
+      : {}),
+    maxDocumentBytes: config.maxDocumentBytes, maxConnectionsPerIp: config.maxConnectionsPerIp,
   })
   logger.info({ auth: config.auth.mode, adminApi: config.adminToken !== undefined ? 'admin token and admin JWTs' : 'admin JWTs' }, 'authentication')
   await server.listen(config.port, config.host)

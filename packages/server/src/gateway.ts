@@ -41,6 +41,8 @@ export class Gateway {
   readonly #registry: DocumentRegistry
   readonly #log: Logger
   readonly #tracked = new Map<WebSocket, Tracked>()
+  /** Open sockets per remote address. */
+  readonly #perIp = new Map<string, number>()
   #heartbeat: NodeJS.Timeout | null = null
   #draining = false
   #nativeCount = 0
@@ -123,7 +125,22 @@ export class Gateway {
         return
       }
     }
+    const ip = req.socket.remoteAddress ?? ''
     this.#wss.handleUpgrade(req, socket, head, ws => {
+      // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
+      const open = this.#perIp.get(ip) ?? 0
+      if (open >= this.#options.maxConnectionsPerIp) {
+        this.#log.info({ ip, open, code: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' }, 'too many connections from one address')
+        const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#options.maxConnectionsPerIp} connections per address`)
+        ws.close(e.closeCode ?? 1013, e.code)
+        return
+      }
+      this.#perIp.set(ip, open + 1)
+      ws.once('close', () => {
+        const n = (this.#perIp.get(ip) ?? 1) - 1
+        if (n <= 0) this.#perIp.delete(ip)
+        else this.#perIp.set(ip, n)
+      })
       try {
         this.#accept(ws, req, native, document, token)
       } catch (err) {

@@ -12,6 +12,8 @@ export interface LiveDocumentOptions {
   presenceThrottleMs: number
   compactEveryUpdates: number
   compactEveryBytes: number
+  /** Updates that would make the document larger than this (approximately) are refused. */
+  maxDocumentBytes?: number
   /** Called once when the document can no longer guarantee durability (storage failed). */
   onFailed?: (document: LiveDocument, error: unknown) => void
 }
@@ -57,6 +59,8 @@ export class LiveDocument {
    * document again (tens to hundreds of milliseconds of blocked event loop for
    * a document of tens of megabytes).
    */
+  /** The encoded size of the document, approximately: its state at load or compaction plus every update since. */
+  #approxBytes = 0
   #base: Uint8Array | null = null
   #since: Uint8Array[] = []
   #sinceBytes = 0
@@ -89,6 +93,7 @@ export class LiveDocument {
     doc.#tailUpdates = loaded.updates.length
     doc.#tailBytes = loaded.updates.reduce((n, u) => n + u.update.length, 0)
     if (loaded.snapshot !== null) doc.#setBase(loaded.snapshot, loaded.updates.map(u => u.update))
+    doc.#approxBytes = (loaded.snapshot?.length ?? 0) + doc.#tailBytes
     doc.#maybeCompact()
     return doc
   }
@@ -185,6 +190,16 @@ export class LiveDocument {
     }
   }
 
+  /**
+   * The room's presence as one update: every client seen, with its current
+   * state, or as removed. What a congested session gets instead of the
+   * updates it missed.
+   */
+  presenceSnapshot(): Uint8Array | null {
+    const ids = [...this.awareness.meta.keys()]
+    return ids.length > 0 ? encodeAwarenessUpdate(this.awareness, ids) : null
+  }
+
   /** All current presence states, or null when there are none. */
   awarenessSnapshot(): Uint8Array | null {
     const ids = [...this.awareness.getStates().keys()]
@@ -198,6 +213,12 @@ export class LiveDocument {
   applyUpdate(session: DocumentSession | null, seq: number, update: Uint8Array): void {
     if (this.#failed || this.#destroyed) {
       session?.documentError(new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name }), seq, true)
+      return
+    }
+    const max = this.#opts.maxDocumentBytes
+    if (max !== undefined && this.#approxBytes + update.length > max) {
+      session?.documentError(new ConcordError('CONCORD_ERR_LIMIT_DOCUMENT_SIZE',
+        `the document would exceed ${max} bytes; the update was not applied`, { document: this.name }), seq, false)
       return
     }
     const problem = validateUpdate(update)
@@ -230,6 +251,7 @@ export class LiveDocument {
       return
     }
     this.#keepSince(update)
+    this.#approxBytes += update.length
     this.#enqueueFanout(update, session)
     this.#append(update, session, seq)
   }
@@ -320,6 +342,7 @@ export class LiveDocument {
     // the Y.Doc holds every durable update (each was applied before it was appended)
     const snapshot = Y.encodeStateAsUpdate(this.ydoc)
     this.#setBase(snapshot, [])
+    this.#approxBytes = snapshot.length
     this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
       this.#tailUpdates -= countedUpdates
       this.#tailBytes -= countedBytes

@@ -11,6 +11,8 @@ import type { DocumentLease, DocumentRegistry } from './document-registry.js'
 import type { ResolvedServerOptions } from './options.js'
 import type { SharedMessage } from './shared-message.js'
 import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
+import { CongestionHold } from './congestion.js'
+import { SocketRateLimiter } from './rate-limiter.js'
 import { SessionGuard, type SessionGrant } from './auth/session-guard.js'
 import type { AccessChange } from './auth/access-control.js'
 import { toConcordError } from './errors.js'
@@ -20,6 +22,13 @@ export interface ConnectionDeps {
   options: ResolvedServerOptions
   logger: Log
   connectionId: string
+}
+
+export function rateLimitsOf(o: ResolvedServerOptions): ConstructorParameters<typeof SocketRateLimiter>[0] {
+  return {
+    messagesPerSecond: o.rateLimitMessagesPerSecond, messagesBurst: o.rateLimitMessagesBurst,
+    bytesPerSecond: o.rateLimitBytesPerSecond, bytesBurst: o.rateLimitBytesBurst, closeAfterMs: o.rateLimitCloseAfterMs,
+  }
 }
 
 /** Native multiplexed connection: many documents on one socket. */
@@ -32,6 +41,9 @@ export class NativeConnection {
   readonly #sender: SocketSender
   readonly #assembler: ChunkAssembler
   readonly #docs = new Map<string, NativeDocSession>()
+  readonly #limiter: SocketRateLimiter
+  /** Chunked messages refused at their first piece: their other pieces are dropped too. */
+  readonly #refusedChunks = new Set<number>()
   #version = 0
   #pendingOpens = 0
   /** Bytes queued by all documents of this socket whose OPEN is not yet accepted. */
@@ -46,7 +58,8 @@ export class NativeConnection {
     this.#deps = deps
     this.#log = deps.logger
     const o = deps.options
-    this.#sender = new SocketSender(ws, this, o.chunkBytes, o.maxBufferedBytes)
+    this.#sender = new SocketSender(ws, this, o)
+    this.#limiter = new SocketRateLimiter(rateLimitsOf(o))
     // pieces other than the last must be at least 1 KiB (clients are told chunkBytes in WELCOME)
     this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes, minPieceBytes: Math.min(1024, o.chunkBytes) })
     this.#handshakeTimer = setTimeout(() => {
@@ -56,6 +69,10 @@ export class NativeConnection {
 
   get options(): ResolvedServerOptions {
     return this.#deps.options
+  }
+
+  get sender(): SocketSender {
+    return this.#sender
   }
 
   /** Handle one binary WebSocket message. */
@@ -69,7 +86,52 @@ export class NativeConnection {
       this.close(new ConcordError('CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message, { cause: err }))
       return
     }
+    if (!this.#withinRate(frame, data.length)) return
     this.#handle(frame, data.length)
+  }
+
+  /**
+   * The per-socket rate limit. A message over it is not applied and is
+   * answered with CONCORD_ERR_LIMIT_RATE (at most ten answers a second, the
+   * rest counted into the next one); a socket that stays over it for
+   * `rateLimitCloseAfterMs` is closed with 4529. A chunked message is judged
+   * as a whole at its first piece.
+   */
+  #withinRate(frame: Frame | UnknownFrame, size: number): boolean {
+    let cost = size
+    if (frame.kind === FRAME_KINDS.CHUNK && !isUnknownFrame(frame)) {
+      const chunk = frame as Extract<Frame, { kind: typeof FRAME_KINDS.CHUNK }>
+      if (chunk.index > 0) {
+        if (!this.#refusedChunks.has(chunk.messageId)) return true
+        if (chunk.index === chunk.total - 1) this.#refusedChunks.delete(chunk.messageId)
+        return false
+      }
+      cost = size * chunk.total
+    }
+    const verdict = this.#limiter.check(cost)
+    if (verdict === 'ok') return true
+    if (verdict === 'close') {
+      this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', `over the rate limit for ${this.#deps.options.rateLimitCloseAfterMs} ms`))
+      return false
+    }
+    let seq = 0
+    if (frame.kind === FRAME_KINDS.CHUNK && !isUnknownFrame(frame)) {
+      const chunk = frame as Extract<Frame, { kind: typeof FRAME_KINDS.CHUNK }>
+      if (chunk.total > 1) this.#refusedChunks.add(chunk.messageId)
+      if (this.#refusedChunks.size > 16) {
+        this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', 'too many refused chunked messages'))
+        return false
+      }
+    } else if (frame.kind === FRAME_KINDS.UPDATE && !isUnknownFrame(frame)) {
+      seq = (frame as Extract<Frame, { kind: typeof FRAME_KINDS.UPDATE }>).seq
+    }
+    if (this.#limiter.shouldReport()) {
+      const more = this.#limiter.unreported
+      this.#limiter.unreported = 0
+      this.sendError(frame.document.length <= MAX_DOCUMENT_NAME_BYTES ? frame.document : '', 'CONCORD_ERR_LIMIT_RATE',
+        `rate limit exceeded: the message was not applied${more > 0 ? ` (nor ${more} more since the last report)` : ''}; send it again later`, seq, false)
+    }
+    return false
   }
 
   #handle(frame: Frame | UnknownFrame, size: number): void {
@@ -272,6 +334,7 @@ class NativeDocSession implements DocumentSession {
   closed = false
   readonly #conn: NativeConnection
   #guard: SessionGuard | null = null
+  readonly #hold: CongestionHold
   #lease: DocumentLease | null = null
   #queue: { frame: Frame; size: number }[] = []
   #queuedBytes = 0
@@ -282,6 +345,7 @@ class NativeDocSession implements DocumentSession {
     this.#conn = conn
     this.document = document
     this.id = `${conn.id}/${document}`
+    this.#hold = new CongestionHold(conn.sender, (update, presence) => this.#flushHeld(update, presence))
   }
 
   get userId(): string | null {
@@ -427,11 +491,22 @@ class NativeDocSession implements DocumentSession {
   }
 
   sendUpdate(message: SharedMessage): void {
-    if (!this.closed) this.#conn.sendFrame(message.native(), this.document)
+    if (this.closed || this.#hold.holdUpdate(message.payload)) return
+    this.#conn.sendFrame(message.native(), this.document)
   }
 
   sendAwareness(message: SharedMessage): void {
-    if (!this.closed) this.#conn.sendFrame(message.native(), this.document)
+    if (this.closed || this.#hold.holdPresence()) return
+    this.#conn.sendFrame(message.native(), this.document)
+  }
+
+  /** The socket drained: what was held goes out, merged. */
+  #flushHeld(update: Uint8Array | null, presence: boolean): void {
+    if (this.closed) return
+    const name = this.document
+    if (update !== null) this.#conn.sendFrame(encodeFrameParts({ kind: FRAME_KINDS.UPDATE, document: name, seq: 0, update }), name)
+    const snapshot = presence ? this.#lease?.doc.presenceSnapshot() : null
+    if (snapshot) this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: name, update: snapshot }), name)
   }
 
   ack(seq: number): void {

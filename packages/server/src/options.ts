@@ -101,6 +101,26 @@ export interface ServerOptions {
   maxQueuedBytesBeforeOpen?: number
   /** A socket whose unsent bytes exceed this is closed (slow reader). */
   maxBufferedBytes?: number
+  /** ...once it has taken nothing for this long (or at once above four times the limit). */
+  slowReaderStallMs?: number
+  /**
+   * Above this many unsent bytes a socket is congested: its presence is held
+   * and sent as the latest state, its document updates are held and merged,
+   * until it has read below the mark again.
+   */
+  backpressureBytes?: number
+  /** Per socket: messages per second, and the burst allowed above that. */
+  rateLimitMessagesPerSecond?: number
+  rateLimitMessagesBurst?: number
+  /** Per socket: bytes per second, and the burst (at least maxMessageBytes). */
+  rateLimitBytesPerSecond?: number
+  rateLimitBytesBurst?: number
+  /** A socket over its rate limit without a break for this long is closed (4529). */
+  rateLimitCloseAfterMs?: number
+  /** Largest document (its encoded state plus its log since, approximately); updates beyond are refused. */
+  maxDocumentBytes?: number
+  /** Open WebSockets per client IP address. */
+  maxConnectionsPerIp?: number
   /** Name reported in WELCOME. */
   serverName?: string
 }
@@ -134,6 +154,15 @@ export const DEFAULTS = {
   maxQueuedMessagesBeforeOpen: 1_000,
   maxQueuedBytesBeforeOpen: 5 * 1024 * 1024,
   maxBufferedBytes: 128 * 1024 * 1024,
+  slowReaderStallMs: 10_000,
+  backpressureBytes: 1024 * 1024,
+  rateLimitMessagesPerSecond: 1_000,
+  rateLimitMessagesBurst: 5_000,
+  rateLimitBytesPerSecond: 16 * 1024 * 1024,
+  rateLimitBytesBurst: 128 * 1024 * 1024,
+  rateLimitCloseAfterMs: 5_000,
+  maxDocumentBytes: 512 * 1024 * 1024,
+  maxConnectionsPerIp: 1_000,
   serverName: 'concord',
 } as const
 
@@ -188,6 +217,7 @@ export function resolveOptions(
   } as ResolvedServerOptions
   if (resolved.devTokens && resolved.signingSecret === null) throw new TypeError('devTokens needs auth: { secret }')
   if (resolved.chunkBytes > resolved.maxMessageBytes) throw new TypeError('chunkBytes must not exceed maxMessageBytes')
+  if (resolved.rateLimitBytesBurst < resolved.maxMessageBytes) throw new TypeError('rateLimitBytesBurst must be at least maxMessageBytes, or the largest message could never pass')
   if (resolved.adminToken !== null && resolved.adminToken.length < 16) throw new TypeError('adminToken must be at least 16 characters')
   return Object.freeze(resolved)
 }

@@ -38,6 +38,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     presenceThrottleMs: opts.presenceThrottleMs,
     compactEveryUpdates: opts.compactEveryUpdates,
     compactEveryBytes: opts.compactEveryBytes,
+    maxDocumentBytes: opts.maxDocumentBytes,
   })
   let draining = false
   let gateway: Gateway | null = null

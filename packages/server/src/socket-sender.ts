@@ -4,9 +4,6 @@ import { chunkFrame, ConcordError } from '@concord/protocol'
 /** How long a socket closed as a slow reader gets to read its close frame before it is cut. */
 export const SLOW_READER_GRACE_MS = 2_000
 
-/** How long a reader with more than maxBufferedBytes waiting may go without taking a chunk. */
-export const SLOW_READER_STALL_MS = 10_000
-
 /** The connection a sender writes for; told when its peer reads too slowly (the sender has stopped). */
 export interface SlowReaderTarget {
   close(error: ConcordError): void
@@ -23,6 +20,11 @@ export class SocketSender {
   /** Frames above this are chunked (0: never chunk, for y-websocket). */
   readonly #chunkBytes: number
   readonly #maxBufferedBytes: number
+  readonly #stallMs: number
+  readonly #backpressureBytes: number
+  #lastBuffered = 0
+  #drainWaiters: (() => void)[] = []
+  #drainTimer: NodeJS.Timeout | null = null
   readonly #large: { chunks: Generator<Uint8Array>; remaining: number }[] = []
   /** Bytes of large frames accepted but not yet handed to the socket. */
   #largeBytes = 0
@@ -32,16 +34,60 @@ export class SocketSender {
   #nextMessageId = 1
   #stopped = false
 
-  constructor(ws: WebSocket, owner: SlowReaderTarget, chunkBytes: number, maxBufferedBytes: number) {
+  constructor(ws: WebSocket, owner: SlowReaderTarget, options: { chunkBytes: number; maxBufferedBytes: number; slowReaderStallMs: number; backpressureBytes: number }) {
     this.#ws = ws
     this.#owner = owner
-    this.#chunkBytes = chunkBytes
-    this.#maxBufferedBytes = maxBufferedBytes
+    this.#chunkBytes = options.chunkBytes
+    this.#maxBufferedBytes = options.maxBufferedBytes
+    this.#stallMs = options.slowReaderStallMs
+    this.#backpressureBytes = options.backpressureBytes
+  }
+
+  /** Bytes accepted but not yet read by the peer (as far as this process can tell). */
+  get pendingBytes(): number {
+    return this.#ws.bufferedAmount + this.#largeBytes
+  }
+
+  /** Above the backpressure mark: callers hold presence and merge updates until `whenDrained`. */
+  get congested(): boolean {
+    return this.pendingBytes > this.#backpressureBytes
+  }
+
+  /** Call `fn` once the socket is back under the backpressure mark (checked every 20 ms). */
+  whenDrained(fn: () => void): void {
+    this.#drainWaiters.push(fn)
+    if (this.#drainTimer !== null) return
+    // the stall clock starts when congestion does
+    this.#lastProgressAt = Math.max(this.#lastProgressAt, Date.now())
+    this.#drainTimer = setInterval(() => {
+      if (this.#stopped) {
+        this.#clearDrain()
+        return
+      }
+      if (this.congested) {
+        // congested and not reading at all: a slow reader, even though holding keeps its buffer small
+        const buffered = this.#ws.bufferedAmount
+        if (buffered < this.#lastBuffered) this.#lastProgressAt = Date.now()
+        this.#lastBuffered = buffered
+        if (Date.now() - this.#lastProgressAt > this.#stallMs) this.#slow()
+        return
+      }
+      const waiters = this.#drainWaiters
+      this.#clearDrain()
+      for (const w of waiters) w()
+    }, 20)
+    this.#drainTimer.unref()
+  }
+
+  #clearDrain(): void {
+    if (this.#drainTimer !== null) clearInterval(this.#drainTimer)
+    this.#drainTimer = null
+    this.#drainWaiters = []
   }
 
   /**
    * A reader is too slow when what waits for it exceeds `maxBufferedBytes` and
-   * it has not taken a chunk for SLOW_READER_STALL_MS, or when what waits
+   * it has read nothing for `slowReaderStallMs`, or when what waits
    * exceeds four times the limit. A single large message (a big document's
    * initial sync) is always accepted when nothing else is queued.
    */
@@ -52,9 +98,13 @@ export class SocketSender {
     for (const l of this.#large) if (l.remaining > exempt) exempt = l.remaining
     const large = this.#chunkBytes > 0 && adding > this.#chunkBytes
     if (large && adding > exempt) exempt = adding
-    const total = this.#ws.bufferedAmount + this.#largeBytes + adding - exempt
+    // the socket's own buffer shrinking is progress too
+    const buffered = this.#ws.bufferedAmount
+    if (buffered < this.#lastBuffered) this.#lastProgressAt = Date.now()
+    this.#lastBuffered = buffered
+    const total = buffered + this.#largeBytes + adding - exempt
     if (total > this.#maxBufferedBytes * 4) return true
-    return total > this.#maxBufferedBytes && Date.now() - this.#lastProgressAt > SLOW_READER_STALL_MS
+    return total > this.#maxBufferedBytes && Date.now() - this.#lastProgressAt > this.#stallMs
   }
 
   /**
@@ -84,6 +134,7 @@ export class SocketSender {
 
   stop(): void {
     this.#stopped = true
+    this.#clearDrain()
     this.#large.length = 0
     this.#largeBytes = 0
   }

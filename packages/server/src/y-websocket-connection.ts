@@ -5,8 +5,10 @@ import { ConcordError, decodeYMessage, encodeYMessage, encodeYMessageParts, YMes
 import type { DocumentSession } from './document-session.js'
 import type { DocumentLease } from './document-registry.js'
 import type { SharedMessage } from './shared-message.js'
-import type { ConnectionDeps } from './native-connection.js'
+import { rateLimitsOf, type ConnectionDeps } from './native-connection.js'
+import { SocketRateLimiter } from './rate-limiter.js'
 import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
+import { CongestionHold } from './congestion.js'
 import { SessionGuard } from './auth/session-guard.js'
 import type { AccessChange } from './auth/access-control.js'
 import { toConcordError } from './errors.js'
@@ -22,6 +24,8 @@ export class YWebsocketConnection implements DocumentSession {
   readonly document: string
   readonly awarenessClientIds = new Set<number>()
   #guard: SessionGuard | null = null
+  readonly #hold: CongestionHold
+  readonly #limiter: SocketRateLimiter
   readonly #ws: WebSocket
   #request: IncomingMessage | null
   #token: string
@@ -42,7 +46,9 @@ export class YWebsocketConnection implements DocumentSession {
     this.#token = token
     this.#deps = deps
     this.#log = deps.logger
-    this.#sender = new SocketSender(ws, this, 0, deps.options.maxBufferedBytes)
+    this.#sender = new SocketSender(ws, this, { ...deps.options, chunkBytes: 0 })
+    this.#limiter = new SocketRateLimiter(rateLimitsOf(deps.options))
+    this.#hold = new CongestionHold(this.#sender, (update, presence) => this.#flushHeld(update, presence))
     void this.#start()
   }
 
@@ -96,6 +102,11 @@ export class YWebsocketConnection implements DocumentSession {
 
   receive(data: Uint8Array): void {
     if (this.#closed) return
+    // y-websocket has no in-band errors: over the limit, the socket is closed with 4529
+    if (this.#limiter.check(data.length) !== 'ok') {
+      this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', 'rate limit exceeded'))
+      return
+    }
     if (this.#lease === null) {
       const o = this.#deps.options
       this.#queuedBytes += data.length
@@ -165,11 +176,21 @@ export class YWebsocketConnection implements DocumentSession {
   }
 
   sendUpdate(message: SharedMessage): void {
-    if (!this.#closed) this.#send(message.yWebsocket())
+    if (this.#closed || this.#hold.holdUpdate(message.payload)) return
+    this.#send(message.yWebsocket())
   }
 
   sendAwareness(message: SharedMessage): void {
-    if (!this.#closed) this.#send(message.yWebsocket())
+    if (this.#closed || this.#hold.holdPresence()) return
+    this.#send(message.yWebsocket())
+  }
+
+  /** The socket drained: what was held goes out, merged. */
+  #flushHeld(update: Uint8Array | null, presence: boolean): void {
+    if (this.#closed) return
+    if (update !== null) this.#send(encodeYMessageParts({ type: 'update', update }))
+    const snapshot = presence ? this.#lease?.doc.presenceSnapshot() : null
+    if (snapshot) this.#send(encodeYMessage({ type: 'awareness', update: snapshot }))
   }
 
   get userId(): string | null {
