@@ -1,5 +1,7 @@
 import { afterEach } from 'vitest'
 import { WebSocket } from 'ws'
+import { connect as netConnect } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import { createServer, type ConcordServer, type ServerOptions } from '@concord/server'
 import { createClient, type ClientOptions, type ConcordClient, type WebSocketConstructor } from '@concord/client'
 import {
@@ -62,6 +64,8 @@ export class RawNativeSocket {
   readonly unknownFrames: UnknownFrame[] = []
   closeCode: number | null = null
   closeReason = ''
+  /** Answer PING with PONG, as every native client must (off: a client that ignores them). */
+  answerPings = true
   readonly opened: Promise<void>
   readonly closed: Promise<{ code: number; reason: string }>
 
@@ -82,6 +86,10 @@ export class RawNativeSocket {
       const frame = decodeFrame(new Uint8Array(data))
       if (isUnknownFrame(frame)) this.unknownFrames.push(frame)
       else this.frames.push(frame)
+      // the protocol requires an answer to PING (the server's flow control of chunks relies on it)
+      if (frame.kind === FRAME_KINDS.PING && this.answerPings && this.ws.readyState === WebSocket.OPEN) {
+        this.ws.send(encodeFrame({ kind: FRAME_KINDS.PONG, document: '' }))
+      }
     })
   }
 
@@ -138,4 +146,49 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
+}
+
+/**
+ * A native-protocol client that says HELLO, sends `frames`, and then never
+ * reads again: a raw TCP socket, paused for good, so the server's sends pile up
+ * in the kernel and then in the server (a `ws` client cannot be stalled
+ * reliably: it resumes its socket by itself). `closed` resolves when the server
+ * ends the connection.
+ */
+export async function stalledNativeReader(url: string, frames: Uint8Array[]): Promise<{ closed: Promise<void>; destroy: () => void }> {
+  const { port, hostname } = new URL(url)
+  const socket = netConnect(Number(port), hostname)
+  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+  socket.write(`GET / HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${NATIVE_SUBPROTOCOL}\r\n\r\n`)
+  // read only the 101 response
+  await new Promise<void>((resolve, reject) => {
+    let head = ''
+    const onData = (d: Buffer): void => {
+      head += d.toString('latin1')
+      if (!head.includes('\r\n\r\n')) return
+      socket.off('data', onData)
+      socket.pause()
+      if (!head.startsWith('HTTP/1.1 101')) reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`))
+      else resolve()
+    }
+    socket.on('data', onData)
+  })
+  const hello = encodeFrame({ kind: FRAME_KINDS.HELLO, document: '', minVersion: PROTOCOL_VERSION_MIN, maxVersion: PROTOCOL_VERSION_MAX, client: 'stalled' })
+  for (const f of [hello, ...frames]) socket.write(maskedBinaryFrame(f))
+  const closed = new Promise<void>(resolve => socket.once('close', () => resolve()))
+  socket.on('error', () => undefined)
+  return { closed, destroy: () => socket.destroy() }
+}
+
+/** A client-to-server WebSocket binary frame (clients must mask). */
+function maskedBinaryFrame(payload: Uint8Array): Buffer {
+  const len = payload.length
+  const header = len < 126 ? Buffer.from([0x82, 0x80 | len]) : len < 65536
+    ? Buffer.from([0x82, 0x80 | 126, len >> 8, len & 0xff])
+    : Buffer.concat([Buffer.from([0x82, 0x80 | 127, 0, 0, 0, 0]), Buffer.from([(len >>> 24) & 0xff, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff])])
+  const mask = randomBytes(4)
+  const body = Buffer.alloc(len)
+  for (let i = 0; i < len; i++) body[i] = payload[i]! ^ mask[i & 3]!
+  return Buffer.concat([header, mask, body])
 }

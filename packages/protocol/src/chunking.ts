@@ -1,5 +1,5 @@
 import { ConcordError } from './errors.js'
-import { encodeFrame, FRAME_KINDS, type FrameOf } from './native-frame.js'
+import { encodeFrame, FRAME_KINDS, withPayloadLength, type FrameOf } from './native-frame.js'
 
 /**
  * Large native frames travel as CHUNK frames. The sender encodes the whole
@@ -44,7 +44,7 @@ export function* chunkFrame(frame: Uint8Array | readonly Uint8Array[], document:
         offset += take
       }
     }
-    yield encodeFrame({ kind: FRAME_KINDS.CHUNK, document, messageId, index, total, data })
+    yield encodeChunk(document, messageId, index, total, data)
   }
 }
 
@@ -154,4 +154,14 @@ export class ChunkAssembler {
     this.#buffered -= p.bytes
     this.#partials.delete(messageId)
   }
+}
+
+/** A CHUNK frame, copying `data` once (`encodeFrame` would copy it twice). */
+function encodeChunk(document: string, messageId: number, index: number, total: number, data: Uint8Array): Uint8Array {
+  if (data.length < 4096) return encodeFrame({ kind: FRAME_KINDS.CHUNK, document, messageId, index, total, data })
+  const header = withPayloadLength(encodeFrame({ kind: FRAME_KINDS.CHUNK, document, messageId, index, total, data: new Uint8Array(0) }), data.length)
+  const out = new Uint8Array(header.length + data.length)
+  out.set(header, 0)
+  out.set(data, header.length)
+  return out
 }

@@ -78,6 +78,10 @@ export const ERROR_CODES = {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
     description: 'A Yjs update could not be decoded. It was not applied, stored or forwarded.',
   },
+  CONCORD_ERR_UPDATE_OUT_OF_ORDER: {
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
+    description: 'The update depends on changes the server does not have, and the document already holds the most such updates it keeps waiting. It was not applied; send the missing changes first (the JS client re-sends everything unacked after a pause).',
+  },
   CONCORD_ERR_AWARENESS_MALFORMED: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
     description: 'An awareness update could not be decoded. It was dropped for everyone.',

@@ -13,6 +13,7 @@ export class CongestionHold {
   readonly #sender: SocketSender
   readonly #flush: (update: Uint8Array | null, presence: boolean) => void
   #updates: Uint8Array[] = []
+  #heldBytes = 0
   #presence = false
   #waiting = false
 
@@ -25,8 +26,20 @@ export class CongestionHold {
   holdUpdate(update: Uint8Array): boolean {
     if (this.#updates.length === 0 && !this.#sender.congested) return false
     this.#updates.push(update)
+    let held = update.length
     // merged as it grows: a held backlog costs about what the changes themselves do
-    if (this.#updates.length >= MERGE_EVERY) this.#updates = [Y.mergeUpdates(this.#updates)]
+    if (this.#updates.length >= MERGE_EVERY) {
+      const before = this.#updates.reduce((n, u) => n + u.length, 0)
+      this.#updates = [Y.mergeUpdates(this.#updates)]
+      held += this.#updates[0]!.length - before
+    }
+    this.#heldBytes += held
+    // what is held counts against the socket's bound; past it the socket is closed as a slow reader
+    if (!this.#sender.hold(held)) {
+      this.#updates = []
+      this.#heldBytes = 0
+      return true
+    }
     this.#wait()
     return true
   }
@@ -48,6 +61,8 @@ export class CongestionHold {
       const presence = this.#presence
       this.#updates = []
       this.#presence = false
+      this.#sender.hold(-this.#heldBytes)
+      this.#heldBytes = 0
       const update = updates.length === 0 ? null : updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)
       this.#flush(update, presence)
     })

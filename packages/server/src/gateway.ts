@@ -12,6 +12,7 @@ import { ConnectionLog } from './connection-log.js'
 
 interface Connection {
   readonly id: string
+  readonly sender: { readonly pendingBytes: number }
   receive(data: Uint8Array): void
   close(error?: ConcordError): void
   dispose(): void
@@ -27,6 +28,9 @@ export interface GatewayStats {
   connections: number
   native: number
   yWebsocket: number
+  /** Bytes waiting to be read by peers, all sockets together, and the most for one socket. */
+  pendingBytes: number
+  maxPendingBytes: number
 }
 
 /**
@@ -77,7 +81,14 @@ export class Gateway {
   }
 
   stats(): GatewayStats {
-    return { connections: this.#tracked.size, native: this.#nativeCount, yWebsocket: this.#tracked.size - this.#nativeCount }
+    let pendingBytes = 0
+    let maxPendingBytes = 0
+    for (const t of this.#tracked.values()) {
+      const n = t.connection.sender.pendingBytes
+      pendingBytes += n
+      if (n > maxPendingBytes) maxPendingBytes = n
+    }
+    return { connections: this.#tracked.size, native: this.#nativeCount, yWebsocket: this.#tracked.size - this.#nativeCount, pendingBytes, maxPendingBytes }
   }
 
   /** Refuse new upgrades from now on. */

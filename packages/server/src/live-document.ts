@@ -52,6 +52,10 @@ export class LiveDocument {
   #tailUpdates = 0
   #tailBytes = 0
   #compacting = false
+  #compactTimer: NodeJS.Timeout | null = null
+  /** When the last large update arrived: compaction waits a little after one. */
+  #lastLargeAt = 0
+  #lastUpdateAt = 0
   /**
    * For large documents: an encoded state taken at load or at the last
    * compaction, and every update applied since. Together they are the whole
@@ -61,6 +65,8 @@ export class LiveDocument {
    */
   /** The encoded size of the document, approximately: its state at load or compaction plus every update since. */
   #approxBytes = 0
+  /** Updates merged into Yjs's pending state since it was last empty. */
+  #waitingUpdates = 0
   #base: Uint8Array | null = null
   #since: Uint8Array[] = []
   #sinceBytes = 0
@@ -153,6 +159,16 @@ export class LiveDocument {
     return { updates: [], step2: Y.encodeStateAsUpdate(this.ydoc, stateVector) }
   }
 
+  /** Would Yjs have to hold this update (it starts beyond what the document has of some client)? */
+  #wouldWait(update: Uint8Array): boolean {
+    try {
+      for (const [client, from] of Y.parseUpdateMeta(update).from) if (from > Y.getState(this.ydoc.store, client)) return true
+    } catch {
+      return false // malformed: validation reports it
+    }
+    return false
+  }
+
   /** True when a peer with this state vector has less than a tenth of the document's items. */
   #holdsLittle(stateVector?: Uint8Array): boolean {
     if (stateVector === undefined || stateVector.length === 0) return true
@@ -221,6 +237,12 @@ export class LiveDocument {
         `the document would exceed ${max} bytes; the update was not applied`, { document: this.name }), seq, false)
       return
     }
+    if (this.#waitingUpdates >= MAX_WAITING_UPDATES && this.ydoc.store.pendingStructs !== null && this.#wouldWait(update)) {
+      // each update Yjs must hold costs a merge with everything held: bound how many
+      session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
+        `the document already holds ${this.#waitingUpdates} updates waiting for missing changes; send those first`, { document: this.name }), seq, false)
+      return
+    }
     const problem = validateUpdate(update)
     if (problem !== null) {
       session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${problem}`, { document: this.name }), seq, false)
@@ -245,6 +267,8 @@ export class LiveDocument {
     }
     const changed = this.#changed || store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate ||
       store.pendingDs !== pendingDs
+    if (store.pendingStructs === null) this.#waitingUpdates = 0
+    else if (store.pendingStructs !== pendingStructs || store.pendingStructs.update !== pendingUpdate) this.#waitingUpdates++
     if (!changed) {
       // nothing new: ack once whatever carried this content before is durable
       if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
@@ -252,6 +276,8 @@ export class LiveDocument {
     }
     this.#keepSince(update)
     this.#approxBytes += update.length
+    this.#lastUpdateAt = Date.now()
+    if (update.length >= LARGE_UPDATE_BYTES) this.#lastLargeAt = this.#lastUpdateAt
     this.#enqueueFanout(update, session)
     this.#append(update, session, seq)
   }
@@ -274,6 +300,7 @@ export class LiveDocument {
   destroy(): void {
     if (this.#destroyed) return
     this.#destroyed = true
+    if (this.#compactTimer) clearTimeout(this.#compactTimer)
     if (this.#presenceTimer) clearTimeout(this.#presenceTimer)
     this.#presenceTimer = null
     this.awareness.off('update', this.#onAwarenessUpdate)
@@ -334,8 +361,38 @@ export class LiveDocument {
 
   #maybeCompact(): void {
     if (this.#compacting || this.#failed || this.#destroyed) return
-    if (this.#tailUpdates < this.#opts.compactEveryUpdates && this.#tailBytes < this.#opts.compactEveryBytes) return
+    // by bytes only once there are several updates to fold: a tail that is one big paste
+    // loads as fast as a snapshot would, and encoding the document for it would stall the room
+    const byBytes = this.#tailBytes >= this.#opts.compactEveryBytes && this.#tailUpdates >= MIN_UPDATES_TO_COMPACT_BY_BYTES
+    if (this.#tailUpdates < this.#opts.compactEveryUpdates && !byBytes) return
     this.#compacting = true
+    if (Date.now() - this.#lastLargeAt > COMPACT_MAX_WAIT_MS) {
+      this.#compact()
+      return
+    }
+    // Shortly after a large update, wait until the room is quiet for a moment (at most
+    // COMPACT_MAX_WAIT_MS): encoding a big document runs on this thread, and the people
+    // typing next to a big paste would wait for it.
+    const since = Date.now()
+    const check = (): void => {
+      const now = Date.now()
+      if (now - this.#lastUpdateAt < COMPACT_DELAY_MS && now - since < COMPACT_MAX_WAIT_MS) {
+        this.#compactTimer = setTimeout(check, COMPACT_DELAY_MS)
+        this.#compactTimer.unref()
+        return
+      }
+      this.#compactTimer = null
+      this.#compact()
+    }
+    this.#compactTimer = setTimeout(check, COMPACT_DELAY_MS)
+    this.#compactTimer.unref()
+  }
+
+  #compact(): void {
+    if (this.#failed || this.#destroyed) {
+      this.#compacting = false
+      return
+    }
     const upToSeq = this.#lastDurableSeq
     const countedUpdates = this.#tailUpdates
     const countedBytes = this.#tailBytes
@@ -370,8 +427,23 @@ export class LiveDocument {
     this.#outbox = []
     if (items.length === 0 || this.sessions.size === 0) return
     // Y.mergeUpdates grows faster than linearly with the number of updates, so
-    // a large burst goes out as a few frames of at most MERGE_GROUP updates each
-    for (let start = 0; start < items.length; start += MERGE_GROUP) this.#send(items.slice(start, start + MERGE_GROUP))
+    // a large burst goes out as a few frames of at most MERGE_GROUP updates each;
+    // a large update goes out alone, as received (merging would re-encode all of it)
+    let group: Outgoing[] = []
+    for (const item of items) {
+      if (item.update.length >= LARGE_UPDATE_BYTES) {
+        if (group.length > 0) this.#send(group)
+        group = []
+        this.#send([item])
+        continue
+      }
+      group.push(item)
+      if (group.length === MERGE_GROUP) {
+        this.#send(group)
+        group = []
+      }
+    }
+    if (group.length > 0) this.#send(group)
   }
 
   #send(items: Outgoing[]): void {
@@ -431,6 +503,19 @@ export class LiveDocument {
 }
 
 const MERGE_GROUP = 64
+
+/** Updates at least this large are forwarded on their own, never merged with others. */
+const LARGE_UPDATE_BYTES = 64 * 1024
+
+/** The byte threshold of compaction applies once the tail has at least this many updates. */
+const MIN_UPDATES_TO_COMPACT_BY_BYTES = 16
+
+/** After a large update, compaction waits for this much quiet (and at most COMPACT_MAX_WAIT_MS). */
+const COMPACT_DELAY_MS = 250
+const COMPACT_MAX_WAIT_MS = 10_000
+
+/** How many updates waiting for missing changes a document holds before it refuses more. */
+const MAX_WAITING_UPDATES = 256
 
 /** Documents whose encoded state is at least this large keep it for initial syncs (see `syncReply`). */
 export const LARGE_DOCUMENT_BYTES = 256 * 1024

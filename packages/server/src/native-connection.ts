@@ -24,6 +24,8 @@ export interface ConnectionDeps {
   connectionId: string
 }
 
+const PING_FRAME = encodeFrame({ kind: FRAME_KINDS.PING, document: '' })
+
 export function rateLimitsOf(o: ResolvedServerOptions): ConstructorParameters<typeof SocketRateLimiter>[0] {
   return {
     messagesPerSecond: o.rateLimitMessagesPerSecond, messagesBurst: o.rateLimitMessagesBurst,
@@ -58,7 +60,7 @@ export class NativeConnection {
     this.#deps = deps
     this.#log = deps.logger
     const o = deps.options
-    this.#sender = new SocketSender(ws, this, o)
+    this.#sender = new SocketSender(ws, this, { ...o, ping: PING_FRAME })
     this.#limiter = new SocketRateLimiter(rateLimitsOf(o))
     // pieces other than the last must be at least 1 KiB (clients are told chunkBytes in WELCOME)
     this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes, minPieceBytes: Math.min(1024, o.chunkBytes) })
@@ -78,6 +80,16 @@ export class NativeConnection {
   /** Handle one binary WebSocket message. */
   receive(data: Uint8Array): void {
     if (this.#closed) return
+    // everything but a CHUNK is judged by the rate limit before it is decoded, so a
+    // flood costs little more than counting (a kind below 128 is its first byte)
+    const isChunk = data.length > 0 && data[0] === FRAME_KINDS.CHUNK
+    if (!isChunk) {
+      const verdict = this.#limiter.check(data.length)
+      if (verdict !== 'ok') {
+        this.#overLimit(verdict, data)
+        return
+      }
+    }
     let frame: Frame | UnknownFrame
     try {
       frame = decodeFrame(data)
@@ -86,52 +98,63 @@ export class NativeConnection {
       this.close(new ConcordError('CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message, { cause: err }))
       return
     }
-    if (!this.#withinRate(frame, data.length)) return
+    if (isChunk && !this.#chunkWithinRate(frame as Extract<Frame, { kind: typeof FRAME_KINDS.CHUNK }>, data)) return
     this.#handle(frame, data.length)
   }
 
   /**
-   * The per-socket rate limit. A message over it is not applied and is
-   * answered with CONCORD_ERR_LIMIT_RATE (at most ten answers a second, the
-   * rest counted into the next one); a socket that stays over it for
-   * `rateLimitCloseAfterMs` is closed with 4529. A chunked message is judged
-   * as a whole at its first piece.
+   * A chunked message is judged as a whole at its first piece (its size is
+   * about the first piece times their number); the other pieces of a refused
+   * message are dropped without a word (the refusal was reported).
    */
-  #withinRate(frame: Frame | UnknownFrame, size: number): boolean {
-    let cost = size
-    if (frame.kind === FRAME_KINDS.CHUNK && !isUnknownFrame(frame)) {
-      const chunk = frame as Extract<Frame, { kind: typeof FRAME_KINDS.CHUNK }>
-      if (chunk.index > 0) {
-        if (!this.#refusedChunks.has(chunk.messageId)) return true
-        if (chunk.index === chunk.total - 1) this.#refusedChunks.delete(chunk.messageId)
-        return false
-      }
-      cost = size * chunk.total
-    }
-    const verdict = this.#limiter.check(cost)
-    if (verdict === 'ok') return true
-    if (verdict === 'close') {
-      this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', `over the rate limit for ${this.#deps.options.rateLimitCloseAfterMs} ms`))
+  #chunkWithinRate(chunk: Extract<Frame, { kind: typeof FRAME_KINDS.CHUNK }>, data: Uint8Array): boolean {
+    if (chunk.index > 0) {
+      if (!this.#refusedChunks.has(chunk.messageId)) return true
+      if (chunk.index === chunk.total - 1) this.#refusedChunks.delete(chunk.messageId)
       return false
     }
-    let seq = 0
-    if (frame.kind === FRAME_KINDS.CHUNK && !isUnknownFrame(frame)) {
-      const chunk = frame as Extract<Frame, { kind: typeof FRAME_KINDS.CHUNK }>
-      if (chunk.total > 1) this.#refusedChunks.add(chunk.messageId)
-      if (this.#refusedChunks.size > 16) {
-        this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', 'too many refused chunked messages'))
-        return false
-      }
-    } else if (frame.kind === FRAME_KINDS.UPDATE && !isUnknownFrame(frame)) {
-      seq = (frame as Extract<Frame, { kind: typeof FRAME_KINDS.UPDATE }>).seq
+    const verdict = this.#limiter.check(data.length * chunk.total)
+    if (verdict === 'ok') return true
+    if (chunk.total > 1) this.#refusedChunks.add(chunk.messageId)
+    if (this.#refusedChunks.size > 16) {
+      this.#closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_RATE', 'too many refused chunked messages'))
+      return false
     }
-    if (this.#limiter.shouldReport()) {
-      const more = this.#limiter.unreported
-      this.#limiter.unreported = 0
-      this.sendError(frame.document.length <= MAX_DOCUMENT_NAME_BYTES ? frame.document : '', 'CONCORD_ERR_LIMIT_RATE',
-        `rate limit exceeded: the message was not applied${more > 0 ? ` (nor ${more} more since the last report)` : ''}; send it again later`, seq, false)
-    }
+    this.#overLimit(verdict, data)
     return false
+  }
+
+  /**
+   * Over the per-socket rate limit: the message is not applied and is answered
+   * with CONCORD_ERR_LIMIT_RATE (at most ten answers a second, the rest counted
+   * into the next one); a socket that stays over it for `rateLimitCloseAfterMs`
+   * is closed with 4529.
+   */
+  #overLimit(verdict: 'refuse' | 'close', data: Uint8Array): void {
+    if (verdict === 'close') {
+      this.#closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_RATE', `over the rate limit for ${this.#deps.options.rateLimitCloseAfterMs} ms`))
+      return
+    }
+    if (!this.#limiter.shouldReport()) return
+    let document = ''
+    let seq = 0
+    try {
+      const frame = decodeFrame(data)
+      document = frame.document
+      if (frame.kind === FRAME_KINDS.UPDATE && !isUnknownFrame(frame)) seq = (frame as Extract<Frame, { kind: typeof FRAME_KINDS.UPDATE }>).seq
+      else if (frame.kind === FRAME_KINDS.CHUNK && !isUnknownFrame(frame)) seq = 0
+    } catch { /* reported for the connection */ }
+    const more = this.#limiter.unreported
+    this.#limiter.unreported = 0
+    this.sendError(document.length <= MAX_DOCUMENT_NAME_BYTES ? document : '', 'CONCORD_ERR_LIMIT_RATE',
+      `rate limit exceeded: the message was not applied${more > 0 ? ` (nor ${more} more since the last report)` : ''}; send it again later`, seq, false)
+  }
+
+  /** Close a socket that abuses the server, and stop reading what it has already sent. */
+  #closeAbusive(error: ConcordError): void {
+    this.close(error)
+    // whatever it queued in the kernel is never read (the close frame still goes out)
+    this.#ws.pause()
   }
 
   #handle(frame: Frame | UnknownFrame, size: number): void {
@@ -158,6 +181,7 @@ export class NativeConnection {
         this.sendFrame(encodeFrame({ kind: FRAME_KINDS.PONG, document: '' }))
         return
       case FRAME_KINDS.PONG:
+        this.#sender.pong()
         return
       case FRAME_KINDS.CHUNK: {
         let whole: Uint8Array | null
@@ -310,7 +334,7 @@ export class NativeConnection {
     if (error === undefined) this.#ws.close(1000)
     else this.#ws.close(error.closeCode ?? 1011, error.code)
     // a reader that is not reading will not complete the close handshake either
-    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER') setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
+    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER' || error?.code === 'CONCORD_ERR_LIMIT_RATE') setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
     this.dispose()
   }
 

@@ -83,6 +83,12 @@ export interface ServerOptions {
   maxMessageBytes?: number
   /** Native frames larger than this are sent as chunks. */
   chunkBytes?: number
+  /**
+   * Flow control of chunked sends: after this many bytes of chunks the server
+   * sends PING and waits for the PONG, so small frames never queue behind more
+   * than this at the reader.
+   */
+  chunkWindowBytes?: number
   /** Interval of WebSocket pings; a peer silent for a whole interval is terminated. */
   heartbeatIntervalMs?: number
   /** Time allowed between the socket opening and HELLO (native protocol). */
@@ -144,9 +150,10 @@ export const DEFAULTS = {
   authTimeoutMs: 5_000,
   maxMessageBytes: 64 * 1024 * 1024,
   chunkBytes: 256 * 1024,
+  chunkWindowBytes: 1024 * 1024,
   heartbeatIntervalMs: 30_000,
   handshakeTimeoutMs: 10_000,
-  presenceThrottleMs: 50,
+  presenceThrottleMs: 30,
   compactEveryUpdates: 1_000,
   compactEveryBytes: 4 * 1024 * 1024,
   maxDocumentsPerConnection: 1_000,

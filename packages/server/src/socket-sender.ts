@@ -23,6 +23,13 @@ export class SocketSender {
   readonly #stallMs: number
   readonly #backpressureBytes: number
   #lastBuffered = 0
+  #heldBytes = 0
+  /** A PING frame to end each window of chunks with (native peers answer PONG), or null. */
+  readonly #ping: Uint8Array | null
+  readonly #windowBytes: number
+  #unacked = 0
+  #awaitingPong = false
+  #pongTimer: NodeJS.Timeout | null = null
   #drainWaiters: (() => void)[] = []
   #drainTimer: NodeJS.Timeout | null = null
   readonly #large: { chunks: Generator<Uint8Array>; remaining: number }[] = []
@@ -34,7 +41,15 @@ export class SocketSender {
   #nextMessageId = 1
   #stopped = false
 
-  constructor(ws: WebSocket, owner: SlowReaderTarget, options: { chunkBytes: number; maxBufferedBytes: number; slowReaderStallMs: number; backpressureBytes: number }) {
+  constructor(ws: WebSocket, owner: SlowReaderTarget, options: {
+    chunkBytes: number; maxBufferedBytes: number; slowReaderStallMs: number; backpressureBytes: number
+    /** Chunk bytes outstanding before a PING must be answered (0: no window). */
+    chunkWindowBytes?: number
+    ping?: Uint8Array | null
+  }) {
+    this.#ping = options.ping ?? null
+    this.#windowBytes = options.chunkWindowBytes ?? 0
+    if (this.#windowBytes <= 0) this.#ping = null
     this.#ws = ws
     this.#owner = owner
     this.#chunkBytes = options.chunkBytes
@@ -43,14 +58,28 @@ export class SocketSender {
     this.#backpressureBytes = options.backpressureBytes
   }
 
-  /** Bytes accepted but not yet read by the peer (as far as this process can tell). */
+  /** Bytes this socket costs the server until its peer reads them: queued, and held back (`hold`). */
   get pendingBytes(): number {
-    return this.#ws.bufferedAmount + this.#largeBytes
+    return this.#ws.bufferedAmount + this.#largeBytes + this.#heldBytes
   }
 
   /** Above the backpressure mark: callers hold presence and merge updates until `whenDrained`. */
   get congested(): boolean {
-    return this.pendingBytes > this.#backpressureBytes
+    return this.#ws.bufferedAmount + this.#largeBytes > this.#backpressureBytes
+  }
+
+  /**
+   * A caller holds back `bytes` for this socket (or releases them, negative).
+   * Held bytes count against `maxBufferedBytes`: beyond it the socket is closed
+   * as a slow reader. Returns false when it was.
+   */
+  hold(bytes: number): boolean {
+    this.#heldBytes = Math.max(0, this.#heldBytes + bytes)
+    if (bytes > 0 && this.pendingBytes > this.#maxBufferedBytes) {
+      this.#slow()
+      return false
+    }
+    return true
   }
 
   /** Call `fn` once the socket is back under the backpressure mark (checked every 20 ms). */
@@ -134,13 +163,42 @@ export class SocketSender {
 
   stop(): void {
     this.#stopped = true
+    if (this.#pongTimer !== null) clearTimeout(this.#pongTimer)
+    this.#pongTimer = null
     this.#clearDrain()
     this.#large.length = 0
     this.#largeBytes = 0
   }
 
+  /**
+   * The peer answered the PING sent after a window of chunks: it has processed
+   * them, so the next window may go.
+   */
+  pong(): void {
+    if (!this.#awaitingPong) return
+    this.#awaitingPong = false
+    this.#unacked = 0
+    this.#lastProgressAt = Date.now()
+    if (this.#pongTimer !== null) clearTimeout(this.#pongTimer)
+    this.#pongTimer = null
+    this.#pump()
+  }
+
   #pump(): void {
-    if (this.#chunkInFlight || this.#stopped) return
+    if (this.#chunkInFlight || this.#stopped || this.#awaitingPong) return
+    if (this.#ping !== null && this.#unacked >= this.#windowBytes && this.#large.length > 0) {
+      // Flow control: the kernel would take megabytes at once, and a small frame sent
+      // now would wait behind all of them at the reader. At most a window of chunks
+      // is outstanding: a PING follows it, and the next window waits for the PONG.
+      this.#awaitingPong = true
+      this.#ws.send(this.#ping, { binary: true })
+      this.#pongTimer = setTimeout(() => {
+        this.#pongTimer = null
+        if (this.#awaitingPong) this.#slow()
+      }, this.#stallMs)
+      this.#pongTimer.unref()
+      return
+    }
     while (this.#large.length > 0) {
       const entry = this.#large.shift()!
       const next = entry.chunks.next()
@@ -152,6 +210,7 @@ export class SocketSender {
       const sent = Math.min(this.#chunkBytes, entry.remaining)
       entry.remaining -= sent
       this.#largeBytes = Math.max(0, this.#largeBytes - sent)
+      this.#unacked += sent
       this.#chunkInFlight = true
       this.#ws.send(next.value, { binary: true }, () => {
         this.#chunkInFlight = false

@@ -105,6 +105,7 @@ export class YWebsocketConnection implements DocumentSession {
     // y-websocket has no in-band errors: over the limit, the socket is closed with 4529
     if (this.#limiter.check(data.length) !== 'ok') {
       this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', 'rate limit exceeded'))
+      this.#ws.pause()
       return
     }
     if (this.#lease === null) {
@@ -193,6 +194,10 @@ export class YWebsocketConnection implements DocumentSession {
     if (snapshot) this.#send(encodeYMessage({ type: 'awareness', update: snapshot }))
   }
 
+  get sender(): SocketSender {
+    return this.#sender
+  }
+
   get userId(): string | null {
     return this.#guard?.grant.userId ?? null
   }
@@ -222,7 +227,7 @@ export class YWebsocketConnection implements DocumentSession {
     if (error === undefined) this.#ws.close(1000)
     else this.#ws.close(error.closeCode ?? 1011, error.code)
     // a reader that is not reading will not complete the close handshake either
-    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER') setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
+    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER' || error?.code === 'CONCORD_ERR_LIMIT_RATE') setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
     this.dispose()
   }
 
