@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
 import { validateUpdate } from './update.js'
 
 function richUpdate(): Uint8Array {
@@ -72,5 +73,24 @@ describe('validateUpdate structural check', () => {
     b.getText('t').insert(3, 'z')
     b.getMap('m').set('k', new Y.Map())
     for (const u of updates) expect(validateUpdate(u)).toBeNull()
+  })
+})
+
+describe('validateUpdate: what the fuzzer found', () => {
+  it('refuses a delete range of length 0 (it decodes, but applying it throws mid-transaction)', () => {
+    // a delete set for client 5: one range at clock 2 with length 0
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, 0) // no structs
+    encoding.writeVarUint(e, 1) // one client in the delete set
+    encoding.writeVarUint(e, 5)
+    encoding.writeVarUint(e, 1) // one range
+    encoding.writeVarUint(e, 2)
+    encoding.writeVarUint(e, 0)
+    const update = encoding.toUint8Array(e)
+    expect(validateUpdate(update)).toMatch(/invalid range/)
+    // and indeed Yjs throws while applying it, which would force the server to reload the document
+    const doc = new Y.Doc()
+    doc.getText('t').insert(0, 'abc')
+    expect(() => Y.applyUpdate(doc, update)).toThrow()
   })
 })

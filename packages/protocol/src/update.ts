@@ -15,16 +15,31 @@ function isId(value: unknown): value is IdLike {
  * half-applied to a server document. The structural check refuses items that
  * refer to their own client at or after their own clock (as origin, right
  * origin or parent): such references cannot come from a real Yjs document and
- * make Yjs throw during integration.
+ * make Yjs throw during integration; and delete ranges or items of length 0,
+ * on which Yjs throws while applying.
  */
 export function validateUpdate(update: Uint8Array): string | null {
   let structs: unknown[]
+  let ds: { clients: Map<number, { clock: number; len: number }[]> }
   try {
-    structs = Y.decodeUpdate(update).structs
+    const decoded = Y.decodeUpdate(update)
+    structs = decoded.structs
+    ds = decoded.ds as unknown as typeof ds
   } catch (err) {
     return err instanceof Error ? err.message : String(err)
   }
+  // a delete range of length 0 decodes, but Yjs throws ("Unexpected case") while
+  // applying it, after the transaction has begun: the server would have to reload the document
+  for (const [client, ranges] of ds.clients) {
+    for (const r of ranges) {
+      if (!(r.len > 0) || !Number.isSafeInteger(r.clock + r.len) || r.clock < 0) {
+        return `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`
+      }
+    }
+  }
   for (const s of structs) {
+    const len = (s as { length?: number }).length
+    if (typeof len === 'number' && !(len > 0)) return 'an item of length 0'
     if (!(s instanceof Y.Item)) continue
     const { client, clock } = s.id
     for (const ref of [s.origin, s.rightOrigin, s.parent]) {
