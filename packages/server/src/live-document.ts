@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
 import { ConcordError, validateUpdate } from '@concord/protocol'
 import type { Logger } from 'pino'
@@ -37,6 +38,8 @@ export class LiveDocument {
   readonly #log: Logger
 
   #outbox: Outgoing[] = []
+  /** The state vector before the last transaction (from Yjs's afterTransaction). */
+  #beforeState: Map<number, number> | null = null
   #fanoutScheduled = false
   #changed = false
 
@@ -79,6 +82,7 @@ export class LiveDocument {
     this.#opts = opts
     this.#log = opts.logger
     this.ydoc.on('afterTransaction', (tr: Y.Transaction) => {
+      this.#beforeState = tr.beforeState
       if (tr.deleteSet.clients.size > 0 || !sameStateVector(tr.beforeState, tr.afterState)) this.#changed = true
     })
     this.awareness = new Awareness(ydoc)
@@ -274,11 +278,24 @@ export class LiveDocument {
       if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
       return
     }
-    this.#keepSince(update)
+    // What others receive is what this document integrated. An update that fully
+    // integrates (the common case) is forwarded as received. When Yjs held something
+    // back (missing dependencies), before or after, the forwarded update is the
+    // difference the transaction made: what is held back goes out only once it is
+    // integrated, so no client ever holds content the server has not integrated (a
+    // client that did could type next to it, and the server could never integrate that).
+    const holding = pendingStructs !== null || pendingDs !== null || store.pendingStructs !== null || store.pendingDs !== null
+    let forward: Uint8Array | null = update
+    if (holding) {
+      forward = this.#changed && this.#beforeState !== null ? Y.encodeStateAsUpdate(this.ydoc, encodeStateVectorOf(this.#beforeState)) : null
+    }
     this.#approxBytes += update.length
     this.#lastUpdateAt = Date.now()
     if (update.length >= LARGE_UPDATE_BYTES) this.#lastLargeAt = this.#lastUpdateAt
-    this.#enqueueFanout(update, session)
+    if (forward !== null) {
+      this.#keepSince(forward)
+      this.#enqueueFanout(forward, session)
+    }
     this.#append(update, session, seq)
   }
 
@@ -522,6 +539,17 @@ export const LARGE_DOCUMENT_BYTES = 256 * 1024
 
 function merge(items: Outgoing[]): Uint8Array {
   return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))
+}
+
+/** Encode a state vector held as a map (as Yjs's `encodeStateVector` would for a document in that state). */
+function encodeStateVectorOf(state: Map<number, number>): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeVarUint(e, state.size)
+  for (const [client, clock] of state) {
+    encoding.writeVarUint(e, client)
+    encoding.writeVarUint(e, clock)
+  }
+  return encoding.toUint8Array(e)
 }
 
 function sameStateVector(a: Map<number, number>, b: Map<number, number>): boolean {
