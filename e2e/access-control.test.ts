@@ -358,7 +358,15 @@ describe('onAuthenticate and onAuthorize', () => {
     expect(await raw.next(FRAME_KINDS.OPENED, 'app/notes')).toMatchObject({ role: 'write' })
     expect(await raw.next(FRAME_KINDS.ERROR, 'app/locked')).toMatchObject({ code: 'CONCORD_ERR_AUTH_FORBIDDEN', closed: true })
     expect(await raw.next(FRAME_KINDS.OPENED, 'app/view')).toMatchObject({ role: 'read' })
-    await server.server.options.authorizer.access.revokeUser('app', 'u1')
+    // an administrator's override comes and goes; the session returns to what onAuthorize granted
+    const access = server.server.options.authorizer.access
+    let mark = raw.frames.length
+    await access.setRole('app', 'u1', 'app/view', 'write')
+    expect(await raw.next(FRAME_KINDS.AUTH_STATE, 'app/view', mark)).toMatchObject({ role: 'write' })
+    mark = raw.frames.length
+    await access.setRole('app', 'u1', 'app/view', null)
+    expect(await raw.next(FRAME_KINDS.AUTH_STATE, 'app/view', mark)).toMatchObject({ role: 'read' })
+    await access.revokeUser('app', 'u1')
     expect(await raw.next(FRAME_KINDS.ERROR, 'app/notes')).toMatchObject({ code: 'CONCORD_ERR_AUTH_REVOKED' })
   })
 })

@@ -385,7 +385,8 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   #scheduleRefresh(expiresInMs: number): void {
     this.#cancelRefresh()
     if (expiresInMs <= 0) return
-    const delay = expiresInMs * 0.8
+    // (setTimeout holds at most 2^31 - 1 ms; a longer wait would fire at once)
+    const delay = Math.min(expiresInMs * 0.8, 2 ** 31 - 1)
     this.#refreshTimer = setTimeout(() => {
       this.#refreshTimer = null
       void this.#refresh()

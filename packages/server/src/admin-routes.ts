@@ -124,6 +124,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       if (caller.tenant !== null) {
         state.revokedUsers = state.revokedUsers.filter(u => u.tenant === caller.tenant)
         state.roles = state.roles.filter(r => r.tenant === caller.tenant)
+        state.revokedTokens = state.revokedTokens.filter(t => t.tenant === caller.tenant)
       }
       sendJson(res, 200, state)
       return
@@ -137,7 +138,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       if (!Number.isInteger(until) || until < 0) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'until must be a time in ms since the epoch')
       if ((user === undefined) === (tokenId === undefined)) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'give one of user, token or share')
       if (user !== undefined) await access.revokeUser(tenantOf(caller, body), user)
-      else await access.revokeToken(tokenId!, until)
+      else await access.revokeToken(tokenId!, until, caller.tenant)
       opts.logger.info({ user, tokenId, byTenant: caller.tenant }, 'revoked')
       sendJson(res, 200, { revoked: user !== undefined ? { user } : { id: tokenId } })
       return
@@ -148,6 +149,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       const user = str(body, 'user')
       if (user === undefined) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'user is required')
       const was = await access.reinstateUser(tenantOf(caller, body), user)
+      opts.logger.info({ user, byTenant: caller.tenant, reinstated: was }, 'reinstated')
       sendJson(res, 200, { reinstated: was })
       return
     }
@@ -180,6 +182,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       if (!Number.isInteger(expiresInSec) || expiresInSec <= 0 || expiresInSec > 365 * 86400) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'expiresInSec must be 1 s to 365 days')
       if (opts.signingSecret === null) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'this server verifies tokens with public keys and cannot sign share links; issue them where your private key is')
       const minted = await mintToken({ secret: opts.signingSecret, tenant, share: { doc: document, role }, expiresInSec })
+      opts.logger.info({ tenant, document, role, shareId: minted.id, expiresAt: minted.expiresAt }, 'share link created')
       sendJson(res, 201, minted)
       return
     }

@@ -37,6 +37,18 @@ describe('concord serve configuration', () => {
   })
 })
 
+describe('server options', () => {
+  it('lets the largest message through the rate limit whatever maxMessageBytes is', async () => {
+    const { resolveOptions } = await import('./options.js')
+    const { createMemoryStorage } = await import('./storage/memory-storage.js')
+    const { silentLogger } = await import('./logger.js')
+    const { AccessControl } = await import('./auth/access-control.js')
+    const o = resolveOptions({ auth: 'none', maxMessageBytes: 300 * 1024 * 1024 }, { storage: createMemoryStorage, logger: silentLogger, access: () => AccessControl.inMemory() })
+    expect(o.rateLimitBytesBurst).toBeGreaterThanOrEqual(300 * 1024 * 1024)
+    expect(() => resolveOptions({}, { storage: createMemoryStorage, logger: silentLogger, access: () => AccessControl.inMemory() })).toThrow(/choose how sessions are authenticated/)
+  })
+})
+
 describe('concord token', () => {
   it('mints a token that the server verifies, with the roles asked for', async () => {
     const minted = JSON.parse(await token(['--tenant', 'acme', '--user', 'ada', '--doc', 'acme/*=write', '--doc', 'acme/handbook=read', '--expires', '2h', '--json'], { CONCORD_AUTH_SECRET: SECRET })) as { token: string; expiresAt: number }

@@ -244,7 +244,8 @@ async function serve(argv: string[]): Promise<void> {
       : {}),
     maxDocumentBytes: config.maxDocumentBytes, maxConnectionsPerIp: config.maxConnectionsPerIp,
   })
-  logger.info({ auth: config.auth.mode, adminApi: config.adminToken !== undefined ? 'admin token and admin JWTs' : 'admin JWTs' }, 'authentication')
+  const adminApi = [config.adminToken !== undefined ? 'admin token' : null, config.auth.mode === 'none' ? null : 'admin JWTs'].filter(Boolean).join(' and ') || 'off'
+  logger.info({ auth: config.auth.mode, adminApi }, 'authentication')
   await server.listen(config.port, config.host)
   let stopping = false
   const stop = (signal: string): void => {
@@ -297,7 +298,7 @@ export async function token(argv: string[], env: NodeJS.ProcessEnv): Promise<str
   let share: { doc: string; role: Role } | undefined
   if (values.share !== undefined) {
     const role = values.role ?? 'read'
-    if (!isRole(role)) throw new UsageError(`invalid --role ${JSON.stringify(role)}`)
+    if (!isRole(role) || role === 'admin') throw new UsageError(`invalid --role ${JSON.stringify(role)}: a share link grants read or write`)
     if (!values.share.startsWith(`${tenant}/`)) throw new UsageError(`--share document must start with "${tenant}/"`)
     if (values.doc !== undefined) throw new UsageError('a share link carries one document: give --share or --doc, not both')
     share = { doc: values.share, role }

@@ -105,9 +105,15 @@ export interface ServerOptions {
   /** Frames one document may queue while its OPEN is authenticated and loaded. */
   maxQueuedMessagesBeforeOpen?: number
   maxQueuedBytesBeforeOpen?: number
-  /** A socket whose unsent bytes exceed this is closed (slow reader). */
+  /**
+   * What one socket may cost the server in bytes not yet read by its peer: the
+   * socket's queue plus what is held back for it while it is congested. Held
+   * bytes beyond this close it at once; a queue beyond it closes it once it has
+   * read nothing for `slowReaderStallMs` (or at once above four times this).
+   * The largest queued message (a big initial sync) is not counted.
+   */
   maxBufferedBytes?: number
-  /** ...once it has taken nothing for this long (or at once above four times the limit). */
+  /** See `maxBufferedBytes`. */
   slowReaderStallMs?: number
   /**
    * Above this many unsent bytes a socket is congested: its presence is held
@@ -209,6 +215,8 @@ export function resolveOptions(
   const rest = Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && !NOT_RESOLVED.has(k)))
   const resolved = {
     ...DEFAULTS,
+    // the byte burst must let the largest message through
+    rateLimitBytesBurst: Math.max(DEFAULTS.rateLimitBytesBurst, options.maxMessageBytes ?? 0),
     ...rest,
     storage: options.storage ?? fallbacks.storage(),
     logger: options.logger ?? fallbacks.logger(),

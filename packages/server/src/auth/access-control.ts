@@ -20,7 +20,7 @@ export interface AccessState {
   /** Users cut off (every token of theirs is refused) until reinstated. */
   revokedUsers: { tenant: string; userId: string; at: number }[]
   /** Token and share-link ids refused until `until` (ms since epoch; 0: for good). */
-  revokedTokens: { id: string; until: number; at: number }[]
+  revokedTokens: { id: string; until: number; at: number; tenant?: string | null }[]
   /** Per user and document pattern, a role that replaces what the token says. */
   roles: { tenant: string; userId: string; pattern: string; role: RoleOverride }[]
 }
@@ -104,10 +104,10 @@ export class AccessControl {
   }
 
   /** Refuse a token or share link by id until `until` (its expiry; 0: for good). */
-  async revokeToken(id: string, until = 0): Promise<void> {
+  async revokeToken(id: string, until = 0, tenant: string | null = null): Promise<void> {
     await this.#change(s => {
       s.revokedTokens = s.revokedTokens.filter(t => t.id !== id)
-      s.revokedTokens.push({ id, until, at: Date.now() })
+      s.revokedTokens.push({ id, until, at: Date.now(), tenant })
     })
     this.#emit({ kind: 'revoked-token', id })
   }
@@ -210,6 +210,13 @@ export function createFileAccessStore(file: string): AccessStore {
         await handle.close()
       }
       await rename(tmp, file)
+      // the rename itself must survive a power cut: sync the folder
+      const dir = await openFile(dirname(file), 'r')
+      try {
+        await dir.sync()
+      } finally {
+        await dir.close()
+      }
     },
   }
 }

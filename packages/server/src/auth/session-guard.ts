@@ -78,6 +78,9 @@ export class Authorizer {
       if (!isRole(role)) throw new TypeError('onAuthorize must return read, write, admin or null')
       grant.role = role
     }
+    // without an administrator's override, what the session was granted (onAuthorize included)
+    // is what it returns to when an override is later set and removed
+    if (override === null) grant.credentialRole = grant.role
     return grant
   }
 }
