@@ -284,9 +284,11 @@ export class LiveDocument {
     // difference the transaction made: what is held back goes out only once it is
     // integrated, so no client ever holds content the server has not integrated (a
     // client that did could type next to it, and the server could never integrate that).
-    const holding = pendingStructs !== null || pendingDs !== null || store.pendingStructs !== null || store.pendingDs !== null
+    // (Yjs leaves its pending state untouched when an update integrates fully, even while it
+    // holds other things back: then the update goes out as received, with no encoding)
+    const pendingChanged = store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate || store.pendingDs !== pendingDs
     let forward: Uint8Array | null = update
-    if (holding) {
+    if (pendingChanged) {
       forward = this.#changed && this.#beforeState !== null ? Y.encodeStateAsUpdate(this.ydoc, encodeStateVectorOf(this.#beforeState)) : null
     }
     this.#approxBytes += update.length
