@@ -40,7 +40,9 @@ async function serverProcess(args: string[]): Promise<ServerProcess> {
 
 
 describe('one noisy or hostile session does not hurt the others', () => {
-  it('a flood of 10,000 messages a second from one session is rate limited, then cut off; the room keeps p99 under 50 ms', async () => {
+  // Several busy processes share two cores; now and then an attempt lands a scheduling hiccup.
+  // A retry repeats the whole scenario (each attempt prints its figures).
+  it('a flood of 10,000 messages a second from one session is rate limited, then cut off; the room keeps p99 under 50 ms', { timeout: 60_000, retry: 2 }, async () => {
     const srv = await serverProcess([])
     const typist = client(srv.url).open('room')
     const watcher = client(srv.url).open('room')
@@ -68,9 +70,7 @@ describe('one noisy or hostile session does not hurt the others', () => {
     expect(p99).toBeLessThan(50)
     // refused updates left gaps, so later accepted ones wait for them; everyone holds the same document
     await waitFor(() => watcher.doc.getText('flood').toString() === typist.doc.getText('flood').toString() && watcher.doc.getText('flood').length >= 5_000)
-  // Several busy processes share two cores; now and then an attempt lands a scheduling hiccup.
-  // A retry repeats the whole scenario (each attempt prints its figures).
-  }, { timeout: 60_000, retry: 2 })
+  })
 
   it('a reader that stops reading stays within the memory bound and is closed with 1013, while its room keeps real-time latency', async () => {
     const maxBufferedBytes = 512 * 1024
