@@ -2,6 +2,19 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { DocHandle } from '@concord/client'
 import { waitFor } from './helpers.js'
+import { spawnServer, type ServerProcess } from './server-process.js'
+
+/** `concord serve --store memory` in a child process, stopped by `cleanups`; PROF=1 writes a CPU profile to /tmp/prof. */
+export async function memoryServerProcess(args: string[], cleanups: (() => unknown)[]): Promise<ServerProcess> {
+  const p = await spawnServer(['--store', 'memory', '--port', '0', ...args], {}, process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [])
+  cleanups.push(async () => {
+    if (p.child.exitCode === null) {
+      p.child.kill('SIGTERM')
+      await p.exited
+    }
+  })
+  return p
+}
 
 /** Client fixtures that run in processes of their own (as other users' machines would). */
 export const FIXTURES = {

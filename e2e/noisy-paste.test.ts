@@ -1,35 +1,17 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { setPriority } from 'node:os'
-import { spawnServer, type ServerProcess } from './server-process.js'
-import { childClient, FIXTURES, percentile } from './latency-helpers.js'
-
-
+import { childClient, FIXTURES, memoryServerProcess, percentile } from './latency-helpers.js'
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn()
 })
 
-
-
-async function serverProcess(args: string[]): Promise<ServerProcess> {
-  const p = await spawnServer(['--store', 'memory', '--port', '0', ...args], {}, process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [])
-  cleanups.push(async () => {
-    if (p.child.exitCode === null) {
-      p.child.kill('SIGTERM')
-      await p.exited
-    }
-  })
-  return p
-}
-
-
-
 describe('a noisy session', () => {
   // Four busy processes share two cores here; now and then an attempt lands a scheduling hiccup of
   // ~100 ms on the watcher. A retry repeats the whole scenario (each attempt prints its figures).
   it('a 5 MB paste is accepted in chunks without delaying the others\' edits and cursors by more than 100 ms', { timeout: 60_000, retry: 2 }, async () => {
-    const srv = await serverProcess([])
+    const srv = await memoryServerProcess([], cleanups)
     // three users, each in a process of their own (as in three browsers): a paster, a typist and a watcher
     const watcher = childClient(FIXTURES.watcher, [srv.url, 'room'], cleanups)
     const typist = childClient(FIXTURES.typist, [srv.url, 'room', '20'], cleanups)

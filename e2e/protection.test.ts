@@ -4,10 +4,7 @@ import { pino } from 'pino'
 import { FRAME_KINDS, encodeFrame } from '@concord/protocol'
 import type { ConcordClient } from '@concord/client'
 import { connectClient, RawNativeSocket, stalledNativeReader, startServer, waitFor, type RunningServer } from './helpers.js'
-import { spawnServer, type ServerProcess } from './server-process.js'
-import { childClient, FIXTURES, measureTyping, percentile } from './latency-helpers.js'
-
-
+import { childClient, FIXTURES, measureTyping, memoryServerProcess, percentile } from './latency-helpers.js'
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -26,24 +23,11 @@ async function server(options: Parameters<typeof startServer>[0] = {}): Promise<
   return s
 }
 
-async function serverProcess(args: string[]): Promise<ServerProcess> {
-  const p = await spawnServer(['--store', 'memory', '--port', '0', ...args], {}, process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [])
-  cleanups.push(async () => {
-    if (p.child.exitCode === null) {
-      p.child.kill('SIGTERM')
-      await p.exited
-    }
-  })
-  return p
-}
-
-
-
 describe('one noisy or hostile session does not hurt the others', () => {
   // Several busy processes share two cores; now and then an attempt lands a scheduling hiccup.
   // A retry repeats the whole scenario (each attempt prints its figures).
   it('a flood of 10,000 messages a second from one session is rate limited, then cut off; the room keeps p99 under 50 ms', { timeout: 60_000, retry: 2 }, async () => {
-    const srv = await serverProcess([])
+    const srv = await memoryServerProcess([], cleanups)
     const typist = client(srv.url).open('room')
     const watcher = client(srv.url).open('room')
     await Promise.all([typist.whenSynced(), watcher.whenSynced()])
