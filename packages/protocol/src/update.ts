@@ -19,6 +19,23 @@ function isId(value: unknown): value is IdLike {
  * on which Yjs throws while applying.
  */
 export function validateUpdate(update: Uint8Array): string | null {
+  return inspectUpdate(update).problem
+}
+
+/** What `inspectUpdate` finds: a problem (as `validateUpdate`), and the delete ranges by client. */
+export interface UpdateInspection {
+  problem: string | null
+  deletes: Map<number, { clock: number; len: number }[]>
+}
+
+/** `validateUpdate`, also returning the update's delete ranges (one decode for both). */
+export function inspectUpdate(update: Uint8Array): UpdateInspection {
+  const r = inspect(update)
+  return r
+}
+
+function inspect(update: Uint8Array): UpdateInspection {
+  const none = new Map<number, { clock: number; len: number }[]>()
   let structs: unknown[]
   let ds: { clients: Map<number, { clock: number; len: number }[]> }
   try {
@@ -26,27 +43,27 @@ export function validateUpdate(update: Uint8Array): string | null {
     structs = decoded.structs
     ds = decoded.ds as unknown as typeof ds
   } catch (err) {
-    return err instanceof Error ? err.message : String(err)
+    return { problem: err instanceof Error ? err.message : String(err), deletes: none }
   }
   // a delete range of length 0 decodes, but Yjs throws ("Unexpected case") while
   // applying it, after the transaction has begun: the server would have to reload the document
   for (const [client, ranges] of ds.clients) {
     for (const r of ranges) {
       if (!(r.len > 0) || !Number.isSafeInteger(r.clock + r.len) || r.clock < 0) {
-        return `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`
+        return { problem: `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`, deletes: none }
       }
     }
   }
   for (const s of structs) {
     const len = (s as { length?: number }).length
-    if (typeof len === 'number' && !(len > 0)) return 'an item of length 0'
+    if (typeof len === 'number' && !(len > 0)) return { problem: 'an item of length 0', deletes: none }
     if (!(s instanceof Y.Item)) continue
     const { client, clock } = s.id
     for (const ref of [s.origin, s.rightOrigin, s.parent]) {
       if (isId(ref) && ref.client === client && ref.clock >= clock) {
-        return `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`
+        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`, deletes: none }
       }
     }
   }
-  return null
+  return { problem: null, deletes: ds.clients }
 }

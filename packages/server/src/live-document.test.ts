@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
 import type { ConcordError, Role } from '@concord/protocol'
 import { LiveDocument } from './live-document.js'
 import { createMemoryStorage } from './storage/memory-storage.js'
@@ -306,5 +307,44 @@ describe('LiveDocument initial sync of a large document', () => {
     expect(reply.step2.length).toBeGreaterThanOrEqual(256 * 1024)
     const peer = replay([...reply.updates, reply.step2])
     expect(peer.getText('t').toString()).toBe(author.getText('t').toString())
+  })
+})
+
+describe('LiveDocument refuses deletions of what it does not have yet', () => {
+  it('a delete of clocks beyond the document is refused (it would wait and erase them when they arrive); deleting what the same update inserts is fine', async () => {
+    const storage = createMemoryStorage()
+    const doc = await load(storage)
+    const mallory = new FakeSession('mallory')
+    const honest = new FakeSession('honest')
+    doc.addSession(mallory)
+    doc.addSession(honest)
+    // honest text from client 7, of which the server has the first update only
+    const author = new Y.Doc()
+    author.clientID = 7
+    const [first, second] = updatesOf(d => {
+      d.getText('t').insert(0, 'abc')
+      d.getText('t').insert(3, 'def')
+    }, author)
+    doc.applyUpdate(honest, 1, first!)
+    // a delete of 7:0..6 (the second half is not there yet)
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, 0)
+    encoding.writeVarUint(e, 1)
+    encoding.writeVarUint(e, 7)
+    encoding.writeVarUint(e, 1)
+    encoding.writeVarUint(e, 0)
+    encoding.writeVarUint(e, 6)
+    doc.applyUpdate(mallory, 5, encoding.toUint8Array(e))
+    expect(mallory.errors).toEqual([{ code: 'CONCORD_ERR_UPDATE_OUT_OF_ORDER', seq: 5, closed: false }])
+    doc.applyUpdate(honest, 2, second!)
+    expect(doc.ydoc.getText('t').toString()).toBe('abcdef')
+    // an offline client that typed and erased in one update
+    const offline = new Y.Doc()
+    offline.getText('t').insert(0, 'typo')
+    offline.getText('t').delete(0, 4)
+    offline.getText('t').insert(0, 'ok ')
+    doc.applyUpdate(honest, 3, Y.encodeStateAsUpdate(offline))
+    expect(honest.errors).toEqual([])
+    expect(doc.ydoc.getText('t').toString()).toContain('ok ')
   })
 })

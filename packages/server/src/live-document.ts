@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
-import { ConcordError, validateUpdate } from '@concord/protocol'
+import { ConcordError, inspectUpdate } from '@concord/protocol'
 import type { Logger } from 'pino'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentSession } from './document-session.js'
@@ -247,10 +247,26 @@ export class LiveDocument {
         `the document already holds ${this.#waitingUpdates} updates waiting for missing changes; send those first`, { document: this.name }), seq, false)
       return
     }
-    const problem = validateUpdate(update)
+    const { problem, deletes } = inspectUpdate(update)
     if (problem !== null) {
       session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${problem}`, { document: this.name }), seq, false)
       return
+    }
+    // Deleting what the document does not have yet (clocks beyond its state) would be kept by Yjs
+    // and applied whenever those clocks arrive: a writer could delete other people's future text
+    // here, and only here. A client deletes only what it has, and sends its own inserts first.
+    let ownEnds: Map<number, number> | null = null
+    for (const [client, ranges] of deletes) {
+      // what the update itself inserts may be deleted by it too (typed and erased offline)
+      ownEnds ??= Y.parseUpdateMeta(update).to
+      const state = Math.max(Y.getState(this.ydoc.store, client), ownEnds.get(client) ?? 0)
+      for (const r of ranges) {
+        if (r.clock + r.len > state) {
+          session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
+            `the update deletes ${client}:${r.clock}+${r.len}, beyond what the document has of that client (${state}); send those changes first`, { document: this.name }), seq, false)
+          return
+        }
+      }
     }
     const store = this.ydoc.store
     // Yjs merges into an existing pendingStructs object in place, so compare its update too
@@ -370,7 +386,9 @@ export class LiveDocument {
   #fail(err: unknown, code: 'CONCORD_ERR_STORAGE_WRITE_FAILED' | 'CONCORD_ERR_DOC_RESET' = 'CONCORD_ERR_STORAGE_WRITE_FAILED'): void {
     if (this.#failed) return
     this.#failed = true
-    this.#log.error({ err, document: this.name, code }, 'document failed; closing its sessions so clients re-send unacked updates')
+    // a storage failure is the server's problem (error); an update Yjs could not integrate came
+    // from a client, and reloading the document is the designed answer (warn)
+    this.#log[code === 'CONCORD_ERR_DOC_RESET' ? 'warn' : 'error']({ err, document: this.name, code }, 'document failed; closing its sessions so clients re-send unacked updates')
     const error = code === 'CONCORD_ERR_DOC_RESET'
       ? new ConcordError(code, 'the document was reloaded from its log; open it again', { document: this.name, cause: err })
       : new ConcordError(code, `storage failed: ${errorMessage(err)}`, { document: this.name, cause: err })
