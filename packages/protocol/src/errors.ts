@@ -80,7 +80,7 @@ export const ERROR_CODES = {
   },
   CONCORD_ERR_UPDATE_OUT_OF_ORDER: {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
-    description: 'The update depends on changes the server does not have, and the document already holds the most such updates it keeps waiting. It was not applied; send the missing changes first (the JS client re-sends everything unacked after a pause).',
+    description: 'The update depends on changes the server does not have: it deletes items the document does not have yet, or the document already holds the most updates it keeps waiting for missing changes. It was not applied; send the missing changes first (the JS client re-sends everything unacked after a pause).',
   },
   CONCORD_ERR_AWARENESS_MALFORMED: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,

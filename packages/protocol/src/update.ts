@@ -22,20 +22,18 @@ export function validateUpdate(update: Uint8Array): string | null {
   return inspectUpdate(update).problem
 }
 
-/** What `inspectUpdate` finds: a problem (as `validateUpdate`), and the delete ranges by client. */
+/** What `inspectUpdate` finds: a problem (as `validateUpdate`), the delete ranges, and where the update's own items end. */
 export interface UpdateInspection {
   problem: string | null
   deletes: Map<number, { clock: number; len: number }[]>
+  /** Per client, the clock just after the last item the update carries. */
+  ends: Map<number, number>
 }
 
-/** `validateUpdate`, also returning the update's delete ranges (one decode for both). */
+/** `validateUpdate`, also returning what the update deletes and inserts (one decode for all). */
 export function inspectUpdate(update: Uint8Array): UpdateInspection {
-  const r = inspect(update)
-  return r
-}
-
-function inspect(update: Uint8Array): UpdateInspection {
   const none = new Map<number, { clock: number; len: number }[]>()
+  const ends = new Map<number, number>()
   let structs: unknown[]
   let ds: { clients: Map<number, { clock: number; len: number }[]> }
   try {
@@ -43,27 +41,29 @@ function inspect(update: Uint8Array): UpdateInspection {
     structs = decoded.structs
     ds = decoded.ds as unknown as typeof ds
   } catch (err) {
-    return { problem: err instanceof Error ? err.message : String(err), deletes: none }
+    return { problem: err instanceof Error ? err.message : String(err), deletes: none, ends }
   }
   // a delete range of length 0 decodes, but Yjs throws ("Unexpected case") while
   // applying it, after the transaction has begun: the server would have to reload the document
   for (const [client, ranges] of ds.clients) {
     for (const r of ranges) {
       if (!(r.len > 0) || !Number.isSafeInteger(r.clock + r.len) || r.clock < 0) {
-        return { problem: `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`, deletes: none }
+        return { problem: `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`, deletes: none, ends }
       }
     }
   }
   for (const s of structs) {
     const len = (s as { length?: number }).length
-    if (typeof len === 'number' && !(len > 0)) return { problem: 'an item of length 0', deletes: none }
+    if (typeof len === 'number' && !(len > 0)) return { problem: 'an item of length 0', deletes: none, ends }
+    const id = (s as { id?: IdLike }).id
+    if (id !== undefined && typeof len === 'number') ends.set(id.client, Math.max(ends.get(id.client) ?? 0, id.clock + len))
     if (!(s instanceof Y.Item)) continue
     const { client, clock } = s.id
     for (const ref of [s.origin, s.rightOrigin, s.parent]) {
       if (isId(ref) && ref.client === client && ref.clock >= clock) {
-        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`, deletes: none }
+        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`, deletes: none, ends }
       }
     }
   }
-  return { problem: null, deletes: ds.clients }
+  return { problem: null, deletes: ds.clients, ends }
 }

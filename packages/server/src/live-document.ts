@@ -247,7 +247,7 @@ export class LiveDocument {
         `the document already holds ${this.#waitingUpdates} updates waiting for missing changes; send those first`, { document: this.name }), seq, false)
       return
     }
-    const { problem, deletes } = inspectUpdate(update)
+    const { problem, deletes, ends } = inspectUpdate(update)
     if (problem !== null) {
       session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${problem}`, { document: this.name }), seq, false)
       return
@@ -255,11 +255,9 @@ export class LiveDocument {
     // Deleting what the document does not have yet (clocks beyond its state) would be kept by Yjs
     // and applied whenever those clocks arrive: a writer could delete other people's future text
     // here, and only here. A client deletes only what it has, and sends its own inserts first.
-    let ownEnds: Map<number, number> | null = null
     for (const [client, ranges] of deletes) {
       // what the update itself inserts may be deleted by it too (typed and erased offline)
-      ownEnds ??= Y.parseUpdateMeta(update).to
-      const state = Math.max(Y.getState(this.ydoc.store, client), ownEnds.get(client) ?? 0)
+      const state = Math.max(Y.getState(this.ydoc.store, client), ends.get(client) ?? 0)
       for (const r of ranges) {
         if (r.clock + r.len > state) {
           session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
