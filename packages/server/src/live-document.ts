@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
-import { ConcordError, inspectUpdate } from '@concord/protocol'
+import { ConcordError, inspectUpdate, type UpdateInspection } from '@concord/protocol'
 import type { Logger } from 'pino'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentSession } from './document-session.js'
@@ -17,6 +17,12 @@ export interface LiveDocumentOptions {
   maxDocumentBytes?: number
   /** Called once when the document can no longer guarantee durability (storage failed). */
   onFailed?: (document: LiveDocument, error: unknown) => void
+}
+
+interface Incoming {
+  session: DocumentSession | null
+  seq: number
+  update: Uint8Array
 }
 
 interface Outgoing {
@@ -38,6 +44,8 @@ export class LiveDocument {
   readonly #log: Logger
 
   #outbox: Outgoing[] = []
+  #incoming: Incoming[] = []
+  #incomingScheduled = false
   /** The state vector before the last transaction (from Yjs's afterTransaction). */
   #beforeState: Map<number, number> | null = null
   #fanoutScheduled = false
@@ -136,11 +144,13 @@ export class LiveDocument {
   }
 
   stateVector(): Uint8Array {
+    this.#drainIncoming()
     return Y.encodeStateVector(this.ydoc)
   }
 
   /** What a peer with `stateVector` is missing, as one update. */
   diff(stateVector?: Uint8Array): Uint8Array {
+    this.#drainIncoming()
     return Y.encodeStateAsUpdate(this.ydoc, stateVector)
   }
 
@@ -152,6 +162,7 @@ export class LiveDocument {
    * freshly encoded diff. Throws when the state vector cannot be decoded.
    */
   syncReply(stateVector?: Uint8Array): { updates: Uint8Array[]; step2: Uint8Array } {
+    this.#drainIncoming()
     if (this.#base !== null && this.#holdsLittle(stateVector)) {
       const updates: Uint8Array[] = []
       for (let i = 0; i < this.#since.length; i += MERGE_GROUP) {
@@ -227,45 +238,78 @@ export class LiveDocument {
   }
 
   /**
+   * Queue an update from a connection. Everything queued while one socket read is
+   * handled (a microtask later) is applied in one Yjs transaction and goes out as
+   * one update: a fast writer's hundreds of small updates per read cost one
+   * transaction, not hundreds. Reads of the document's state apply the queue first.
+   */
+  enqueueUpdate(session: DocumentSession | null, seq: number, update: Uint8Array): void {
+    this.#incoming.push({ session, seq, update })
+    if (this.#incomingScheduled) return
+    this.#incomingScheduled = true
+    queueMicrotask(this.#drainIncoming)
+  }
+
+  /**
    * The edit path. `seq` is the client's number for this update (0: no ack wanted).
    * The caller has checked that `session` may write.
    */
   applyUpdate(session: DocumentSession | null, seq: number, update: Uint8Array): void {
+    this.#drainIncoming()
+    this.#applyOne(session, seq, update)
+  }
+
+  readonly #drainIncoming = (): void => {
+    this.#incomingScheduled = false
+    const items = this.#incoming
+    if (items.length === 0) return
+    this.#incoming = []
+    if (items.length === 1) this.#applyOne(items[0]!.session, items[0]!.seq, items[0]!.update)
+    else this.#applyBatch(items)
+  }
+
+  /** The checks an update must pass before Yjs sees it; reports a refusal to the sender and returns null. */
+  #admit(session: DocumentSession | null, seq: number, update: Uint8Array): UpdateInspection | null {
     if (this.#failed || this.#destroyed) {
       session?.documentError(new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name }), seq, true)
-      return
+      return null
     }
     const max = this.#opts.maxDocumentBytes
     if (max !== undefined && this.#approxBytes + update.length > max) {
       session?.documentError(new ConcordError('CONCORD_ERR_LIMIT_DOCUMENT_SIZE',
         `the document would exceed ${max} bytes; the update was not applied`, { document: this.name }), seq, false)
-      return
+      return null
     }
     if (this.#waitingUpdates >= MAX_WAITING_UPDATES && this.ydoc.store.pendingStructs !== null && this.#wouldWait(update)) {
       // each update Yjs must hold costs a merge with everything held: bound how many
       session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
         `the document already holds ${this.#waitingUpdates} updates waiting for missing changes; send those first`, { document: this.name }), seq, false)
-      return
+      return null
     }
-    const { problem, deletes, ends } = inspectUpdate(update)
-    if (problem !== null) {
-      session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${problem}`, { document: this.name }), seq, false)
-      return
+    const inspection = inspectUpdate(update)
+    if (inspection.problem !== null) {
+      session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${inspection.problem}`, { document: this.name }), seq, false)
+      return null
     }
     // Deleting what the document does not have yet (clocks beyond its state) would be kept by Yjs
     // and applied whenever those clocks arrive: a writer could delete other people's future text
     // here, and only here. A client deletes only what it has, and sends its own inserts first.
-    for (const [client, ranges] of deletes) {
+    for (const [client, ranges] of inspection.deletes) {
       // what the update itself inserts may be deleted by it too (typed and erased offline)
-      const state = Math.max(Y.getState(this.ydoc.store, client), ends.get(client) ?? 0)
+      const state = Math.max(Y.getState(this.ydoc.store, client), inspection.ends.get(client) ?? 0)
       for (const r of ranges) {
         if (r.clock + r.len > state) {
           session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
             `the update deletes ${client}:${r.clock}+${r.len}, beyond what the document has of that client (${state}); send those changes first`, { document: this.name }), seq, false)
-          return
+          return null
         }
       }
     }
+    return inspection
+  }
+
+  #applyOne(session: DocumentSession | null, seq: number, update: Uint8Array): void {
+    if (this.#admit(session, seq, update) === null) return
     const store = this.ydoc.store
     // Yjs merges into an existing pendingStructs object in place, so compare its update too
     const pendingStructs = store.pendingStructs
@@ -283,10 +327,10 @@ export class LiveDocument {
       this.#fail(err, 'CONCORD_ERR_DOC_RESET')
       return
     }
-    const changed = this.#changed || store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate ||
+    const pendingChanged = store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate ||
       store.pendingDs !== pendingDs
-    if (store.pendingStructs === null) this.#waitingUpdates = 0
-    else if (store.pendingStructs !== pendingStructs || store.pendingStructs.update !== pendingUpdate) this.#waitingUpdates++
+    const changed = this.#changed || pendingChanged
+    this.#countWaiting(pendingStructs, pendingUpdate)
     if (!changed) {
       // nothing new: ack once whatever carried this content before is durable
       if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
@@ -300,19 +344,98 @@ export class LiveDocument {
     // client that did could type next to it, and the server could never integrate that).
     // (Yjs leaves its pending state untouched when an update integrates fully, even while it
     // holds other things back: then the update goes out as received, with no encoding)
-    const pendingChanged = store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate || store.pendingDs !== pendingDs
     let forward: Uint8Array | null = update
     if (pendingChanged) {
       forward = this.#changed && this.#beforeState !== null ? Y.encodeStateAsUpdate(this.ydoc, encodeStateVectorOf(this.#beforeState)) : null
     }
+    this.#noteApplied(update)
+    if (forward !== null) {
+      this.#keepSince(forward)
+      // content Yjs held back may have come from others, and the sender may lack it too
+      this.#enqueueFanout(forward, pendingChanged ? null : session)
+    }
+    this.#append(update, session, seq)
+  }
+
+  /**
+   * Several updates in one Yjs transaction. Each is checked, appended and acked on
+   * its own (the log keeps one row per client update); what goes out is the one
+   * update Yjs encodes for the whole transaction: exactly what it integrated.
+   */
+  #applyBatch(items: Incoming[]): void {
+    const store = this.ydoc.store
+    const out: Uint8Array[] = []
+    const onUpdate = (u: Uint8Array): void => { out.push(u) }
+    let origin: DocumentSession | null | undefined
+    let resetBy: unknown = null
+    let anyPendingChanged = false
+    this.ydoc.on('update', onUpdate)
+    try {
+      this.ydoc.transact(tr => {
+        for (const { session, seq, update } of items) {
+          if (resetBy !== null) {
+            session?.documentError(new ConcordError('CONCORD_ERR_DOC_RESET', 'the document was reloaded from its log; open it again', { document: this.name }), seq, false)
+            continue
+          }
+          const inspection = this.#admit(session, seq, update)
+          if (inspection === null) continue
+          const pendingStructs = store.pendingStructs
+          const pendingUpdate = store.pendingStructs?.update
+          const pendingDs = store.pendingDs
+          const states: number[] = []
+          for (const client of inspection.ends.keys()) states.push(Y.getState(store, client))
+          const deleted: number[] = []
+          for (const client of inspection.deletes.keys()) deleted.push(tr.deleteSet.clients.get(client)?.length ?? 0)
+          try {
+            Y.applyUpdate(this.ydoc, update, session)
+          } catch (err) {
+            session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update could not be integrated: ${errorMessage(err)}`, { document: this.name }), seq, false)
+            resetBy = err
+            continue
+          }
+          const pendingChanged = store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate ||
+            store.pendingDs !== pendingDs
+          this.#countWaiting(pendingStructs, pendingUpdate)
+          let changed = pendingChanged
+          let i = 0
+          for (const client of inspection.ends.keys()) if (!changed && Y.getState(store, client) > states[i++]!) changed = true
+          i = 0
+          for (const client of inspection.deletes.keys()) if (!changed && (tr.deleteSet.clients.get(client)?.length ?? 0) > deleted[i++]!) changed = true
+          if (!changed) {
+            if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
+            continue
+          }
+          if (pendingChanged) anyPendingChanged = true
+          origin = origin === undefined || origin === session ? session : null
+          this.#noteApplied(update)
+          this.#append(update, session, seq)
+        }
+      }, items[0]!.session)
+    } catch (err) {
+      resetBy ??= err
+    } finally {
+      this.ydoc.off('update', onUpdate)
+    }
+    if (resetBy !== null) {
+      this.#fail(resetBy, 'CONCORD_ERR_DOC_RESET')
+      return
+    }
+    for (const u of out) {
+      this.#keepSince(u)
+      this.#enqueueFanout(u, anyPendingChanged ? null : origin ?? null)
+    }
+  }
+
+  #countWaiting(pendingStructs: unknown, pendingUpdate: Uint8Array | undefined): void {
+    const store = this.ydoc.store
+    if (store.pendingStructs === null) this.#waitingUpdates = 0
+    else if (store.pendingStructs !== pendingStructs || store.pendingStructs.update !== pendingUpdate) this.#waitingUpdates++
+  }
+
+  #noteApplied(update: Uint8Array): void {
     this.#approxBytes += update.length
     this.#lastUpdateAt = Date.now()
     if (update.length >= LARGE_UPDATE_BYTES) this.#lastLargeAt = this.#lastUpdateAt
-    if (forward !== null) {
-      this.#keepSince(forward)
-      this.#enqueueFanout(forward, session)
-    }
-    this.#append(update, session, seq)
   }
 
   /** Relay a presence update from `session` (throttled, coalesced per room). */
@@ -326,12 +449,14 @@ export class LiveDocument {
 
   /** Resolves when every update applied so far is durable. */
   whenFlushed(): Promise<void> {
+    this.#drainIncoming()
     if (this.#inFlight === 0) return Promise.resolve()
     return new Promise(resolve => this.#flushWaiters.push(resolve))
   }
 
   destroy(): void {
     if (this.#destroyed) return
+    this.#drainIncoming()
     this.#destroyed = true
     if (this.#compactTimer) clearTimeout(this.#compactTimer)
     if (this.#presenceTimer) clearTimeout(this.#presenceTimer)

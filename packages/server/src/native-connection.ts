@@ -472,7 +472,7 @@ class NativeDocSession implements DocumentSession {
           this.documentError(new ConcordError('CONCORD_ERR_AUTH_FORBIDDEN', 'this session may only read the document'), seq, false)
           return
         }
-        doc.applyUpdate(this, seq, frame.update)
+        doc.enqueueUpdate(this, seq, frame.update)
         return
       }
       case FRAME_KINDS.AWARENESS:

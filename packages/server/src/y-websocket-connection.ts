@@ -157,7 +157,7 @@ export class YWebsocketConnection implements DocumentSession {
           this.#send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
           return
         }
-        doc.applyUpdate(this, 0, message.update)
+        doc.enqueueUpdate(this, 0, message.update)
         return
       case 'awareness':
         doc.applyAwareness(this, message.update)

@@ -9,7 +9,11 @@ export class GroupCommit<T, R> {
   #queue: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[] = []
   #inFlight = false
   #scheduled = false
-  readonly #outstanding = new Set<Promise<R>>()
+  /** Items enqueued so far, and items whose batch has finished (committed or failed). */
+  #enqueued = 0
+  #finished = 0
+  /** Barriers waiting for `#finished` to reach their target; a failed batch fails the barriers it covers. */
+  #barriers: { target: number; resolve: () => void; reject: (e: unknown) => void }[] = []
 
   /**
    * `lingerMs`: how long the first item of an idle queue waits for company
@@ -23,24 +27,23 @@ export class GroupCommit<T, R> {
 
   /** Items enqueued and not yet committed. */
   get outstanding(): number {
-    return this.#outstanding.size
+    return this.#enqueued - this.#finished
   }
 
   enqueue(item: T): Promise<R> {
     const p = new Promise<R>((resolve, reject) => {
       this.#queue.push({ item, resolve, reject })
     })
-    this.#outstanding.add(p)
-    const forget = (): void => { this.#outstanding.delete(p) }
-    p.then(forget, forget)
+    this.#enqueued++
     this.#schedule()
     return p
   }
 
   /** Resolves when everything enqueued so far has been committed; rejects if any of it failed. */
-  async barrier(): Promise<void> {
-    if (this.#outstanding.size === 0) return
-    await Promise.all([...this.#outstanding])
+  barrier(): Promise<void> {
+    const target = this.#enqueued
+    if (this.#finished >= target) return Promise.resolve()
+    return new Promise((resolve, reject) => this.#barriers.push({ target, resolve, reject }))
   }
 
   #schedule(): void {
@@ -59,14 +62,33 @@ export class GroupCommit<T, R> {
     const batch = this.#queue
     this.#queue = []
     this.#inFlight = true
+    const from = this.#finished
+    let error: unknown = null
+    let failed = false
     try {
       const results = await this.#commit(batch.map(b => b.item))
       for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i] as R)
     } catch (err) {
+      failed = true
+      error = err
       for (const b of batch) b.reject(err)
     } finally {
+      this.#finished = from + batch.length
+      this.#settleBarriers(failed, error, from)
       this.#inFlight = false
       if (this.#queue.length > 0) void this.#run()
     }
+  }
+
+  #settleBarriers(failed: boolean, error: unknown, batchStart: number): void {
+    if (this.#barriers.length === 0) return
+    const waiting: { target: number; resolve: () => void; reject: (e: unknown) => void }[] = []
+    for (const b of this.#barriers) {
+      // a barrier covers this batch if it was set after the batch's first item was enqueued
+      if (failed && b.target > batchStart) b.reject(error)
+      else if (this.#finished >= b.target) b.resolve()
+      else waiting.push(b)
+    }
+    this.#barriers = waiting
   }
 }

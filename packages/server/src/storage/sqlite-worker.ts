@@ -1,9 +1,10 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { SqliteLog, type SqliteStorageOptions } from './sqlite-log.js'
+import { unpackAppendBatch, type PackedAppendBatch } from './append-packing.js'
 
 /** Worker-thread side of the SQLite adapter: owns the database, answers requests in order. */
 export type SqliteRequest =
-  | { id: number; op: 'append'; batch: Parameters<SqliteLog['append']>[0] }
+  | { id: number; op: 'append'; packed: PackedAppendBatch }
   | { id: number; op: 'load'; document: string }
   | { id: number; op: 'compact'; document: string; snapshot: Uint8Array; upToSeq: number }
   | { id: number; op: 'delete'; document: string }
@@ -31,9 +32,11 @@ port.on('message', (req: SqliteRequest) => {
     if (log === null) throw openError ?? new Error('database is closed')
     let value: unknown
     switch (req.op) {
-      case 'append':
-        value = log.append(req.batch)
-        break
+      case 'append': {
+        const seqs = Float64Array.from(log.append(unpackAppendBatch(req.packed)))
+        port.postMessage({ id: req.id, ok: true, value: seqs } satisfies SqliteResponse, [seqs.buffer])
+        return
+      }
       case 'load':
         value = log.load(req.document)
         break
