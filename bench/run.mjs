@@ -1,77 +1,122 @@
 #!/usr/bin/env node
-// Runs the same benchmark scenarios against Concord and the y-websocket
-// reference server in one run and prints a markdown table (stdout and
-// bench/results/latest.md). Progress goes to stderr. See bench/README.md.
+// Runs the same benchmark scenarios against Concord, Hocuspocus and the
+// y-websocket reference server in one run (or against any server URL) and
+// writes a markdown report with SVG charts (bench/results/). Progress goes to
+// stderr. See bench/README.md. `concord bench` runs this script.
 import { parseArgs } from 'node:util'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
 import { tmpdir, cpus, totalmem, availableParallelism, release } from 'node:os'
-import { join, relative, resolve, dirname } from 'node:path'
+import { join, relative, resolve, dirname, basename } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
-import { startServer, freePort, splitCommand, fillTemplate, killAllChildren, HOST, CLK_TCK, openFileLimit } from './lib/server-proc.mjs'
+import { startServer, freePort, splitCommand, fillTemplate, killAllChildren, HOST, CLK_TCK, openFileLimit, readCpuTicks, readRssKB } from './lib/server-proc.mjs'
 import { fmt } from './lib/stats.mjs'
-import * as trace from './scenarios/trace.mjs'
-import * as fanout from './scenarios/fanout.mjs'
-import * as memory from './scenarios/memory.mjs'
+import { progress } from './lib/progress.mjs'
+import { latencyHistogram, timeSeries, barChart } from './lib/svg.mjs'
+import { PROTOCOLS } from './lib/clients.mjs'
+import { traceScenario, throughput } from './scenarios/stream.mjs'
+import { fanoutScenario } from './scenarios/fanout.mjs'
+import { memoryScenario } from './scenarios/memory.mjs'
+import * as coldload from './scenarios/coldload.mjs'
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const repoRoot = resolve(benchDir, '..')
 const require = createRequire(import.meta.url)
-
 // ---------- options ----------
 
-const HELP = `usage: node bench/run.mjs [options]
+const ALL_SERVERS = ['concord', 'concord-native', 'hocuspocus', 'reference']
+const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy']
+const DEFAULT_SCENARIOS = ALL_SCENARIOS
 
-  --only <servers>        concord, reference, or concord,reference (default: both)
-  --scenario <list>       trace, fanout, memory, comma-separated (default: all three)
-  --workers <n>           load-generator worker threads for fanout/memory (default: ${Math.min(4, Math.max(2, availableParallelism()))})
-  --out <file>            markdown output (default: bench/results/latest.md)
+const HELP = `usage: node bench/run.mjs [options]      (or: concord bench [options], npm run bench -- [options])
 
-trace replay
-  --trace <file>          trace (default: ../shared/traces/automerge-paper.json.gz from the repo root)
-  --txns <n>              replay only the first n txns (default: all)
-  --timeout <s>           give up after this many seconds (default: 600)
+  --quick                 small sizes for every scenario (about two minutes for three servers)
+  --only <servers>        any of ${ALL_SERVERS.join(', ')} (default: concord,hocuspocus,reference)
+                          concord speaks y-websocket like the peers; concord-native is the same server
+                          over Concord's native protocol (durable acks counted)
+  --scenario <list>       any of ${ALL_SCENARIOS.join(', ')} (default: all)
+  --url <ws://host:port>  run against a server that is already running (loopback only), instead of
+                          starting servers; with --protocol, and --server-pid for CPU and memory figures
+  --protocol <p>          with --url: ${PROTOCOLS.join(', ')} (default: y-websocket)
+  --server-pid <pid>      with --url: the server's process id (CPU and RSS are read from /proc)
+  --workers <n>           load-generator worker threads (default: ${Math.min(4, Math.max(2, availableParallelism()))})
+  --out <file>            markdown report (default: bench/results/latest.md); charts go next to it
+
+trace replay (trace: automerge-paper, trace-blog: seph-blog1)
+  --trace <file>          default: ../shared/traces/automerge-paper.json.gz from the repo root
+  --trace-blog <file>     default: ../shared/traces/seph-blog1.json.gz
+  --txns <n>              replay only the first n txns of each trace (default: all; --quick: 20000)
+  --timeout <s>           a stream gives up after this many seconds (default: 600)
+
+throughput (1 writer, N listeners)
+  --typing <n>            single-character updates sent (default: 100000; --quick: 20000)
+  --listeners <n>         listeners (default: 10)
 
 fan-out latency
-  --rooms <n>             rooms (default: 50)
-  --clients <n>           clients per room (default: 10)
-  --rate <n>              updates per second per client (default: 2)
-  --duration <s>          sending time (default: 20)
+  --rooms <n> --clients <n> --rate <n> --duration <s>   default 50 × 10, 2/s, 20 s (--quick: 10 × 5, 2/s, 4 s)
+  --heavy-rooms <n> --heavy-clients <n> --heavy-rate <n> --heavy-duration <s>
+                          fanout-heavy: default 200 × 10, 5/s, 20 s (--quick: 20 × 10, 5/s, 4 s)
   --drain <s>             max wait for outstanding receipts after sending stops (default: 5)
 
-idle memory
-  --connections <n>       connections (default: 10000)
-  --memory-rooms <n>      rooms; connection j joins room j mod n (default: connections/10)
-  --settle <s>            idle time before RSS is read (default: 5)
+idle memory and connections
+  --connections <n>       memory: connections (default: 10000; --quick: 1000)
+  --memory-rooms <n>      memory: rooms (default: connections/10)
+  --max-connections <n>   connections: connections held by one server process (default: 50000; --quick: 2000)
+  --settle <s>            idle time before RSS is read (default: 5; --quick: 2)
   --no-awareness          do not announce an awareness state per connection
 
+cold load
+  --coldload-runs <n>     restarts measured (default: 3; --quick: 2)
+
 server commands ({port} {host} {data} are substituted; 'node' is this Node binary)
-  --concord-cmd <cmd>     default: node packages/server/bin/concord.js serve --port {port} --host {host} --data {data} --auth none --rate-limit-messages 100000000 --rate-limit-bytes 100000000000
-                          (falls back to packages/server/dist/cli.js if bin/concord.js is missing)
+  --concord-cmd <cmd>     default: ${defaultConcordCmd()}
+  --hocuspocus-cmd <cmd>  default: node bench/servers/hocuspocus.mjs, with HOST={host} PORT={port}
   --reference-cmd <cmd>   default: node node_modules/@y/websocket-server/src/server.js, with HOST={host} PORT={port}
 `
+
+function defaultConcordCmd () {
+  const bin = 'packages/server/bin/concord.js'
+  const cli = 'packages/server/dist/cli.js'
+  const script = existsSync(join(repoRoot, bin)) || !existsSync(join(repoRoot, cli)) ? bin : cli
+  // no rate limits and no per-IP cap: the load generator is one IP sending far more than one user would
+  return `node ${script} serve --port {port} --host {host} --data {data} --auth none --log-level warn --rate-limit-messages 100000000 --rate-limit-bytes 100000000000 --max-connections-per-ip 1000000`
+}
 
 let args
 try {
   args = parseArgs({
     options: {
+      quick: { type: 'boolean' },
       only: { type: 'string' },
       scenario: { type: 'string' },
+      url: { type: 'string' },
+      protocol: { type: 'string' },
+      'server-pid': { type: 'string' },
       workers: { type: 'string' },
       out: { type: 'string' },
       trace: { type: 'string' },
+      'trace-blog': { type: 'string' },
       txns: { type: 'string' },
       timeout: { type: 'string' },
+      typing: { type: 'string' },
+      listeners: { type: 'string' },
       rooms: { type: 'string' },
       clients: { type: 'string' },
       rate: { type: 'string' },
       duration: { type: 'string' },
+      'heavy-rooms': { type: 'string' },
+      'heavy-clients': { type: 'string' },
+      'heavy-rate': { type: 'string' },
+      'heavy-duration': { type: 'string' },
       drain: { type: 'string' },
       connections: { type: 'string' },
       'memory-rooms': { type: 'string' },
+      'max-connections': { type: 'string' },
       settle: { type: 'string' },
       'no-awareness': { type: 'boolean' },
+      'coldload-runs': { type: 'string' },
       'concord-cmd': { type: 'string' },
+      'hocuspocus-cmd': { type: 'string' },
       'reference-cmd': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     },
@@ -87,9 +132,10 @@ if (args.help) {
   process.exit(0)
 }
 
-function num (name, def, { min = 0, integer = true } = {}) {
+const quick = !!args.quick
+function num (name, def, { min = 0, integer = true, quickDef } = {}) {
   const raw = args[name]
-  if (raw === undefined) return def
+  if (raw === undefined) return quick && quickDef !== undefined ? quickDef : def
   const v = Number(raw)
   if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
     process.stderr.write(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${raw}'\n`)
@@ -109,22 +155,50 @@ function list (name, allowed, def) {
   return [...new Set(v)]
 }
 
+function fail (msg) {
+  process.stderr.write(`${msg}\n`)
+  process.exit(2)
+}
+
+const external = args.url ?? null
+if (external !== null) {
+  let u
+  try { u = new URL(external) } catch { fail(`--url: not a URL: ${external}`) }
+  if (u.protocol !== 'ws:') fail('--url must be ws://host:port (loopback)')
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) && !u.hostname.startsWith('127.')) fail('--url: the benchmark sends load to loopback addresses only')
+  if (args.only) fail('--only does not apply with --url')
+}
+if (args.protocol && !PROTOCOLS.includes(args.protocol)) fail(`--protocol: one of ${PROTOCOLS.join(', ')}`)
+if ((args.protocol || args['server-pid']) && external === null) fail('--protocol and --server-pid go with --url')
+
+// the traces live beside the repository (../shared/traces); CONCORD_TRACES_DIR overrides, as for the tests
+const tracesDir = process.env.CONCORD_TRACES_DIR ? resolve(process.env.CONCORD_TRACES_DIR) : '../shared/traces'
 const opts = {
-  servers: list('only', ['concord', 'reference'], ['concord', 'reference']),
-  scenarios: list('scenario', ['trace', 'fanout', 'memory'], ['trace', 'fanout', 'memory']),
+  quick,
+  servers: external !== null ? ['external'] : list('only', ALL_SERVERS, ['concord', 'hocuspocus', 'reference']),
+  scenarios: list('scenario', ALL_SCENARIOS, DEFAULT_SCENARIOS),
   workers: num('workers', Math.min(4, Math.max(2, availableParallelism())), { min: 1 }),
   out: resolve(args.out ?? join(benchDir, 'results', 'latest.md')),
-  trace: resolve(repoRoot, args.trace ?? '../shared/traces/automerge-paper.json.gz'),
-  txns: num('txns', 0, { min: 1 }),
+  trace: resolve(repoRoot, args.trace ?? join(tracesDir, 'automerge-paper.json.gz')),
+  traceBlog: resolve(repoRoot, args['trace-blog'] ?? join(tracesDir, 'seph-blog1.json.gz')),
+  txns: num('txns', 0, { min: 1, quickDef: 20000 }),
   timeout: num('timeout', 600, { min: 1, integer: false }),
-  rooms: num('rooms', 50, { min: 1 }),
-  clients: num('clients', 10, { min: 2 }),
+  typing: num('typing', 100000, { min: 1, quickDef: 20000 }),
+  listeners: num('listeners', 10, { min: 1 }),
+  rooms: num('rooms', 50, { min: 1, quickDef: 10 }),
+  clients: num('clients', 10, { min: 2, quickDef: 5 }),
   rate: num('rate', 2, { min: 0.01, integer: false }),
-  duration: num('duration', 20, { min: 0.1, integer: false }),
+  duration: num('duration', 20, { min: 0.1, integer: false, quickDef: 4 }),
+  heavyRooms: num('heavy-rooms', 200, { min: 1, quickDef: 20 }),
+  heavyClients: num('heavy-clients', 10, { min: 2 }),
+  heavyRate: num('heavy-rate', 5, { min: 0.01, integer: false }),
+  heavyDuration: num('heavy-duration', 20, { min: 0.1, integer: false, quickDef: 4 }),
   drain: num('drain', 5, { min: 0, integer: false }),
-  connections: num('connections', 10000, { min: 1 }),
+  connections: num('connections', 10000, { min: 1, quickDef: 1000 }),
   memoryRooms: num('memory-rooms', 0, { min: 1 }),
-  settle: num('settle', 5, { min: 0, integer: false }),
+  maxConnections: num('max-connections', 50000, { min: 1, quickDef: 2000 }),
+  settle: num('settle', 5, { min: 0, integer: false, quickDef: 2 }),
+  coldloadRuns: num('coldload-runs', 3, { min: 1, quickDef: 2 }),
   awareness: !args['no-awareness']
 }
 
@@ -133,30 +207,47 @@ const opts = {
 const refPkgPath = require.resolve('@y/websocket-server/package.json')
 const refVersion = JSON.parse(readFileSync(refPkgPath, 'utf8')).version
 const refScript = relative(repoRoot, join(dirname(refPkgPath), 'src', 'server.js'))
-
-function defaultConcordCmd () {
-  const bin = 'packages/server/bin/concord.js'
-  const cli = 'packages/server/dist/cli.js'
-  const script = existsSync(join(repoRoot, bin)) || !existsSync(join(repoRoot, cli)) ? bin : cli
-  return `node ${script} serve --port {port} --host {host} --data {data} --auth none --rate-limit-messages 100000000 --rate-limit-bytes 100000000000`
-}
+const hpVersion = JSON.parse(readFileSync(join(dirname(dirname(require.resolve('@hocuspocus/server'))), 'package.json'), 'utf8')).version
+const hpScript = relative(repoRoot, join(benchDir, 'servers', 'hocuspocus.mjs'))
 
 const SERVERS = {
-  concord: {
-    label: 'Concord',
-    template: args['concord-cmd'] ?? defaultConcordCmd(),
-    env: {},
-    dataDir: true
+  concord: { label: 'Concord', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'y-websocket' },
+  'concord-native': { label: 'Concord (native protocol)', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'native' },
+  hocuspocus: {
+    label: `Hocuspocus ${hpVersion}`,
+    template: args['hocuspocus-cmd'] ?? `node ${hpScript}`,
+    env: args['hocuspocus-cmd'] ? {} : { HOST: '{host}', PORT: '{port}' },
+    dataDir: false,
+    persistent: false,
+    protocol: 'hocuspocus'
   },
   reference: {
     label: `y-websocket-server ${refVersion}`,
     template: args['reference-cmd'] ?? `node ${refScript}`,
     env: args['reference-cmd'] ? {} : { HOST: '{host}', PORT: '{port}' },
-    dataDir: false
-  }
+    dataDir: false,
+    persistent: false,
+    protocol: 'y-websocket'
+  },
+  external: { label: external ?? '', external: true, persistent: false, protocol: args.protocol ?? 'y-websocket' }
 }
 
-const SCENARIOS = { trace, fanout, memory }
+// 50,000 connections need more than one source address (about 28,000 ephemeral ports each)
+const sourceAddresses = (n) => Array.from({ length: Math.max(1, Math.ceil(n / 20000)) }, (_, i) => `127.0.0.${i + 1}`)
+
+const SCENARIOS = {
+  memory: memoryScenario(() => ({})),
+  fanout: fanoutScenario(o => ({ rooms: o.rooms, clients: o.clients, rate: o.rate, duration: o.duration })),
+  throughput,
+  trace: traceScenario(o => o.trace),
+  'trace-blog': traceScenario(o => o.traceBlog),
+  coldload,
+  connections: memoryScenario(o => ({ connections: o.maxConnections, memoryRooms: Math.max(1, Math.round(o.maxConnections / 10)), localAddresses: sourceAddresses(o.maxConnections) }), 'concurrent idle connections'),
+  'fanout-heavy': fanoutScenario(o => ({ rooms: o.heavyRooms, clients: o.heavyClients, rate: o.heavyRate, duration: o.heavyDuration }), 'heavy fan-out')
+}
+// scenarios measured for Concord only unless asked for explicitly: the peers have no cold load
+// from disk, and 50,000 connections in a peer is not a question the table asks
+const CONCORD_ONLY = new Set(['coldload', 'connections'])
 
 // ---------- cleanup ----------
 
@@ -194,40 +285,83 @@ const logDir = join(benchDir, 'results', 'logs')
 mkdirSync(logDir, { recursive: true })
 
 log(`command: ${commandLine}`)
-if (opts.scenarios.includes('memory')) {
+for (const sc of ['memory', 'connections']) {
+  if (!opts.scenarios.includes(sc)) continue
   const { soft } = openFileLimit()
-  log(`open-file limit of this process: ${soft} (Node raises the soft limit to the hard one); the memory scenario needs >= ${opts.connections + 256}`)
+  const need = (sc === 'memory' ? opts.connections : opts.maxConnections) + 256
+  log(`open-file limit of this process: ${soft} (Node raises the soft limit to the hard one); ${sc} needs >= ${need}`)
 }
 
-/** results[scenario][server] = { rows } | { error } */
+/** results[scenario][server] = { rows, ... } | { error } | { skipped } */
 const results = {}
 const errors = []
 const t0 = Date.now()
+const overall = progress('benchmark', opts.scenarios.length * opts.servers.length)
+
+function externalServer () {
+  const pid = args['server-pid'] ? Number(args['server-pid']) : null
+  if (pid !== null) {
+    readCpuTicks(pid) // throws if there is no such process
+    return { pid, cpuTicks: () => readCpuTicks(pid), rssKB: () => readRssKB(pid), alive: () => { try { readCpuTicks(pid); return true } catch { return false } }, stop: async () => {} }
+  }
+  return { pid: null, cpuTicks: () => NaN, rssKB: null, alive: () => true, stop: async () => {} }
+}
 
 for (const sc of opts.scenarios) {
   const scenario = SCENARIOS[sc]
   results[sc] = {}
   for (const sv of opts.servers) {
     const def = SERVERS[sv]
+    overall.tick(0)
+    if (CONCORD_ONLY.has(sc) && !sv.startsWith('concord') && !def.external) {
+      results[sc][sv] = { skipped: true }
+      overall.tick()
+      continue
+    }
     let server = null
     let dataDir = null
     try {
-      if (sc === 'memory') memory.checkFdLimit(opts)
-      log(`[${sc}] ${def.label}: starting server`)
-      const port = await freePort()
-      if (def.dataDir) {
-        dataDir = mkdtempSync(join(tmpdir(), 'concord-bench-'))
-        tempDirs.add(dataDir)
+      scenario.checkFdLimit?.(opts)
+      let baseUrl
+      let restart = null
+      if (def.external) {
+        server = externalServer()
+        baseUrl = external.replace(/\/+$/, '')
+        log(`[${sc}] ${def.label} (${def.protocol})`)
+      } else {
+        log(`[${sc}] ${def.label}: starting server`)
+        const port = await freePort()
+        if (def.dataDir) {
+          dataDir = mkdtempSync(join(tmpdir(), 'concord-bench-'))
+          tempDirs.add(dataDir)
+        }
+        const vars = { port, host: HOST, data: dataDir ?? '' }
+        const argv = fillTemplate(splitCommand(def.template), vars)
+        const env = Object.fromEntries(Object.entries(def.env).map(([k, v]) => [k, fillTemplate([v], vars)[0]]))
+        const logFile = join(logDir, `${sc}-${sv}.log`)
+        writeFileSync(logFile, `# ${new Date().toISOString()} ${Object.entries(env).map(([k, v]) => `${k}=${v} `).join('')}${argv.join(' ')}\n`)
+        server = await startServer({ argv, env, port, logFile, cwd: repoRoot })
+        log(`[${sc}] ${def.label}: pid ${server.pid} listening on ${HOST}:${port}`)
+        baseUrl = `ws://${HOST}:${port}`
+        // stop (SIGTERM: a graceful shutdown) and start again on the same port and data directory
+        restart = async () => {
+          await server.stop()
+          server = await startServer({ argv, env, port, logFile, cwd: repoRoot })
+          return server
+        }
       }
-      const vars = { port, host: HOST, data: dataDir ?? '' }
-      const argv = fillTemplate(splitCommand(def.template), vars)
-      const env = Object.fromEntries(Object.entries(def.env).map(([k, v]) => [k, fillTemplate([v], vars)[0]]))
-      const logFile = join(logDir, `${sc}-${sv}.log`)
-      writeFileSync(logFile, `# ${new Date().toISOString()} ${Object.entries(env).map(([k, v]) => `${k}=${v} `).join('')}${argv.join(' ')}\n`)
-      server = await startServer({ argv, env, port, logFile, cwd: repoRoot })
-      log(`[${sc}] ${def.label}: pid ${server.pid} listening on ${HOST}:${port}`)
       const started = Date.now()
-      const r = await scenario.run({ server, baseUrl: `ws://${HOST}:${port}`, opts, log })
+      const ctx = {
+        get server () { return server },
+        baseUrl,
+        protocol: def.protocol,
+        persistent: def.persistent,
+        restart,
+        opts,
+        log,
+        progress: (label, total) => progress(label, total)
+      }
+      const r = await scenario.run(ctx)
       if (!server.alive()) throw new Error('server process died during the scenario')
       results[sc][sv] = r
       log(`[${sc}] ${def.label}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
@@ -237,11 +371,13 @@ for (const sc of opts.scenarios) {
       errors.push(`${sc} / ${def.label}: ${msg}`)
       log(`[${sc}] ${def.label}: ERROR ${msg}`)
     } finally {
-      if (server) await server.stop()
+      if (server && !def.external) await server.stop()
       if (dataDir) { rmSync(dataDir, { recursive: true, force: true }); tempDirs.delete(dataDir) }
     }
+    overall.tick()
   }
 }
+overall.done()
 
 // ---------- report ----------
 
@@ -255,11 +391,15 @@ lines.push('# Concord benchmark results', '')
 lines.push(`- date: ${new Date(t0).toISOString()}`)
 lines.push(`- command: \`${commandLine}\``)
 lines.push(`- machine: ${cpu}, ${availableParallelism()} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}, Node ${process.version}`)
-lines.push(`- load generator: ${opts.workers} worker thread(s) for fanout/memory; trace uses 1 writer + 1 observer thread; CLK_TCK ${CLK_TCK}`)
+lines.push(`- load generator: ${opts.workers} worker thread(s) for fan-out, memory and the throughput listeners; the writer and each observer group have their own thread; CLK_TCK ${CLK_TCK}`)
 for (const sv of opts.servers) {
   const def = SERVERS[sv]
+  if (def.external) {
+    lines.push(`- ${def.label}: an external server over the ${def.protocol} protocol${args['server-pid'] ? `, pid ${args['server-pid']}` : ' (no pid: no server CPU or memory figures)'}`)
+    continue
+  }
   const env = Object.entries(def.env).map(([k, v]) => `${k}=${v} `).join('')
-  lines.push(`- ${def.label}: \`${env}${def.template}\``)
+  lines.push(`- ${def.label} (${def.protocol} protocol): \`${env}${def.template}\``)
 }
 lines.push('')
 lines.push(`| scenario | metric | ${opts.servers.map(sv => SERVERS[sv].label).join(' | ')} |`)
@@ -271,7 +411,7 @@ for (const sc of opts.scenarios) {
   for (const sv of opts.servers) {
     const r = results[sc][sv]
     byServer[sv] = new Map()
-    if (r.rows) {
+    if (r && r.rows) {
       for (const [label, value, digits] of r.rows) {
         if (!metrics.includes(label)) metrics.push(label)
         byServer[sv].set(label, cell(value, digits))
@@ -282,12 +422,56 @@ for (const sc of opts.scenarios) {
   metrics.forEach((label, i) => {
     const cells = opts.servers.map(sv => {
       const r = results[sc][sv]
+      if (r.skipped) return i === 0 ? 'not measured' : ''
       if (r.error) return i === 0 ? `error: ${esc(firstLine(r.error)).slice(0, 120)}` : ''
       return byServer[sv].get(label) ?? '–'
     })
     lines.push(`| ${i === 0 ? `**${title}**` : ''} | ${label} | ${cells.join(' | ')} |`)
   })
 }
+// ---------- charts ----------
+
+const chartBase = basename(opts.out).replace(/\.md$/, '')
+const chartDir = dirname(opts.out)
+const charts = []
+const labelOf = (sv) => SERVERS[sv].label
+const measured = (sc) => opts.servers.filter(sv => results[sc]?.[sv] && !results[sc][sv].error && !results[sc][sv].skipped)
+function chart (name, title, svg) {
+  const file = `${chartBase}-${name}.svg`
+  writeFileSync(join(chartDir, file), svg)
+  charts.push(`![${title}](${file})`)
+}
+mkdirSync(chartDir, { recursive: true })
+for (const sc of ['fanout', 'fanout-heavy']) {
+  const svs = measured(sc).filter(sv => results[sc][sv].latencies)
+  if (svs.length === 0) continue
+  chart(sc, `${SCENARIOS[sc].describe(opts)}: latency histogram`, latencyHistogram({
+    title: `${SCENARIOS[sc].describe(opts)}: latency`,
+    series: svs.map(sv => ({ name: labelOf(sv), samplesMs: results[sc][sv].latencies }))
+  }))
+}
+for (const [sc, yLabel] of [['throughput', 'updates/s at the first listener'], ['trace', 'txns/s at the observer'], ['trace-blog', 'txns/s at the observer']]) {
+  const svs = measured(sc).filter(sv => results[sc][sv].timeline)
+  if (svs.length === 0) continue
+  chart(sc, `${SCENARIOS[sc].describe(opts)}: throughput over time`, timeSeries({
+    title: `${SCENARIOS[sc].describe(opts)}: throughput over time`,
+    yLabel,
+    series: svs.map(sv => ({ name: labelOf(sv), points: results[sc][sv].timeline }))
+  }))
+}
+{
+  const svs = measured('memory')
+  if (svs.length > 0) {
+    chart('memory', 'idle memory per connection', barChart({
+      title: `${SCENARIOS.memory.describe(opts)}: RSS per connection`,
+      yLabel: 'KiB per connection',
+      categories: svs.map(labelOf),
+      series: [{ name: 'KiB per connection', values: svs.map(sv => results.memory[sv].headline ?? null) }]
+    }))
+  }
+}
+if (charts.length) lines.push('', '## Charts', '', ...charts.flatMap(c => [c, '']))
+
 if (errors.length) {
   lines.push('', 'Errors:', '')
   for (const e of errors) lines.push(`- ${esc(e)}`)
@@ -298,7 +482,7 @@ const md = lines.join('\n')
 mkdirSync(dirname(opts.out), { recursive: true })
 writeFileSync(opts.out, md)
 process.stdout.write(md)
-log(`\nwritten to ${relative(process.cwd(), opts.out) || opts.out}; server logs in ${relative(process.cwd(), logDir)}/`)
+log(`\nwritten to ${relative(process.cwd(), opts.out) || opts.out} (+ ${charts.length} SVG chart(s) beside it); server logs in ${relative(process.cwd(), logDir)}/`)
 log(`total time ${((Date.now() - t0) / 1000).toFixed(1)} s${errors.length ? `, ${errors.length} error(s)` : ''}`)
 cleanupSync()
 process.exit(errors.length ? 1 : 0)

@@ -1,10 +1,10 @@
 // Fan-out worker: holds whole rooms (all C clients of each of its rooms), so a
 // sender and its receivers share this thread's clock.
 import { workerData } from 'node:worker_threads'
-import { YClient, connectAll, now } from '../lib/yclient.mjs'
+import { createClient, connectAll, now } from '../lib/clients.mjs'
 import { workerInbox, send, runWorker, sleep } from '../lib/workers.mjs'
 
-const { baseUrl, rooms, clientsPerRoom: C, ratePerSec, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
+const { baseUrl, protocol, rooms, clientsPerRoom: C, ratePerSec, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
 const inbox = workerInbox()
 // one entry inserted per send: "<sender>.<seq>@<send time ms>;"
 const ENTRY = /(\d+)\.(\d+)@([\d.]+);/g
@@ -16,22 +16,32 @@ async function main () {
   const roomReceived = new Array(rooms.length).fill(0)
   rooms.forEach((room, r) => {
     for (let i = 0; i < C; i++) {
-      const client = new YClient(`${baseUrl}/${room}`)
-      const text = client.doc.getText('text')
-      const e = { client, text, r, i, sent: 0 }
-      text.observe((event, tr) => {
-        if (tr.local) return
-        const recv = client.lastRecv
-        for (const op of event.delta) {
-          if (typeof op.insert !== 'string') continue
-          for (const m of op.insert.matchAll(ENTRY)) {
-            if (Number(m[1]) === i) continue
+      // Receivers do not apply what they receive: the timestamps are read from the
+      // update bytes (the inserted text is in them verbatim), so the load generator's
+      // Yjs work does not delay the receipts it measures. Each client's own inserts
+      // still form a valid Yjs history (concurrent appends), which every server integrates.
+      // Per sender, only entries with a higher seq than the last one seen count (a
+      // server that echoed or repeated an entry would not be counted twice).
+      const lastSeq = new Map()
+      const client = createClient(`${baseUrl}/${room}`, {
+        protocol,
+        applyRemote: false,
+        onRemoteUpdate: (update) => {
+          const recv = client.lastRecv
+          const s = Buffer.from(update.buffer, update.byteOffset, update.byteLength).toString('latin1')
+          for (const m of s.matchAll(ENTRY)) {
+            const sender = Number(m[1])
+            if (sender === i) continue
+            const seq = Number(m[2])
+            if (seq <= (lastSeq.get(sender) ?? -1)) continue
+            lastSeq.set(sender, seq)
             roomReceived[r]++
             latencies.push(recv - Number(m[3]))
           }
         }
       })
-      entries.push(e)
+      const text = client.doc.getText('text')
+      entries.push({ client, text, r, i, sent: 0 })
     }
   })
 

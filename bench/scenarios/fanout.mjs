@@ -5,15 +5,22 @@ import { randomBytes } from 'node:crypto'
 import { WorkerHandle, terminateAll } from '../lib/workers.mjs'
 import { startMeter, cpuRows } from '../lib/meter.mjs'
 import { percentile } from '../lib/stats.mjs'
-import { now } from '../lib/yclient.mjs'
+import { now } from '../lib/clients.mjs'
 
 const workerFile = new URL('./fanout-worker.mjs', import.meta.url)
 
-export function describe (opts) {
-  return `fan-out latency (${opts.rooms} rooms × ${opts.clients} clients, ${opts.rate}/s each, ${opts.duration} s)`
+/** A fan-out scenario; `paramsOf(opts)` gives { rooms, clients, rate, duration }. */
+export function fanoutScenario (paramsOf, name = 'fan-out latency') {
+  return {
+    describe (opts) {
+      const p = paramsOf(opts)
+      return `${name} (${p.rooms} rooms × ${p.clients} clients, ${p.rate}/s each, ${p.duration} s)`
+    },
+    run: (ctx) => run({ ...ctx, opts: { ...ctx.opts, ...paramsOf(ctx.opts) } })
+  }
 }
 
-export async function run ({ server, baseUrl, opts, log }) {
+async function run ({ server, baseUrl, protocol, opts, log, progress }) {
   const tag = randomBytes(3).toString('hex')
   const rooms = Array.from({ length: opts.rooms }, (_, r) => `bench-fanout-${tag}-${r}`)
   const nWorkers = Math.max(1, Math.min(opts.workers, rooms.length))
@@ -21,6 +28,7 @@ export async function run ({ server, baseUrl, opts, log }) {
   const parts = Array.from({ length: nWorkers }, (_, w) => rooms.filter((_, r) => r % nWorkers === w))
   const handles = parts.map((part, w) => new WorkerHandle(workerFile, {
     baseUrl,
+    protocol,
     rooms: part,
     clientsPerRoom: opts.clients,
     ratePerSec: opts.rate,
@@ -37,7 +45,10 @@ export async function run ({ server, baseUrl, opts, log }) {
     const startAt = now() + 300
     for (const h of handles) h.post({ type: 'go', startAt })
     const timeoutMs = (opts.duration + opts.drain + 30) * 1000
-    const results = await Promise.all(handles.map(h => h.next('done', timeoutMs)))
+    const bar = progress?.('  sending', Math.round(opts.duration))
+    const ticker = bar && setInterval(() => bar.set(Math.min(Math.round(opts.duration), Math.round((now() - startAt) / 1000))), 1000)
+    const results = await Promise.all(handles.map(h => h.next('done', timeoutMs))).finally(() => { if (ticker) clearInterval(ticker) })
+    bar?.done()
     const m = stop()
     for (const h of handles) h.post({ type: 'close' })
     await Promise.all(handles.map(h => h.next('closed', 10000))).catch(() => {})
@@ -52,6 +63,8 @@ export async function run ({ server, baseUrl, opts, log }) {
     const received = sum('received')
     const closed = sum('closedByServer')
     return {
+      latencies: all,
+      headline: percentile(all, 99),
       rows: [
         ['updates sent', sum('sent'), 0],
         ['expected receipts', expected, 0],

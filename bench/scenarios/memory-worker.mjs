@@ -1,14 +1,17 @@
 // Memory worker: opens its share of the idle connections and holds them.
 import { workerData } from 'node:worker_threads'
-import { YClient, connectAll } from '../lib/yclient.mjs'
+import { createClient, connectAll } from '../lib/clients.mjs'
 import { workerInbox, send, runWorker } from '../lib/workers.mjs'
 
-const { baseUrl, rooms, awareness, connectTimeoutMs, connectConcurrency, firstIndex } = workerData
+const { baseUrl, protocol, localAddresses, rooms, awareness, connectTimeoutMs, connectConcurrency, firstIndex } = workerData
 const inbox = workerInbox()
 
 async function main () {
   // rooms[k] is the room of this worker's k-th connection
-  const clients = rooms.map(room => new YClient(`${baseUrl}/${room}`))
+  const clients = rooms.map((room, k) => createClient(`${baseUrl}/${room}`, {
+    protocol,
+    localAddress: localAddresses.length > 1 ? localAddresses[(firstIndex + k) % localAddresses.length] : undefined
+  }))
   const t0 = performance.now()
   const errors = await connectAll(clients, {
     concurrency: connectConcurrency,

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { WorkerHandle, terminateAll, sleep } from '../lib/workers.mjs'
 import { startMeter, cpuRows } from '../lib/meter.mjs'
 import { openFileLimit } from '../lib/server-proc.mjs'
-import { YClient } from '../lib/yclient.mjs'
+import { createClient } from '../lib/clients.mjs'
 
 const workerFile = new URL('./memory-worker.mjs', import.meta.url)
 const FD_MARGIN = 256
@@ -19,8 +19,8 @@ export function roomsFor (opts) {
   return opts.memoryRooms || Math.max(1, Math.round(opts.connections / 10))
 }
 
-export function describe (opts) {
-  return `idle memory (${opts.connections.toLocaleString('en-US')} connections, ${roomsFor(opts).toLocaleString('en-US')} rooms${opts.awareness ? ', 1 awareness state each' : ''})`
+export function describe (opts, name = 'idle memory') {
+  return `${name} (${opts.connections.toLocaleString('en-US')} connections, ${roomsFor(opts).toLocaleString('en-US')} rooms${opts.awareness ? ', 1 awareness state each' : ''})`
 }
 
 /** Throws a clear error when this process (and so the server it starts) may not open enough files. */
@@ -42,14 +42,15 @@ export function checkFdLimit (opts) {
   return { soft, hard, need }
 }
 
-export async function run ({ server, baseUrl, opts, log }) {
+export async function run ({ server, baseUrl, protocol, opts, log }) {
+  if (!server.rssKB) throw new Error('needs the server process (pass --server-pid with --url)')
   checkFdLimit(opts)
   const tag = randomBytes(3).toString('hex')
   const R = roomsFor(opts)
   const N = opts.connections
 
   // warm-up: one connection to a separate room, then close it
-  const warm = new YClient(`${baseUrl}/bench-mem-${tag}-warmup`)
+  const warm = createClient(`${baseUrl}/bench-mem-${tag}-warmup`, { protocol })
   await warm.connect({ timeoutMs: 15000 })
   await warm.close()
   await sleep(1000)
@@ -65,6 +66,8 @@ export async function run ({ server, baseUrl, opts, log }) {
   }
   const handles = shares.map((rooms, w) => new WorkerHandle(workerFile, {
     baseUrl,
+    protocol,
+    localAddresses: opts.localAddresses ?? ['127.0.0.1'],
     rooms,
     awareness: opts.awareness,
     connectTimeoutMs: 60000,
@@ -89,6 +92,7 @@ export async function run ({ server, baseUrl, opts, log }) {
     for (const h of handles) h.post({ type: 'close' })
     await Promise.all(handles.map(h => h.next('closed', 60000))).catch(() => {})
     return {
+      headline: (rssAfter - rssBefore) / Math.max(1, open),
       rows: [
         ['connections open after settle', `${open.toLocaleString('en-US')} / ${N.toLocaleString('en-US')}`, null],
         ['rooms', R, 0],
@@ -102,5 +106,14 @@ export async function run ({ server, baseUrl, opts, log }) {
     }
   } finally {
     await terminateAll(handles)
+  }
+}
+
+/** A memory scenario; `paramsOf(opts)` overrides { connections, memoryRooms, localAddresses }. */
+export function memoryScenario (paramsOf, name) {
+  return {
+    describe: (opts) => describe({ ...opts, ...paramsOf(opts) }, name),
+    checkFdLimit: (opts) => checkFdLimit({ ...opts, ...paramsOf(opts) }),
+    run: (ctx) => run({ ...ctx, opts: { ...ctx.opts, ...paramsOf(ctx.opts) } })
   }
 }

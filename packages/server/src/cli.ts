@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util'
 import { join, resolve } from 'node:path'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
 import type { Role } from '@concord/protocol'
 import { AccessControl, createFileAccessStore } from './auth/access-control.js'
 import { mintToken } from './auth/jwt.js'
@@ -17,6 +19,9 @@ const HELP = `concord ${VERSION}: real-time collaboration server (Yjs)
 Usage:
   concord serve [options]
   concord token [options]     mint an HS256 token (development, tests, share links)
+  concord bench [options]     benchmark Concord against Hocuspocus and the y-websocket reference
+                              server, or any server URL (--url); needs the repository's bench/
+                              package (concord bench --help lists the options; docs/benchmarks.md)
   concord --help | --version
 
 Options of serve (each also read from the environment variable shown):
@@ -313,6 +318,29 @@ export async function token(argv: string[], env: NodeJS.ProcessEnv): Promise<str
   return values.json === true ? JSON.stringify(minted) : minted.token
 }
 
+/** Runs the benchmark runner of the `@concord/bench` workspace package with these arguments. */
+async function bench(args: string[]): Promise<number> {
+  let runner: string
+  try {
+    runner = createRequire(import.meta.url).resolve('@concord/bench/run.mjs')
+  } catch {
+    throw new UsageError('concord bench needs the @concord/bench package, which is part of the repository (run `npm ci` at its root)')
+  }
+  const child = spawn(process.execPath, [runner, ...args], { stdio: 'inherit' })
+  const forward = (signal: NodeJS.Signals): void => { child.kill(signal) }
+  process.on('SIGINT', forward)
+  process.on('SIGTERM', forward)
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.once('error', reject)
+      child.once('exit', (code, signal) => resolve(code ?? (signal !== null ? 130 : 1)))
+    })
+  } finally {
+    process.off('SIGINT', forward)
+    process.off('SIGTERM', forward)
+  }
+}
+
 function parseDuration(text: string): number {
   const m = /^(\d+)([smhd])$/.exec(text)
   if (m === null) throw new UsageError(`invalid --expires ${JSON.stringify(text)}: use e.g. 90s, 30m, 12h, 7d`)
@@ -338,6 +366,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${await token(rest, process.env)}\n`)
       return 0
     }
+    if (command === 'bench') return await bench(rest)
     if (command === 'serve') {
       if (rest.includes('--help') || rest.includes('-h')) {
         process.stdout.write(HELP)

@@ -1,0 +1,67 @@
+import { describe, it, expect } from 'vitest'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url))
+
+// `npm run bench -- --quick` must run to the end and produce a report with charts; its figures
+// are not asserted (they depend on the machine): only that every scenario measured every server.
+describe('npm run bench -- --quick', () => {
+  it('measures Concord, Hocuspocus and the reference server in every scenario and writes a report with charts', { timeout: 300_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'concord-bench-test-'))
+    try {
+      const out = join(dir, 'report.md')
+      const started = Date.now()
+      let stderr = ''
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn('npm', ['run', 'bench', '--', '--quick', '--out', out], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] })
+        child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+        child.once('error', reject)
+        child.once('exit', resolve)
+      })
+      const seconds = (Date.now() - started) / 1000
+      console.log(`npm run bench -- --quick: exit ${code} after ${seconds.toFixed(0)} s`)
+      expect(code, stderr.slice(-3000)).toBe(0)
+      const md = readFileSync(out, 'utf8')
+      // one column per server, in this order
+      expect(md).toMatch(/\| scenario \| metric \| Concord \| Hocuspocus [\d.]+ \| y-websocket-server [\d.]+ \|/)
+      const rows = md.split('\n').filter(l => l.startsWith('| '))
+      const row = (metric: string): string[] => {
+        const line = rows.find(l => l.split('|')[2]!.trim() === metric)
+        expect(line, `report row "${metric}"`).toBeDefined()
+        return line!.split('|').slice(3, -1).map(c => c.trim())
+      }
+      const number = (cell: string): number => Number(cell.replace(/,/g, ''))
+      // every server measured in the scenarios the peers take part in
+      for (const metric of ['RSS per connection (KiB)', 'latency p99 (ms)', 'updates/s received per listener (mean)', 'time to converge (s)']) {
+        for (const cell of row(metric)) expect(number(cell), `${metric}: ${cell}`).toBeGreaterThan(0)
+      }
+      // nothing lost, every text equal
+      for (const cell of row('lost updates (expected − received)')) expect(cell).toBe('0')
+      for (const cell of row('final text matches')) expect(cell).toBe('yes')
+      // Concord only: cold load and concurrent connections
+      const [cold, ...coldPeers] = row('document received, median (ms)')
+      expect(number(cold!)).toBeGreaterThan(0)
+      expect(coldPeers).toEqual(['', ''])
+      expect(md).toMatch(/\*\*cold load[^|]*\*\* \| txns in the document \| [\d,]+ \| not measured \| not measured \|/)
+      const [open] = row('connections open after settle')
+      expect(open).toMatch(/^[\d,]+ \/ [\d,]+$/)
+      expect(md).not.toContain('error:')
+      // the charts the report links to exist and hold drawn data
+      const charts = [...md.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)].map(m => m[1]!)
+      expect(charts.length).toBeGreaterThanOrEqual(6)
+      for (const file of charts) {
+        const svg = readFileSync(join(dir, file), 'utf8')
+        expect(svg.startsWith('<svg')).toBe(true)
+        expect(svg).toMatch(/<path|<rect/)
+        expect(svg).not.toMatch(/NaN|undefined/)
+      }
+      expect(readdirSync(dir).filter(f => f.endsWith('.svg')).length).toBe(charts.length)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
