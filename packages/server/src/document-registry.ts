@@ -121,7 +121,7 @@ export class DocumentRegistry {
     if (entry.refs > 0 || entry.unloading) return
     entry.unloading = true
     void entry.loading.then(async doc => {
-      await doc.whenFlushed()
+      await doc.settleForUnload()
       entry.unloading = false
       if (entry.refs > 0) return
       if (this.#entries.get(name) !== entry) {

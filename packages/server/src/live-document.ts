@@ -37,7 +37,15 @@ interface Outgoing {
  */
 export class LiveDocument {
   readonly name: string
-  readonly ydoc: Y.Doc
+  readonly #ydoc: Y.Doc
+  /**
+   * A large document loaded from storage is integrated into its `Y.Doc` only when
+   * something needs the Y.Doc, or right after the first replies went out: a
+   * joining client that holds nothing gets the stored bytes as they are, so
+   * the first reader after a restart does not wait for Yjs to integrate them.
+   */
+  #unintegrated: Uint8Array[] | null = null
+  #integrationWaiters: (() => void)[] = []
   readonly awareness: Awareness
   readonly sessions = new Set<DocumentSession>()
   readonly #opts: LiveDocumentOptions
@@ -63,6 +71,8 @@ export class LiveDocument {
   #tailUpdates = 0
   #tailBytes = 0
   #compacting = false
+  /** Settles when the compaction in flight (if any) has finished, successfully or not. */
+  #compactDone: Promise<void> | null = null
   #compactTimer: NodeJS.Timeout | null = null
   /** When the last large update arrived: compaction waits a little after one. */
   #lastLargeAt = 0
@@ -86,14 +96,14 @@ export class LiveDocument {
 
   private constructor(name: string, ydoc: Y.Doc, opts: LiveDocumentOptions) {
     this.name = name
-    this.ydoc = ydoc
+    this.#ydoc = ydoc
     this.#opts = opts
     this.#log = opts.logger
-    this.ydoc.on('afterTransaction', (tr: Y.Transaction) => {
+    this.#ydoc.on('afterTransaction', (tr: Y.Transaction) => {
       this.#beforeState = tr.beforeState
       if (tr.deleteSet.clients.size > 0 || !sameStateVector(tr.beforeState, tr.afterState)) this.#changed = true
     })
-    this.awareness = new Awareness(ydoc)
+    this.awareness = new Awareness(this.#ydoc)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.#onAwarenessUpdate)
   }
@@ -105,8 +115,20 @@ export class LiveDocument {
     const parts: Uint8Array[] = []
     if (loaded.snapshot !== null) parts.push(loaded.snapshot)
     for (const u of loaded.updates) parts.push(u.update)
-    if (parts.length > 0) Y.applyUpdate(ydoc, parts.length === 1 ? parts[0]! : Y.mergeUpdates(parts))
+    // The snapshot and the tail are applied one after the other in one transaction:
+    // Y.mergeUpdates would be faster for a short tail, but grows faster than linearly
+    // with a long one (a tail left by a burst can hold tens of thousands of updates).
+    const lazy = loaded.snapshot !== null && loaded.snapshot.length >= LARGE_DOCUMENT_BYTES
     const doc = new LiveDocument(name, ydoc, opts)
+    if (parts.length > 0) {
+      doc.#unintegrated = parts
+      if (lazy) {
+        // after the replies to whoever is waiting for this load (they run in microtasks)
+        setImmediate(() => { if (!doc.#destroyed) doc.#integrate() })
+      } else {
+        doc.#integrate()
+      }
+    }
     doc.#lastDurableSeq = loaded.updates.length ? loaded.updates[loaded.updates.length - 1]!.seq : loaded.snapshotSeq
     doc.#tailUpdates = loaded.updates.length
     doc.#tailBytes = loaded.updates.reduce((n, u) => n + u.update.length, 0)
@@ -114,6 +136,54 @@ export class LiveDocument {
     doc.#approxBytes = (loaded.snapshot?.length ?? 0) + doc.#tailBytes
     doc.#maybeCompact()
     return doc
+  }
+
+  /** The document's Y.Doc (integrating a lazily loaded document first). */
+  get ydoc(): Y.Doc {
+    if (this.#unintegrated !== null) this.#integrate()
+    return this.#ydoc
+  }
+
+  #integrate(): void {
+    const parts = this.#unintegrated
+    if (parts === null) return
+    this.#unintegrated = null
+    if (parts.length === 1) Y.applyUpdate(this.#ydoc, parts[0]!)
+    else this.#ydoc.transact(() => { for (const part of parts) Y.applyUpdate(this.#ydoc, part) })
+    const waiters = this.#integrationWaiters
+    this.#integrationWaiters = []
+    for (const fn of waiters) fn()
+  }
+
+  /**
+   * Runs `fn` once the document is integrated into its Y.Doc: now, or right after a
+   * lazily loaded document is (see `#unintegrated`). Used for what can wait a moment,
+   * like the server's own sync step 1, so the stored bytes go out first.
+   */
+  whenIntegrated(fn: () => void): void {
+    if (this.#unintegrated === null) fn()
+    else this.#integrationWaiters.push(fn)
+  }
+
+  /**
+   * Before the document leaves memory: everything is durable, and a log tail long
+   * enough to compact is compacted now, so the next load reads a snapshot and a
+   * short tail (a burst can outrun compaction while the document is open).
+   */
+  async settleForUnload(): Promise<void> {
+    await this.whenFlushed()
+    if (this.#compactDone !== null) await this.#compactDone
+    if (this.#failed || this.#destroyed || this.#tailUpdates < MIN_UPDATES_TO_COMPACT_BY_BYTES) return
+    if (this.#tailUpdates < this.#opts.compactEveryUpdates && this.#tailBytes < this.#opts.compactEveryBytes) return
+    if (this.#compactTimer !== null) {
+      clearTimeout(this.#compactTimer)
+      this.#compactTimer = null
+      this.#compacting = false
+    }
+    if (this.#compacting) return
+    this.#compacting = true
+    this.#compact()
+    if (this.#compactDone !== null) await this.#compactDone
   }
 
   get failed(): boolean {
@@ -463,7 +533,8 @@ export class LiveDocument {
     this.#presenceTimer = null
     this.awareness.off('update', this.#onAwarenessUpdate)
     this.awareness.destroy()
-    this.ydoc.destroy()
+    this.#integrationWaiters = []
+    this.#ydoc.destroy()
     this.sessions.clear()
     this.#outbox = []
   }
@@ -560,7 +631,8 @@ export class LiveDocument {
     const snapshot = Y.encodeStateAsUpdate(this.ydoc)
     this.#setBase(snapshot, [])
     this.#approxBytes = snapshot.length
-    this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
+    this.#compactDone = this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
+      this.#compactDone = null
       this.#tailUpdates -= countedUpdates
       this.#tailBytes -= countedBytes
       this.#compacting = false
@@ -568,6 +640,7 @@ export class LiveDocument {
       // appends that landed while compacting may have crossed the threshold again
       this.#maybeCompact()
     }, err => {
+      this.#compactDone = null
       this.#compacting = false
       this.#log.warn({ err, document: this.name }, 'compaction failed; will retry after the next append')
     })

@@ -405,7 +405,11 @@ class NativeDocSession implements DocumentSession {
       return
     }
     this.#sendSyncReply(reply)
-    c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: name, stateVector: doc.stateVector() }))
+    // the server's state vector needs the Y.Doc, which a large document just loaded gets
+    // right after these replies went out (a client may receive updates before it)
+    doc.whenIntegrated(() => {
+      if (!this.closed) c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: name, stateVector: doc.stateVector() }))
+    })
     const presence = doc.awarenessSnapshot()
     if (presence !== null) c.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: name, update: presence }), name)
     // a send above may have closed the socket (slow reader); then the lease is already released

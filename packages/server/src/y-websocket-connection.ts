@@ -86,11 +86,14 @@ export class YWebsocketConnection implements DocumentSession {
     }
     this.#lease = lease
     const doc = lease.doc
-    this.#send(encodeYMessage({ type: 'sync-step1', stateVector: doc.stateVector() }))
     const presence = doc.awarenessSnapshot()
     if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
     if (this.#closed) return
     doc.addSession(this)
+    // What the client sent while the document loaded (its sync step 1, typically) is
+    // answered first, then the server's own step 1: the client's step 1 of an empty
+    // document is answered from the stored bytes, before a freshly loaded large document
+    // is integrated into its Y.Doc (which its state vector needs).
     const queued = this.#queue
     this.#queue = []
     this.#queuedBytes = 0
@@ -98,6 +101,9 @@ export class YWebsocketConnection implements DocumentSession {
       if (this.#closed) break
       this.#handle(data)
     }
+    doc.whenIntegrated(() => {
+      if (!this.#closed) this.#send(encodeYMessage({ type: 'sync-step1', stateVector: doc.stateVector() }))
+    })
   }
 
   receive(data: Uint8Array): void {
