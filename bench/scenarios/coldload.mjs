@@ -26,10 +26,16 @@ export async function run (ctx) {
   let applyMs = 0
   for (let i = 0; i < opts.coldloadRuns; i++) {
     await restart()
-    const client = createClient(`${ctx.baseUrl}/${room}`, { protocol, sendLocalUpdates: false })
+    let tStep2 = 0
+    const client = createClient(`${ctx.baseUrl}/${room}`, {
+      protocol,
+      sendLocalUpdates: false,
+      // the receive time of the message that completes the document (taken before it is applied)
+      onRemoteUpdate: (update, subType) => { if (subType === 1 && !tStep2) tStep2 = client.lastRecv }
+    })
     const t0 = now()
     await client.connect({ timeoutMs: 60000 })
-    loads.push(client.lastRecv - t0)
+    loads.push(tStep2 - t0)
     bytes = client.stats.bytesIn
     applyMs = client.applyMs
     const text = client.doc.getText('text').toString()

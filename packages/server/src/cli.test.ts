@@ -8,7 +8,7 @@ const open = { CONCORD_AUTH: 'none' }
 describe('concord serve configuration', () => {
   it('uses the documented defaults', () => {
     const c = parseServeConfig([], open)
-    expect(c).toMatchObject({ port: 1234, host: '0.0.0.0', store: 'sqlite', logLevel: 'info', sqliteSynchronous: 'FULL', sqliteCommitWindowMs: 2, auth: { mode: 'none' } })
+    expect(c).toMatchObject({ port: 1234, host: '0.0.0.0', store: 'sqlite', logLevel: 'info', sqliteSynchronous: 'FULL', sqliteCommitWindowMs: 2, sqliteBusyCommitWindowMs: 10, auth: { mode: 'none' } })
     expect(c.data.endsWith('/data')).toBe(true)
   })
 

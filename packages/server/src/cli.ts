@@ -36,6 +36,8 @@ Options of serve (each also read from the environment variable shown):
                                (kill -9) but not an OS crash, and costs fewer fsyncs
                                                                          CONCORD_SQLITE_SYNCHRONOUS (default full)
   --sqlite-commit-window-ms <n> group-commit window                      CONCORD_SQLITE_COMMIT_WINDOW_MS (default 2)
+  --sqlite-busy-commit-window-ms <n> the window under steady load (the last commit ended
+                               less than this long ago)                   CONCORD_SQLITE_BUSY_COMMIT_WINDOW_MS (default 10)
   --rate-limit-messages <n>    messages per second per socket (burst 5x)  CONCORD_RATE_LIMIT_MESSAGES (default 1000)
   --rate-limit-bytes <n>       bytes per second per socket                CONCORD_RATE_LIMIT_BYTES (default 16777216)
   --max-document-bytes <n>     largest document                           CONCORD_MAX_DOCUMENT_BYTES (default 536870912)
@@ -82,6 +84,7 @@ export interface CliConfig {
   maxMessageBytes: number | undefined
   sqliteSynchronous: 'FULL' | 'NORMAL'
   sqliteCommitWindowMs: number
+  sqliteBusyCommitWindowMs: number
   auth: { mode: 'none' } | { mode: 'dev' } | { mode: 'secret'; secret: string } | { mode: 'jwks'; jwks: string }
   authIssuer: string | undefined
   authAudience: string | undefined
@@ -98,9 +101,9 @@ function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
   return upper
 }
 
-function parseWindow(text: string): number {
+function parseWindow(text: string, name = '--sqlite-commit-window-ms'): number {
   const n = Number(text)
-  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid --sqlite-commit-window-ms ${JSON.stringify(text)}: 0 to 1000`)
+  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: 0 to 1000`)
   return n
 }
 
@@ -125,6 +128,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'max-message-bytes': { type: 'string' },
       'sqlite-synchronous': { type: 'string' },
       'sqlite-commit-window-ms': { type: 'string' },
+      'sqlite-busy-commit-window-ms': { type: 'string' },
       auth: { type: 'string' },
       'auth-secret': { type: 'string' },
       'auth-jwks': { type: 'string' },
@@ -157,6 +161,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),
     sqliteSynchronous: parseSynchronous(values['sqlite-synchronous'] ?? env.CONCORD_SQLITE_SYNCHRONOUS ?? 'full'),
     sqliteCommitWindowMs: parseWindow(values['sqlite-commit-window-ms'] ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2'),
+    sqliteBusyCommitWindowMs: parseWindow(values['sqlite-busy-commit-window-ms'] ?? env.CONCORD_SQLITE_BUSY_COMMIT_WINDOW_MS ?? '10', '--sqlite-busy-commit-window-ms'),
     auth: parseAuth(values.auth ?? env.CONCORD_AUTH, values['auth-secret'] ?? env.CONCORD_AUTH_SECRET, values['auth-jwks'] ?? env.CONCORD_AUTH_JWKS),
     authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
     authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
@@ -207,8 +212,12 @@ async function serve(argv: string[]): Promise<void> {
     const { createSqliteStorage } = await import('./storage/sqlite-storage.js')
     storage = createSqliteStorage({
       dataDir: config.data, synchronous: config.sqliteSynchronous, commitWindowMs: config.sqliteCommitWindowMs,
+      busyCommitWindowMs: config.sqliteBusyCommitWindowMs,
     })
-    logger.info({ data: config.data, synchronous: config.sqliteSynchronous, commitWindowMs: config.sqliteCommitWindowMs }, 'using SQLite store')
+    logger.info({
+      data: config.data, synchronous: config.sqliteSynchronous, commitWindowMs: config.sqliteCommitWindowMs,
+      busyCommitWindowMs: config.sqliteBusyCommitWindowMs,
+    }, 'using SQLite store')
   } else {
     const { createMemoryStorage } = await import('./storage/memory-storage.js')
     storage = createMemoryStorage()

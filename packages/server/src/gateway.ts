@@ -22,6 +22,49 @@ interface Tracked {
   connection: Connection
   ws: WebSocket
   alive: boolean
+  native: boolean
+  ip: string
+  logger: ConnectionLog
+  gateway: Gateway
+}
+
+/**
+ * Each socket's record, on the socket itself: the listeners below are shared by
+ * every socket (a closure per socket and event would cost about half a kilobyte
+ * per idle connection, and one of them kept the upgrade request alive).
+ */
+const kTracked = Symbol('concord.tracked')
+type TrackedSocket = WebSocket & { [kTracked]: Tracked }
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const t = (this as TrackedSocket)[kTracked]
+  t.alive = true
+  if (!isBinary) {
+    t.connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
+    return
+  }
+  try {
+    t.connection.receive(toBytes(data))
+  } catch (err) {
+    t.logger.error({ err }, 'unexpected error handling a message')
+    t.connection.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
+  }
+}
+
+function onPong(this: WebSocket): void {
+  (this as TrackedSocket)[kTracked].alive = true
+}
+
+function onError(this: WebSocket, err: Error): void {
+  // ws closes the socket itself for protocol violations (1002) and oversized messages (1009)
+  (this as TrackedSocket)[kTracked].logger.info({ code: (err as { code?: string }).code, err: err.message }, 'socket error')
+}
+
+function onClose(this: WebSocket, code: number): void {
+  const t = (this as TrackedSocket)[kTracked]
+  t.gateway.forget(t)
+  t.connection.dispose()
+  t.logger.debug({ code }, 'disconnected')
 }
 
 export interface GatewayStats {
@@ -137,66 +180,57 @@ export class Gateway {
       }
     }
     const ip = req.socket.remoteAddress ?? ''
-    this.#wss.handleUpgrade(req, socket, head, ws => {
-      // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
-      const open = this.#perIp.get(ip) ?? 0
-      if (open >= this.#options.maxConnectionsPerIp) {
-        this.#log.info({ ip, open, code: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' }, 'too many connections from one address')
-        const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#options.maxConnectionsPerIp} connections per address`)
-        ws.close(e.closeCode ?? 1013, e.code)
-        return
-      }
-      this.#perIp.set(ip, open + 1)
-      ws.once('close', () => {
-        const n = (this.#perIp.get(ip) ?? 1) - 1
-        if (n <= 0) this.#perIp.delete(ip)
-        else this.#perIp.set(ip, n)
-      })
-      try {
-        this.#accept(ws, req, native, document, token)
-      } catch (err) {
-        // after the 101 response: close as a WebSocket, not with an HTTP reply
-        this.#log.error({ err }, 'accepting a connection failed')
-        ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
-      }
-    })
+    this.#wss.handleUpgrade(req, socket, head, ws => this.#upgraded(ws, req, native, document, token, ip))
   }
 
-  #accept(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string): void {
+  #upgraded(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string, ip: string): void {
+    // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
+    const open = this.#perIp.get(ip) ?? 0
+    if (open >= this.#options.maxConnectionsPerIp) {
+      this.#log.info({ ip, open, code: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' }, 'too many connections from one address')
+      const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#options.maxConnectionsPerIp} connections per address`)
+      ws.close(e.closeCode ?? 1013, e.code)
+      return
+    }
+    this.#perIp.set(ip, open + 1)
     const connectionId = `${this.#idPrefix}-${(++this.#idCounter).toString(36)}`
     const logger = new ConnectionLog(this.#log, connectionId, native ? null : document)
-    const deps = { registry: this.#registry, options: this.#options, logger, connectionId }
-    const connection: Connection = native
-      ? new NativeConnection(ws, req, deps)
-      : new YWebsocketConnection(ws, req, document, token, deps)
-    const tracked: Tracked = { connection, ws, alive: true }
+    let connection: Connection
+    try {
+      const deps = { registry: this.#registry, options: this.#options, logger, connectionId }
+      connection = native
+        ? new NativeConnection(ws, req, deps)
+        : new YWebsocketConnection(ws, req, document, token, deps)
+    } catch (err) {
+      this.#releaseIp(ip)
+      // after the 101 response: close as a WebSocket, not with an HTTP reply
+      this.#log.error({ err }, 'accepting a connection failed')
+      ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
+      return
+    }
+    const tracked: Tracked = { connection, ws, alive: true, native, ip, logger, gateway: this }
+    ;(ws as TrackedSocket)[kTracked] = tracked
     this.#tracked.set(ws, tracked)
     if (native) this.#nativeCount++
-    logger.debug({ remote: req.socket.remoteAddress }, 'connected')
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      tracked.alive = true
-      if (!isBinary) {
-        connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
-        return
-      }
-      try {
-        connection.receive(toBytes(data))
-      } catch (err) {
-        logger.error({ err }, 'unexpected error handling a message')
-        connection.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
-      }
-    })
-    ws.on('pong', () => { tracked.alive = true })
-    ws.on('error', err => {
-      // ws closes the socket itself for protocol violations (1002) and oversized messages (1009)
-      logger.info({ code: (err as { code?: string }).code, err: err.message }, 'socket error')
-    })
-    ws.on('close', (code: number) => {
-      this.#tracked.delete(ws)
-      if (native) this.#nativeCount--
-      connection.dispose()
-      logger.debug({ code }, 'disconnected')
-    })
+    logger.debug({ remote: ip }, 'connected')
+    ws.on('message', onMessage)
+    ws.on('pong', onPong)
+    ws.on('error', onError)
+    ws.on('close', onClose)
+  }
+
+  /** A socket closed: stop tracking it. */
+  forget(t: Tracked): void {
+    if (this.#tracked.get(t.ws) !== t) return
+    this.#tracked.delete(t.ws)
+    if (t.native) this.#nativeCount--
+    this.#releaseIp(t.ip)
+  }
+
+  #releaseIp(ip: string): void {
+    const n = (this.#perIp.get(ip) ?? 1) - 1
+    if (n <= 0) this.#perIp.delete(ip)
+    else this.#perIp.set(ip, n)
   }
 
   /** One timer for all sockets: terminate those that did not answer the last ping. */

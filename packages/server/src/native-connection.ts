@@ -358,7 +358,8 @@ class NativeDocSession implements DocumentSession {
   closed = false
   readonly #conn: NativeConnection
   #guard: SessionGuard | null = null
-  readonly #hold: CongestionHold
+  /** Created when the socket first congests (most never do). */
+  #hold: CongestionHold | null = null
   #lease: DocumentLease | null = null
   #queue: { frame: Frame; size: number }[] = []
   #queuedBytes = 0
@@ -369,7 +370,6 @@ class NativeDocSession implements DocumentSession {
     this.#conn = conn
     this.document = document
     this.id = `${conn.id}/${document}`
-    this.#hold = new CongestionHold(conn.sender, (update, presence) => this.#flushHeld(update, presence))
   }
 
   get userId(): string | null {
@@ -519,16 +519,21 @@ class NativeDocSession implements DocumentSession {
   }
 
   sendUpdate(message: SharedMessage): void {
-    if (this.closed || this.#hold.holdUpdate(message.payload)) return
+    if (this.closed || ((this.#hold !== null || this.#conn.sender.congested) && this.#congestion().holdUpdate(message.payload))) return
     this.#conn.sendFrame(message.native(), this.document)
   }
 
   sendAwareness(message: SharedMessage): void {
-    if (this.closed || this.#hold.holdPresence()) return
+    if (this.closed || ((this.#hold !== null || this.#conn.sender.congested) && this.#congestion().holdPresence())) return
     this.#conn.sendFrame(message.native(), this.document)
   }
 
   /** The socket drained: what was held goes out, merged. */
+  #congestion(): CongestionHold {
+    this.#hold ??= new CongestionHold(this.#conn.sender, (update, presence) => this.#flushHeld(update, presence))
+    return this.#hold
+  }
+
   #flushHeld(update: Uint8Array | null, presence: boolean): void {
     if (this.closed) return
     const name = this.document

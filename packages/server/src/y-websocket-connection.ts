@@ -24,7 +24,8 @@ export class YWebsocketConnection implements DocumentSession {
   readonly document: string
   readonly awarenessClientIds = new Set<number>()
   #guard: SessionGuard | null = null
-  readonly #hold: CongestionHold
+  /** Created when the socket first congests (most never do). */
+  #hold: CongestionHold | null = null
   readonly #limiter: SocketRateLimiter
   readonly #ws: WebSocket
   #request: IncomingMessage | null
@@ -48,7 +49,6 @@ export class YWebsocketConnection implements DocumentSession {
     this.#log = deps.logger
     this.#sender = new SocketSender(ws, this, { ...deps.options, chunkBytes: 0 })
     this.#limiter = new SocketRateLimiter(rateLimitsOf(deps.options))
-    this.#hold = new CongestionHold(this.#sender, (update, presence) => this.#flushHeld(update, presence))
     void this.#start()
   }
 
@@ -63,11 +63,7 @@ export class YWebsocketConnection implements DocumentSession {
       this.#request = null
       this.#token = ''
       if (this.#closed) return
-      this.#guard = new SessionGuard(grant, this.document, o.authorizer.access, {
-        // y-websocket has no in-band errors and no way to refresh a token: close with the coded reason
-        revoke: error => this.close(error),
-        changeRole: () => undefined,
-      })
+      this.#guard = new SessionGuard(grant, this.document, o.authorizer.access, this)
       lease = await this.#deps.registry.acquire(this.document).catch(err => {
         this.#log.error({ err, document: this.document }, 'document load failed')
         throw new ConcordError('CONCORD_ERR_DOC_LOAD_FAILED', `could not load document: ${(err as Error).message}`, { cause: err })
@@ -105,6 +101,14 @@ export class YWebsocketConnection implements DocumentSession {
       if (!this.#closed) this.#send(encodeYMessage({ type: 'sync-step1', stateVector: doc.stateVector() }))
     })
   }
+
+  /** SessionGuard: y-websocket has no in-band errors and no way to refresh a token, so close with the coded reason. */
+  revoke(error: ConcordError): void {
+    this.close(error)
+  }
+
+  /** SessionGuard: a downgraded session's writes are refused from now on; nothing to tell the client. */
+  changeRole(): void {}
 
   receive(data: Uint8Array): void {
     if (this.#closed) return
@@ -183,16 +187,21 @@ export class YWebsocketConnection implements DocumentSession {
   }
 
   sendUpdate(message: SharedMessage): void {
-    if (this.#closed || this.#hold.holdUpdate(message.payload)) return
+    if (this.#closed || ((this.#hold !== null || this.#sender.congested) && this.#congestion().holdUpdate(message.payload))) return
     this.#send(message.yWebsocket())
   }
 
   sendAwareness(message: SharedMessage): void {
-    if (this.#closed || this.#hold.holdPresence()) return
+    if (this.#closed || ((this.#hold !== null || this.#sender.congested) && this.#congestion().holdPresence())) return
     this.#send(message.yWebsocket())
   }
 
   /** The socket drained: what was held goes out, merged. */
+  #congestion(): CongestionHold {
+    this.#hold ??= new CongestionHold(this.#sender, (update, presence) => this.#flushHeld(update, presence))
+    return this.#hold
+  }
+
   #flushHeld(update: Uint8Array | null, presence: boolean): void {
     if (this.#closed) return
     if (update !== null) this.#send(encodeYMessageParts({ type: 'update', update }))

@@ -16,7 +16,7 @@ type Request = SqliteRequest extends infer R ? R extends { id: number } ? Omit<R
  * being written, the next batch collects.
  */
 export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapter {
-  return adapterOver(options.thread === 'main' ? inThread(options) : inWorker(options), options.commitWindowMs ?? 2)
+  return adapterOver(options.thread === 'main' ? inThread(options) : inWorker(options), options.commitWindowMs ?? 2, options.busyCommitWindowMs ?? 10)
 }
 
 /** The SQLite operations, wherever they run. */
@@ -30,8 +30,8 @@ interface Backend {
   close(): Promise<void>
 }
 
-function adapterOver(backend: Backend, commitWindowMs: number): StorageAdapter {
-  const committer = new GroupCommit<AppendItem, number>(batch => backend.append(batch), { lingerMs: commitWindowMs })
+function adapterOver(backend: Backend, commitWindowMs: number, busyCommitWindowMs: number): StorageAdapter {
+  const committer = new GroupCommit<AppendItem, number>(batch => backend.append(batch), { lingerMs: commitWindowMs, busyLingerMs: busyCommitWindowMs })
   let closed = false
   const open = (): void => {
     if (closed) throw new Error('sqlite storage is closed')
