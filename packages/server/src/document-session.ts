@@ -15,6 +15,8 @@ export interface DocumentSession {
   readonly awarenessClientIds: Set<number>
   /** A document update (already applied on the server) to forward. */
   sendUpdate(message: SharedMessage): void
+  /** Several updates, in order, handed to the kernel together. */
+  sendUpdates(messages: readonly SharedMessage[]): void
   /** An awareness update to forward. */
   sendAwareness(message: SharedMessage): void
   /** The update the client sent with this seq is durable. */

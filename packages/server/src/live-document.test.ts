@@ -17,6 +17,7 @@ class FakeSession implements DocumentSession {
   readonly errors: { code: string; seq: number; closed: boolean }[] = []
   constructor(readonly id: string, readonly role: Role = 'write', readonly userId: string | null = id) {}
   sendUpdate(m: SharedMessage): void { this.updates.push(m.payload) }
+  sendUpdates(ms: readonly SharedMessage[]): void { for (const m of ms) this.sendUpdate(m) }
   sendAwareness(m: SharedMessage): void { this.awareness.push(m.payload) }
   ack(seq: number): void { this.acks.push(seq) }
   documentError(e: ConcordError, seq: number, closed: boolean): void { this.errors.push({ code: e.code, seq, closed }) }
@@ -95,7 +96,7 @@ describe('LiveDocument edit path', () => {
     expect(b.updates).toHaveLength(1)
   })
 
-  it('coalesces updates of one event-loop turn into one frame per listener and never echoes a writer its own update', async () => {
+  it('coalesces updates of one event-loop turn into one frame per listener and never echoes a writer its own updates', async () => {
     const doc = await load(createMemoryStorage())
     const w1 = new FakeSession('w1')
     const w2 = new FakeSession('w2')
@@ -108,16 +109,37 @@ describe('LiveDocument edit path', () => {
     a.forEach((u, i) => doc.applyUpdate(w1, i + 1, u))
     b.forEach((u, i) => doc.applyUpdate(w2, i + 1, u))
     await settle()
+    // the listener gets one merged frame; each writer gets the other's updates as they were
     expect(l.updates).toHaveLength(1)
-    expect(w1.updates).toHaveLength(1)
-    expect(w2.updates).toHaveLength(1)
+    expect(w1.updates).toHaveLength(b.length)
+    expect(w2.updates).toHaveLength(a.length)
     const atW1 = new Y.Doc()
-    Y.applyUpdate(atW1, w1.updates[0]!)
+    for (const u of w1.updates) Y.applyUpdate(atW1, u)
+    const atW2 = new Y.Doc()
+    for (const u of w2.updates) Y.applyUpdate(atW2, u)
+    expect(atW2.getText('t').toString()).toBe('aaaaaaaaaa')
+    expect(atW2.getArray('x').toArray()).toEqual([])
     expect(atW1.getText('t').toString()).toBe('')
     expect(atW1.getArray('x').toArray()).toEqual([0, 1, 2, 3, 4])
     const atL = new Y.Doc()
     Y.applyUpdate(atL, l.updates[0]!)
     expect(atL.getText('t').toString()).toBe('aaaaaaaaaa')
+  })
+
+  it('a few updates of one turn go out as they are, each writer getting only the others\' updates', async () => {
+    const doc = await load(createMemoryStorage())
+    const w1 = new FakeSession('w1')
+    const w2 = new FakeSession('w2')
+    const l = new FakeSession('l')
+    for (const s of [w1, w2, l]) doc.addSession(s)
+    const a = updatesOf(d => { d.getText('t').insert(0, 'a'); d.getText('t').insert(1, 'b') }, new Y.Doc())
+    const b = updatesOf(d => { d.getArray('x').push([1]) }, new Y.Doc())
+    a.forEach((u, i) => doc.applyUpdate(w1, i + 1, u))
+    b.forEach((u, i) => doc.applyUpdate(w2, i + 1, u))
+    await settle()
+    expect(l.updates).toEqual([...a, ...b])
+    expect(w1.updates).toEqual(b)
+    expect(w2.updates).toEqual(a)
   })
 
   it('rejects a malformed update with a coded error and leaves the document as it was', async () => {

@@ -653,12 +653,23 @@ export class LiveDocument {
     setImmediate(this.#flushFanout)
   }
 
-  /** Everything applied in one event-loop turn goes out as one frame per listener. */
+  /**
+   * Everything applied in one event-loop turn goes out together. A few updates go
+   * out as they are, each encoded once and shared, handed to each socket's kernel
+   * buffer in one write (Y.mergeUpdates costs more than the frames it saves when
+   * there are few). More than that are merged into frames of at most MERGE_GROUP
+   * updates for the sessions that wrote none of them; a session that wrote some
+   * gets the others' as they are. Nobody is sent its own updates back.
+   */
   readonly #flushFanout = (): void => {
     this.#fanoutScheduled = false
     const items = this.#outbox
     this.#outbox = []
     if (items.length === 0 || this.sessions.size === 0) return
+    if (items.length <= SEPARATE_MAX) {
+      this.#sendSeparately(items)
+      return
+    }
     // Y.mergeUpdates grows faster than linearly with the number of updates, so
     // a large burst goes out as a few frames of at most MERGE_GROUP updates each;
     // a large update goes out alone, as received (merging would re-encode all of it)
@@ -679,18 +690,41 @@ export class LiveDocument {
     if (group.length > 0) this.#send(group)
   }
 
+  #sendSeparately(items: Outgoing[]): void {
+    const messages = items.map(i => new SharedMessage('update', this.name, i.update))
+    if (items.length === 1) {
+      const origin = items[0]!.origin
+      for (const s of this.sessions) if (s !== origin) s.sendUpdate(messages[0]!)
+      return
+    }
+    for (const s of this.sessions) {
+      let own = 0
+      for (const i of items) if (i.origin === s) own++
+      if (own === 0) s.sendUpdates(messages)
+      else if (own < items.length) s.sendUpdates(messages.filter((_, k) => items[k]!.origin !== s))
+    }
+  }
+
   #send(items: Outgoing[]): void {
     const all = new SharedMessage('update', this.name, merge(items))
+    if (items.length === 1) {
+      const origin = items[0]!.origin
+      for (const s of this.sessions) if (s !== origin) s.sendUpdate(all)
+      return
+    }
     const origins = new Set<DocumentSession | null>()
     for (const i of items) origins.add(i.origin)
+    let separate: SharedMessage[] | null = null
     for (const s of this.sessions) {
       if (!origins.has(s)) {
         s.sendUpdate(all)
         continue
       }
-      // the session wrote part of this batch: send it only the rest
-      const others = items.filter(i => i.origin !== s)
-      if (others.length > 0) s.sendUpdate(new SharedMessage('update', this.name, merge(others)))
+      // the session wrote part of this batch: it gets the others' updates as they
+      // are (one merge per writer would cost more than the frames it saves)
+      separate ??= items.map(i => new SharedMessage('update', this.name, i.update))
+      const others = separate.filter((_, k) => items[k]!.origin !== s)
+      if (others.length > 0) s.sendUpdates(others)
     }
   }
 
@@ -736,6 +770,9 @@ export class LiveDocument {
 }
 
 const MERGE_GROUP = 64
+
+/** Up to this many updates of one event-loop turn go out unmerged (see `#flushFanout`). */
+const SEPARATE_MAX = 8
 
 /** Updates at least this large are forwarded on their own, never merged with others. */
 const LARGE_UPDATE_BYTES = 64 * 1024

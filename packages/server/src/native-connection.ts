@@ -523,6 +523,10 @@ class NativeDocSession implements DocumentSession {
     this.#conn.sendFrame(message.native(), this.document)
   }
 
+  sendUpdates(messages: readonly SharedMessage[]): void {
+    this.#conn.sender.corked(() => { for (const m of messages) this.sendUpdate(m) })
+  }
+
   sendAwareness(message: SharedMessage): void {
     if (this.closed || ((this.#hold !== null || this.#conn.sender.congested) && this.#congestion().holdPresence())) return
     this.#conn.sendFrame(message.native(), this.document)

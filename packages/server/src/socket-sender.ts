@@ -161,6 +161,24 @@ export class SocketSender {
     for (let i = 0; i < message.length; i++) this.#ws.send(message[i]!, { binary: true, fin: i === message.length - 1 })
   }
 
+  /**
+   * Runs `fn`, whose sends reach the kernel together (one writev) instead of one
+   * system call each: the socket is corked around it.
+   */
+  corked(fn: () => void): void {
+    const socket = (this.#ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
+    if (socket === undefined) {
+      fn()
+      return
+    }
+    socket.cork()
+    try {
+      fn()
+    } finally {
+      socket.uncork()
+    }
+  }
+
   stop(): void {
     this.#stopped = true
     if (this.#pongTimer !== null) clearTimeout(this.#pongTimer)

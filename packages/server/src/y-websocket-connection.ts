@@ -191,6 +191,10 @@ export class YWebsocketConnection implements DocumentSession {
     this.#send(message.yWebsocket())
   }
 
+  sendUpdates(messages: readonly SharedMessage[]): void {
+    this.#sender.corked(() => { for (const m of messages) this.sendUpdate(m) })
+  }
+
   sendAwareness(message: SharedMessage): void {
     if (this.#closed || ((this.#hold !== null || this.#sender.congested) && this.#congestion().holdPresence())) return
     this.#send(message.yWebsocket())
