@@ -147,9 +147,9 @@ export class DocumentRegistry {
     await Promise.allSettled([...this.#entries.values()].map(e => e.loading))
   }
 
-  /** Wait until every loaded document's log is flushed. */
-  async flushAll(): Promise<void> {
-    await Promise.all([...this.#entries.values()].map(e => e.loading.then(d => d.whenFlushed(), () => undefined)))
+  /** Wait until every loaded document's log is flushed and long log tails are compacted (before a shutdown). */
+  async settleAll(): Promise<void> {
+    await Promise.all([...this.#entries.values()].map(e => e.loading.then(d => d.settleForUnload(), () => undefined)))
   }
 
   /** Refuse new acquires and destroy everything (after sessions are gone and logs flushed). */

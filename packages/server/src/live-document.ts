@@ -279,16 +279,27 @@ export class LiveDocument {
     this.#base = base
     this.#since = since
     this.#sinceBytes = since.reduce((n, u) => n + u.length, 0)
+    if (this.#sinceTooLong()) {
+      this.#base = null
+      this.#since = []
+      this.#sinceBytes = 0
+    }
   }
 
   #keepSince(update: Uint8Array): void {
     if (this.#base === null) return
     this.#since.push(update)
     this.#sinceBytes += update.length
-    // compaction keeps this short; if it keeps failing, stop keeping a copy
-    if (this.#sinceBytes > Math.max(2 * this.#opts.compactEveryBytes, 8 * 1024 * 1024) || this.#since.length > 4 * this.#opts.compactEveryUpdates) {
-      this.#setBase(new Uint8Array(0), [])
-    }
+    if (this.#sinceTooLong()) this.#setBase(new Uint8Array(0), [])
+  }
+
+  /**
+   * Compaction keeps the updates since the base few; when it falls behind (or keeps
+   * failing), merging them for each joining peer would cost more than encoding the
+   * document once, so no copy is kept.
+   */
+  #sinceTooLong(): boolean {
+    return this.#sinceBytes > Math.max(2 * this.#opts.compactEveryBytes, 8 * 1024 * 1024) || this.#since.length > 4 * this.#opts.compactEveryUpdates
   }
 
   /**
