@@ -399,7 +399,7 @@ for (const sv of opts.servers) {
     continue
   }
   const env = Object.entries(def.env).map(([k, v]) => `${k}=${v} `).join('')
-  lines.push(`- ${def.label} (${def.protocol} protocol): \`${env}${def.template}\``)
+  lines.push(`- ${def.label}: ${def.protocol} protocol; \`${env}${def.template}\``)
 }
 lines.push('')
 lines.push(`| scenario | metric | ${opts.servers.map(sv => SERVERS[sv].label).join(' | ')} |`)
