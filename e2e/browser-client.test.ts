@@ -1,7 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
-import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { extname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,7 +10,7 @@ import * as Y from 'yjs'
 import { createServer, type ConcordServer } from '@concord/server'
 import { createSqliteStorage } from '@concord/server/storage/sqlite'
 import type { ConcordClient } from '@concord/client'
-import { connectClient, startServer, waitFor, type RunningServer } from './helpers.js'
+import { connectClient, freePort, startServer, waitFor, type RunningServer } from './helpers.js'
 // the page's `window.concord` (its type, and the global declaration of it)
 import type {} from './fixtures/browser/main.js'
 
@@ -141,14 +140,6 @@ async function openPage(context: BrowserContext, page?: Page): Promise<Page> {
   await p.goto(`${site!.origin}/index.html`)
   await p.waitForFunction(() => typeof window.concord === 'object')
   return p
-}
-
-async function freePort(): Promise<number> {
-  const probe = createNetServer()
-  await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', () => resolve()))
-  const port = (probe.address() as { port: number }).port
-  await new Promise<void>(resolve => probe.close(() => resolve()))
-  return port
 }
 
 /** The text an editor shows, without the remote carets' name labels. */

@@ -1,6 +1,6 @@
 import { afterEach } from 'vitest'
 import { WebSocket } from 'ws'
-import { connect as netConnect } from 'node:net'
+import { connect as netConnect, createServer as createNetServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { createServer, type ConcordServer, type ServerOptions } from '@concord/server'
 import { createClient, type ClientOptions, type ConcordClient, type WebSocketConstructor } from '@concord/client'
@@ -191,4 +191,13 @@ function maskedBinaryFrame(payload: Uint8Array): Buffer {
   const body = Buffer.alloc(len)
   for (let i = 0; i < len; i++) body[i] = payload[i]! ^ mask[i & 3]!
   return Buffer.concat([header, mask, body])
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export async function freePort(): Promise<number> {
+  const probe = createNetServer()
+  await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', () => resolve()))
+  const port = (probe.address() as { port: number }).port
+  await new Promise<void>(resolve => probe.close(() => resolve()))
+  return port
 }

@@ -1,12 +1,12 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { createServer, type ConcordServer } from '@concord/server'
+import { freePort } from './helpers.js'
 
 const run = promisify(execFile)
 const FIXTURE = fileURLToPath(new URL('./fixtures/offline-client.mjs', import.meta.url))
@@ -17,14 +17,6 @@ afterEach(async () => {
   server = null
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
-
-async function freePort(): Promise<number> {
-  const probe = createNetServer()
-  await new Promise<void>(r => probe.listen(0, '127.0.0.1', () => r()))
-  const port = (probe.address() as { port: number }).port
-  await new Promise<void>(r => probe.close(() => r()))
-  return port
-}
 
 async function client(url: string, dir: string, ...args: string[]): Promise<{ text: string; pending: number; connected: boolean }> {
   const { stdout } = await run(process.execPath, [FIXTURE, url, dir, ...args], { timeout: 30_000 })

@@ -18,6 +18,12 @@ describe('concord serve configuration', () => {
     expect(parseServeConfig(['--port', '6000', '--store', 'sqlite', '--data', '/tmp/x'], env)).toMatchObject({ port: 6000, store: 'sqlite', data: '/tmp/x' })
   })
 
+  it('takes a postgres:// URL as the store', () => {
+    const url = 'postgres://concord:secret@db.internal:5432/concord'
+    expect(parseServeConfig(['--store', url], open)).toMatchObject({ store: 'postgres', storeUrl: url })
+    expect(parseServeConfig([], { ...open, CONCORD_STORE: 'postgresql://db/concord' })).toMatchObject({ store: 'postgres', storeUrl: 'postgresql://db/concord' })
+  })
+
   it('refuses bad values with a clear message', () => {
     expect(() => parseServeConfig(['--port', 'abc'], open)).toThrow(/invalid port "abc"/)
     expect(() => parseServeConfig(['--store', 'redis'], open)).toThrow(/invalid store "redis"/)

@@ -27,7 +27,7 @@ Usage:
 Options of serve (each also read from the environment variable shown):
   --port <n>         port to listen on                      CONCORD_PORT       (default 1234)
   --host <address>   address to bind                        CONCORD_HOST       (default 0.0.0.0)
-  --store <kind>     sqlite | memory                        CONCORD_STORE      (default sqlite)
+  --store <kind>     sqlite | memory | postgres://user:pass@host:port/db  CONCORD_STORE (default sqlite)
   --data <dir>       folder of the SQLite store             CONCORD_DATA       (default ./data)
   --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
   --compact-every-updates <n>  compact a document's log after n updates  CONCORD_COMPACT_EVERY_UPDATES (default 1000)
@@ -77,7 +77,9 @@ class UsageError extends Error {}
 export interface CliConfig {
   port: number
   host: string
-  store: 'sqlite' | 'memory'
+  store: 'sqlite' | 'memory' | 'postgres'
+  /** The connection string, for `postgres`. */
+  storeUrl?: string
   data: string
   logLevel: LevelWithSilent
   compactEveryUpdates: number | undefined
@@ -147,14 +149,19 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
   const portText = values.port ?? env.CONCORD_PORT ?? '1234'
   const port = Number(portText)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`invalid port ${JSON.stringify(portText)}`)
-  const store = values.store ?? env.CONCORD_STORE ?? 'sqlite'
-  if (store !== 'sqlite' && store !== 'memory') throw new UsageError(`invalid store ${JSON.stringify(store)}: use sqlite or memory`)
+  const storeText = values.store ?? env.CONCORD_STORE ?? 'sqlite'
+  const isPostgres = /^postgres(ql)?:\/\//.test(storeText)
+  const store = isPostgres ? 'postgres' : storeText
+  if (store !== 'sqlite' && store !== 'memory' && store !== 'postgres') {
+    throw new UsageError(`invalid store ${JSON.stringify(storeText)}: use sqlite, memory or a postgres:// URL`)
+  }
   const logLevel = values['log-level'] ?? env.CONCORD_LOG_LEVEL ?? 'info'
   if (!LEVELS.has(logLevel)) throw new UsageError(`invalid log level ${JSON.stringify(logLevel)}`)
   return {
     port,
     host: values.host ?? env.CONCORD_HOST ?? '0.0.0.0',
     store,
+    ...(isPostgres ? { storeUrl: storeText } : {}),
     data: resolve(values.data ?? env.CONCORD_DATA ?? './data'),
     logLevel: logLevel as LevelWithSilent,
     compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
@@ -218,6 +225,12 @@ async function serve(argv: string[]): Promise<void> {
       data: config.data, synchronous: config.sqliteSynchronous, commitWindowMs: config.sqliteCommitWindowMs,
       busyCommitWindowMs: config.sqliteBusyCommitWindowMs,
     }, 'using SQLite store')
+  } else if (config.store === 'postgres') {
+    const { createPostgresStorage } = await import('./storage/postgres-storage.js')
+    storage = await createPostgresStorage({
+      connectionString: config.storeUrl!, commitWindowMs: config.sqliteCommitWindowMs, busyCommitWindowMs: config.sqliteBusyCommitWindowMs,
+    })
+    logger.info({ postgres: redactUrl(config.storeUrl!) }, 'using PostgreSQL store')
   } else {
     const { createMemoryStorage } = await import('./storage/memory-storage.js')
     storage = createMemoryStorage()
@@ -244,7 +257,8 @@ async function serve(argv: string[]): Promise<void> {
       auth = { jwks: config.auth.jwks, ...claims }
       break
   }
-  const access = config.store === 'sqlite'
+  // revocations and role overrides live in <data>/access.json (with postgres too, for now: per node)
+  const access = config.store !== 'memory'
     ? await AccessControl.open(createFileAccessStore(join(config.data, 'access.json')))
     : AccessControl.inMemory()
   const server = createServer({
@@ -325,6 +339,17 @@ export async function token(argv: string[], env: NodeJS.ProcessEnv): Promise<str
     expiresInSec: parseDuration(values.expires ?? '1h'), ...(values.user !== undefined ? { userId: values.user } : {}),
   })
   return values.json === true ? JSON.stringify(minted) : minted.token
+}
+
+/** A connection string without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password !== '') u.password = '***'
+    return u.toString()
+  } catch {
+    return 'postgres://…'
+  }
 }
 
 /** Runs the benchmark runner of the `@concord/bench` workspace package with these arguments. */

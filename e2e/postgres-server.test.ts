@@ -1,0 +1,142 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as Y from 'yjs'
+import pg from 'pg'
+import type { ConcordClient } from '@concord/client'
+import { connectClient, waitFor } from './helpers.js'
+import { spawnServer, type ServerProcess } from './server-process.js'
+import { startPostgres, type PostgresServer } from './services/postgres.js'
+
+// Concord as a child process on a real PostgreSQL (started from the machine's binaries).
+let postgres: PostgresServer
+let n = 0
+beforeAll(async () => {
+  postgres = await startPostgres()
+}, 120_000)
+afterAll(() => {
+  postgres?.stop()
+})
+
+const procs: ServerProcess[] = []
+const clients: ConcordClient[] = []
+const dirs: string[] = []
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close()
+  for (const p of procs.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+async function database(): Promise<string> {
+  const name = `server_${++n}`
+  // a connection per call: a test restarts PostgreSQL, which ends every open connection
+  const admin = new pg.Client({ connectionString: postgres.url })
+  await admin.connect()
+  try {
+    await admin.query(`CREATE DATABASE ${name}`)
+  } finally {
+    await admin.end()
+  }
+  return postgres.urlOf(name)
+}
+
+/** What PostgreSQL holds: the snapshot and the tail replayed the way a load does. */
+async function readStore(url: string, doc: string): Promise<number[]> {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    const snap = await c.query<{ seq: string; data: Buffer }>('SELECT seq, data FROM concord_snapshots WHERE doc = $1', [doc])
+    const tail = await c.query<{ data: Buffer }>('SELECT data FROM concord_updates WHERE doc = $1 AND seq > $2 ORDER BY seq', [doc, snap.rows[0]?.seq ?? 0])
+    const ydoc = new Y.Doc()
+    if (snap.rows[0]) Y.applyUpdate(ydoc, snap.rows[0].data)
+    for (const r of tail.rows) Y.applyUpdate(ydoc, r.data)
+    return ydoc.getArray<number>('items').toArray()
+  } finally {
+    await c.end()
+  }
+}
+
+async function serve(url: string, port = 0): Promise<ServerProcess> {
+  const data = mkdtempSync(join(tmpdir(), 'concord-pg-node-'))
+  dirs.push(data)
+  const proc = await spawnServer(['--store', url, '--data', data, '--port', String(port), '--compact-every-updates', '97', '--rate-limit-messages', '1000000'])
+  procs.push(proc)
+  return proc
+}
+
+describe('Concord on PostgreSQL', () => {
+  it('every acked update is in PostgreSQL when the server is killed; after a restart the client re-sends the rest', async () => {
+    const url = await database()
+    const first = await serve(url)
+    const client = connectClient(first.url, { reconnect: { minDelayMs: 50, maxDelayMs: 200 } })
+    clients.push(client)
+    const handle = client.open('crash')
+    await handle.whenSynced()
+    const items = handle.doc.getArray<number>('items')
+    const acked = new Set<number>()
+    const TOTAL = 1_000
+    handle.on('ack', seqs => { for (const q of seqs) if (q <= TOTAL) acked.add(q - 1) })
+    let sent = 0
+    const writer = (async () => {
+      while (sent < TOTAL) {
+        for (let k = 0; k < 10 && sent < TOTAL; k++) items.push([sent++])
+        await new Promise(r => setTimeout(r, 2))
+      }
+    })()
+    await waitFor(() => acked.size >= 300, { message: '300 acks' })
+    first.child.kill('SIGKILL')
+    await first.exited
+    const ackedAtCrash = new Set(acked)
+    const stored = new Set(await readStore(url, 'crash'))
+    expect([...ackedAtCrash].filter(i => !stored.has(i))).toEqual([])
+    console.log(`postgres crash: ${sent} sent, ${ackedAtCrash.size} acked at the kill, ${stored.size} in PostgreSQL`)
+    await writer
+    const second = await serve(url, first.port)
+    await waitFor(() => handle.pendingCount === 0, { timeoutMs: 30_000, message: 'all updates acked after restart' })
+    expect(acked.size).toBe(TOTAL)
+    second.child.kill('SIGTERM')
+    expect((await second.exited).code).toBe(0)
+    const final = await readStore(url, 'crash')
+    expect(final).toHaveLength(TOTAL)
+    expect(new Set(final).size).toBe(TOTAL)
+  })
+
+  it('a PostgreSQL restart pauses acks and readiness, the room keeps editing live, and writes resume by themselves with nothing lost', async () => {
+    const url = await database()
+    const server = await serve(url)
+    const writerClient = connectClient(server.url)
+    const readerClient = connectClient(server.url)
+    clients.push(writerClient, readerClient)
+    const w = writerClient.open('restart')
+    const r = readerClient.open('restart')
+    await Promise.all([w.whenSynced(), r.whenSynced()])
+    const items = w.doc.getArray<number>('items')
+    let acks = 0
+    w.on('ack', seqs => { acks += seqs.length })
+    for (let i = 0; i < 50; i++) items.push([i])
+    await waitFor(() => w.pendingCount === 0, { message: 'first 50 acked' })
+    const ready = async (): Promise<number> => (await fetch(`${server.url.replace('ws:', 'http:')}/readyz`)).status
+    expect(await ready()).toBe(200)
+
+    postgres.stopServer()
+    try {
+      await waitFor(async () => (await ready()) === 503, { message: '/readyz unready while PostgreSQL is down' })
+      const acksBefore = acks
+      for (let i = 50; i < 100; i++) items.push([i])
+      // the other client still gets every edit at once: the room does not wait for storage
+      await waitFor(() => r.doc.getArray('items').length === 100, { message: 'edits relayed during the outage' })
+      await new Promise(resolve => setTimeout(resolve, 500))
+      expect(acks).toBe(acksBefore)
+      expect(w.pendingCount).toBeGreaterThan(0)
+    } finally {
+      postgres.start()
+    }
+    const back = Date.now()
+    await waitFor(() => w.pendingCount === 0, { timeoutMs: 15_000, message: 'acks resume after PostgreSQL is back' })
+    console.log(`postgres restart: acks resumed ${Date.now() - back} ms after PostgreSQL was back`)
+    await waitFor(async () => (await ready()) === 200, { message: '/readyz ready again' })
+    const stored = await readStore(url, 'restart')
+    expect(stored).toEqual(Array.from({ length: 100 }, (_, i) => i))
+  })
+})

@@ -1,0 +1,250 @@
+import pg from 'pg'
+import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate } from './storage-adapter.js'
+import { GroupCommit } from './group-commit.js'
+
+export interface PostgresStorageOptions {
+  /** postgres://user:password@host:port/database */
+  connectionString: string
+  /** Connections in the pool (default 4): appends use one at a time, loads and compactions the others. */
+  poolSize?: number
+  /** Group commit window when idle, as for SQLite (default 2 ms). */
+  commitWindowMs?: number
+  /** Group commit window under steady load (default 10 ms). */
+  busyCommitWindowMs?: number
+  /** How long a query may wait for a connection before failing (default 10 s). */
+  connectionTimeoutMs?: number
+}
+
+/**
+ * Versioned schema migrations. Each runs once, in order, in a transaction that
+ * holds an advisory lock, so nodes starting together migrate once.
+ */
+const MIGRATIONS: string[] = [
+  // v1: the update log and one snapshot per document (the model of storage-adapter.ts)
+  `CREATE TABLE concord_updates (
+     seq BIGINT PRIMARY KEY,
+     doc TEXT NOT NULL,
+     data BYTEA NOT NULL,
+     user_id TEXT,
+     at BIGINT NOT NULL
+   );
+   CREATE SEQUENCE concord_updates_seq OWNED BY concord_updates.seq;
+   CREATE INDEX concord_updates_doc_seq ON concord_updates (doc, seq);
+   CREATE TABLE concord_snapshots (
+     doc TEXT PRIMARY KEY,
+     seq BIGINT NOT NULL,
+     data BYTEA NOT NULL,
+     at BIGINT NOT NULL
+   );`,
+]
+
+/** An arbitrary constant: the advisory lock key of Concord's migrations. */
+const MIGRATION_LOCK = 7_205_118_332
+
+interface AppendItem {
+  document: string
+  record: AppendRecord
+}
+
+/**
+ * PostgreSQL storage (`pg`): the same log-plus-snapshot model as SQLite.
+ * Appends are group-committed (one transaction per batch) and resolve only
+ * after PostgreSQL committed them, so an ack means the update is durable
+ * (with the server's default `synchronous_commit = on`). Sequence numbers come
+ * from one PostgreSQL sequence, so several nodes can append to the same store.
+ */
+export async function createPostgresStorage(options: PostgresStorageOptions): Promise<StorageAdapter> {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.poolSize ?? 4,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
+  })
+  // an idle client that loses its connection (server restart) is dropped from the pool; the next
+  // query opens a fresh one: no crash, no operator action
+  pool.on('error', () => undefined)
+  await migrate(pool)
+
+  let closed = false
+  // While PostgreSQL is unreachable (a restart, a failover), a batch is retried until it commits:
+  // acks pause, the documents stay open, and writes resume by themselves. Re-running a batch
+  // whose COMMIT was lost with the connection can log an update twice; Yjs updates are idempotent.
+  const committer = new GroupCommit<AppendItem, number>(batch => untilCommitted(() => appendBatch(pool, batch), () => closed), {
+    lingerMs: options.commitWindowMs ?? 2,
+    busyLingerMs: options.busyCommitWindowMs ?? 10,
+  })
+  const open = (): void => {
+    if (closed) throw new Error('postgres storage is closed')
+  }
+
+  return {
+    kind: 'postgres',
+    async load(document) {
+      open()
+      const client = await pool.connect()
+      client.on('error', ignoreClientError)
+      try {
+        // one snapshot and the tail after it, seen at one point in time
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+        const snap = await client.query<{ seq: string; data: Buffer }>('SELECT seq, data FROM concord_snapshots WHERE doc = $1', [document])
+        const snapshotSeq = snap.rows.length > 0 ? Number(snap.rows[0]!.seq) : 0
+        const tail = await client.query<{ seq: string; data: Buffer; user_id: string | null; at: string }>(
+          'SELECT seq, data, user_id, at FROM concord_updates WHERE doc = $1 AND seq > $2 ORDER BY seq', [document, snapshotSeq])
+        await client.query('COMMIT')
+        const updates: StoredUpdate[] = tail.rows.map(r => ({ seq: Number(r.seq), update: view(r.data), userId: r.user_id, at: Number(r.at) }))
+        return { snapshot: snap.rows.length > 0 ? view(snap.rows[0]!.data) : null, snapshotSeq, updates } satisfies LoadedDocument
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw err
+      } finally {
+        client.off('error', ignoreClientError)
+        client.release()
+      }
+    },
+    append(document, record) {
+      if (closed) return Promise.reject(new Error('postgres storage is closed'))
+      return committer.enqueue({ document, record })
+    },
+    async compact(document, snapshot, upToSeq) {
+      open()
+      await transaction(pool, async client => {
+        // the document's snapshot row (if any) is locked, so two nodes compacting at once serialise
+        const current = await client.query<{ seq: string }>('SELECT seq FROM concord_snapshots WHERE doc = $1 FOR UPDATE', [document])
+        if (current.rows.length > 0 && Number(current.rows[0]!.seq) >= upToSeq) return
+        await client.query(
+          `INSERT INTO concord_snapshots (doc, seq, data, at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (doc) DO UPDATE SET seq = excluded.seq, data = excluded.data, at = excluded.at
+           WHERE excluded.seq > concord_snapshots.seq`,
+          [document, upToSeq, Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength), Date.now()])
+        await client.query('DELETE FROM concord_updates WHERE doc = $1 AND seq <= $2', [document, upToSeq])
+      })
+    },
+    async delete(document) {
+      open()
+      await committer.barrier().catch(() => undefined)
+      await transaction(pool, async client => {
+        await client.query('DELETE FROM concord_updates WHERE doc = $1', [document])
+        await client.query('DELETE FROM concord_snapshots WHERE doc = $1', [document])
+      })
+    },
+    async list() {
+      open()
+      const r = await pool.query<{ doc: string; last_seq: string; tail: string; bytes: string; updated_at: string }>(
+        `SELECT doc, MAX(last_seq) AS last_seq, SUM(tail) AS tail, SUM(bytes) AS bytes, MAX(updated_at) AS updated_at FROM (
+           SELECT doc, MAX(seq) AS last_seq, COUNT(*) AS tail, SUM(LENGTH(data)) AS bytes, MAX(at) AS updated_at FROM concord_updates GROUP BY doc
+           UNION ALL
+           SELECT doc, seq, 0, LENGTH(data), at FROM concord_snapshots
+         ) AS parts GROUP BY doc ORDER BY doc`)
+      return r.rows.map(row => ({
+        name: row.doc,
+        lastSeq: Number(row.last_seq),
+        tailUpdates: Number(row.tail),
+        bytes: Number(row.bytes),
+        updatedAt: Number(row.updated_at),
+      }) satisfies DocumentInfo)
+    },
+    flush: () => committer.barrier(),
+    async ping() {
+      open()
+      await pool.query('SELECT 1')
+    },
+    async close() {
+      if (closed) return
+      // everything enqueued gets up to 10 s to commit (PostgreSQL may be down); then retries stop
+      // and what is left is not acked (its clients send it again)
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([committer.barrier().catch(() => undefined), new Promise(resolve => { timer = setTimeout(resolve, 10_000) })])
+      clearTimeout(timer)
+      closed = true
+      await committer.barrier().catch(() => undefined)
+      await pool.end()
+    },
+  }
+}
+
+/** Errors that mean "PostgreSQL is not reachable right now", not "this write is wrong". */
+export function isTransient(err: unknown): boolean {
+  const e = err as { code?: string; message?: string }
+  const code = e?.code ?? ''
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
+  // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now
+  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e?.message ?? '')
+}
+
+async function untilCommitted<T>(fn: () => Promise<T>, closed: () => boolean): Promise<T> {
+  let delay = 50
+  for (;;) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (!isTransient(err) || closed()) throw err
+      await new Promise(resolve => setTimeout(resolve, delay))
+      delay = Math.min(2_000, delay * 2)
+    }
+  }
+}
+
+async function migrate(pool: pg.Pool): Promise<void> {
+  await transaction(pool, async client => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+    await client.query('CREATE TABLE IF NOT EXISTS concord_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())')
+    const r = await client.query<{ version: number | null }>('SELECT MAX(version) AS version FROM concord_migrations')
+    const current = r.rows[0]?.version ?? 0
+    if (current > MIGRATIONS.length) {
+      throw new Error(`the database's schema is version ${current}, newer than this server knows (${MIGRATIONS.length}): upgrade the server`)
+    }
+    for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+      await client.query(MIGRATIONS[v - 1]!)
+      await client.query('INSERT INTO concord_migrations (version) VALUES ($1)', [v])
+    }
+  })
+}
+
+/**
+ * One batch, one transaction. Sequence numbers are drawn first and handed out in
+ * batch order, so a document's seqs grow in the order its updates were appended.
+ */
+async function appendBatch(pool: pg.Pool, batch: AppendItem[]): Promise<number[]> {
+  return transaction(pool, async client => {
+    const r = await client.query<{ seq: string }>("SELECT nextval('concord_updates_seq') AS seq FROM generate_series(1, $1)", [batch.length])
+    const seqs = r.rows.map(row => Number(row.seq)).sort((a, b) => a - b)
+    const now = Date.now()
+    await client.query(
+      `INSERT INTO concord_updates (seq, doc, data, user_id, at)
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::bigint[])`,
+      [
+        seqs,
+        batch.map(b => b.document),
+        batch.map(b => Buffer.from(b.record.update.buffer, b.record.update.byteOffset, b.record.update.byteLength)),
+        batch.map(b => b.record.userId ?? null),
+        batch.map(b => b.record.at ?? now),
+      ])
+    return seqs
+  })
+}
+
+/** A connection lost between two queries is reported by the next query; its 'error' event must not crash the process. */
+const ignoreClientError = (): void => undefined
+
+async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  client.on('error', ignoreClientError)
+  let broken = false
+  try {
+    await client.query('BEGIN')
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => { broken = true })
+    throw err
+  } finally {
+    // a connection that failed mid-transaction is not given back to the pool
+    client.off('error', ignoreClientError)
+    client.release(broken)
+  }
+}
+
+function view(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+}
