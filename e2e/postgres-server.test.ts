@@ -139,4 +139,27 @@ describe('Concord on PostgreSQL', () => {
     const stored = await readStore(url, 'restart')
     expect(stored).toEqual(Array.from({ length: 100 }, (_, i) => i))
   })
+
+  it('a node started while PostgreSQL is down starts unready, and becomes ready and serves documents once PostgreSQL is up', async () => {
+    const url = await database()
+    postgres.stopServer()
+    let server: ServerProcess
+    try {
+      server = await serve(url)
+      const ready = async (): Promise<number> => (await fetch(`${server.url.replace('ws:', 'http:')}/readyz`)).status
+      expect(await ready()).toBe(503)
+      expect((await fetch(`${server.url.replace('ws:', 'http:')}/healthz`)).status).toBe(200)
+    } finally {
+      postgres.start()
+    }
+    const ready = async (): Promise<number> => (await fetch(`${server.url.replace('ws:', 'http:')}/readyz`)).status
+    await waitFor(async () => (await ready()) === 200, { timeoutMs: 15_000, message: '/readyz ready once PostgreSQL is up' })
+    const client = connectClient(server.url)
+    clients.push(client)
+    const h = client.open('late')
+    await h.whenSynced()
+    h.doc.getArray<number>('items').push([1, 2, 3])
+    await waitFor(() => h.pendingCount === 0, { message: 'acked' })
+    expect(await readStore(url, 'late')).toEqual([1, 2, 3])
+  })
 })

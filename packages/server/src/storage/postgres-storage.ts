@@ -62,7 +62,22 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
   // an idle client that loses its connection (server restart) is dropped from the pool; the next
   // query opens a fresh one: no crash, no operator action
   pool.on('error', () => undefined)
-  await migrate(pool)
+  // The schema is checked (and created or migrated) before the store is used. A server that
+  // starts while PostgreSQL is unreachable still starts: it keeps trying in the background, and
+  // until then every operation fails at once (so /readyz says unready and opens are refused
+  // with a retryable error) instead of waiting.
+  let migrated = false
+  let closedEarly = false
+  try {
+    await migrate(pool)
+    migrated = true
+  } catch (err) {
+    if (!isTransient(err)) {
+      await pool.end().catch(() => undefined)
+      throw err
+    }
+    void untilCommitted(() => migrate(pool), () => closedEarly).then(() => { migrated = true }, () => undefined)
+  }
 
   let closed = false
   // While PostgreSQL is unreachable (a restart, a failover), a batch is retried until it commits:
@@ -74,6 +89,7 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
   })
   const open = (): void => {
     if (closed) throw new Error('postgres storage is closed')
+    if (!migrated) throw new Error('PostgreSQL is not reachable yet (its schema has not been checked)')
   }
 
   return {
@@ -102,6 +118,7 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
     },
     append(document, record) {
       if (closed) return Promise.reject(new Error('postgres storage is closed'))
+      if (!migrated) return Promise.reject(new Error('PostgreSQL is not reachable yet (its schema has not been checked)'))
       return committer.enqueue({ document, record })
     },
     async compact(document, snapshot, upToSeq) {
@@ -149,6 +166,7 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
     },
     async close() {
       if (closed) return
+      closedEarly = true
       // everything enqueued gets up to 10 s to commit (PostgreSQL may be down); then retries stop
       // and what is left is not acked (its clients send it again)
       let timer: NodeJS.Timeout | undefined
