@@ -14,7 +14,7 @@ import { connectClient, freePort, startServer, waitFor, type RunningServer } fro
 // the page's `window.concord` (its type, and the global declaration of it)
 import type {} from './fixtures/browser/main.js'
 
-// Debian's Chromium, driven by playwright-core; `npm test` installs it (scripts/ensure-chromium.mjs)
+// Debian's Chromium, driven by playwright-core; `npm test` installs it (scripts/ensure-system-packages.mjs)
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -36,7 +36,7 @@ let expectedConsoleErrors: RegExp[] = []
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (run \`node scripts/ensure-chromium.mjs\` as root, or \`apt-get install chromium\`)`)
+    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (run \`node scripts/ensure-system-packages.mjs\` as root, or \`apt-get install chromium\`)`)
   }
   const dir = mkdtempSync(join(tmpdir(), 'concord-browser-site-'))
   const warnings: string[] = []

@@ -2,16 +2,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import * as Y from 'yjs'
-import pg from 'pg'
 import type { ConcordClient } from '@concord/client'
 import { connectClient, waitFor } from './helpers.js'
 import { spawnServer, type ServerProcess } from './server-process.js'
-import { startPostgres, type PostgresServer } from './services/postgres.js'
+import { createDatabase, startPostgres, storedDocument, type PostgresServer } from './services/postgres.js'
 
 // Concord as a child process on a real PostgreSQL (started from the machine's binaries).
 let postgres: PostgresServer
-let n = 0
 beforeAll(async () => {
   postgres = await startPostgres()
 }, 120_000)
@@ -28,33 +25,11 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
-async function database(): Promise<string> {
-  const name = `server_${++n}`
-  // a connection per call: a test restarts PostgreSQL, which ends every open connection
-  const admin = new pg.Client({ connectionString: postgres.url })
-  await admin.connect()
-  try {
-    await admin.query(`CREATE DATABASE ${name}`)
-  } finally {
-    await admin.end()
-  }
-  return postgres.urlOf(name)
-}
+const database = (): Promise<string> => createDatabase(postgres, 'server')
 
-/** What PostgreSQL holds: the snapshot and the tail replayed the way a load does. */
+/** The items of a document as PostgreSQL holds it. */
 async function readStore(url: string, doc: string): Promise<number[]> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    const snap = await c.query<{ seq: string; data: Buffer }>('SELECT seq, data FROM concord_snapshots WHERE doc = $1', [doc])
-    const tail = await c.query<{ data: Buffer }>('SELECT data FROM concord_updates WHERE doc = $1 AND seq > $2 ORDER BY seq', [doc, snap.rows[0]?.seq ?? 0])
-    const ydoc = new Y.Doc()
-    if (snap.rows[0]) Y.applyUpdate(ydoc, snap.rows[0].data)
-    for (const r of tail.rows) Y.applyUpdate(ydoc, r.data)
-    return ydoc.getArray<number>('items').toArray()
-  } finally {
-    await c.end()
-  }
+  return (await storedDocument(url, doc)).getArray<number>('items').toArray()
 }
 
 async function serve(url: string, port = 0): Promise<ServerProcess> {

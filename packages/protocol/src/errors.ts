@@ -90,6 +90,10 @@ export const ERROR_CODES = {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE,
     description: 'Appending an update to the log failed. The update is not acked; the client keeps it and re-sends it after reconnecting.',
   },
+  CONCORD_ERR_BACKPLANE_UNAVAILABLE: {
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE, httpStatus: 503,
+    description: 'The node cannot reach the backplane (Redis) that connects it to the other nodes. /readyz reports it; the node keeps serving its own sessions and catches up when Redis is back.',
+  },
   CONCORD_ERR_AUTH_DENIED: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.UNAUTHORIZED, httpStatus: 401,
     description: 'The token was missing, invalid or expired, or the authenticator refused it for this document.',

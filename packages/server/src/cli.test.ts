@@ -24,6 +24,13 @@ describe('concord serve configuration', () => {
     expect(parseServeConfig([], { ...open, CONCORD_STORE: 'postgresql://db/concord' })).toMatchObject({ store: 'postgres', storeUrl: 'postgresql://db/concord' })
   })
 
+  it('joins a cluster with --redis, which needs a shared postgres store', () => {
+    const pgUrl = 'postgres://db/concord'
+    expect(parseServeConfig(['--store', pgUrl, '--redis', 'redis://cache:6379'], open)).toMatchObject({ store: 'postgres', redis: 'redis://cache:6379' })
+    expect(() => parseServeConfig(['--redis', 'redis://cache:6379'], open)).toThrow(/--redis needs --store postgres/)
+    expect(() => parseServeConfig(['--store', pgUrl, '--redis', 'cache:6379'], open)).toThrow(/invalid --redis/)
+  })
+
   it('refuses bad values with a clear message', () => {
     expect(() => parseServeConfig(['--port', 'abc'], open)).toThrow(/invalid port "abc"/)
     expect(() => parseServeConfig(['--store', 'redis'], open)).toThrow(/invalid store "redis"/)

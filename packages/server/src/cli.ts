@@ -13,6 +13,7 @@ import type { LevelWithSilent } from 'pino'
 import { createServer, VERSION } from './server.js'
 import { createLogger } from './logger.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
+import type { Backplane } from './backplane/backplane.js'
 
 const HELP = `concord ${VERSION}: real-time collaboration server (Yjs)
 
@@ -29,6 +30,8 @@ Options of serve (each also read from the environment variable shown):
   --host <address>   address to bind                        CONCORD_HOST       (default 0.0.0.0)
   --store <kind>     sqlite | memory | postgres://user:pass@host:port/db  CONCORD_STORE (default sqlite)
   --data <dir>       folder of the SQLite store             CONCORD_DATA       (default ./data)
+  --redis <url>      redis://host:port: join the other nodes on the same --store postgres://
+                     (document updates between nodes on Redis Streams)  CONCORD_REDIS
   --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
   --compact-every-updates <n>  compact a document's log after n updates  CONCORD_COMPACT_EVERY_UPDATES (default 1000)
   --max-message-bytes <n>      largest message accepted                  CONCORD_MAX_MESSAGE_BYTES (default 67108864)
@@ -80,6 +83,8 @@ export interface CliConfig {
   store: 'sqlite' | 'memory' | 'postgres'
   /** The connection string, for `postgres`. */
   storeUrl?: string
+  /** redis:// URL of the backplane (several nodes). */
+  redis?: string
   data: string
   logLevel: LevelWithSilent
   compactEveryUpdates: number | undefined
@@ -124,6 +129,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       port: { type: 'string' },
       host: { type: 'string' },
       store: { type: 'string' },
+      redis: { type: 'string' },
       data: { type: 'string' },
       'log-level': { type: 'string' },
       'compact-every-updates': { type: 'string' },
@@ -155,6 +161,12 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
   if (store !== 'sqlite' && store !== 'memory' && store !== 'postgres') {
     throw new UsageError(`invalid store ${JSON.stringify(storeText)}: use sqlite, memory or a postgres:// URL`)
   }
+  const redisUrl = values.redis ?? env.CONCORD_REDIS
+  if (redisUrl !== undefined) {
+    if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`invalid --redis ${JSON.stringify(redisUrl)}: use redis://host:port`)
+    // nodes share documents through the store: each node's own SQLite file cannot be shared
+    if (store !== 'postgres') throw new UsageError('--redis needs --store postgres://...: the nodes of a cluster share one store')
+  }
   const logLevel = values['log-level'] ?? env.CONCORD_LOG_LEVEL ?? 'info'
   if (!LEVELS.has(logLevel)) throw new UsageError(`invalid log level ${JSON.stringify(logLevel)}`)
   return {
@@ -162,6 +174,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     host: values.host ?? env.CONCORD_HOST ?? '0.0.0.0',
     store,
     ...(isPostgres ? { storeUrl: storeText } : {}),
+    ...(redisUrl !== undefined ? { redis: redisUrl } : {}),
     data: resolve(values.data ?? env.CONCORD_DATA ?? './data'),
     logLevel: logLevel as LevelWithSilent,
     compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
@@ -261,8 +274,14 @@ async function serve(argv: string[]): Promise<void> {
   const access = config.store !== 'memory'
     ? await AccessControl.open(createFileAccessStore(join(config.data, 'access.json')))
     : AccessControl.inMemory()
+  let backplane: Backplane | undefined
+  if (config.redis !== undefined) {
+    const { RedisBackplane } = await import('./backplane/redis-backplane.js')
+    backplane = new RedisBackplane({ url: config.redis, logger })
+    logger.info({ redis: redactUrl(config.redis), node: backplane.nodeId }, 'joined the cluster through Redis')
+  }
   const server = createServer({
-    storage, logger, compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
+    storage, logger, ...(backplane !== undefined ? { backplane } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
     auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ...(config.rateLimitMessages !== undefined
       ? { rateLimitMessagesPerSecond: config.rateLimitMessages, rateLimitMessagesBurst: Math.max(DEFAULTS.rateLimitMessagesBurst, 5 * config.rateLimitMessages) }

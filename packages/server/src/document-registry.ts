@@ -136,6 +136,11 @@ export class DocumentRegistry {
     }, () => undefined)
   }
 
+  /** The document if it is loaded (not while it loads). */
+  loaded(name: string): LiveDocument | undefined {
+    return this.#entries.get(name)?.doc ?? undefined
+  }
+
   /** Resolves when no document is loaded. */
   whenEmpty(): Promise<void> {
     if (this.#entries.size === 0) return Promise.resolve()

@@ -46,10 +46,18 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
           json(res, 503, { status: 'draining', error: 'CONCORD_ERR_SERVER_SHUTTING_DOWN' })
           return
         }
-        deps.storage.ping().then(
-          () => json(res, 200, { status: 'ready', storage: deps.storage.kind }),
-          err => json(res, 503, { status: 'unready', storage: deps.storage.kind, error: 'CONCORD_ERR_STORAGE_WRITE_FAILED', message: String((err as Error).message) }),
-        )
+        {
+          const backplane = deps.options.backplane
+          Promise.all([
+            deps.storage.ping().then(() => null, (err: Error) => ({ error: 'CONCORD_ERR_STORAGE_WRITE_FAILED', message: `storage: ${err.message}` })),
+            backplane === null ? null : backplane.ping().then(() => null, (err: Error) => ({ error: 'CONCORD_ERR_BACKPLANE_UNAVAILABLE', message: `backplane: ${err.message}` })),
+          ]).then(([storage, bp]) => {
+            const problem = storage ?? bp
+            const body = { storage: deps.storage.kind, ...(backplane !== null ? { backplane: 'redis', node: backplane.nodeId } : {}) }
+            if (problem === null) json(res, 200, { status: 'ready', ...body })
+            else json(res, 503, { status: 'unready', ...body, ...problem })
+          }, () => json(res, 503, { status: 'unready' }))
+        }
         return
       case '/':
         json(res, 200, {

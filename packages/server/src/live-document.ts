@@ -6,6 +6,7 @@ import type { Logger } from 'pino'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentSession } from './document-session.js'
 import { SharedMessage } from './shared-message.js'
+import type { Backplane } from './backplane/backplane.js'
 
 export interface LiveDocumentOptions {
   storage: StorageAdapter
@@ -17,6 +18,8 @@ export interface LiveDocumentOptions {
   maxDocumentBytes?: number
   /** Called once when the document can no longer guarantee durability (storage failed). */
   onFailed?: (document: LiveDocument, error: unknown) => void
+  /** Other nodes: what this node applies is published, what they apply is applied here. */
+  backplane?: Backplane
 }
 
 interface Incoming {
@@ -28,6 +31,8 @@ interface Incoming {
 interface Outgoing {
   update: Uint8Array
   origin: DocumentSession | null
+  /** From another node: not published again. */
+  remote: boolean
 }
 
 /**
@@ -93,6 +98,7 @@ export class LiveDocument {
   #sinceBytes = 0
   #failed = false
   #destroyed = false
+  #unsubscribe: (() => void) | null = null
 
   private constructor(name: string, ydoc: Y.Doc, opts: LiveDocumentOptions) {
     this.name = name
@@ -110,6 +116,8 @@ export class LiveDocument {
 
   /** Load a document: one snapshot plus the log tail after it. */
   static async load(name: string, opts: LiveDocumentOptions): Promise<LiveDocument> {
+    // the stream position is taken before the load, so no other node's update falls between them
+    const from = opts.backplane !== undefined ? await opts.backplane.position(name) : null
     const loaded = await opts.storage.load(name)
     const ydoc = new Y.Doc({ gc: true })
     const parts: Uint8Array[] = []
@@ -134,6 +142,12 @@ export class LiveDocument {
     doc.#tailBytes = loaded.updates.reduce((n, u) => n + u.update.length, 0)
     if (loaded.snapshot !== null) doc.#setBase(loaded.snapshot, loaded.updates.map(u => u.update))
     doc.#approxBytes = (loaded.snapshot?.length ?? 0) + doc.#tailBytes
+    if (opts.backplane !== undefined && from !== null) {
+      doc.#unsubscribe = opts.backplane.subscribe(name, from, {
+        update: update => doc.applyRemote(update),
+        resync: () => { void doc.resyncFromStorage() },
+      })
+    }
     doc.#maybeCompact()
     return doc
   }
@@ -391,11 +405,7 @@ export class LiveDocument {
 
   #applyOne(session: DocumentSession | null, seq: number, update: Uint8Array): void {
     if (this.#admit(session, seq, update) === null) return
-    const store = this.ydoc.store
-    // Yjs merges into an existing pendingStructs object in place, so compare its update too
-    const pendingStructs = store.pendingStructs
-    const pendingUpdate = store.pendingStructs?.update
-    const pendingDs = store.pendingDs
+    const before = this.#pending()
     this.#changed = false
     try {
       Y.applyUpdate(this.ydoc, update, session)
@@ -408,10 +418,9 @@ export class LiveDocument {
       this.#fail(err, 'CONCORD_ERR_DOC_RESET')
       return
     }
-    const pendingChanged = store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate ||
-      store.pendingDs !== pendingDs
+    const pendingChanged = this.#pendingChangedSince(before)
     const changed = this.#changed || pendingChanged
-    this.#countWaiting(pendingStructs, pendingUpdate)
+    this.#countWaiting(before.structs, before.update)
     if (!changed) {
       // nothing new: ack once whatever carried this content before is durable
       if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
@@ -460,9 +469,7 @@ export class LiveDocument {
           }
           const inspection = this.#admit(session, seq, update)
           if (inspection === null) continue
-          const pendingStructs = store.pendingStructs
-          const pendingUpdate = store.pendingStructs?.update
-          const pendingDs = store.pendingDs
+          const before = this.#pending()
           const states: number[] = []
           for (const client of inspection.ends.keys()) states.push(Y.getState(store, client))
           const deleted: number[] = []
@@ -474,9 +481,8 @@ export class LiveDocument {
             resetBy = err
             continue
           }
-          const pendingChanged = store.pendingStructs !== pendingStructs || store.pendingStructs?.update !== pendingUpdate ||
-            store.pendingDs !== pendingDs
-          this.#countWaiting(pendingStructs, pendingUpdate)
+          const pendingChanged = this.#pendingChangedSince(before)
+          this.#countWaiting(before.structs, before.update)
           let changed = pendingChanged
           let i = 0
           for (const client of inspection.ends.keys()) if (!changed && Y.getState(store, client) > states[i++]!) changed = true
@@ -507,6 +513,17 @@ export class LiveDocument {
     }
   }
 
+  /** Yjs's pending state. It merges into an existing pendingStructs object in place, so its update is compared too. */
+  #pending(): { structs: unknown; update: Uint8Array | undefined; ds: unknown } {
+    const store = this.ydoc.store
+    return { structs: store.pendingStructs, update: store.pendingStructs?.update, ds: store.pendingDs }
+  }
+
+  #pendingChangedSince(before: { structs: unknown; update: Uint8Array | undefined; ds: unknown }): boolean {
+    const store = this.ydoc.store
+    return store.pendingStructs !== before.structs || store.pendingStructs?.update !== before.update || store.pendingDs !== before.ds
+  }
+
   #countWaiting(pendingStructs: unknown, pendingUpdate: Uint8Array | undefined): void {
     const store = this.ydoc.store
     if (store.pendingStructs === null) this.#waitingUpdates = 0
@@ -517,6 +534,47 @@ export class LiveDocument {
     this.#approxBytes += update.length
     this.#lastUpdateAt = Date.now()
     if (update.length >= LARGE_UPDATE_BYTES) this.#lastLargeAt = this.#lastUpdateAt
+  }
+
+  /**
+   * An update another node applied (it stores it): applied here and sent to this
+   * node's sessions, not stored and not published again.
+   */
+  applyRemote(update: Uint8Array): void {
+    this.#drainIncoming()
+    if (this.#failed || this.#destroyed) return
+    const before = this.#pending()
+    this.#changed = false
+    try {
+      Y.applyUpdate(this.ydoc, update, REMOTE)
+    } catch (err) {
+      this.#fail(err, 'CONCORD_ERR_DOC_RESET')
+      return
+    }
+    const pendingChanged = this.#pendingChangedSince(before)
+    this.#countWaiting(before.structs, before.update)
+    if (!this.#changed && !pendingChanged) return
+    const forward = !pendingChanged ? update
+      : this.#changed && this.#beforeState !== null ? Y.encodeStateAsUpdate(this.ydoc, encodeStateVectorOf(this.#beforeState)) : null
+    this.#approxBytes += update.length
+    if (forward !== null) {
+      this.#keepSince(forward)
+      this.#enqueueFanout(forward, null, true)
+    }
+  }
+
+  /** What other nodes published may have been lost: apply what storage holds (Yjs ignores what is known). */
+  async resyncFromStorage(): Promise<void> {
+    if (this.#failed || this.#destroyed) return
+    let loaded
+    try {
+      loaded = await this.#opts.storage.load(this.name)
+    } catch (err) {
+      this.#log.warn({ err, document: this.name }, 'resync from storage failed; the next one will retry')
+      return
+    }
+    if (loaded.snapshot !== null) this.applyRemote(loaded.snapshot)
+    for (const u of loaded.updates) this.applyRemote(u.update)
   }
 
   /** Relay a presence update from `session` (throttled, coalesced per room). */
@@ -545,6 +603,8 @@ export class LiveDocument {
     this.awareness.off('update', this.#onAwarenessUpdate)
     this.awareness.destroy()
     this.#integrationWaiters = []
+    this.#unsubscribe?.()
+    this.#unsubscribe = null
     this.#ydoc.destroy()
     this.sessions.clear()
     this.#outbox = []
@@ -635,6 +695,10 @@ export class LiveDocument {
       this.#compacting = false
       return
     }
+    if (this.#opts.backplane !== undefined) {
+      this.#compactFromStorage()
+      return
+    }
     const upToSeq = this.#lastDurableSeq
     const countedUpdates = this.#tailUpdates
     const countedBytes = this.#tailBytes
@@ -657,8 +721,42 @@ export class LiveDocument {
     })
   }
 
-  #enqueueFanout(update: Uint8Array, origin: DocumentSession | null): void {
-    this.#outbox.push({ update, origin })
+  /**
+   * With other nodes writing to the same log, this node's Y.Doc may not yet hold an update
+   * another node stored (it is still on the backplane), so the snapshot is built from the log
+   * itself: the stored snapshot and tail, up to the last seq read.
+   */
+  #compactFromStorage(): void {
+    const countedUpdates = this.#tailUpdates
+    const countedBytes = this.#tailBytes
+    const storage = this.#opts.storage
+    this.#compactDone = (async () => {
+      try {
+        const loaded = await storage.load(this.name)
+        if (loaded.updates.length === 0 || this.#destroyed) return
+        const upToSeq = loaded.updates[loaded.updates.length - 1]!.seq
+        const folded = new Y.Doc({ gc: true })
+        folded.transact(() => {
+          if (loaded.snapshot !== null) Y.applyUpdate(folded, loaded.snapshot)
+          for (const u of loaded.updates) Y.applyUpdate(folded, u.update)
+        })
+        const snapshot = Y.encodeStateAsUpdate(folded)
+        folded.destroy()
+        await storage.compact(this.name, snapshot, upToSeq)
+        this.#tailUpdates = Math.max(0, this.#tailUpdates - countedUpdates)
+        this.#tailBytes = Math.max(0, this.#tailBytes - countedBytes)
+        this.#log.debug({ document: this.name, upToSeq, snapshotBytes: snapshot.length }, 'compacted from the log')
+      } catch (err) {
+        this.#log.warn({ err, document: this.name }, 'compaction failed; will retry after the next append')
+      } finally {
+        this.#compactDone = null
+        this.#compacting = false
+      }
+    })()
+  }
+
+  #enqueueFanout(update: Uint8Array, origin: DocumentSession | null, remote = false): void {
+    this.#outbox.push({ update, origin, remote })
     if (this.#fanoutScheduled) return
     this.#fanoutScheduled = true
     setImmediate(this.#flushFanout)
@@ -676,6 +774,8 @@ export class LiveDocument {
     this.#fanoutScheduled = false
     const items = this.#outbox
     this.#outbox = []
+    const backplane = this.#opts.backplane
+    if (backplane !== undefined) for (const i of items) if (!i.remote) backplane.publishUpdate(this.name, i.update)
     if (items.length === 0 || this.sessions.size === 0) return
     if (items.length <= SEPARATE_MAX) {
       this.#sendSeparately(items)
@@ -781,6 +881,9 @@ export class LiveDocument {
 }
 
 const MERGE_GROUP = 64
+
+/** The transaction origin of updates from other nodes. */
+const REMOTE = Symbol('concord.remote')
 
 /** Up to this many updates of one event-loop turn go out unmerged (see `#flushFanout`). */
 const SEPARATE_MAX = 8

@@ -1,3 +1,4 @@
+import type { Backplane } from './backplane/backplane.js'
 import type { Logger } from 'pino'
 import type { IncomingMessage } from 'node:http'
 import type { Role } from '@concord/protocol'
@@ -61,6 +62,11 @@ export type AuthConfig = 'none' | JwtConfig
 export interface ServerOptions {
   /** Where documents are stored. Default: in memory. */
   storage?: StorageAdapter
+  /**
+   * What connects this node to the other nodes of a cluster (all on the same storage):
+   * `new RedisBackplane({ url, logger })`. Default: none (a single node).
+   */
+  backplane?: Backplane
   /** pino logger; default: a silent one. */
   logger?: Logger
   /** How tokens are checked. Required unless `onAuthenticate` is given. */
@@ -137,10 +143,11 @@ export interface ServerOptions {
   serverName?: string
 }
 
-type Resolved = Omit<ServerOptions, 'storage' | 'logger' | 'auth' | 'onAuthenticate' | 'onAuthorize' | 'access' | 'adminToken' | 'devTokens'>
+type Resolved = Omit<ServerOptions, 'storage' | 'backplane' | 'logger' | 'auth' | 'onAuthenticate' | 'onAuthorize' | 'access' | 'adminToken' | 'devTokens'>
 
 export type ResolvedServerOptions = Readonly<Required<Resolved>> & {
   readonly storage: StorageAdapter
+  readonly backplane: Backplane | null
   readonly logger: Logger
   readonly authorizer: Authorizer
   /** Verifies JWTs (admin API), when `auth` configures JWTs. */
@@ -219,6 +226,7 @@ export function resolveOptions(
     rateLimitBytesBurst: Math.max(DEFAULTS.rateLimitBytesBurst, options.maxMessageBytes ?? 0),
     ...rest,
     storage: options.storage ?? fallbacks.storage(),
+    backplane: options.backplane ?? null,
     logger: options.logger ?? fallbacks.logger(),
     authorizer: new Authorizer({
       authenticate, authorize: options.onAuthorize, access: options.access ?? fallbacks.access(),
@@ -237,7 +245,7 @@ export function resolveOptions(
   return Object.freeze(resolved)
 }
 
-const NOT_RESOLVED = new Set(['auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
+const NOT_RESOLVED = new Set(['backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
 
 /** Auth disabled: every session may write. */
 export const allowEveryone: Authenticate = () => ({ userId: null, role: 'write' })

@@ -39,7 +39,15 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     compactEveryUpdates: opts.compactEveryUpdates,
     compactEveryBytes: opts.compactEveryBytes,
     maxDocumentBytes: opts.maxDocumentBytes,
+    ...(opts.backplane !== null ? { backplane: opts.backplane } : {}),
   })
+  if (opts.backplane !== null) {
+    // after a backplane outage: what this node applied meanwhile is made durable before the
+    // other nodes are told to reload from storage
+    opts.backplane.onReconnect = async documents => {
+      await Promise.all(documents.map(d => registry.loaded(d)?.whenFlushed()))
+    }
+  }
   let draining = false
   let gateway: Gateway | null = null
   const http = createHttpServer(createHttpHandler({
@@ -94,6 +102,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
         registry.destroyAll()
         http.closeAllConnections()
         await httpClosed
+        await opts.backplane?.close()
         await opts.storage.close()
         log.info('stopped')
       })()

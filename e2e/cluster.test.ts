@@ -1,0 +1,114 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as Y from 'yjs'
+import type { ConcordClient, DocHandle } from '@concord/client'
+import { connectClient, waitFor } from './helpers.js'
+import { spawnServer, type ServerProcess } from './server-process.js'
+import { createDatabase, startPostgres, storedDocument, type PostgresServer } from './services/postgres.js'
+import { startRedis, type RedisServer } from './services/redis.js'
+
+// Several Concord processes on one real PostgreSQL and one real Redis.
+let postgres: PostgresServer
+let redis: RedisServer
+beforeAll(async () => {
+  ;[postgres, redis] = await Promise.all([startPostgres(), startRedis()])
+}, 120_000)
+afterAll(async () => {
+  postgres?.stop()
+  await redis?.stop()
+})
+
+const procs: ServerProcess[] = []
+const clients: ConcordClient[] = []
+const dirs: string[] = []
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close()
+  for (const p of procs.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+const database = (): Promise<string> => createDatabase(postgres, 'cluster')
+
+async function node(store: string): Promise<ServerProcess> {
+  const data = mkdtempSync(join(tmpdir(), 'concord-cluster-'))
+  dirs.push(data)
+  const proc = await spawnServer(['--store', store, '--redis', redis.url, '--data', data, '--port', '0', '--compact-every-updates', '50', '--rate-limit-messages', '1000000'])
+  procs.push(proc)
+  return proc
+}
+
+const stored = storedDocument
+
+const itemsOf = (d: Y.Doc): string[] => [...d.getArray<string>('items').toArray()].sort()
+
+describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
+  it('30 clients spread over 3 nodes edit 10 documents: every client, and PostgreSQL, ends with every edit', async () => {
+    const store = await database()
+    const nodes = await Promise.all([node(store), node(store), node(store)])
+    const DOCS = 10
+    const EDITS = 20
+    const handles: { doc: string; h: DocHandle; who: string }[] = []
+    for (let c = 0; c < 30; c++) {
+      const client = connectClient(nodes[c % 3]!.url)
+      clients.push(client)
+      const doc = `doc-${c % DOCS}`
+      handles.push({ doc, h: client.open(doc), who: `c${c}` })
+    }
+    await Promise.all(handles.map(x => x.h.whenSynced()))
+    // everyone writes at once, in small bursts
+    await Promise.all(handles.map(async ({ h, who }) => {
+      for (let i = 0; i < EDITS; i++) {
+        h.doc.getArray<string>('items').push([`${who}-${i}`])
+        if (i % 5 === 4) await new Promise(r => setTimeout(r, 5))
+      }
+    }))
+    const expected = (doc: string): string[] => handles.filter(x => x.doc === doc).flatMap(x => Array.from({ length: EDITS }, (_, i) => `${x.who}-${i}`)).sort()
+    await waitFor(() => handles.every(x => x.h.doc.getArray('items').length === 3 * EDITS), {
+      timeoutMs: 15_000,
+      message: () => `every client has all ${3 * EDITS} items of its document: ${handles.map(x => x.h.doc.getArray('items').length).join(',')}`,
+    })
+    for (const x of handles) expect(itemsOf(x.h.doc)).toEqual(expected(x.doc))
+    await waitFor(() => handles.every(x => x.h.pendingCount === 0), { message: 'every edit acked' })
+    for (let d = 0; d < DOCS; d++) expect(itemsOf(await stored(store, `doc-${d}`))).toEqual(expected(`doc-${d}`))
+  })
+
+  it('a Redis restart loses nothing: the nodes resync from PostgreSQL and clients converge within 5 s of Redis returning', async () => {
+    const store = await database()
+    const [a, b] = await Promise.all([node(store), node(store)])
+    const ca = connectClient(a.url)
+    const cb = connectClient(b.url)
+    clients.push(ca, cb)
+    const ha = ca.open('redis-restart')
+    const hb = cb.open('redis-restart')
+    await Promise.all([ha.whenSynced(), hb.whenSynced()])
+    ha.doc.getArray<string>('items').push(['a-before'])
+    await waitFor(() => hb.doc.getArray('items').length === 1, { message: 'relayed before the outage' })
+    const ready = async (url: string): Promise<number> => (await fetch(`${url.replace('ws:', 'http:')}/readyz`)).status
+
+    await redis.stopServer()
+    await waitFor(async () => (await ready(a.url)) === 503, { message: '/readyz unready while Redis is down' })
+    // both keep serving their own sessions; what they write is stored
+    for (let i = 0; i < 10; i++) {
+      ha.doc.getArray<string>('items').push([`a-${i}`])
+      hb.doc.getArray<string>('items').push([`b-${i}`])
+    }
+    await waitFor(() => ha.pendingCount === 0 && hb.pendingCount === 0, { message: 'acked during the outage (PostgreSQL is up)' })
+    expect(ha.doc.getArray('items').length).toBe(11)
+
+    await redis.start()
+    const back = Date.now()
+    await waitFor(() => ha.doc.getArray('items').length === 21 && hb.doc.getArray('items').length === 21, {
+      timeoutMs: 5_000,
+      message: () => `converged after Redis returned: ${ha.doc.getArray('items').length} / ${hb.doc.getArray('items').length}`,
+    })
+    console.log(`redis restart: clients converged ${Date.now() - back} ms after Redis was back`)
+    expect(itemsOf(ha.doc)).toEqual(itemsOf(hb.doc))
+    await waitFor(async () => (await ready(a.url)) === 200, { message: '/readyz ready again' })
+    // and the stream works again
+    hb.doc.getArray<string>('items').push(['b-after'])
+    await waitFor(() => ha.doc.getArray('items').length === 22, { message: 'relayed after the outage' })
+    expect(itemsOf(await stored(store, 'redis-restart'))).toEqual(itemsOf(ha.doc))
+  })
+})

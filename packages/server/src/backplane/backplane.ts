@@ -1,0 +1,26 @@
+/**
+ * What connects the nodes of a cluster: every node serves any document, and the
+ * updates applied on one node reach the sessions of that document on the others.
+ * `RedisBackplane` implements it on Redis Streams.
+ */
+export interface BackplaneHandlers {
+  /** An update another node applied (and appended to storage, or will once durable). */
+  update(update: Uint8Array): void
+  /** What was published may have been lost: reload the document from storage. */
+  resync(): void
+}
+
+export interface Backplane {
+  /** This node's id (entries a node wrote are not delivered back to it). */
+  readonly nodeId: string
+  /** The current end of a document's stream: take it before loading, subscribe from it after. */
+  position(document: string): Promise<string>
+  /** Deliver the document's entries after `fromId`; returns the unsubscribe function. */
+  subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void
+  publishUpdate(document: string, update: Uint8Array): void
+  /** Called when the backplane came back after an outage, before the resync markers go out. */
+  onReconnect: ((documents: string[]) => Promise<void>) | null
+  /** For /readyz. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}

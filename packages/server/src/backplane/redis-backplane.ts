@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { Backplane, BackplaneHandlers } from './backplane.js'
+
+export interface RedisBackplaneOptions {
+  /** redis://host:port */
+  url: string
+  logger: Logger
+  /** Entries kept per document stream (approximately; default 10,000). */
+  maxLen?: number
+  /** How long one XREAD waits for entries before it looks at the subscriptions again (default 100 ms). */
+  blockMs?: number
+}
+
+interface Subscription {
+  key: string
+  lastId: string
+  handlers: BackplaneHandlers
+}
+
+const KEY_PREFIX = 'concord:doc:'
+
+/**
+ * Document updates between nodes on Redis Streams: one stream per document
+ * (`concord:doc:<name>`), entries `n` (the node that wrote it) and `u` (a Yjs
+ * update) or `r` (a resync marker). A node reads the streams of the documents
+ * it holds from the position it took before loading them, so nothing between
+ * the load and the subscription is missed.
+ *
+ * When Redis comes back after an outage, what was published meanwhile may be
+ * lost (without persistence, the streams themselves are): every node then
+ * flushes its documents' logs, announces a resync on each stream, and reloads
+ * them from storage, which holds everything durable.
+ */
+export class RedisBackplane implements Backplane {
+  readonly nodeId = randomBytes(6).toString('hex')
+  readonly #pub: Redis
+  readonly #sub: Redis
+  readonly #log: Logger
+  readonly #maxLen: number
+  readonly #blockMs: number
+  readonly #subs = new Map<string, Subscription>()
+  #closed = false
+  #readyOnce = false
+  #loop: Promise<void> | null = null
+  /** Called after Redis came back: flush a document's log before its resync marker is posted. */
+  onReconnect: ((documents: string[]) => Promise<void>) | null = null
+
+  constructor(options: RedisBackplaneOptions) {
+    this.#log = options.logger
+    this.#maxLen = options.maxLen ?? 10_000
+    this.#blockMs = options.blockMs ?? 100
+    const common = { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000) }
+    this.#pub = new Redis(options.url, { ...common, connectionName: `concord-pub-${this.nodeId}` })
+    this.#sub = new Redis(options.url, { ...common, connectionName: `concord-sub-${this.nodeId}` })
+    for (const r of [this.#pub, this.#sub]) r.on('error', err => this.#log.debug({ err: err.message }, 'redis connection error'))
+    this.#sub.on('ready', () => {
+      if (this.#readyOnce) void this.#reconnected()
+      this.#readyOnce = true
+    })
+    this.#loop = this.#read()
+  }
+
+  async position(document: string): Promise<string> {
+    const last = await this.#pub.xrevrange(KEY_PREFIX + document, '+', '-', 'COUNT', 1)
+    return last.length > 0 ? last[0]![0] : '0-0'
+  }
+
+  subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void {
+    const sub: Subscription = { key: KEY_PREFIX + document, lastId: fromId, handlers }
+    this.#subs.set(document, sub)
+    return () => {
+      if (this.#subs.get(document) === sub) this.#subs.delete(document)
+    }
+  }
+
+  publishUpdate(document: string, update: Uint8Array): void {
+    this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength))
+  }
+
+  #xadd(document: string, field: 'u' | 'r', value: Buffer | string): void {
+    if (this.#closed) return
+    this.#pub.xadd(KEY_PREFIX + document, 'MAXLEN', '~', String(this.#maxLen), '*', 'n', this.nodeId, field, value)
+      .catch(err => this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed'))
+  }
+
+  async ping(): Promise<void> {
+    if (this.#pub.status !== 'ready') throw new Error(`redis is ${this.#pub.status}`)
+    await this.#pub.ping()
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#sub.disconnect()
+    await this.#loop?.catch(() => undefined)
+    await this.#pub.quit().catch(() => this.#pub.disconnect())
+  }
+
+  async #reconnected(): Promise<void> {
+    const documents = [...this.#subs.keys()]
+    this.#log.info({ documents: documents.length }, 'backplane: redis is back; resyncing documents from storage')
+    try {
+      await this.onReconnect?.(documents)
+    } catch (err) {
+      this.#log.warn({ err }, 'backplane: flushing before the resync failed')
+    }
+    for (const d of documents) {
+      this.#xadd(d, 'r', '1')
+      this.#subs.get(d)?.handlers.resync()
+    }
+  }
+
+  async #read(): Promise<void> {
+    while (!this.#closed) {
+      const subs = [...this.#subs.values()]
+      if (subs.length === 0 || this.#sub.status !== 'ready') {
+        await new Promise(resolve => setTimeout(resolve, this.#blockMs))
+        continue
+      }
+      let reply: [Buffer, [Buffer, Buffer[]][]][] | null
+      try {
+        reply = await this.#sub.xreadBuffer('COUNT', 1000, 'BLOCK', this.#blockMs, 'STREAMS', ...subs.map(s => s.key), ...subs.map(s => s.lastId))
+      } catch (err) {
+        if (this.#closed) return
+        this.#log.debug({ err: (err as Error).message }, 'backplane read failed; retrying')
+        await new Promise(resolve => setTimeout(resolve, this.#blockMs))
+        continue
+      }
+      if (reply === null) continue
+      for (const [keyBuf, entries] of reply) {
+        const key = keyBuf.toString()
+        const sub = this.#subs.get(key.slice(KEY_PREFIX.length))
+        if (sub === undefined || sub.key !== key) continue
+        for (const [idBuf, fields] of entries) {
+          sub.lastId = idBuf.toString()
+          let node = ''
+          let update: Buffer | null = null
+          let resync = false
+          for (let i = 0; i + 1 < fields.length; i += 2) {
+            const name = fields[i]!.toString()
+            if (name === 'n') node = fields[i + 1]!.toString()
+            else if (name === 'u') update = fields[i + 1]!
+            else if (name === 'r') resync = true
+          }
+          if (node === this.nodeId) continue
+          try {
+            if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength))
+            else if (resync) sub.handlers.resync()
+          } catch (err) {
+            this.#log.error({ err, document: key.slice(KEY_PREFIX.length) }, 'backplane: handling an entry failed')
+          }
+        }
+      }
+    }
+  }
+}

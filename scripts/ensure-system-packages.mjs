@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Test setup: the e2e tests use real programs from Debian's packages:
+//   /usr/bin/chromium      (package chromium)      the browser tests (never a browser downloaded by Playwright)
+//   /usr/bin/redis-server  (package redis-server)  the multi-node tests start their own Redis on a free port
+// When one is missing and we are root on Debian, install it with apt-get (one `apt-get update` for
+// all); otherwise fail with a message naming it. PostgreSQL is not installed here: the tests use
+// the machine's binaries (see e2e/services/postgres.ts).
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+
+const NEEDED = [
+  { path: '/usr/bin/chromium', pkg: 'chromium', why: 'the browser e2e tests' },
+  { path: '/usr/bin/redis-server', pkg: 'redis-server', why: 'the multi-node e2e tests' },
+]
+
+const missing = NEEDED.filter(n => !existsSync(n.path))
+if (missing.length === 0) process.exit(0)
+
+const names = missing.map(m => m.path).join(', ')
+const fail = (why) => {
+  console.error(`ensure-system-packages: ${names} missing and ${why}.`)
+  for (const m of missing) console.error(`ensure-system-packages: ${m.why} need ${m.path}: install Debian's package \`${m.pkg}\` (apt-get install ${m.pkg}).`)
+  process.exit(1)
+}
+
+if (!existsSync('/etc/debian_version')) fail('this is not Debian, so they cannot be installed here')
+if (typeof process.getuid !== 'function' || process.getuid() !== 0) fail('we are not root, so apt-get cannot install them')
+
+const apt = (...args) => {
+  console.log(`ensure-system-packages: apt-get ${args.join(' ')}`)
+  execFileSync('apt-get', args, {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  })
+}
+
+const started = Date.now()
+try {
+  apt('update')
+  apt('install', '-y', '--no-install-recommends', ...missing.map(m => m.pkg))
+} catch (err) {
+  fail(`installing them failed (${err.message})`)
+}
+const still = missing.filter(m => !existsSync(m.path))
+if (still.length > 0) fail(`apt-get reported success but did not create ${still.map(m => m.path).join(', ')}`)
+console.log(`ensure-system-packages: installed ${missing.map(m => m.pkg).join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
