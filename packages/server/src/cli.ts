@@ -14,6 +14,7 @@ import { createServer, VERSION } from './server.js'
 import { createLogger } from './logger.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { Backplane } from './backplane/backplane.js'
+import type { PostgresStorage } from './storage/postgres-storage.js'
 
 const HELP = `concord ${VERSION}: real-time collaboration server (Yjs)
 
@@ -228,6 +229,7 @@ async function serve(argv: string[]): Promise<void> {
   const config = parseServeConfig(argv, process.env)
   const logger = createLogger(config.logLevel)
   let storage: StorageAdapter
+  let postgres: PostgresStorage | null = null
   if (config.store === 'sqlite') {
     const { createSqliteStorage } = await import('./storage/sqlite-storage.js')
     storage = createSqliteStorage({
@@ -240,7 +242,7 @@ async function serve(argv: string[]): Promise<void> {
     }, 'using SQLite store')
   } else if (config.store === 'postgres') {
     const { createPostgresStorage } = await import('./storage/postgres-storage.js')
-    storage = await createPostgresStorage({
+    storage = postgres = await createPostgresStorage({
       connectionString: config.storeUrl!, commitWindowMs: config.sqliteCommitWindowMs, busyCommitWindowMs: config.sqliteBusyCommitWindowMs,
     })
     logger.info({ postgres: redactUrl(config.storeUrl!) }, 'using PostgreSQL store')
@@ -270,10 +272,21 @@ async function serve(argv: string[]): Promise<void> {
       auth = { jwks: config.auth.jwks, ...claims }
       break
   }
-  // revocations and role overrides live in <data>/access.json (with postgres too, for now: per node)
-  const access = config.store !== 'memory'
-    ? await AccessControl.open(createFileAccessStore(join(config.data, 'access.json')))
-    : AccessControl.inMemory()
+  // revocations and role overrides: in PostgreSQL, shared by the nodes; else in <data>/access.json
+  let access: AccessControl
+  if (postgres !== null) {
+    const store = postgres.accessStore()
+    if (postgres.ready) {
+      access = await AccessControl.open(store)
+    } else {
+      // PostgreSQL was unreachable at startup: the state is read before the store reports ready
+      const unloaded = AccessControl.unloaded(store)
+      postgres.beforeReady(() => unloaded.reload())
+      access = unloaded
+    }
+  } else {
+    access = config.store === 'sqlite' ? await AccessControl.open(createFileAccessStore(join(config.data, 'access.json'))) : AccessControl.inMemory()
+  }
   let backplane: Backplane | undefined
   if (config.redis !== undefined) {
     const { RedisBackplane } = await import('./backplane/redis-backplane.js')

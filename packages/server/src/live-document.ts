@@ -615,6 +615,10 @@ export class LiveDocument {
     const appended = this.#opts.storage.append(this.name, { update, userId: session?.userId ?? null, at: Date.now() })
     this.#lastAppend = appended
     appended.then(logSeq => {
+      // Other nodes get an update once it is durable, never before: a node that applied content
+      // another node had not stored yet would treat a client's re-send of it (after that node
+      // died) as nothing new, and the content would be acked without ever being stored.
+      this.#opts.backplane?.publishUpdate(this.name, update)
       if (logSeq > this.#lastDurableSeq) this.#lastDurableSeq = logSeq
       this.#tailUpdates++
       this.#tailBytes += update.length
@@ -703,7 +707,7 @@ export class LiveDocument {
     const countedUpdates = this.#tailUpdates
     const countedBytes = this.#tailBytes
     // the Y.Doc holds every durable update (each was applied before it was appended)
-    const snapshot = Y.encodeStateAsUpdate(this.ydoc)
+    const snapshot = encodeWithPending(this.ydoc)
     this.#setBase(snapshot, [])
     this.#approxBytes = snapshot.length
     this.#compactDone = this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
@@ -740,7 +744,7 @@ export class LiveDocument {
           if (loaded.snapshot !== null) Y.applyUpdate(folded, loaded.snapshot)
           for (const u of loaded.updates) Y.applyUpdate(folded, u.update)
         })
-        const snapshot = Y.encodeStateAsUpdate(folded)
+        const snapshot = encodeWithPending(folded)
         folded.destroy()
         await storage.compact(this.name, snapshot, upToSeq)
         this.#tailUpdates = Math.max(0, this.#tailUpdates - countedUpdates)
@@ -774,8 +778,6 @@ export class LiveDocument {
     this.#fanoutScheduled = false
     const items = this.#outbox
     this.#outbox = []
-    const backplane = this.#opts.backplane
-    if (backplane !== undefined) for (const i of items) if (!i.remote) backplane.publishUpdate(this.name, i.update)
     if (items.length === 0 || this.sessions.size === 0) return
     if (items.length <= SEPARATE_MAX) {
       this.#sendSeparately(items)
@@ -906,6 +908,17 @@ export const LARGE_DOCUMENT_BYTES = 256 * 1024
 
 function merge(items: Outgoing[]): Uint8Array {
   return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))
+}
+
+/**
+ * The whole document as one update, including what Yjs holds back for missing
+ * dependencies: a snapshot replaces log rows, and an update stored before the one
+ * it depends on (possible when several nodes append) must not vanish with its row.
+ */
+export function encodeWithPending(doc: Y.Doc): Uint8Array {
+  const state = Y.encodeStateAsUpdate(doc)
+  const pending = [doc.store.pendingStructs?.update, doc.store.pendingDs].filter((u): u is Uint8Array => u != null)
+  return pending.length === 0 ? state : Y.mergeUpdates([state, ...pending])
 }
 
 /** Encode a state vector held as a map (as Yjs's `encodeStateVector` would for a document in that state). */

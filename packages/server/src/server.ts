@@ -46,6 +46,8 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     // other nodes are told to reload from storage
     opts.backplane.onReconnect = async documents => {
       await Promise.all(documents.map(d => registry.loaded(d)?.whenFlushed()))
+      // revocations made on other nodes meanwhile: read the shared state again and check every session
+      await opts.authorizer.access.applyRemote({ kind: 'all' }).catch(err => log.error({ err }, 'reading the access state after the outage failed'))
     }
   }
   let draining = false
@@ -61,7 +63,19 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   }))
   gateway = new Gateway(http, opts, registry)
   // an administrator's change reaches every open session at once
-  const unsubscribe = opts.authorizer.access.onChange(change => registry.forEachSession(s => s.accessChanged(change)))
+  const access = opts.authorizer.access
+  const unsubscribe = access.onChange((change, remote) => {
+    registry.forEachSession(s => s.accessChanged(change))
+    // a change made here reaches the sessions on every other node too
+    if (!remote) opts.backplane?.publishControl({ kind: 'access', change })
+  })
+  if (opts.backplane !== null) {
+    opts.backplane.onControl = message => {
+      if (message.kind === 'access') {
+        access.applyRemote(message.change).catch(err => log.error({ err }, 'reading the access state after another node changed it failed'))
+      }
+    }
+  }
   if (opts.authMode === 'none') log.warn('authentication is OFF (auth: none): anyone who can reach this server may read and write every document')
   let closing: Promise<void> | null = null
 

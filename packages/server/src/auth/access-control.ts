@@ -29,6 +29,11 @@ export interface AccessState {
 export interface AccessStore {
   load(): Promise<AccessState | null>
   save(state: AccessState): Promise<void>
+  /**
+   * Apply `edit` to the stored state atomically (several nodes may change it at once) and
+   * return the result. Stores shared by several nodes implement it; others are saved whole.
+   */
+  update?(edit: (state: AccessState) => void): Promise<AccessState>
 }
 
 /** What changed, so that live sessions can be checked again. */
@@ -36,6 +41,8 @@ export type AccessChange =
   | { kind: 'revoked-user'; tenant: string; userId: string }
   | { kind: 'revoked-token'; id: string }
   | { kind: 'role'; tenant: string; userId: string; pattern: string }
+  /** Anything may have changed (the state was read again after changes may have been missed). */
+  | { kind: 'all' }
 
 const OVERRIDE_ORDER: readonly RoleOverride[] = ['none', ...ROLE_ORDER]
 
@@ -50,7 +57,7 @@ export class AccessControl {
   #state: AccessState
   readonly #revokedUsers = new Set<string>()
   readonly #revokedTokens = new Map<string, number>()
-  readonly #listeners = new Set<(change: AccessChange) => void>()
+  readonly #listeners = new Set<(change: AccessChange, remote: boolean) => void>()
   #saving: Promise<void> = Promise.resolve()
 
   private constructor(store: AccessStore, state: AccessState) {
@@ -62,6 +69,22 @@ export class AccessControl {
   /** Kept in memory only (lost on restart). */
   static inMemory(): AccessControl {
     return new AccessControl(createMemoryAccessStore(), { revokedUsers: [], revokedTokens: [], roles: [] })
+  }
+
+  /** Empty until `reload()` (for a shared store that cannot be read yet). */
+  static unloaded(store: AccessStore): AccessControl {
+    return new AccessControl(store, { revokedUsers: [], revokedTokens: [], roles: [] })
+  }
+
+  /** Read the store again. */
+  async reload(): Promise<void> {
+    const run = this.#saving.then(async () => {
+      const state = await this.#store.load()
+      this.#state = validateState(state ?? { revokedUsers: [], revokedTokens: [], roles: [] })
+      this.#index()
+    })
+    this.#saving = run.catch(() => undefined)
+    await run
   }
 
   static async open(store: AccessStore = createMemoryAccessStore()): Promise<AccessControl> {
@@ -124,6 +147,8 @@ export class AccessControl {
   /** Does this change concern a session with this identity on this document? */
   static affects(change: AccessChange, id: SessionIdentity, document: string): boolean {
     switch (change.kind) {
+      case 'all':
+        return true
       case 'revoked-user':
         return id.userId === change.userId && (id.tenant ?? '') === change.tenant
       case 'revoked-token':
@@ -133,7 +158,17 @@ export class AccessControl {
     }
   }
 
-  onChange(listener: (change: AccessChange) => void): () => void {
+  /**
+   * Another node changed the shared store: read it again, then tell the listeners
+   * (with `remote` true, so the change is not announced again).
+   */
+  async applyRemote(change: AccessChange): Promise<void> {
+    await this.reload()
+    this.#emit(change, true)
+  }
+
+  /** `listener(change, remote)`: `remote` when the change was made on another node. */
+  onChange(listener: (change: AccessChange, remote: boolean) => void): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
   }
@@ -147,9 +182,14 @@ export class AccessControl {
   /** Apply `edit` to a copy, save it, then make it current (changes are saved one at a time). */
   async #change(edit: (state: AccessState) => void): Promise<void> {
     const run = this.#saving.then(async () => {
-      const next = this.snapshot()
-      edit(next)
-      await this.#store.save(next)
+      let next: AccessState
+      if (this.#store.update !== undefined) {
+        next = validateState(await this.#store.update(edit))
+      } else {
+        next = this.snapshot()
+        edit(next)
+        await this.#store.save(next)
+      }
       this.#state = next
       this.#index()
     })
@@ -164,8 +204,8 @@ export class AccessControl {
     for (const t of this.#state.revokedTokens) this.#revokedTokens.set(t.id, t.until)
   }
 
-  #emit(change: AccessChange): void {
-    for (const l of this.#listeners) l(change)
+  #emit(change: AccessChange, remote = false): void {
+    for (const l of this.#listeners) l(change, remote)
   }
 }
 

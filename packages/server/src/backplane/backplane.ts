@@ -1,3 +1,5 @@
+import type { AccessChange } from '../auth/access-control.js'
+
 /**
  * What connects the nodes of a cluster: every node serves any document, and the
  * updates applied on one node reach the sessions of that document on the others.
@@ -10,6 +12,8 @@ export interface BackplaneHandlers {
   resync(): void
 }
 
+export type ControlMessage = { kind: 'access'; change: AccessChange }
+
 export interface Backplane {
   /** This node's id (entries a node wrote are not delivered back to it). */
   readonly nodeId: string
@@ -18,6 +22,10 @@ export interface Backplane {
   /** Deliver the document's entries after `fromId`; returns the unsubscribe function. */
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void
   publishUpdate(document: string, update: Uint8Array): void
+  /** A message for every other node (revocations, role changes). */
+  publishControl(message: ControlMessage): void
+  /** Receives the other nodes' control messages. */
+  onControl: ((message: ControlMessage) => void) | null
   /** Called when the backplane came back after an outage, before the resync markers go out. */
   onReconnect: ((documents: string[]) => Promise<void>) | null
   /** For /readyz. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { Backplane, BackplaneHandlers } from './backplane.js'
+import type { Backplane, BackplaneHandlers, ControlMessage } from './backplane.js'
 
 export interface RedisBackplaneOptions {
   /** redis://host:port */
@@ -13,6 +13,9 @@ export interface RedisBackplaneOptions {
   blockMs?: number
 }
 
+/** Placeholder handlers of the control stream's entry in the read list (its entries are handled by #control). */
+const CONTROL_HANDLERS: BackplaneHandlers = { update: () => undefined, resync: () => undefined }
+
 interface Subscription {
   key: string
   lastId: string
@@ -20,6 +23,8 @@ interface Subscription {
 }
 
 const KEY_PREFIX = 'concord:doc:'
+/** One stream for what every node must hear (revocations, role changes). */
+const CONTROL_KEY = 'concord:control'
 
 /**
  * Document updates between nodes on Redis Streams: one stream per document
@@ -46,6 +51,9 @@ export class RedisBackplane implements Backplane {
   #loop: Promise<void> | null = null
   /** Called after Redis came back: flush a document's log before its resync marker is posted. */
   onReconnect: ((documents: string[]) => Promise<void>) | null = null
+  onControl: ((message: ControlMessage) => void) | null = null
+  /** Where this node reads the control stream from: its end when the node started. */
+  #controlId: string | null = null
 
   constructor(options: RedisBackplaneOptions) {
     this.#log = options.logger
@@ -59,7 +67,25 @@ export class RedisBackplane implements Backplane {
       if (this.#readyOnce) void this.#reconnected()
       this.#readyOnce = true
     })
-    this.#loop = this.#read()
+    this.#loop = this.#start()
+  }
+
+  async #start(): Promise<void> {
+    while (!this.#closed && this.#controlId === null) {
+      try {
+        const last = await this.#pub.xrevrange(CONTROL_KEY, '+', '-', 'COUNT', 1)
+        this.#controlId = last.length > 0 ? last[0]![0] : '0-0'
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, this.#blockMs))
+      }
+    }
+    await this.#read()
+  }
+
+  publishControl(message: ControlMessage): void {
+    if (this.#closed) return
+    this.#pub.xadd(CONTROL_KEY, 'MAXLEN', '~', String(this.#maxLen), '*', 'n', this.nodeId, 'c', JSON.stringify(message))
+      .catch(err => this.#log.warn({ err: (err as Error).message }, 'backplane control publish failed'))
   }
 
   async position(document: string): Promise<string> {
@@ -97,6 +123,25 @@ export class RedisBackplane implements Backplane {
     await this.#pub.quit().catch(() => this.#pub.disconnect())
   }
 
+  #control(entries: [Buffer, Buffer[]][]): void {
+    for (const [idBuf, fields] of entries) {
+      this.#controlId = idBuf.toString()
+      let node = ''
+      let body = ''
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const name = fields[i]!.toString()
+        if (name === 'n') node = fields[i + 1]!.toString()
+        else if (name === 'c') body = fields[i + 1]!.toString()
+      }
+      if (node === this.nodeId || body === '') continue
+      try {
+        this.onControl?.(JSON.parse(body) as ControlMessage)
+      } catch (err) {
+        this.#log.error({ err }, 'backplane: handling a control message failed')
+      }
+    }
+  }
+
   async #reconnected(): Promise<void> {
     const documents = [...this.#subs.keys()]
     this.#log.info({ documents: documents.length }, 'backplane: redis is back; resyncing documents from storage')
@@ -114,6 +159,7 @@ export class RedisBackplane implements Backplane {
   async #read(): Promise<void> {
     while (!this.#closed) {
       const subs = [...this.#subs.values()]
+      if (this.#controlId !== null) subs.push({ key: CONTROL_KEY, lastId: this.#controlId, handlers: CONTROL_HANDLERS })
       if (subs.length === 0 || this.#sub.status !== 'ready') {
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
         continue
@@ -130,6 +176,10 @@ export class RedisBackplane implements Backplane {
       if (reply === null) continue
       for (const [keyBuf, entries] of reply) {
         const key = keyBuf.toString()
+        if (key === CONTROL_KEY) {
+          this.#control(entries)
+          continue
+        }
         const sub = this.#subs.get(key.slice(KEY_PREFIX.length))
         if (sub === undefined || sub.key !== key) continue
         for (const [idBuf, fields] of entries) {

@@ -1,6 +1,16 @@
 import pg from 'pg'
 import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate } from './storage-adapter.js'
 import { GroupCommit } from './group-commit.js'
+import type { AccessState, AccessStore } from '../auth/access-control.js'
+
+/** The PostgreSQL store also keeps the access state (revocations, role overrides) every node shares. */
+export interface PostgresStorage extends StorageAdapter {
+  accessStore(): AccessStore
+  /** Whether the schema has been checked (false while PostgreSQL was unreachable at startup). */
+  readonly ready: boolean
+  /** Run `hook` once the schema is checked, before the store reports ready (e.g. to load the access state). */
+  beforeReady(hook: () => Promise<void>): void
+}
 
 export interface PostgresStorageOptions {
   /** postgres://user:password@host:port/database */
@@ -36,6 +46,11 @@ const MIGRATIONS: string[] = [
      data BYTEA NOT NULL,
      at BIGINT NOT NULL
    );`,
+  // v2: revocations and role overrides, shared by the nodes (one row, changed under a row lock)
+  `CREATE TABLE concord_access (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     state JSONB NOT NULL
+   );`,
 ]
 
 /** An arbitrary constant: the advisory lock key of Concord's migrations. */
@@ -53,7 +68,7 @@ interface AppendItem {
  * (with the server's default `synchronous_commit = on`). Sequence numbers come
  * from one PostgreSQL sequence, so several nodes can append to the same store.
  */
-export async function createPostgresStorage(options: PostgresStorageOptions): Promise<StorageAdapter> {
+export async function createPostgresStorage(options: PostgresStorageOptions): Promise<PostgresStorage> {
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.poolSize ?? 4,
@@ -67,16 +82,22 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
   // until then every operation fails at once (so /readyz says unready and opens are refused
   // with a retryable error) instead of waiting.
   let migrated = false
+  let schemaChecked = false
   let closedEarly = false
+  const readyHooks: (() => Promise<void>)[] = []
   try {
     await migrate(pool)
-    migrated = true
+    schemaChecked = migrated = true
   } catch (err) {
     if (!isTransient(err)) {
       await pool.end().catch(() => undefined)
       throw err
     }
-    void untilCommitted(() => migrate(pool), () => closedEarly).then(() => { migrated = true }, () => undefined)
+    void untilCommitted(async () => {
+      await migrate(pool)
+      schemaChecked = true
+      for (const hook of readyHooks) await hook()
+    }, () => closedEarly).then(() => { migrated = true }, () => undefined)
   }
 
   let closed = false
@@ -92,8 +113,41 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
     if (!migrated) throw new Error('PostgreSQL is not reachable yet (its schema has not been checked)')
   }
 
+  const EMPTY: AccessState = { revokedUsers: [], revokedTokens: [], roles: [] }
+  const schemaOpen = (): void => {
+    if (closed) throw new Error('postgres storage is closed')
+    if (!schemaChecked) throw new Error('PostgreSQL is not reachable yet (its schema has not been checked)')
+  }
+  const accessStore: AccessStore = {
+    async load() {
+      schemaOpen()
+      const r = await pool.query<{ state: AccessState }>('SELECT state FROM concord_access WHERE id = 1')
+      return r.rows[0]?.state ?? null
+    },
+    async save(state) {
+      schemaOpen()
+      await pool.query('INSERT INTO concord_access (id, state) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET state = excluded.state', [JSON.stringify(state)])
+    },
+    async update(edit) {
+      schemaOpen()
+      return transaction(pool, async client => {
+        await client.query('INSERT INTO concord_access (id, state) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [JSON.stringify(EMPTY)])
+        const r = await client.query<{ state: AccessState }>('SELECT state FROM concord_access WHERE id = 1 FOR UPDATE')
+        const state = r.rows[0]!.state
+        edit(state)
+        await client.query('UPDATE concord_access SET state = $1 WHERE id = 1', [JSON.stringify(state)])
+        return state
+      })
+    },
+  }
+
   return {
     kind: 'postgres',
+    accessStore: () => accessStore,
+    get ready() { return migrated },
+    beforeReady(hook) {
+      readyHooks.push(hook)
+    },
     async load(document) {
       open()
       const client = await pool.connect()
@@ -219,11 +273,18 @@ async function migrate(pool: pg.Pool): Promise<void> {
 }
 
 /**
- * One batch, one transaction. Sequence numbers are drawn first and handed out in
- * batch order, so a document's seqs grow in the order its updates were appended.
+ * One batch, one transaction. Sequence numbers are drawn (under the documents'
+ * locks) and handed out in batch order, so a document's seqs grow in the order
+ * its updates were appended and are committed in that order.
  */
 async function appendBatch(pool: pg.Pool, batch: AppendItem[]): Promise<number[]> {
   return transaction(pool, async client => {
+    // Per document, appends from every node are serialised until commit, so a document's seqs are
+    // committed in order: whoever reads a document's log sees a prefix of it, never seq 510 without
+    // 500 (which compaction, folding "everything up to 510", would otherwise delete unread).
+    // Locks are taken in name order, the same on every node, so two batches never deadlock.
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended(d, 0)) FROM (SELECT DISTINCT unnest($1::text[]) AS d ORDER BY 1) AS docs',
+      [batch.map(b => b.document)])
     const r = await client.query<{ seq: string }>("SELECT nextval('concord_updates_seq') AS seq FROM generate_series(1, $1)", [batch.length])
     const seqs = r.rows.map(row => Number(row.seq)).sort((a, b) => a - b)
     const now = Date.now()
