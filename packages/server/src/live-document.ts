@@ -65,6 +65,8 @@ export class LiveDocument {
   #changed = false
 
   #presenceDirty = new Set<number>()
+  /** Changed presence of this node's own sessions: what the other nodes get. */
+  #presenceLocalDirty = new Set<number>()
   #presenceTimer: NodeJS.Timeout | null = null
   #lastPresenceFlush = 0
   readonly #awarenessOwner = new Map<number, DocumentSession>()
@@ -146,6 +148,7 @@ export class LiveDocument {
       doc.#unsubscribe = opts.backplane.subscribe(name, from, {
         update: update => doc.applyRemote(update),
         resync: () => { void doc.resyncFromStorage() },
+        presence: update => doc.applyRemotePresence(update),
       })
     }
     doc.#maybeCompact()
@@ -563,6 +566,16 @@ export class LiveDocument {
     }
   }
 
+  /** Presence from the sessions of another node: relayed to this node's sessions, not published again. */
+  applyRemotePresence(update: Uint8Array): void {
+    if (this.#destroyed) return
+    try {
+      applyAwarenessUpdate(this.awareness, update, REMOTE)
+    } catch (err) {
+      this.#log.warn({ err, document: this.name }, 'presence from another node could not be applied')
+    }
+  }
+
   /** What other nodes published may have been lost: apply what storage holds (Yjs ignores what is known). */
   async resyncFromStorage(): Promise<void> {
     if (this.#failed || this.#destroyed) return
@@ -600,6 +613,11 @@ export class LiveDocument {
     if (this.#compactTimer) clearTimeout(this.#compactTimer)
     if (this.#presenceTimer) clearTimeout(this.#presenceTimer)
     this.#presenceTimer = null
+    if (this.#presenceLocalDirty.size > 0) {
+      // the last session left: the other nodes still have to hear that its presence is gone
+      this.#opts.backplane?.publishPresence(this.name, encodeAwarenessUpdate(this.awareness, [...this.#presenceLocalDirty]))
+      this.#presenceLocalDirty.clear()
+    }
     this.awareness.off('update', this.#onAwarenessUpdate)
     this.awareness.destroy()
     this.#integrationWaiters = []
@@ -846,12 +864,14 @@ export class LiveDocument {
     origin: unknown,
   ): void => {
     const session = this.sessions.has(origin as DocumentSession) ? origin as DocumentSession : null
+    const local = origin !== REMOTE
     for (const id of added.concat(updated)) {
       if (session !== null && !this.#awarenessOwner.has(id)) {
         this.#awarenessOwner.set(id, session)
         session.awarenessClientIds.add(id)
       }
       this.#presenceDirty.add(id)
+      if (local) this.#presenceLocalDirty.add(id)
     }
     for (const id of removed) {
       const owner = this.#awarenessOwner.get(id)
@@ -860,6 +880,7 @@ export class LiveDocument {
         this.#awarenessOwner.delete(id)
       }
       this.#presenceDirty.add(id)
+      if (local) this.#presenceLocalDirty.add(id)
     }
     this.#schedulePresence()
   }
@@ -876,6 +897,12 @@ export class LiveDocument {
     if (this.#presenceDirty.size === 0 || this.#destroyed) return
     const ids = [...this.#presenceDirty]
     this.#presenceDirty.clear()
+    if (this.#presenceLocalDirty.size > 0) {
+      // the other nodes get this node's sessions' changes, at most once per throttle period
+      const mine = [...this.#presenceLocalDirty]
+      this.#presenceLocalDirty.clear()
+      this.#opts.backplane?.publishPresence(this.name, encodeAwarenessUpdate(this.awareness, mine))
+    }
     if (this.sessions.size === 0) return
     const message = new SharedMessage('awareness', this.name, encodeAwarenessUpdate(this.awareness, ids))
     for (const s of this.sessions) s.sendAwareness(message)

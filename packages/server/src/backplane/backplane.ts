@@ -10,6 +10,8 @@ export interface BackplaneHandlers {
   update(update: Uint8Array): void
   /** What was published may have been lost: reload the document from storage. */
   resync(): void
+  /** Presence changes of the sessions on another node (an awareness update). */
+  presence(update: Uint8Array): void
 }
 
 export type ControlMessage = { kind: 'access'; change: AccessChange }
@@ -22,6 +24,8 @@ export interface Backplane {
   /** Deliver the document's entries after `fromId`; returns the unsubscribe function. */
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void
   publishUpdate(document: string, update: Uint8Array): void
+  /** This node's sessions' presence changes (coalesced per room by the caller). */
+  publishPresence(document: string, update: Uint8Array): void
   /** A message for every other node (revocations, role changes). */
   publishControl(message: ControlMessage): void
   /** Receives the other nodes' control messages. */

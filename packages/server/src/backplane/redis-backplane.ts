@@ -14,7 +14,7 @@ export interface RedisBackplaneOptions {
 }
 
 /** Placeholder handlers of the control stream's entry in the read list (its entries are handled by #control). */
-const CONTROL_HANDLERS: BackplaneHandlers = { update: () => undefined, resync: () => undefined }
+const CONTROL_HANDLERS: BackplaneHandlers = { update: () => undefined, resync: () => undefined, presence: () => undefined }
 
 interface Subscription {
   key: string
@@ -29,7 +29,8 @@ const CONTROL_KEY = 'concord:control'
 /**
  * Document updates between nodes on Redis Streams: one stream per document
  * (`concord:doc:<name>`), entries `n` (the node that wrote it) and `u` (a Yjs
- * update) or `r` (a resync marker). A node reads the streams of the documents
+ * update, published once durable), `a` (an awareness update: the node's sessions'
+ * presence changes, coalesced per room) or `r` (a resync marker). A node reads the streams of the documents
  * it holds from the position it took before loading them, so nothing between
  * the load and the subscription is missed.
  *
@@ -105,7 +106,11 @@ export class RedisBackplane implements Backplane {
     this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength))
   }
 
-  #xadd(document: string, field: 'u' | 'r', value: Buffer | string): void {
+  publishPresence(document: string, update: Uint8Array): void {
+    this.#xadd(document, 'a', Buffer.from(update.buffer, update.byteOffset, update.byteLength))
+  }
+
+  #xadd(document: string, field: 'u' | 'r' | 'a', value: Buffer | string): void {
     if (this.#closed) return
     this.#pub.xadd(KEY_PREFIX + document, 'MAXLEN', '~', String(this.#maxLen), '*', 'n', this.nodeId, field, value)
       .catch(err => this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed'))
@@ -186,16 +191,19 @@ export class RedisBackplane implements Backplane {
           sub.lastId = idBuf.toString()
           let node = ''
           let update: Buffer | null = null
+          let presence: Buffer | null = null
           let resync = false
           for (let i = 0; i + 1 < fields.length; i += 2) {
             const name = fields[i]!.toString()
             if (name === 'n') node = fields[i + 1]!.toString()
             else if (name === 'u') update = fields[i + 1]!
             else if (name === 'r') resync = true
+            else if (name === 'a') presence = fields[i + 1]!
           }
           if (node === this.nodeId) continue
           try {
             if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength))
+            else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
             else if (resync) sub.handlers.resync()
           } catch (err) {
             this.#log.error({ err, document: key.slice(KEY_PREFIX.length) }, 'backplane: handling an entry failed')
