@@ -107,8 +107,12 @@ export async function storedDocument(url: string, doc: string): Promise<Y.Doc> {
   const c = new pg.Client({ connectionString: url })
   await c.connect()
   try {
+    // one snapshot of the database for both reads: a compaction committing between them would
+    // otherwise move rows into a snapshot this reader has already read
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     const snap = await c.query<{ seq: string; data: Buffer }>('SELECT seq, data FROM concord_snapshots WHERE doc = $1', [doc])
     const tail = await c.query<{ data: Buffer }>('SELECT data FROM concord_updates WHERE doc = $1 AND seq > $2 ORDER BY seq', [doc, snap.rows[0]?.seq ?? 0])
+    await c.query('COMMIT')
     const ydoc = new Y.Doc()
     if (snap.rows[0]) Y.applyUpdate(ydoc, snap.rows[0].data)
     for (const r of tail.rows) Y.applyUpdate(ydoc, r.data)
