@@ -725,7 +725,16 @@ export class LiveDocument {
     const countedUpdates = this.#tailUpdates
     const countedBytes = this.#tailBytes
     // the Y.Doc holds every durable update (each was applied before it was appended)
-    const snapshot = encodeWithPending(this.ydoc)
+    let snapshot: Uint8Array
+    try {
+      // (Yjs includes what it holds back for missing dependencies)
+      snapshot = Y.encodeStateAsUpdate(this.ydoc)
+    } catch (err) {
+      // never let a compaction take the process down: the log stays as it is
+      this.#compacting = false
+      this.#log.warn({ err, document: this.name }, 'compaction could not encode the document; the log is kept')
+      return
+    }
     this.#setBase(snapshot, [])
     this.#approxBytes = snapshot.length
     this.#compactDone = this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
@@ -762,7 +771,7 @@ export class LiveDocument {
           if (loaded.snapshot !== null) Y.applyUpdate(folded, loaded.snapshot)
           for (const u of loaded.updates) Y.applyUpdate(folded, u.update)
         })
-        const snapshot = encodeWithPending(folded)
+        const snapshot = Y.encodeStateAsUpdate(folded)
         folded.destroy()
         await storage.compact(this.name, snapshot, upToSeq)
         this.#tailUpdates = Math.max(0, this.#tailUpdates - countedUpdates)
@@ -935,17 +944,6 @@ export const LARGE_DOCUMENT_BYTES = 256 * 1024
 
 function merge(items: Outgoing[]): Uint8Array {
   return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))
-}
-
-/**
- * The whole document as one update, including what Yjs holds back for missing
- * dependencies: a snapshot replaces log rows, and an update stored before the one
- * it depends on (possible when several nodes append) must not vanish with its row.
- */
-export function encodeWithPending(doc: Y.Doc): Uint8Array {
-  const state = Y.encodeStateAsUpdate(doc)
-  const pending = [doc.store.pendingStructs?.update, doc.store.pendingDs].filter((u): u is Uint8Array => u != null)
-  return pending.length === 0 ? state : Y.mergeUpdates([state, ...pending])
 }
 
 /** Encode a state vector held as a map (as Yjs's `encodeStateVector` would for a document in that state). */
