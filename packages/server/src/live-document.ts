@@ -165,8 +165,17 @@ export class LiveDocument {
     const parts = this.#unintegrated
     if (parts === null) return
     this.#unintegrated = null
-    if (parts.length === 1) Y.applyUpdate(this.#ydoc, parts[0]!)
-    else this.#ydoc.transact(() => { for (const part of parts) Y.applyUpdate(this.#ydoc, part) })
+    // The snapshot alone, then the tail merged in groups: applying a long tail update by update
+    // costs Yjs a merge of its pending state per update when many wait for missing changes
+    // (quadratic), and one merge of the whole tail is superlinear too.
+    const [first, ...tail] = parts
+    this.#ydoc.transact(() => {
+      Y.applyUpdate(this.#ydoc, first!)
+      for (let i = 0; i < tail.length; i += MERGE_GROUP) {
+        const group = tail.slice(i, i + MERGE_GROUP)
+        Y.applyUpdate(this.#ydoc, group.length === 1 ? group[0]! : Y.mergeUpdates(group))
+      }
+    })
     const waiters = this.#integrationWaiters
     this.#integrationWaiters = []
     for (const fn of waiters) fn()
