@@ -1,11 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as Y from 'yjs'
-import type { ConcordClient, DocHandle } from '@concord/client'
+import type { DocHandle } from '@concord/client'
 import { mintToken } from '@concord/server'
 import { connectClient, waitFor } from './helpers.js'
+import { cleanupAfterEach } from './cleanup.js'
 import { spawnServer, type ServerProcess } from './server-process.js'
 import { createDatabase, startPostgres, storedDocument, type PostgresServer } from './services/postgres.js'
 import { startRedis, type RedisServer } from './services/redis.js'
@@ -21,14 +22,7 @@ afterAll(async () => {
   await redis?.stop()
 })
 
-const procs: ServerProcess[] = []
-const clients: ConcordClient[] = []
-const dirs: string[] = []
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close()
-  for (const p of procs.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const { procs, clients, dirs } = cleanupAfterEach()
 
 const database = (): Promise<string> => createDatabase(postgres, 'cluster')
 

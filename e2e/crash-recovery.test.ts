@@ -1,21 +1,14 @@
-import { describe, it, expect, afterEach } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { describe, it, expect } from 'vitest'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import Database from 'better-sqlite3'
-import type { ConcordClient } from '@concord/client'
 import { connectClient, waitFor } from './helpers.js'
-import { spawnServer, type ServerProcess } from './server-process.js'
+import { cleanupAfterEach } from './cleanup.js'
+import { spawnServer } from './server-process.js'
 
-const procs: ServerProcess[] = []
-const clients: ConcordClient[] = []
-const dirs: string[] = []
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close()
-  for (const p of procs.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const { procs, clients, dirs } = cleanupAfterEach()
 
 /** What is on disk: replay the SQLite log (snapshot + tail) the way a load does. */
 function readDisk(dataDir: string, doc: string): number[] {

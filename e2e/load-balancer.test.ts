@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ConcordClient } from '@concord/client'
 import { connectClient, waitFor } from './helpers.js'
+import { cleanupAfterEach } from './cleanup.js'
 import { spawnServer, type ServerProcess } from './server-process.js'
 import { createDatabase, startPostgres, storedDocument, type PostgresServer } from './services/postgres.js'
 import { startRedis, type RedisServer } from './services/redis.js'
@@ -22,15 +22,10 @@ afterAll(async () => {
   await redis?.stop()
 })
 
-const procs: ServerProcess[] = []
-const clients: ConcordClient[] = []
-const dirs: string[] = []
+const { procs, clients, dirs } = cleanupAfterEach()
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
   await nginx?.stop()
   nginx = null
-  for (const p of procs.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
 describe('behind nginx (docs/deployment/nginx.conf)', () => {

@@ -31,8 +31,6 @@ interface Incoming {
 interface Outgoing {
   update: Uint8Array
   origin: DocumentSession | null
-  /** From another node: not published again. */
-  remote: boolean
 }
 
 /**
@@ -571,7 +569,7 @@ export class LiveDocument {
     this.#approxBytes += update.length
     if (forward !== null) {
       this.#keepSince(forward)
-      this.#enqueueFanout(forward, null, true)
+      this.#enqueueFanout(forward, null)
     }
   }
 
@@ -795,8 +793,8 @@ export class LiveDocument {
     })()
   }
 
-  #enqueueFanout(update: Uint8Array, origin: DocumentSession | null, remote = false): void {
-    this.#outbox.push({ update, origin, remote })
+  #enqueueFanout(update: Uint8Array, origin: DocumentSession | null): void {
+    this.#outbox.push({ update, origin })
     if (this.#fanoutScheduled) return
     this.#fanoutScheduled = true
     setImmediate(this.#flushFanout)
