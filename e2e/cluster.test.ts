@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as Y from 'yjs'
+import pg from 'pg'
 import type { DocHandle } from '@concord/client'
 import { mintToken } from '@concord/server'
 import { connectClient, waitFor } from './helpers.js'
@@ -195,5 +196,92 @@ describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
     await waitFor(() => [...hb.awareness.getStates().values()].some(s => (s as { user?: { cursor?: number } }).user?.cursor === 9), { message: 'the moved cursor on node B' })
     ca.close()
     await waitFor(() => !namesAtB().includes('ada'), { timeoutMs: 3_000, message: 'ada\'s presence removed on node B after her session ended' })
+  })
+
+  it('one node at a time compacts a document: a lease left by a node that died blocks compaction until it expires, then a live node compacts', async () => {
+    const store = await database()
+    const [a, b] = await Promise.all([node(store), node(store)])
+    const db = new pg.Client({ connectionString: store })
+    await db.connect()
+    try {
+      // a node that took the lease and died: nobody compacts this document for the next 2 s
+      await db.query("INSERT INTO concord_leases (doc, holder, expires_at) VALUES ('leased', 'a-dead-node', clock_timestamp() + interval '2 seconds')")
+      const leasedAt = Date.now()
+      const ca = connectClient(a.url)
+      const cb = connectClient(b.url)
+      clients.push(ca, cb)
+      const ha = ca.open('leased')
+      const hb = cb.open('leased')
+      await Promise.all([ha.whenSynced(), hb.whenSynced()])
+      const write = async (prefix: string, n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          ha.doc.getArray<string>('items').push([`${prefix}-a-${i}`])
+          hb.doc.getArray<string>('items').push([`${prefix}-b-${i}`])
+          await new Promise(r => setTimeout(r, 2))
+        }
+        await waitFor(() => ha.pendingCount === 0 && hb.pendingCount === 0, { message: 'every edit acked' })
+      }
+      const state = async (): Promise<{ snapshotSeq: number | null; tail: number; holder: string | null }> => {
+        const snap = await db.query<{ seq: string }>("SELECT seq FROM concord_snapshots WHERE doc = 'leased'")
+        const tail = await db.query<{ n: string }>("SELECT COUNT(*) AS n FROM concord_updates WHERE doc = 'leased'")
+        const lease = await db.query<{ holder: string }>("SELECT holder FROM concord_leases WHERE doc = 'leased'")
+        return { snapshotSeq: snap.rows.length > 0 ? Number(snap.rows[0]!.seq) : null, tail: Number(tail.rows[0]!.n), holder: lease.rows[0]?.holder ?? null }
+      }
+      // 2 x 80 updates, past --compact-every-updates 50 on each node
+      await write('held', 80)
+      await new Promise(r => setTimeout(r, 300)) // a compaction would have started by now
+      expect(Date.now() - leasedAt).toBeLessThan(2_000) // (the lease was still held throughout)
+      const held = await state()
+      expect(held.snapshotSeq).toBe(null)
+      expect(held.tail).toBeGreaterThanOrEqual(160)
+      expect(held.holder).toBe('a-dead-node')
+
+      await new Promise(r => setTimeout(r, Math.max(0, leasedAt + 2_300 - Date.now())))
+      await write('expired', 80)
+      await waitFor(async () => (await state()).snapshotSeq !== null, { timeoutMs: 5_000, message: 'a live node compacted after the lease expired' })
+      await waitFor(async () => (await state()).holder === null, { message: 'the lease given back after the compaction' })
+      const after = await state()
+      expect(after.tail).toBeLessThan(held.tail)
+      const expected = [...itemsOf(ha.doc)]
+      expect(expected).toHaveLength(320)
+      expect(itemsOf(await stored(store, 'leased'))).toEqual(expected)
+    } finally {
+      await db.end()
+    }
+  })
+
+  it('a node that falls further behind than the stream keeps (stalled with SIGSTOP) notices the trimmed entries and reloads the document from PostgreSQL', async () => {
+    const store = await database()
+    const [a, b] = await Promise.all([node(store, ['--redis-stream-max-len', '20']), node(store, ['--redis-stream-max-len', '20'])])
+    const ca = connectClient(a.url)
+    const cb = connectClient(b.url)
+    clients.push(ca, cb)
+    const ha = ca.open('trimmed')
+    const hb = cb.open('trimmed')
+    await Promise.all([ha.whenSynced(), hb.whenSynced()])
+    ha.doc.getArray<string>('items').push(['first'])
+    await waitFor(() => hb.doc.getArray('items').length === 1, { message: 'relayed before the stall' })
+    b.child.kill('SIGSTOP')
+    try {
+      // 400 updates, each its own stream entry, while node B reads nothing: Redis keeps only the
+      // latest of them, so B's next read starts after a gap
+      for (let i = 0; i < 400; i++) {
+        ha.doc.getArray<string>('items').push([`a-${i}`])
+        await new Promise(r => setTimeout(r, 1))
+      }
+      await waitFor(() => ha.pendingCount === 0, { message: 'node A acked every update' })
+    } finally {
+      b.child.kill('SIGCONT')
+    }
+    const resumed = Date.now()
+    await waitFor(() => hb.doc.getArray('items').length === 401, {
+      timeoutMs: 5_000,
+      message: () => `the client on node B has every item: ${hb.doc.getArray('items').length} of 401`,
+    })
+    console.log(`trimmed stream: node B caught up ${Date.now() - resumed} ms after it resumed`)
+    expect(itemsOf(hb.doc)).toEqual(itemsOf(ha.doc))
+    // node B serves the document normally afterwards
+    hb.doc.getArray<string>('items').push(['b-after'])
+    await waitFor(() => ha.doc.getArray('items').length === 402, { message: 'relayed from B after it caught up' })
   })
 })

@@ -33,6 +33,8 @@ Options of serve (each also read from the environment variable shown):
   --data <dir>       folder of the SQLite store             CONCORD_DATA       (default ./data)
   --redis <url>      redis://host:port: join the other nodes on the same --store postgres://
                      (document updates between nodes on Redis Streams)  CONCORD_REDIS
+  --redis-stream-max-len <n>   entries kept per document stream; a node further behind
+                               reloads the document from the store  CONCORD_REDIS_STREAM_MAX_LEN (default 10000)
   --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
   --compact-every-updates <n>  compact a document's log after n updates  CONCORD_COMPACT_EVERY_UPDATES (default 1000)
   --max-message-bytes <n>      largest message accepted                  CONCORD_MAX_MESSAGE_BYTES (default 67108864)
@@ -86,6 +88,7 @@ export interface CliConfig {
   storeUrl?: string
   /** redis:// URL of the backplane (several nodes). */
   redis?: string
+  redisStreamMaxLen: number | undefined
   data: string
   logLevel: LevelWithSilent
   compactEveryUpdates: number | undefined
@@ -131,6 +134,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       host: { type: 'string' },
       store: { type: 'string' },
       redis: { type: 'string' },
+      'redis-stream-max-len': { type: 'string' },
       data: { type: 'string' },
       'log-level': { type: 'string' },
       'compact-every-updates': { type: 'string' },
@@ -176,6 +180,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     store,
     ...(isPostgres ? { storeUrl: storeText } : {}),
     ...(redisUrl !== undefined ? { redis: redisUrl } : {}),
+    redisStreamMaxLen: optionalPositiveInt('--redis-stream-max-len', values['redis-stream-max-len'] ?? env.CONCORD_REDIS_STREAM_MAX_LEN),
     data: resolve(values.data ?? env.CONCORD_DATA ?? './data'),
     logLevel: logLevel as LevelWithSilent,
     compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
@@ -290,7 +295,7 @@ async function serve(argv: string[]): Promise<void> {
   let backplane: Backplane | undefined
   if (config.redis !== undefined) {
     const { RedisBackplane } = await import('./backplane/redis-backplane.js')
-    backplane = new RedisBackplane({ url: config.redis, logger })
+    backplane = new RedisBackplane({ url: config.redis, logger, ...(config.redisStreamMaxLen !== undefined ? { maxLen: config.redisStreamMaxLen } : {}) })
     logger.info({ redis: redactUrl(config.redis), node: backplane.nodeId }, 'joined the cluster through Redis')
   }
   const server = createServer({

@@ -760,6 +760,8 @@ export class LiveDocument {
   }
 
   /**
+   * One node at a time compacts a document (a lease in the shared store, which expires if its
+   * holder dies mid-way; compactions that overlap anyway are safe, only wasteful).
    * With other nodes writing to the same log, this node's Y.Doc may not yet hold an update
    * another node stored (it is still on the backplane), so the snapshot is built from the log
    * itself: the stored snapshot and tail, up to the last seq read.
@@ -768,8 +770,20 @@ export class LiveDocument {
     const countedUpdates = this.#tailUpdates
     const countedBytes = this.#tailBytes
     const storage = this.#opts.storage
+    const holder = this.#opts.backplane!.nodeId
     this.#compactDone = (async () => {
+      let leased = false
       try {
+        if (storage.lease !== undefined) {
+          leased = await storage.lease(this.name, holder, COMPACT_LEASE_MS)
+          if (!leased) {
+            // another node is compacting this document: what it folds includes this node's tail
+            this.#tailUpdates = Math.max(0, this.#tailUpdates - countedUpdates)
+            this.#tailBytes = Math.max(0, this.#tailBytes - countedBytes)
+            this.#log.debug({ document: this.name }, 'compaction skipped: another node holds the lease')
+            return
+          }
+        }
         const loaded = await storage.load(this.name)
         if (loaded.updates.length === 0 || this.#destroyed) return
         const upToSeq = loaded.updates[loaded.updates.length - 1]!.seq
@@ -787,6 +801,7 @@ export class LiveDocument {
       } catch (err) {
         this.#log.warn({ err, document: this.name }, 'compaction failed; will retry after the next append')
       } finally {
+        if (leased) await storage.releaseLease?.(this.name, holder).catch(() => undefined)
         this.#compactDone = null
         this.#compacting = false
       }
@@ -942,6 +957,8 @@ const MIN_UPDATES_TO_COMPACT_BY_BYTES = 16
 /** After a large update, compaction waits for this much quiet (and at most COMPACT_MAX_WAIT_MS). */
 const COMPACT_DELAY_MS = 250
 const COMPACT_MAX_WAIT_MS = 10_000
+/** How long a compaction lease lasts if its holder never gives it back (a crash mid-compaction). */
+const COMPACT_LEASE_MS = 30_000
 
 /** How many updates waiting for missing changes a document holds before it refuses more. */
 const MAX_WAITING_UPDATES = 256

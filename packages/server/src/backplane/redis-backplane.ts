@@ -7,7 +7,11 @@ export interface RedisBackplaneOptions {
   /** redis://host:port */
   url: string
   logger: Logger
-  /** Entries kept per document stream (approximately; default 10,000). */
+  /**
+   * Entries kept per document stream (at least; trimming is approximate; default 10,000). A node
+   * that falls further behind than this (stalled, or its read connection slow) notices the gap
+   * and reloads the document from storage.
+   */
   maxLen?: number
   /** How long one XREAD waits for entries before it looks at the subscriptions again (default 100 ms). */
   blockMs?: number
@@ -49,6 +53,9 @@ export class RedisBackplane implements Backplane {
   readonly #subs = new Map<string, Subscription>()
   #closed = false
   #readyOnce = false
+  /** The read connection's client id (for CLIENT UNBLOCK) and whether it waits in XREAD now. */
+  #subClientId: number | null = null
+  #blocked = false
   #loop: Promise<void> | null = null
   /** Called after Redis came back: flush a document's log before its resync marker is posted. */
   onReconnect: ((documents: string[]) => Promise<void>) | null = null
@@ -65,6 +72,8 @@ export class RedisBackplane implements Backplane {
     this.#sub = new Redis(options.url, { ...common, connectionName: `concord-sub-${this.nodeId}` })
     for (const r of [this.#pub, this.#sub]) r.on('error', err => this.#log.debug({ err: err.message }, 'redis connection error'))
     this.#sub.on('ready', () => {
+      this.#subClientId = null
+      this.#sub.client('ID').then(id => { this.#subClientId = Number(id) }, () => undefined)
       if (this.#readyOnce) void this.#reconnected()
       this.#readyOnce = true
     })
@@ -97,6 +106,11 @@ export class RedisBackplane implements Backplane {
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void {
     const sub: Subscription = { key: KEY_PREFIX + document, lastId: fromId, handlers }
     this.#subs.set(document, sub)
+    // the read loop may be waiting in XREAD without this stream: wake it so the new
+    // document's entries flow now rather than when the wait times out
+    if (this.#blocked && this.#subClientId !== null) {
+      this.#pub.client('UNBLOCK', this.#subClientId).catch(() => undefined)
+    }
     return () => {
       if (this.#subs.get(document) === sub) this.#subs.delete(document)
     }
@@ -170,13 +184,19 @@ export class RedisBackplane implements Backplane {
         continue
       }
       let reply: [Buffer, [Buffer, Buffer[]][]][] | null
+      // at most maxLen entries per stream and read: a full read is how a node that fell behind
+      // notices it may have lost entries to trimming (#checkTrimmed)
+      const count = Math.min(1000, this.#maxLen)
       try {
-        reply = await this.#sub.xreadBuffer('COUNT', 1000, 'BLOCK', this.#blockMs, 'STREAMS', ...subs.map(s => s.key), ...subs.map(s => s.lastId))
+        this.#blocked = true
+        reply = await this.#sub.xreadBuffer('COUNT', count, 'BLOCK', this.#blockMs, 'STREAMS', ...subs.map(s => s.key), ...subs.map(s => s.lastId))
       } catch (err) {
         if (this.#closed) return
         this.#log.debug({ err: (err as Error).message }, 'backplane read failed; retrying')
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
         continue
+      } finally {
+        this.#blocked = false
       }
       if (reply === null) continue
       for (const [keyBuf, entries] of reply) {
@@ -185,8 +205,11 @@ export class RedisBackplane implements Backplane {
           this.#control(entries)
           continue
         }
-        const sub = this.#subs.get(key.slice(KEY_PREFIX.length))
+        const document = key.slice(KEY_PREFIX.length)
+        const sub = this.#subs.get(document)
         if (sub === undefined || sub.key !== key) continue
+        const readFrom = sub.lastId
+        if (entries.length >= count) void this.#checkTrimmed(document, sub, readFrom)
         for (const [idBuf, fields] of entries) {
           sub.lastId = idBuf.toString()
           let node = ''
@@ -206,10 +229,55 @@ export class RedisBackplane implements Backplane {
             else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
             else if (resync) sub.handlers.resync()
           } catch (err) {
-            this.#log.error({ err, document: key.slice(KEY_PREFIX.length) }, 'backplane: handling an entry failed')
+            this.#log.error({ err, document }, 'backplane: handling an entry failed')
           }
         }
       }
     }
   }
+
+  /**
+   * A read returned as many entries as it asked for: this node is behind on the stream, and
+   * Redis may have trimmed entries it had not read yet (trimming removes the oldest entries,
+   * and keeps at least maxLen, so a node that lost some always sees a full read). When the
+   * stream's first entry is past where the node read from, the entry it read last is gone,
+   * and likely some after it: the document is reloaded from storage, which holds every
+   * published update (they are published once durable).
+   */
+  async #checkTrimmed(document: string, sub: Subscription, readFrom: string): Promise<void> {
+    let gap: boolean
+    let first: string | null = null
+    try {
+      const info = await this.#pub.call('XINFO', 'STREAM', sub.key) as unknown[]
+      const field = (name: string): unknown => {
+        const at = info.findIndex(f => String(f) === name)
+        return at >= 0 ? info[at + 1] : undefined
+      }
+      const firstEntry = field('first-entry')
+      first = Array.isArray(firstEntry) ? String(firstEntry[0]) : null
+      if (readFrom === '0-0') {
+        // the stream was empty when this node loaded the document: anything trimmed since was unread
+        const added = Number(field('entries-added'))
+        gap = !(added <= Number(field('length')))
+      } else {
+        gap = first !== null && compareStreamIds(first, readFrom) > 0
+      }
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message, document }, 'backplane: could not check the stream for trimmed entries; resyncing to be safe')
+      gap = true
+    }
+    if (!gap || this.#subs.get(document) !== sub) return
+    this.#log.warn({ document, readFrom, firstRetained: first }, 'backplane: entries this node had not read were trimmed from the stream; reloading the document from storage')
+    sub.handlers.resync()
+  }
+}
+
+/** Orders two stream ids (`<ms>-<seq>`). */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-')
+  const [bm = '0', bs = '0'] = b.split('-')
+  const ms = BigInt(am) - BigInt(bm)
+  if (ms !== 0n) return ms < 0n ? -1 : 1
+  const seq = BigInt(as) - BigInt(bs)
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1
 }

@@ -17,6 +17,7 @@ export interface MemoryStorageOptions {
 export function createMemoryStorage(options: MemoryStorageOptions = {}): StorageAdapter {
   const docs = new Map<string, MemoryDoc>()
   let nextSeq = 1
+  const leases = new Map<string, { holder: string; expiresAt: number }>()
   let closed = false
   const get = (name: string): MemoryDoc => {
     let d = docs.get(name)
@@ -59,6 +60,18 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       d.snapshotSeq = upToSeq
       d.snapshotAt = Date.now()
       d.updates = d.updates.filter(u => u.seq > upToSeq)
+    },
+    async lease(document, holder, ttlMs) {
+      check()
+      const now = Date.now()
+      const held = leases.get(document)
+      if (held !== undefined && held.holder !== holder && held.expiresAt >= now) return false
+      leases.set(document, { holder, expiresAt: now + ttlMs })
+      return true
+    },
+    async releaseLease(document, holder) {
+      check()
+      if (leases.get(document)?.holder === holder) leases.delete(document)
     },
     async delete(document) {
       check()

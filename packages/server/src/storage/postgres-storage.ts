@@ -51,6 +51,12 @@ const MIGRATIONS: string[] = [
      id INTEGER PRIMARY KEY CHECK (id = 1),
      state JSONB NOT NULL
    );`,
+  // v3: compaction leases (one node at a time compacts a document; expiry in the database's clock)
+  `CREATE TABLE concord_leases (
+     doc TEXT PRIMARY KEY,
+     holder TEXT NOT NULL,
+     expires_at TIMESTAMPTZ NOT NULL
+   );`,
 ]
 
 /** An arbitrary constant: the advisory lock key of Concord's migrations. */
@@ -188,6 +194,20 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
           [document, upToSeq, Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength), Date.now()])
         await client.query('DELETE FROM concord_updates WHERE doc = $1 AND seq <= $2', [document, upToSeq])
       })
+    },
+    async lease(document, holder, ttlMs) {
+      open()
+      // the database's clock decides expiry, so nodes with skewed clocks agree
+      const r = await pool.query<{ holder: string }>(
+        `INSERT INTO concord_leases (doc, holder, expires_at) VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
+         ON CONFLICT (doc) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE concord_leases.holder = excluded.holder OR concord_leases.expires_at < clock_timestamp()
+         RETURNING holder`, [document, holder, Math.max(1, Math.round(ttlMs))])
+      return r.rows.length === 1
+    },
+    async releaseLease(document, holder) {
+      open()
+      await pool.query('DELETE FROM concord_leases WHERE doc = $1 AND holder = $2', [document, holder])
     },
     async delete(document) {
       open()

@@ -58,6 +58,15 @@ export interface StorageAdapter {
    * A snapshot older than the current one is ignored.
    */
   compact(document: string, snapshot: Uint8Array, upToSeq: number): Promise<void>
+  /**
+   * Take or renew a lease on compacting `document` for `ttlMs`: true when `holder` has it now
+   * (nobody had it, it expired, or `holder` had it already). Stores shared by several nodes
+   * implement it so one node at a time compacts a document; a holder that dies loses the lease
+   * when it expires. A store used by one process may omit it.
+   */
+  lease?(document: string, holder: string, ttlMs: number): Promise<boolean>
+  /** Give a lease back before it expires (no-op when `holder` does not hold it). */
+  releaseLease?(document: string, holder: string): Promise<void>
   /** Remove the document's log and snapshot. */
   delete(document: string): Promise<void>
   list(): Promise<DocumentInfo[]>

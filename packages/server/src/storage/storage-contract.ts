@@ -14,6 +14,8 @@ export interface ContractFactory {
   /** Open a second adapter on the same underlying store (after the first was closed). */
   reopen?(): Promise<StorageAdapter>
   cleanup?(): Promise<void>
+  /** The store is shared by several nodes and implements compaction leases. */
+  leases?: boolean
 }
 
 function textUpdate(doc: Y.Doc, fn: (t: Y.Text) => void): Uint8Array {
@@ -120,6 +122,23 @@ export function storageContract(name: string, factory: ContractFactory): void {
       await store.delete('x')
       expect((await store.list()).map(d => d.name)).toEqual(['y'])
       expect(replay(await store.load('x'))).toBe('')
+    })
+
+    if (factory.leases) it('leases compaction to one holder at a time, until it is released or expires', async () => {
+      expect(store.lease).toBeTypeOf('function')
+      if (store.lease === undefined || store.releaseLease === undefined) return
+      expect(await store.lease('l', 'node-a', 10_000)).toBe(true)
+      expect(await store.lease('l', 'node-b', 10_000)).toBe(false)
+      expect(await store.lease('l', 'node-a', 10_000)).toBe(true) // renewal by the holder
+      expect(await store.lease('other', 'node-b', 10_000)).toBe(true) // per document
+      await store.releaseLease('l', 'node-b') // not the holder: no effect
+      expect(await store.lease('l', 'node-b', 10_000)).toBe(false)
+      await store.releaseLease('l', 'node-a')
+      expect(await store.lease('l', 'node-b', 150)).toBe(true)
+      expect(await store.lease('l', 'node-a', 10_000)).toBe(false)
+      // a holder that never comes back loses the lease when it expires
+      await new Promise(resolve => setTimeout(resolve, 300))
+      expect(await store.lease('l', 'node-a', 10_000)).toBe(true)
     })
 
     it('refuses work after close', async () => {

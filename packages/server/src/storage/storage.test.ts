@@ -5,7 +5,7 @@ import { storageContract } from './storage-contract.js'
 import { createMemoryStorage } from './memory-storage.js'
 import { createSqliteStorage } from './sqlite-storage.js'
 
-storageContract('memory', { create: async () => createMemoryStorage() })
+storageContract('memory', { create: async () => createMemoryStorage(), leases: true })
 storageContract('memory with slow commits', { create: async () => createMemoryStorage({ commitDelayMs: 5 }) })
 
 for (const thread of ['worker', 'main'] as const) {
