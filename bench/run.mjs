@@ -18,6 +18,7 @@ import { traceScenario, throughput } from './scenarios/stream.mjs'
 import { fanoutScenario } from './scenarios/fanout.mjs'
 import { memoryScenario } from './scenarios/memory.mjs'
 import * as coldload from './scenarios/coldload.mjs'
+import { startPostgres, startRedis } from './lib/services.mjs'
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const repoRoot = resolve(benchDir, '..')
@@ -25,7 +26,7 @@ const require = createRequire(import.meta.url)
 // ---------- options ----------
 
 const ALL_SERVERS = ['concord', 'concord-native', 'hocuspocus', 'reference']
-const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy']
+const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy', 'cross-node']
 const DEFAULT_SCENARIOS = ALL_SCENARIOS
 
 const HELP = `usage: node bench/run.mjs [options]      (or: concord bench [options], npm run bench -- [options])
@@ -67,6 +68,13 @@ idle memory and connections
 
 cold load
   --coldload-runs <n>     restarts measured (default: 3; --quick: 2)
+
+cross-node latency (each server as 2 nodes: Concord on PostgreSQL + Redis, Hocuspocus with
+its Redis extension; the reference server has no multi-node mode; PostgreSQL and Redis are
+started by the run from the machine's binaries, see bench/lib/services.mjs)
+  --cross-rooms <n> --cross-rate <n> --cross-duration <s>
+                          rooms of 2 clients, one per node, each writing rate/s
+                          (default 50, 5/s, 20 s; --quick: 10, 5/s, 4 s)
 
 server commands ({port} {host} {data} are substituted; 'node' is this Node binary)
   --concord-cmd <cmd>     default: ${defaultConcordCmd()}
@@ -115,6 +123,9 @@ try {
       settle: { type: 'string' },
       'no-awareness': { type: 'boolean' },
       'coldload-runs': { type: 'string' },
+      'cross-rooms': { type: 'string' },
+      'cross-rate': { type: 'string' },
+      'cross-duration': { type: 'string' },
       'concord-cmd': { type: 'string' },
       'hocuspocus-cmd': { type: 'string' },
       'reference-cmd': { type: 'string' },
@@ -199,6 +210,9 @@ const opts = {
   maxConnections: num('max-connections', 50000, { min: 1, quickDef: 2000 }),
   settle: num('settle', 5, { min: 0, integer: false, quickDef: 2 }),
   coldloadRuns: num('coldload-runs', 3, { min: 1, quickDef: 2 }),
+  crossRooms: num('cross-rooms', 50, { min: 1, quickDef: 10 }),
+  crossRate: num('cross-rate', 5, { min: 0.01, integer: false }),
+  crossDuration: num('cross-duration', 20, { min: 0.1, integer: false, quickDef: 4 }),
   awareness: !args['no-awareness']
 }
 
@@ -210,16 +224,24 @@ const refScript = relative(repoRoot, join(dirname(refPkgPath), 'src', 'server.js
 const hpVersion = JSON.parse(readFileSync(join(dirname(dirname(require.resolve('@hocuspocus/server'))), 'package.json'), 'utf8')).version
 const hpScript = relative(repoRoot, join(benchDir, 'servers', 'hocuspocus.mjs'))
 
+/** Concord's nodes share one PostgreSQL database (fresh per run of the scenario) and Redis. */
+async function concordCluster () {
+  const store = await clusterDatabase()
+  return { args: ['--store', store, '--redis', services.redis.url], env: {} }
+}
+
 const SERVERS = {
-  concord: { label: 'Concord', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'y-websocket' },
-  'concord-native': { label: 'Concord (native protocol)', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'native' },
+  concord: { label: 'Concord', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'y-websocket', cluster: concordCluster },
+  'concord-native': { label: 'Concord (native protocol)', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'native', cluster: concordCluster },
   hocuspocus: {
     label: `Hocuspocus ${hpVersion}`,
     template: args['hocuspocus-cmd'] ?? `node ${hpScript}`,
     env: args['hocuspocus-cmd'] ? {} : { HOST: '{host}', PORT: '{port}' },
     dataDir: false,
     persistent: false,
-    protocol: 'hocuspocus'
+    protocol: 'hocuspocus',
+    // @hocuspocus/extension-redis (bench/servers/hocuspocus.mjs adds it when REDIS_URL is set)
+    cluster: async () => ({ args: [], env: { REDIS_URL: (await clusterServices()).redis.url } })
   },
   reference: {
     label: `y-websocket-server ${refVersion}`,
@@ -243,17 +265,66 @@ const SCENARIOS = {
   'trace-blog': traceScenario(o => o.traceBlog),
   coldload,
   connections: memoryScenario(o => ({ connections: o.maxConnections, memoryRooms: Math.max(1, Math.round(o.maxConnections / 10)), localAddresses: sourceAddresses(o.maxConnections) }), 'concurrent idle connections'),
-  'fanout-heavy': fanoutScenario(o => ({ rooms: o.heavyRooms, clients: o.heavyClients, rate: o.heavyRate, duration: o.heavyDuration }), 'heavy fan-out')
+  'fanout-heavy': fanoutScenario(o => ({ rooms: o.heavyRooms, clients: o.heavyClients, rate: o.heavyRate, duration: o.heavyDuration }), 'heavy fan-out'),
+  // two clients per room, on different nodes: every receipt crossed from one node to the other
+  'cross-node': { ...fanoutScenario(o => ({ rooms: o.crossRooms, clients: 2, rate: o.crossRate, duration: o.crossDuration }), 'cross-node latency, 2 nodes'), nodes: 2 }
 }
 // scenarios measured for Concord only unless asked for explicitly: the peers have no cold load
 // from disk, and 50,000 connections in a peer is not a question the table asks
 const CONCORD_ONLY = new Set(['coldload', 'connections'])
+
+// ---------- cluster services (cross-node) ----------
+
+/** PostgreSQL and Redis, started on first use and shared by the run's cluster scenarios. */
+let services = null
+let clusterNote = null
+async function clusterServices () {
+  if (services === null) {
+    log('starting PostgreSQL and Redis for the cross-node scenario')
+    const [postgres, redis] = await Promise.all([startPostgres(), startRedis()])
+    services = { postgres, redis, databases: 0 }
+    const hpRedis = JSON.parse(readFileSync(join(dirname(dirname(require.resolve('@hocuspocus/extension-redis'))), 'package.json'), 'utf8')).version
+    clusterNote = `- cross-node: each server runs as 2 processes; Concord's add \`--store <a fresh database> --redis <url>\` (${postgres.version}; ${redis.version}, both started by the run), Hocuspocus's \`REDIS_URL=<url>\` (@hocuspocus/extension-redis ${hpRedis}); a room's 2 clients are on different nodes`
+  }
+  return services
+}
+function stopServicesSync () {
+  if (services === null) return
+  const { postgres, redis } = services
+  services = null
+  try { postgres.stop() } catch {}
+  const pid = redis.pid()
+  if (pid !== null) { try { process.kill(pid, 'SIGKILL') } catch {} }
+}
+
+/** A fresh PostgreSQL database for one Concord cluster. */
+async function clusterDatabase () {
+  const { postgres } = await clusterServices()
+  const { default: pg } = await import('pg')
+  const name = `bench_${process.pid}_${++services.databases}`
+  const admin = new pg.Client({ connectionString: postgres.url })
+  await admin.connect()
+  try { await admin.query(`CREATE DATABASE ${name}`) } finally { await admin.end() }
+  return postgres.urlOf(name)
+}
+
+/** Several server processes measured as one: CPU and RSS are their sums. */
+function asOneServer (nodes) {
+  return {
+    pid: nodes[0].pid,
+    cpuTicks: () => nodes.reduce((n, x) => n + x.cpuTicks(), 0),
+    rssKB: () => nodes.reduce((n, x) => n + x.rssKB(), 0),
+    alive: () => nodes.every(x => x.alive()),
+    stop: async () => { await Promise.all(nodes.map(x => x.stop())) }
+  }
+}
 
 // ---------- cleanup ----------
 
 const tempDirs = new Set()
 function cleanupSync () {
   killAllChildren()
+  stopServicesSync()
   for (const d of tempDirs) { try { rmSync(d, { recursive: true, force: true }) } catch {} }
   tempDirs.clear()
 }
@@ -318,13 +389,41 @@ for (const sc of opts.scenarios) {
       overall.tick()
       continue
     }
+    if (scenario.nodes && (def.external || !def.cluster)) {
+      results[sc][sv] = { skipped: true, reason: def.external ? 'one URL given' : 'no multi-node mode' }
+      overall.tick()
+      continue
+    }
     let server = null
     let dataDir = null
     try {
       scenario.checkFdLimit?.(opts)
       let baseUrl
+      let baseUrls = null
       let restart = null
-      if (def.external) {
+      if (scenario.nodes) {
+        log(`[${sc}] ${def.label}: starting ${scenario.nodes} nodes`)
+        const extra = await def.cluster()
+        const nodes = []
+        server = { stop: async () => { await Promise.all(nodes.map(x => x.stop())) } } // stops what started if one fails
+        for (let k = 0; k < scenario.nodes; k++) {
+          const port = await freePort()
+          dataDir ??= mkdtempSync(join(tmpdir(), 'concord-bench-'))
+          tempDirs.add(dataDir)
+          const nodeData = join(dataDir, `node-${k}`)
+          mkdirSync(nodeData)
+          const vars = { port, host: HOST, data: nodeData }
+          const argv = [...fillTemplate(splitCommand(def.template), vars), ...extra.args]
+          const env = { ...Object.fromEntries(Object.entries(def.env).map(([key, v]) => [key, fillTemplate([v], vars)[0]])), ...extra.env }
+          const logFile = join(logDir, `${sc}-${sv}-${k}.log`)
+          writeFileSync(logFile, `# ${new Date().toISOString()} ${Object.entries(env).map(([key, v]) => `${key}=${v} `).join('')}${argv.join(' ')}\n`)
+          nodes.push(await startServer({ argv, env, port, logFile, cwd: repoRoot }))
+        }
+        server = asOneServer(nodes)
+        baseUrls = nodes.map(x => `ws://${HOST}:${x.port}`)
+        baseUrl = baseUrls[0]
+        log(`[${sc}] ${def.label}: pids ${nodes.map(x => x.pid).join(', ')} on ${baseUrls.join(', ')}`)
+      } else if (def.external) {
         server = externalServer()
         baseUrl = external.replace(/\/+$/, '')
         log(`[${sc}] ${def.label} (${def.protocol})`)
@@ -354,6 +453,7 @@ for (const sc of opts.scenarios) {
       const ctx = {
         get server () { return server },
         baseUrl,
+        ...(baseUrls ? { baseUrls } : {}),
         protocol: def.protocol,
         persistent: def.persistent,
         restart,
@@ -401,6 +501,7 @@ for (const sv of opts.servers) {
   const env = Object.entries(def.env).map(([k, v]) => `${k}=${v} `).join('')
   lines.push(`- ${def.label}: ${def.protocol} protocol; \`${env}${def.template}\``)
 }
+if (clusterNote !== null) lines.push(clusterNote)
 lines.push('')
 lines.push(`| scenario | metric | ${opts.servers.map(sv => SERVERS[sv].label).join(' | ')} |`)
 lines.push(`| --- | --- | ${opts.servers.map(() => '---:').join(' | ')} |`)
@@ -422,7 +523,7 @@ for (const sc of opts.scenarios) {
   metrics.forEach((label, i) => {
     const cells = opts.servers.map(sv => {
       const r = results[sc][sv]
-      if (r.skipped) return i === 0 ? 'not measured' : ''
+      if (r.skipped) return i === 0 ? `not measured${r.reason ? ` (${r.reason})` : ''}` : ''
       if (r.error) return i === 0 ? `error: ${esc(firstLine(r.error)).slice(0, 120)}` : ''
       return byServer[sv].get(label) ?? '–'
     })
@@ -442,7 +543,7 @@ function chart (name, title, svg) {
   charts.push(`![${title}](${file})`)
 }
 mkdirSync(chartDir, { recursive: true })
-for (const sc of ['fanout', 'fanout-heavy']) {
+for (const sc of ['fanout', 'fanout-heavy', 'cross-node']) {
   const svs = measured(sc).filter(sv => results[sc][sv].latencies)
   if (svs.length === 0) continue
   chart(sc, `${SCENARIOS[sc].describe(opts)}: latency histogram`, latencyHistogram({

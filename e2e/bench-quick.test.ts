@@ -49,10 +49,19 @@ describe('npm run bench -- --quick', () => {
       expect(md).toMatch(/\*\*cold load[^|]*\*\* \| txns in the document \| [\d,]+ \| not measured \| not measured \|/)
       const [open] = row('connections open after settle')
       expect(open).toMatch(/^[\d,]+ \/ [\d,]+$/)
+      // cross-node: Concord and Hocuspocus as two nodes on Redis (Concord also on PostgreSQL);
+      // the reference server has no multi-node mode
+      const start = rows.findIndex(l => l.includes('**cross-node latency'))
+      expect(start, 'a cross-node block in the report').toBeGreaterThanOrEqual(0)
+      const end = rows.findIndex((l, i) => i > start && /^\| \*\*/.test(l))
+      const cross = new Map(rows.slice(start, end < 0 ? undefined : end).map(l => [l.split('|')[2]!.trim(), l.split('|').slice(3, -1).map(c => c.trim())]))
+      expect(cross.get('updates sent')![2]).toBe('not measured (no multi-node mode)')
+      expect(cross.get('lost updates (expected − received)')!.slice(0, 2)).toEqual(['0', '0'])
+      for (const cell of cross.get('latency p99 (ms)')!.slice(0, 2)) expect(number(cell)).toBeGreaterThan(0)
       expect(md).not.toContain('error:')
       // the charts the report links to exist and hold drawn data
       const charts = [...md.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)].map(m => m[1]!)
-      expect(charts.length).toBeGreaterThanOrEqual(6)
+      expect(charts.length).toBeGreaterThanOrEqual(7)
       for (const file of charts) {
         const svg = readFileSync(join(dir, file), 'utf8')
         expect(svg.startsWith('<svg')).toBe(true)

@@ -69,8 +69,8 @@ export class RawNativeSocket {
   readonly opened: Promise<void>
   readonly closed: Promise<{ code: number; reason: string }>
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url, [NATIVE_SUBPROTOCOL])
+  constructor(url: string, headers: Record<string, string> = {}) {
+    this.ws = new WebSocket(url, [NATIVE_SUBPROTOCOL], { headers })
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve())
       this.ws.once('error', reject)
@@ -93,8 +93,8 @@ export class RawNativeSocket {
     })
   }
 
-  static async connect(url: string, hello = true): Promise<RawNativeSocket> {
-    const s = new RawNativeSocket(url)
+  static async connect(url: string, hello = true, headers: Record<string, string> = {}): Promise<RawNativeSocket> {
+    const s = new RawNativeSocket(url, headers)
     await s.opened
     if (hello) {
       s.send(encodeFrame({ kind: FRAME_KINDS.HELLO, document: '', minVersion: PROTOCOL_VERSION_MIN, maxVersion: PROTOCOL_VERSION_MAX, client: 'raw-test' }))

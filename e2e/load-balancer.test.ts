@@ -35,7 +35,7 @@ describe('behind nginx (docs/deployment/nginx.conf)', () => {
     for (let i = 0; i < 2; i++) {
       const data = mkdtempSync(join(tmpdir(), 'concord-lb-'))
       dirs.push(data)
-      nodes.push(await spawnServer(['--store', store, '--redis', redis.url, '--data', data, '--port', '0', '--rate-limit-messages', '1000000']))
+      nodes.push(await spawnServer(['--store', store, '--redis', redis.url, '--data', data, '--port', '0', '--rate-limit-messages', '1000000', '--trust-proxy', '1']))
     }
     procs.push(...nodes)
     nginx = await startNginx(nodes.map(n => `127.0.0.1:${n.port}`))

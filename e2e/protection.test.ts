@@ -131,6 +131,33 @@ describe('one noisy or hostile session does not hurt the others', () => {
   })
 })
 
+describe('behind a proxy', () => {
+  it('with --trust-proxy 1 the per-address limit counts the address the proxy appended to X-Forwarded-For, never what the client wrote before it', async () => {
+    const srv = await server({ maxConnectionsPerIp: 1, trustProxyHops: 1 })
+    const via = (chain: string): Promise<{ code: number; reason: string } | null> => {
+      const s = new RawNativeSocket(srv.url, { 'x-forwarded-for': chain })
+      cleanups.push(() => s.close())
+      // open and still open a moment later, or closed by the server
+      return Promise.race([s.closed, s.opened.then(() => new Promise<{ code: number; reason: string } | null>(resolve => setTimeout(() => resolve(s.closeCode === null ? null : { code: s.closeCode, reason: s.closeReason }), 300)))])
+    }
+    // two clients behind the same proxy (the socket peer is 127.0.0.1 for both): each has its own budget
+    expect(await via('203.0.113.7')).toBeNull()
+    expect(await via('203.0.113.8')).toBeNull()
+    // a third from the first address is refused, whatever it claims further left
+    expect(await via('10.9.9.9, 203.0.113.7')).toEqual({ code: 1013, reason: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' })
+    expect(await via('203.0.113.7')).toEqual({ code: 1013, reason: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' })
+  })
+
+  it('without --trust-proxy, X-Forwarded-For is ignored: the socket peer is the address', async () => {
+    const srv = await server({ maxConnectionsPerIp: 1 })
+    const first = await RawNativeSocket.connect(srv.url, true, { 'x-forwarded-for': '203.0.113.7' })
+    cleanups.push(() => first.close())
+    const second = new RawNativeSocket(srv.url, { 'x-forwarded-for': '203.0.113.8' })
+    cleanups.push(() => second.close())
+    expect(await second.closed).toEqual({ code: 1013, reason: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' })
+  })
+})
+
 async function stats(srv: RunningServer): Promise<{ connections: number; maxPendingBytes: number }> {
   return (await fetch(`http://127.0.0.1:${srv.port}/`)).json() as Promise<{ connections: number; maxPendingBytes: number }>
 }

@@ -3,6 +3,8 @@ export interface PostgresServer {
   /** postgres://postgres@127.0.0.1:<port>/postgres */
   readonly url: string
   readonly port: number
+  /** `postgres --version` */
+  readonly version: string
   /** A URL of another database on this server. */
   urlOf(database: string): string
   /** Stop the server (fast shutdown); `start()` brings it back on the same port and data. */
@@ -16,6 +18,8 @@ export interface PostgresServer {
 export interface RedisServer {
   readonly url: string
   readonly port: number
+  /** `redis-server --version`, shortened */
+  readonly version: string
   /** The redis-server process's pid while it runs. */
   pid(): number | null
   /** Kill it; `start()` brings it back on the same port, empty. */

@@ -64,8 +64,11 @@ export async function startPostgres () {
   const stopServer = () => run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop'])
   start()
   let stopped = false
+  let version = ''
+  try { version = execFileSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).trim() } catch {}
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    version,
     port,
     urlOf: database => `postgres://postgres@127.0.0.1:${port}/${database}`,
     stopServer,
@@ -121,8 +124,11 @@ export async function startRedis () {
     await exited
   }
   await start()
+  let version = ''
+  try { version = execFileSync(REDIS_BIN, ['--version'], { encoding: 'utf8' }).trim().split(' ').slice(0, 3).join(' ') } catch {}
   return {
     url: `redis://127.0.0.1:${port}`,
+    version,
     port,
     pid: () => child?.pid ?? null,
     stopServer,

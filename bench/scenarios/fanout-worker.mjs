@@ -4,7 +4,7 @@ import { workerData } from 'node:worker_threads'
 import { createClient, connectAll, now } from '../lib/clients.mjs'
 import { workerInbox, send, runWorker, sleep } from '../lib/workers.mjs'
 
-const { baseUrl, protocol, rooms, clientsPerRoom: C, ratePerSec, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
+const { baseUrls, protocol, rooms, clientsPerRoom: C, ratePerSec, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
 const inbox = workerInbox()
 // one entry inserted per send: "<sender>.<seq>@<send time ms>;"
 const ENTRY = /(\d+)\.(\d+)@([\d.]+);/g
@@ -23,7 +23,8 @@ async function main () {
       // Per sender, only entries with a higher seq than the last one seen count (a
       // server that echoed or repeated an entry would not be counted twice).
       const lastSeq = new Map()
-      const client = createClient(`${baseUrl}/${room}`, {
+      // with several server nodes, a room's clients are spread over them (client i on node i mod n)
+      const client = createClient(`${baseUrls[i % baseUrls.length]}/${room}`, {
         protocol,
         applyRemote: false,
         onRemoteUpdate: (update) => {

@@ -20,14 +20,14 @@ export function fanoutScenario (paramsOf, name = 'fan-out latency') {
   }
 }
 
-async function run ({ server, baseUrl, protocol, opts, log, progress }) {
+async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }) {
   const tag = randomBytes(3).toString('hex')
   const rooms = Array.from({ length: opts.rooms }, (_, r) => `bench-fanout-${tag}-${r}`)
   const nWorkers = Math.max(1, Math.min(opts.workers, rooms.length))
   // whole rooms per worker, round robin
   const parts = Array.from({ length: nWorkers }, (_, w) => rooms.filter((_, r) => r % nWorkers === w))
   const handles = parts.map((part, w) => new WorkerHandle(workerFile, {
-    baseUrl,
+    baseUrls: baseUrls ?? [baseUrl],
     protocol,
     rooms: part,
     clientsPerRoom: opts.clients,

@@ -4,11 +4,16 @@
 //
 //   HOST=127.0.0.1 PORT=5555 node bench/servers/hocuspocus.mjs
 //
+// With REDIS_URL=redis://host:port it joins other such processes through
+// @hocuspocus/extension-redis (Hocuspocus's way of running several nodes: Redis
+// pub/sub between them), for the cross-node scenario.
+//
 // This process is the server itself (no child), so the PID the runner measures
 // is Hocuspocus's. It prints one line once it listens, and exits on SIGTERM or
 // SIGINT after closing its connections (at most 2 s later).
 // Clients speak the Hocuspocus framing: YClient with protocol 'hocuspocus'.
 import { Server } from '@hocuspocus/server'
+import { Redis } from '@hocuspocus/extension-redis'
 
 const host = process.env.HOST || '127.0.0.1'
 const port = Number.parseInt(process.env.PORT || '1234', 10)
@@ -17,8 +22,15 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2)
 }
 
+const extensions = []
+if (process.env.REDIS_URL) {
+  const url = new URL(process.env.REDIS_URL)
+  extensions.push(new Redis({ host: url.hostname, port: Number(url.port || 6379) }))
+}
+
 const server = new Server({
   name: 'concord-bench',
+  extensions,
   address: host,
   port,
   quiet: true,

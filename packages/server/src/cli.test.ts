@@ -8,7 +8,7 @@ const open = { CONCORD_AUTH: 'none' }
 describe('concord serve configuration', () => {
   it('uses the documented defaults', () => {
     const c = parseServeConfig([], open)
-    expect(c).toMatchObject({ port: 1234, host: '0.0.0.0', store: 'sqlite', logLevel: 'info', sqliteSynchronous: 'FULL', sqliteCommitWindowMs: 2, sqliteBusyCommitWindowMs: 10, auth: { mode: 'none' } })
+    expect(c).toMatchObject({ port: 1234, host: '0.0.0.0', store: 'sqlite', logLevel: 'info', sqliteSynchronous: 'FULL', commitWindowMs: 2, busyCommitWindowMs: undefined, auth: { mode: 'none' } })
     expect(c.data.endsWith('/data')).toBe(true)
   })
 
@@ -16,6 +16,14 @@ describe('concord serve configuration', () => {
     const env = { ...open, CONCORD_PORT: '5000', CONCORD_STORE: 'memory', CONCORD_LOG_LEVEL: 'debug', CONCORD_SQLITE_SYNCHRONOUS: 'normal', CONCORD_COMPACT_EVERY_UPDATES: '50' }
     expect(parseServeConfig([], env)).toMatchObject({ port: 5000, store: 'memory', logLevel: 'debug', sqliteSynchronous: 'NORMAL', compactEveryUpdates: 50 })
     expect(parseServeConfig(['--port', '6000', '--store', 'sqlite', '--data', '/tmp/x'], env)).toMatchObject({ port: 6000, store: 'sqlite', data: '/tmp/x' })
+  })
+
+  it('takes the group-commit windows under their names, the old --sqlite-* names, or the environment', () => {
+    expect(parseServeConfig(['--commit-window-ms', '0', '--busy-commit-window-ms', '3'], open)).toMatchObject({ commitWindowMs: 0, busyCommitWindowMs: 3 })
+    expect(parseServeConfig(['--sqlite-commit-window-ms', '1', '--sqlite-busy-commit-window-ms', '4'], open)).toMatchObject({ commitWindowMs: 1, busyCommitWindowMs: 4 })
+    expect(parseServeConfig([], { ...open, CONCORD_BUSY_COMMIT_WINDOW_MS: '7' })).toMatchObject({ busyCommitWindowMs: 7 })
+    expect(() => parseServeConfig(['--busy-commit-window-ms', '2000'], open)).toThrow(/invalid --busy-commit-window-ms/)
+    expect(parseServeConfig(['--redis-stream-max-len', '500', '--store', 'postgres://db/c', '--redis', 'redis://r:6379'], open)).toMatchObject({ redisStreamMaxLen: 500 })
   })
 
   it('takes a postgres:// URL as the store', () => {

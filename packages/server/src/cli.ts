@@ -41,13 +41,18 @@ Options of serve (each also read from the environment variable shown):
   --sqlite-synchronous <s>     full: an ack survives power loss; normal: it survives a process crash
                                (kill -9) but not an OS crash, and costs fewer fsyncs
                                                                          CONCORD_SQLITE_SYNCHRONOUS (default full)
-  --sqlite-commit-window-ms <n> group-commit window                      CONCORD_SQLITE_COMMIT_WINDOW_MS (default 2)
-  --sqlite-busy-commit-window-ms <n> the window under steady load (the last commit ended
-                               less than this long ago)                   CONCORD_SQLITE_BUSY_COMMIT_WINDOW_MS (default 10)
+  --commit-window-ms <n>       group commit: an append to an idle store waits this long for
+                               others                                     CONCORD_COMMIT_WINDOW_MS (default 2)
+  --busy-commit-window-ms <n>  the window under steady load (the last commit ended less than this
+                               long ago)  CONCORD_BUSY_COMMIT_WINDOW_MS (default 10 for SQLite; 2 for
+                               PostgreSQL, where other nodes see an update once it is committed)
+                               (--sqlite-commit-window-ms and --sqlite-busy-commit-window-ms: old names)
   --rate-limit-messages <n>    messages per second per socket (burst 5x)  CONCORD_RATE_LIMIT_MESSAGES (default 1000)
   --rate-limit-bytes <n>       bytes per second per socket                CONCORD_RATE_LIMIT_BYTES (default 16777216)
   --max-document-bytes <n>     largest document                           CONCORD_MAX_DOCUMENT_BYTES (default 536870912)
   --max-connections-per-ip <n> open sockets per client address            CONCORD_MAX_CONNECTIONS_PER_IP (default 1000)
+  --trust-proxy <n>            proxies in front that append to X-Forwarded-For: the client address
+                               is the n-th entry from its right        CONCORD_TRUST_PROXY (default 0: the peer)
 
   Authentication (exactly one is required; docs/security.md):
   --auth-secret <s>  HS256 shared secret, at least 32 characters       CONCORD_AUTH_SECRET
@@ -94,8 +99,9 @@ export interface CliConfig {
   compactEveryUpdates: number | undefined
   maxMessageBytes: number | undefined
   sqliteSynchronous: 'FULL' | 'NORMAL'
-  sqliteCommitWindowMs: number
-  sqliteBusyCommitWindowMs: number
+  commitWindowMs: number
+  /** undefined: the store's default (10 ms SQLite, 2 ms PostgreSQL) */
+  busyCommitWindowMs: number | undefined
   auth: { mode: 'none' } | { mode: 'dev' } | { mode: 'secret'; secret: string } | { mode: 'jwks'; jwks: string }
   authIssuer: string | undefined
   authAudience: string | undefined
@@ -104,6 +110,7 @@ export interface CliConfig {
   rateLimitBytes: number | undefined
   maxDocumentBytes: number | undefined
   maxConnectionsPerIp: number | undefined
+  trustProxyHops: number
 }
 
 function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
@@ -112,9 +119,15 @@ function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
   return upper
 }
 
-function parseWindow(text: string, name = '--sqlite-commit-window-ms'): number {
+function parseWindow(text: string, name: string): number {
   const n = Number(text)
   if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: 0 to 1000`)
+  return n
+}
+
+function parseHops(text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0 || n > 16) throw new UsageError(`invalid --trust-proxy ${JSON.stringify(text)}: the number of proxies in front, 0 to 16`)
   return n
 }
 
@@ -140,6 +153,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'compact-every-updates': { type: 'string' },
       'max-message-bytes': { type: 'string' },
       'sqlite-synchronous': { type: 'string' },
+      'commit-window-ms': { type: 'string' },
+      'busy-commit-window-ms': { type: 'string' },
       'sqlite-commit-window-ms': { type: 'string' },
       'sqlite-busy-commit-window-ms': { type: 'string' },
       auth: { type: 'string' },
@@ -152,6 +167,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'rate-limit-bytes': { type: 'string' },
       'max-document-bytes': { type: 'string' },
       'max-connections-per-ip': { type: 'string' },
+      'trust-proxy': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -172,6 +188,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     // nodes share documents through the store: each node's own SQLite file cannot be shared
     if (store !== 'postgres') throw new UsageError('--redis needs --store postgres://...: the nodes of a cluster share one store')
   }
+  const busyWindow = values['busy-commit-window-ms'] ?? values['sqlite-busy-commit-window-ms'] ?? env.CONCORD_BUSY_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_BUSY_COMMIT_WINDOW_MS
   const logLevel = values['log-level'] ?? env.CONCORD_LOG_LEVEL ?? 'info'
   if (!LEVELS.has(logLevel)) throw new UsageError(`invalid log level ${JSON.stringify(logLevel)}`)
   return {
@@ -186,8 +203,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
     maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),
     sqliteSynchronous: parseSynchronous(values['sqlite-synchronous'] ?? env.CONCORD_SQLITE_SYNCHRONOUS ?? 'full'),
-    sqliteCommitWindowMs: parseWindow(values['sqlite-commit-window-ms'] ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2'),
-    sqliteBusyCommitWindowMs: parseWindow(values['sqlite-busy-commit-window-ms'] ?? env.CONCORD_SQLITE_BUSY_COMMIT_WINDOW_MS ?? '10', '--sqlite-busy-commit-window-ms'),
+    commitWindowMs: parseWindow(values['commit-window-ms'] ?? values['sqlite-commit-window-ms'] ?? env.CONCORD_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2', '--commit-window-ms'),
+    busyCommitWindowMs: busyWindow === undefined ? undefined : parseWindow(busyWindow, '--busy-commit-window-ms'),
     auth: parseAuth(values.auth ?? env.CONCORD_AUTH, values['auth-secret'] ?? env.CONCORD_AUTH_SECRET, values['auth-jwks'] ?? env.CONCORD_AUTH_JWKS),
     authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
     authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
@@ -196,6 +213,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
     maxDocumentBytes: optionalPositiveInt('--max-document-bytes', values['max-document-bytes'] ?? env.CONCORD_MAX_DOCUMENT_BYTES),
     maxConnectionsPerIp: optionalPositiveInt('--max-connections-per-ip', values['max-connections-per-ip'] ?? env.CONCORD_MAX_CONNECTIONS_PER_IP),
+    trustProxyHops: parseHops(values['trust-proxy'] ?? env.CONCORD_TRUST_PROXY ?? '0'),
   }
 }
 
@@ -237,20 +255,15 @@ async function serve(argv: string[]): Promise<void> {
   let postgres: PostgresStorage | null = null
   if (config.store === 'sqlite') {
     const { createSqliteStorage } = await import('./storage/sqlite-storage.js')
-    storage = createSqliteStorage({
-      dataDir: config.data, synchronous: config.sqliteSynchronous, commitWindowMs: config.sqliteCommitWindowMs,
-      busyCommitWindowMs: config.sqliteBusyCommitWindowMs,
-    })
-    logger.info({
-      data: config.data, synchronous: config.sqliteSynchronous, commitWindowMs: config.sqliteCommitWindowMs,
-      busyCommitWindowMs: config.sqliteBusyCommitWindowMs,
-    }, 'using SQLite store')
+    const windows = { commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 10 }
+    storage = createSqliteStorage({ dataDir: config.data, synchronous: config.sqliteSynchronous, ...windows })
+    logger.info({ data: config.data, synchronous: config.sqliteSynchronous, ...windows }, 'using SQLite store')
   } else if (config.store === 'postgres') {
     const { createPostgresStorage } = await import('./storage/postgres-storage.js')
     storage = postgres = await createPostgresStorage({
-      connectionString: config.storeUrl!, commitWindowMs: config.sqliteCommitWindowMs, busyCommitWindowMs: config.sqliteBusyCommitWindowMs,
+      connectionString: config.storeUrl!, commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2,
     })
-    logger.info({ postgres: redactUrl(config.storeUrl!) }, 'using PostgreSQL store')
+    logger.info({ postgres: redactUrl(config.storeUrl!), commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2 }, 'using PostgreSQL store')
   } else {
     const { createMemoryStorage } = await import('./storage/memory-storage.js')
     storage = createMemoryStorage()
@@ -307,7 +320,7 @@ async function serve(argv: string[]): Promise<void> {
     ...(config.rateLimitBytes !== undefined
       ? { rateLimitBytesPerSecond: config.rateLimitBytes, rateLimitBytesBurst: Math.max(DEFAULTS.rateLimitBytesBurst, 2 * config.rateLimitBytes) }
       : {}),
-    maxDocumentBytes: config.maxDocumentBytes, maxConnectionsPerIp: config.maxConnectionsPerIp,
+    maxDocumentBytes: config.maxDocumentBytes, maxConnectionsPerIp: config.maxConnectionsPerIp, trustProxyHops: config.trustProxyHops,
   })
   const adminApi = [config.adminToken !== undefined ? 'admin token' : null, config.auth.mode === 'none' ? null : 'admin JWTs'].filter(Boolean).join(' and ') || 'off'
   logger.info({ auth: config.auth.mode, adminApi }, 'authentication')

@@ -179,7 +179,7 @@ export class Gateway {
         return
       }
     }
-    const ip = req.socket.remoteAddress ?? ''
+    const ip = clientAddress(req, this.#options.trustProxyHops)
     this.#wss.handleUpgrade(req, socket, head, ws => this.#upgraded(ws, req, native, document, token, ip))
   }
 
@@ -264,4 +264,18 @@ function refuse(socket: Duplex, status: number, code: ErrorCode): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\n` +
     'Content-Type: application/json\r\nConnection: close\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+}
+
+/**
+ * The client's address: the socket's peer, or behind `trustedHops` proxies that each append
+ * the address they saw to X-Forwarded-For, the `trustedHops`-th entry from the right (entries
+ * further left were written by the client or proxies not trusted, and are ignored).
+ */
+export function clientAddress(req: IncomingMessage, trustedHops: number): string {
+  const peer = req.socket.remoteAddress ?? ''
+  if (trustedHops <= 0) return peer
+  const header = req.headers['x-forwarded-for']
+  const hops = (Array.isArray(header) ? header.join(',') : header ?? '').split(',').map(h => h.trim()).filter(h => h !== '')
+  if (hops.length === 0) return peer
+  return hops[Math.max(0, hops.length - trustedHops)]!
 }

@@ -139,6 +139,13 @@ export interface ServerOptions {
   maxDocumentBytes?: number
   /** Open WebSockets per client IP address. */
   maxConnectionsPerIp?: number
+  /**
+   * Proxies in front of the server that append the address they saw to `X-Forwarded-For`
+   * (nginx: `$proxy_add_x_forwarded_for`). 0 (default): the client address is the socket's peer.
+   * n: it is the n-th address from the right of the header, so what a client wrote into the
+   * header itself is never believed. Used for the per-address connection limit and in logs.
+   */
+  trustProxyHops?: number
   /** Name reported in WELCOME. */
   serverName?: string
 }
@@ -183,10 +190,11 @@ export const DEFAULTS = {
   rateLimitCloseAfterMs: 5_000,
   maxDocumentBytes: 512 * 1024 * 1024,
   maxConnectionsPerIp: 1_000,
+  trustProxyHops: 0,
   serverName: 'concord',
 } as const
 
-const POSITIVE_INTEGER_OPTIONS = Object.keys(DEFAULTS).filter(k => k !== 'serverName') as (keyof typeof DEFAULTS)[]
+const POSITIVE_INTEGER_OPTIONS = Object.keys(DEFAULTS).filter(k => k !== 'serverName' && k !== 'trustProxyHops') as (keyof typeof DEFAULTS)[]
 
 /** Validate and freeze options; misconfiguration fails at start-up, not at first use. */
 export function resolveOptions(
@@ -198,6 +206,9 @@ export function resolveOptions(
     if (v !== undefined && (!Number.isInteger(v) || (v as number) <= 0)) {
       throw new TypeError(`option ${key} must be a positive integer, got ${String(v)}`)
     }
+  }
+  if (options.trustProxyHops !== undefined && (!Number.isInteger(options.trustProxyHops) || options.trustProxyHops < 0 || options.trustProxyHops > 16)) {
+    throw new TypeError(`option trustProxyHops must be an integer from 0 to 16, got ${String(options.trustProxyHops)}`)
   }
   let authenticate: Authenticate
   let tokens: Promise<TokenVerifier> | null = null

@@ -19,7 +19,7 @@ export interface PostgresStorageOptions {
   poolSize?: number
   /** Group commit window when idle, as for SQLite (default 2 ms). */
   commitWindowMs?: number
-  /** Group commit window under steady load (default 10 ms). */
+  /** Group commit window under steady load (default 2 ms: other nodes see an update once it is committed). */
   busyCommitWindowMs?: number
   /** How long a query may wait for a connection before failing (default 10 s). */
   connectionTimeoutMs?: number
@@ -112,7 +112,7 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
   // whose COMMIT was lost with the connection can log an update twice; Yjs updates are idempotent.
   const committer = new GroupCommit<AppendItem, number>(batch => untilCommitted(() => appendBatch(pool, batch), () => closed), {
     lingerMs: options.commitWindowMs ?? 2,
-    busyLingerMs: options.busyCommitWindowMs ?? 10,
+    busyLingerMs: options.busyCommitWindowMs ?? 2,
   })
   const open = (): void => {
     if (closed) throw new Error('postgres storage is closed')
