@@ -284,4 +284,41 @@ describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
     hb.doc.getArray<string>('items').push(['b-after'])
     await waitFor(() => ha.doc.getArray('items').length === 402, { message: 'relayed from B after it caught up' })
   })
+
+  it('kick and delete cross nodes: through node B\'s admin API, a user on node A is kicked, and a document open on node A is deleted everywhere', async () => {
+    const ADMIN = 'cluster-admin-token-0123456789'
+    const store = await database()
+    const [a, b] = await Promise.all([node(store, ['--admin-token', ADMIN]), node(store, ['--admin-token', ADMIN])])
+    const adminB = (path: string, init: RequestInit = {}): Promise<Response> =>
+      fetch(`${b.url.replace('ws:', 'http:')}${path}`, { ...init, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' } })
+    const ca = connectClient(a.url)
+    const cb = connectClient(b.url)
+    clients.push(ca, cb)
+    const kicked = ca.open('kick-me')
+    const doomedA = ca.open('doomed')
+    const doomedB = cb.open('doomed')
+    await Promise.all([kicked.whenSynced(), doomedA.whenSynced(), doomedB.whenSynced()])
+    doomedA.doc.getArray<string>('items').push(['x'])
+    await doomedA.whenSaved()
+    await waitFor(() => doomedB.doc.getArray('items').length === 1, { message: 'relayed' })
+    const errors: string[] = []
+    kicked.on('error', e => errors.push(`kick-me:${e.code}`))
+    doomedA.on('error', e => errors.push(`doomedA:${e.code}`))
+    doomedB.on('error', e => errors.push(`doomedB:${e.code}`))
+
+    // the session lives on node A; node B does not know it and forwards the kick
+    const { sessions } = (await (await fetch(`${a.url.replace('ws:', 'http:')}/admin/sessions?document=kick-me`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { sessions: { id: string }[] }
+    expect(sessions).toHaveLength(1)
+    const t0 = Date.now()
+    expect((await adminB(`/admin/sessions/${encodeURIComponent(sessions[0]!.id)}`, { method: 'DELETE' })).status).toBe(200)
+    await waitFor(() => errors.includes('kick-me:CONCORD_ERR_SESSION_KICKED'), { timeoutMs: 1_000, message: 'kicked on node A within a second' })
+    console.log(`cross-node kick: ${Date.now() - t0} ms`)
+    expect(errors.filter(e => e.startsWith('doomed'))).toEqual([])
+
+    const t1 = Date.now()
+    expect((await adminB('/admin/documents/doomed', { method: 'DELETE' })).status).toBe(200)
+    await waitFor(() => errors.includes('doomedA:CONCORD_ERR_DOC_DELETED') && errors.includes('doomedB:CONCORD_ERR_DOC_DELETED'), { timeoutMs: 2_000, message: 'both nodes\' sessions told of the deletion' })
+    console.log(`cross-node delete: sessions on both nodes told within ${Date.now() - t1} ms`)
+    await waitFor(async () => (await stored(store, 'doomed')).getArray('items').length === 0, { message: 'nothing of the document left in PostgreSQL' })
+  })
 })

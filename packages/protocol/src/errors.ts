@@ -134,6 +134,14 @@ export const ERROR_CODES = {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
     description: 'An update could not be integrated and the server reloaded the document from its log. Open it again; unacked updates are re-sent.',
   },
+  CONCORD_ERR_DOC_DELETED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.NOT_FOUND, httpStatus: 404,
+    description: 'An administrator deleted the document: its log and snapshots are gone and its sessions were closed. The client does not reopen it by itself (opening it again starts a new, empty document, to which a client\'s local copy would be sent).',
+  },
+  CONCORD_ERR_SESSION_KICKED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.FORBIDDEN,
+    description: 'An administrator ended this session (the admin API\'s kick). The client does not reopen the document by itself; revoke the user to keep them out.',
+  },
   CONCORD_ERR_LIMIT_RATE: {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.RATE_LIMITED,
     description: 'The session sent more messages or bytes per second than its limit. The refused message was not applied (an UPDATE stays unacked; resend it later); a socket that keeps flooding is closed with 4529.',

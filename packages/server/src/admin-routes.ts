@@ -6,8 +6,9 @@ import { mintToken } from './auth/jwt.js'
 import { inTenant, isRole } from './auth/patterns.js'
 import type { RoleOverride } from './auth/access-control.js'
 
-/** Who called the admin API: the static admin token (every tenant) or an admin JWT (its tenant). */
-type Caller = { tenant: string | null }
+import { routeDocuments, type AdminCaller, type AdminContext } from './admin-documents.js'
+
+type Caller = AdminCaller
 
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -39,7 +40,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   return body as Record<string, unknown>
 }
 
-function sameSecret(a: string, b: string): boolean {
+export function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
@@ -50,13 +51,13 @@ async function authenticate(req: IncomingMessage, opts: ResolvedServerOptions): 
   const m = /^Bearer (.+)$/.exec(header)
   if (m === null) return null
   const presented = m[1]!
-  if (opts.adminToken !== null && sameSecret(presented, opts.adminToken)) return { tenant: null }
+  if (opts.adminToken !== null && sameSecret(presented, opts.adminToken)) return { tenant: null, userId: null }
   if (opts.tokens === null) return null
   try {
     const verified = await (await opts.tokens).verify(presented)
     if (verified.claims.admin !== true) return null
     if (opts.authorizer.access.revoked(verified) !== null) return null
-    return { tenant: verified.tenant }
+    return { tenant: verified.tenant, userId: verified.userId }
   } catch {
     return null
   }
@@ -84,7 +85,9 @@ function tenantOf(caller: Caller, body: Record<string, unknown>): string {
  * The admin HTTP API (docs/security.md): revocations, reinstatement, role
  * overrides, share links. Returns false when the path is not one of its routes.
  */
-export function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string, opts: ResolvedServerOptions): boolean {
+export function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL, ctx: AdminContext): boolean {
+  const path = url.pathname
+  const opts = ctx.options
   if (!path.startsWith('/admin/') && path !== '/dev/token') return false
   void (async () => {
     try {
@@ -98,10 +101,15 @@ export function handleAdmin(req: IncomingMessage, res: ServerResponse, path: str
         fail(res, 401, 'CONCORD_ERR_AUTH_DENIED', 'the admin API needs Authorization: Bearer <admin token or JWT with admin: true>')
         return
       }
+      if (await routeDocuments(req, res, url, ctx, caller)) return
       await route(req, res, path, opts, caller)
     } catch (err) {
       if (err instanceof ConcordError) {
-        fail(res, err.code === 'CONCORD_ERR_AUTH_FORBIDDEN' ? 403 : err.code === 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED' ? 405 : 400, err.code, err.message)
+        if (res.headersSent) {
+          res.destroy()
+          return
+        }
+        fail(res, statusOf(err), err.code, err.message)
         return
       }
       opts.logger.error({ err, path }, 'admin request failed')
@@ -109,6 +117,18 @@ export function handleAdmin(req: IncomingMessage, res: ServerResponse, path: str
     }
   })()
   return true
+}
+
+function statusOf(err: ConcordError): number {
+  switch (err.code) {
+    case 'CONCORD_ERR_AUTH_FORBIDDEN': return 403
+    case 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED': return 405
+    case 'CONCORD_ERR_HTTP_NOT_FOUND': return 404
+    case 'CONCORD_ERR_MESSAGE_TOO_LARGE': return 413
+    case 'CONCORD_ERR_STORAGE_WRITE_FAILED':
+    case 'CONCORD_ERR_DOC_LOAD_FAILED': return 503
+    default: return 400
+  }
 }
 
 function requireMethod(req: IncomingMessage, ...methods: string[]): void {

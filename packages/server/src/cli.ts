@@ -62,6 +62,8 @@ Options of serve (each also read from the environment variable shown):
                      and POST /dev/token mints tokens (never use in production)
   --auth-issuer <i>, --auth-audience <a>   required iss / aud claims
   --admin-token <t>  bearer token for the admin HTTP API (all tenants)  CONCORD_ADMIN_TOKEN
+  --metrics-token <t>  GET /metrics needs this bearer token (or the admin token); default: open
+                                                                   CONCORD_METRICS_TOKEN
   -h, --help         show this help
 
 Options of token:
@@ -106,6 +108,7 @@ export interface CliConfig {
   authIssuer: string | undefined
   authAudience: string | undefined
   adminToken: string | undefined
+  metricsToken: string | undefined
   rateLimitMessages: number | undefined
   rateLimitBytes: number | undefined
   maxDocumentBytes: number | undefined
@@ -163,6 +166,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'auth-issuer': { type: 'string' },
       'auth-audience': { type: 'string' },
       'admin-token': { type: 'string' },
+      'metrics-token': { type: 'string' },
       'rate-limit-messages': { type: 'string' },
       'rate-limit-bytes': { type: 'string' },
       'max-document-bytes': { type: 'string' },
@@ -209,6 +213,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
     authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
     adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
+    metricsToken: values['metrics-token'] ?? env.CONCORD_METRICS_TOKEN,
     rateLimitMessages: optionalPositiveInt('--rate-limit-messages', values['rate-limit-messages'] ?? env.CONCORD_RATE_LIMIT_MESSAGES),
     rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
     maxDocumentBytes: optionalPositiveInt('--max-document-bytes', values['max-document-bytes'] ?? env.CONCORD_MAX_DOCUMENT_BYTES),
@@ -314,6 +319,7 @@ async function serve(argv: string[]): Promise<void> {
   const server = createServer({
     storage, logger, ...(backplane !== undefined ? { backplane } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
     auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
+    ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
     ...(config.rateLimitMessages !== undefined
       ? { rateLimitMessagesPerSecond: config.rateLimitMessages, rateLimitMessagesBurst: Math.max(DEFAULTS.rateLimitMessagesBurst, 5 * config.rateLimitMessages) }
       : {}),

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { ConcordError } from '@concord/protocol'
 import type { DocumentSession } from './document-session.js'
 import { LiveDocument, type LiveDocumentOptions } from './live-document.js'
 
@@ -166,6 +167,34 @@ export class DocumentRegistry {
     }
     this.#entries.clear()
     this.#notifyIdle()
+  }
+
+  /**
+   * Delete a document: its sessions here are told (`error`, closed), what they applied is
+   * flushed, and then its log and snapshots are removed from storage. An acquire meanwhile waits
+   * and then loads the document afresh (empty). Every node of a cluster runs this for a deleted
+   * document, so rows a node was still appending are removed after its own flush too.
+   */
+  async deleteDocument(name: string, error: ConcordError): Promise<void> {
+    const pending = this.#evicting.get(name)
+    if (pending !== undefined) await pending
+    const entry = this.#entries.get(name)
+    if (entry !== undefined) this.#entries.delete(name)
+    const done = (async () => {
+      const doc = entry === undefined ? null : await entry.loading.catch(() => null)
+      if (doc !== null) {
+        await doc.closeForDeletion(error)
+        doc.destroy()
+      }
+      await this.#opts.storage.delete(name)
+    })()
+    const settled = done.catch(() => undefined).finally(() => {
+      if (this.#evicting.get(name) === settled) this.#evicting.delete(name)
+      this.#notifyIdle()
+    })
+    this.#evicting.set(name, settled)
+    await done
+    this.#log.info({ document: name }, 'document deleted')
   }
 
   #evict(entry: Entry, doc: LiveDocument): void {

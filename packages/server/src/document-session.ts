@@ -11,6 +11,10 @@ export interface DocumentSession {
   readonly id: string
   readonly userId: string | null
   readonly role: Role
+  /** How the session is connected (`server`: the admin API's own updates). */
+  readonly protocol: 'native' | 'y-websocket' | 'server'
+  /** When the session opened the document (ms since the epoch). */
+  readonly openedAt: number
   /** Awareness client ids this session has announced; removed when it ends. */
   readonly awarenessClientIds: Set<number>
   /** A document update (already applied on the server) to forward. */

@@ -116,7 +116,7 @@ export class Gateway {
         this.#upgrade(req, socket, head)
       } catch (err) {
         this.#log.error({ err }, 'upgrade failed')
-        refuse(socket, 500, 'CONCORD_ERR_SERVER_INTERNAL')
+        this.#refuse(socket, 500, 'CONCORD_ERR_SERVER_INTERNAL')
       }
     })
     this.#heartbeat = setInterval(() => this.#sweep(), options.heartbeatIntervalMs)
@@ -158,7 +158,7 @@ export class Gateway {
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.#draining) {
-      refuse(socket, 503, 'CONCORD_ERR_SERVER_SHUTTING_DOWN')
+      this.#refuse(socket, 503, 'CONCORD_ERR_SERVER_SHUTTING_DOWN')
       return
     }
     const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map(s => s.trim())
@@ -171,16 +171,21 @@ export class Gateway {
         document = decodeURIComponent(url.pathname.slice(1))
         token = url.searchParams.get('token') ?? ''
       } catch {
-        refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
+        this.#refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
         return
       }
       if (documentNameProblem(document) !== null) {
-        refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
+        this.#refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
         return
       }
     }
     const ip = clientAddress(req, this.#options.trustProxyHops)
     this.#wss.handleUpgrade(req, socket, head, ws => this.#upgraded(ws, req, native, document, token, ip))
+  }
+
+  #refuse(socket: Duplex, status: number, code: ErrorCode): void {
+    this.#options.metrics.refused(code)
+    refuse(socket, status, code)
   }
 
   #upgraded(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string, ip: string): void {
@@ -189,6 +194,7 @@ export class Gateway {
     if (open >= this.#options.maxConnectionsPerIp) {
       this.#log.info({ ip, open, code: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' }, 'too many connections from one address')
       const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#options.maxConnectionsPerIp} connections per address`)
+      this.#options.metrics.refused(e.code)
       ws.close(e.closeCode ?? 1013, e.code)
       return
     }

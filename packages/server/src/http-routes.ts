@@ -4,7 +4,9 @@ import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentRegistry } from './document-registry.js'
 import type { Gateway } from './gateway.js'
 import type { ResolvedServerOptions } from './options.js'
-import { handleAdmin } from './admin-routes.js'
+import { handleAdmin, sameSecret } from './admin-routes.js'
+import type { AdminContext } from './admin-documents.js'
+import { dashboardHtml } from './dashboard/dashboard-page.js'
 
 export interface HttpRouteDeps {
   storage: StorageAdapter
@@ -14,12 +16,40 @@ export interface HttpRouteDeps {
   version: string
   logger: Logger
   options: ResolvedServerOptions
+  admin: AdminContext
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
   res.end(text)
+}
+
+/**
+ * Prometheus exposition. Open unless `metricsToken` is set; then it needs
+ * `Authorization: Bearer <metrics token>` (the admin token works too).
+ */
+function metrics(req: IncomingMessage, res: ServerResponse, deps: HttpRouteDeps): void {
+  const o = deps.options
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    json(res, 405, { error: 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED' })
+    return
+  }
+  if (o.metricsToken !== null) {
+    const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? ''
+    if (!sameSecret(presented, o.metricsToken) && (o.adminToken === null || !sameSecret(presented, o.adminToken))) {
+      res.setHeader('www-authenticate', 'Bearer')
+      json(res, 401, { error: 'CONCORD_ERR_AUTH_DENIED', message: 'metrics need Authorization: Bearer <metrics token>' })
+      return
+    }
+  }
+  o.metrics.text().then(text => {
+    res.writeHead(200, { 'content-type': o.metrics.registry.contentType, 'cache-control': 'no-store' })
+    res.end(text)
+  }, err => {
+    deps.logger.error({ err }, 'collecting metrics failed')
+    json(res, 500, { error: 'CONCORD_ERR_SERVER_INTERNAL' })
+  })
 }
 
 /** Plain HTTP endpoints: health, readiness, and a short description of the server. */
@@ -32,7 +62,22 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
       json(res, 400, { error: 'CONCORD_ERR_HTTP_BAD_REQUEST' })
       return
     }
-    if (handleAdmin(req, res, url.pathname, deps.options)) return
+    if (handleAdmin(req, res, url, deps.admin)) return
+    if (url.pathname === '/metrics') {
+      metrics(req, res, deps)
+      return
+    }
+    if (url.pathname === '/dashboard' && (req.method === 'GET' || req.method === 'HEAD')) {
+      // the page holds no data: it asks for the admin token and reads /admin/stats and /metrics with it
+      const html = dashboardHtml()
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), 'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer',
+      })
+      res.end(req.method === 'HEAD' ? undefined : html)
+      return
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       json(res, 405, { error: 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED' })
       return

@@ -11,6 +11,8 @@ import type { StorageAdapter } from './storage/storage-adapter.js'
 
 class FakeSession implements DocumentSession {
   readonly awarenessClientIds = new Set<number>()
+  readonly protocol = 'native'
+  readonly openedAt = Date.now()
   readonly updates: Uint8Array[] = []
   readonly awareness: Uint8Array[] = []
   readonly acks: number[] = []

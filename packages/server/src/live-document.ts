@@ -7,6 +7,7 @@ import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentSession } from './document-session.js'
 import { SharedMessage } from './shared-message.js'
 import type { Backplane } from './backplane/backplane.js'
+import { secondsSince, type ServerMetrics } from './metrics.js'
 
 export interface LiveDocumentOptions {
   storage: StorageAdapter
@@ -20,12 +21,15 @@ export interface LiveDocumentOptions {
   onFailed?: (document: LiveDocument, error: unknown) => void
   /** Other nodes: what this node applies is published, what they apply is applied here. */
   backplane?: Backplane
+  metrics?: ServerMetrics
 }
 
 interface Incoming {
   session: DocumentSession | null
   seq: number
   update: Uint8Array
+  /** performance.now() when it reached the document */
+  at: number
 }
 
 interface Outgoing {
@@ -97,6 +101,9 @@ export class LiveDocument {
   #since: Uint8Array[] = []
   #sinceBytes = 0
   #failed = false
+  /** Why the document refuses updates when it was closed on purpose (deleted), not by a failure. */
+  #closedBy: ConcordError | null = null
+  #updatesApplied = 0
   #destroyed = false
   #unsubscribe: (() => void) | null = null
 
@@ -212,6 +219,63 @@ export class LiveDocument {
 
   get failed(): boolean {
     return this.#failed
+  }
+
+  /** Client updates that changed the document since it was loaded on this node. */
+  get updatesApplied(): number {
+    return this.#updatesApplied
+  }
+
+  /** When an update last changed the document on this node (ms since the epoch; 0: not since the load). */
+  get lastChangeAt(): number {
+    return this.#lastUpdateAt
+  }
+
+  /** The encoded size of the document, approximately. */
+  get approxBytes(): number {
+    return this.#approxBytes
+  }
+
+  /** The whole document as one Yjs update (what is queued is applied first). */
+  encodeState(): Uint8Array {
+    this.#drainIncoming()
+    return Y.encodeStateAsUpdate(this.ydoc)
+  }
+
+  /**
+   * An update from the server side (the admin API): applied, stored and sent to every session
+   * like a client's. Resolves once it is durable, with whether it changed the document;
+   * rejects with the refusal a client would get.
+   */
+  applyServerUpdate(update: Uint8Array, userId: string | null): Promise<{ changed: boolean }> {
+    const before = this.#updatesApplied
+    return new Promise((resolve, reject) => {
+      const origin: DocumentSession = {
+        id: 'server', userId, role: 'admin', awarenessClientIds: new Set(), protocol: 'server', openedAt: Date.now(),
+        sendUpdate: () => undefined, sendUpdates: () => undefined, sendAwareness: () => undefined, accessChanged: () => undefined,
+        ack: () => resolve({ changed: this.#updatesApplied > before }),
+        documentError: error => reject(error),
+      }
+      this.applyUpdate(origin, 1, update)
+    })
+  }
+
+  /**
+   * The document is being deleted: every session is told (closed), nothing more is applied or
+   * compacted, and the promise resolves once what was applied before is durable and no
+   * compaction is running, so the caller can delete the stored log.
+   */
+  async closeForDeletion(error: ConcordError): Promise<void> {
+    this.#drainIncoming()
+    this.#closedBy = error
+    this.#failed = true
+    if (this.#compactTimer !== null) {
+      clearTimeout(this.#compactTimer)
+      this.#compactTimer = null
+    }
+    for (const s of [...this.sessions]) s.documentError(error, 0, true)
+    await this.whenFlushed()
+    if (this.#compactDone !== null) await this.#compactDone
   }
 
   /** Updates not yet durable. */
@@ -349,7 +413,7 @@ export class LiveDocument {
    * transaction, not hundreds. Reads of the document's state apply the queue first.
    */
   enqueueUpdate(session: DocumentSession | null, seq: number, update: Uint8Array): void {
-    this.#incoming.push({ session, seq, update })
+    this.#incoming.push({ session, seq, update, at: performance.now() })
     if (this.#incomingScheduled) return
     this.#incomingScheduled = true
     queueMicrotask(this.#drainIncoming)
@@ -361,7 +425,9 @@ export class LiveDocument {
    */
   applyUpdate(session: DocumentSession | null, seq: number, update: Uint8Array): void {
     this.#drainIncoming()
-    this.#applyOne(session, seq, update)
+    const at = performance.now()
+    this.#applyOne(session, seq, update, at)
+    this.#opts.metrics?.updateApply.observe(secondsSince(at))
   }
 
   readonly #drainIncoming = (): void => {
@@ -369,14 +435,16 @@ export class LiveDocument {
     const items = this.#incoming
     if (items.length === 0) return
     this.#incoming = []
-    if (items.length === 1) this.#applyOne(items[0]!.session, items[0]!.seq, items[0]!.update)
+    const start = performance.now()
+    if (items.length === 1) this.#applyOne(items[0]!.session, items[0]!.seq, items[0]!.update, items[0]!.at)
     else this.#applyBatch(items)
+    this.#opts.metrics?.updateApply.observe(secondsSince(start))
   }
 
   /** The checks an update must pass before Yjs sees it; reports a refusal to the sender and returns null. */
   #admit(session: DocumentSession | null, seq: number, update: Uint8Array): UpdateInspection | null {
     if (this.#failed || this.#destroyed) {
-      session?.documentError(new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name }), seq, true)
+      session?.documentError(this.#closedBy ?? new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name }), seq, true)
       return null
     }
     const max = this.#opts.maxDocumentBytes
@@ -413,7 +481,7 @@ export class LiveDocument {
     return inspection
   }
 
-  #applyOne(session: DocumentSession | null, seq: number, update: Uint8Array): void {
+  #applyOne(session: DocumentSession | null, seq: number, update: Uint8Array, at: number): void {
     if (this.#admit(session, seq, update) === null) return
     const before = this.#pending()
     this.#changed = false
@@ -433,7 +501,7 @@ export class LiveDocument {
     this.#countWaiting(before.structs, before.update)
     if (!changed) {
       // nothing new: ack once whatever carried this content before is durable
-      if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
+      if (seq > 0 && session !== null) this.#afterBarrier(() => this.#ack(session, seq, at))
       return
     }
     // What others receive is what this document integrated. An update that fully
@@ -454,7 +522,7 @@ export class LiveDocument {
       // content Yjs held back may have come from others, and the sender may lack it too
       this.#enqueueFanout(forward, pendingChanged ? null : session)
     }
-    this.#append(update, session, seq)
+    this.#append(update, session, seq, at)
   }
 
   /**
@@ -472,7 +540,7 @@ export class LiveDocument {
     this.ydoc.on('update', onUpdate)
     try {
       this.ydoc.transact(tr => {
-        for (const { session, seq, update } of items) {
+        for (const { session, seq, update, at } of items) {
           if (resetBy !== null) {
             session?.documentError(new ConcordError('CONCORD_ERR_DOC_RESET', 'the document was reloaded from its log; open it again', { document: this.name }), seq, false)
             continue
@@ -499,13 +567,13 @@ export class LiveDocument {
           i = 0
           for (const client of inspection.deletes.keys()) if (!changed && (tr.deleteSet.clients.get(client)?.length ?? 0) > deleted[i++]!) changed = true
           if (!changed) {
-            if (seq > 0 && session !== null) this.#afterBarrier(() => session.ack(seq))
+            if (seq > 0 && session !== null) this.#afterBarrier(() => this.#ack(session, seq, at))
             continue
           }
           if (pendingChanged) anyPendingChanged = true
           origin = origin === undefined || origin === session ? session : null
           this.#noteApplied(update)
-          this.#append(update, session, seq)
+          this.#append(update, session, seq, at)
         }
       }, items[0]!.session)
     } catch (err) {
@@ -541,6 +609,8 @@ export class LiveDocument {
   }
 
   #noteApplied(update: Uint8Array): void {
+    this.#opts.metrics?.updatesApplied.inc()
+    this.#updatesApplied++
     this.#approxBytes += update.length
     this.#lastUpdateAt = Date.now()
     if (update.length >= LARGE_UPDATE_BYTES) this.#lastLargeAt = this.#lastUpdateAt
@@ -578,6 +648,7 @@ export class LiveDocument {
     if (this.#destroyed) return
     try {
       applyAwarenessUpdate(this.awareness, update, REMOTE)
+      this.#opts.metrics?.presence('backplane')
     } catch (err) {
       this.#log.warn({ err, document: this.name }, 'presence from another node could not be applied')
     }
@@ -601,6 +672,7 @@ export class LiveDocument {
   applyAwareness(session: DocumentSession, update: Uint8Array): void {
     try {
       applyAwarenessUpdate(this.awareness, update, session)
+      this.#opts.metrics?.presence('client')
     } catch (err) {
       session.documentError(new ConcordError('CONCORD_ERR_AWARENESS_MALFORMED', `awareness update rejected: ${errorMessage(err)}`, { document: this.name }), 0, false)
     }
@@ -635,19 +707,30 @@ export class LiveDocument {
     this.#outbox = []
   }
 
-  #append(update: Uint8Array, session: DocumentSession | null, seq: number): void {
+  #ack(session: DocumentSession, seq: number, at: number): void {
+    session.ack(seq)
+    this.#opts.metrics?.ack.observe(secondsSince(at))
+  }
+
+  #append(update: Uint8Array, session: DocumentSession | null, seq: number, at: number): void {
     this.#inFlight++
+    const appendStart = performance.now()
     const appended = this.#opts.storage.append(this.name, { update, userId: session?.userId ?? null, at: Date.now() })
     this.#lastAppend = appended
     appended.then(logSeq => {
       // Other nodes get an update once it is durable, never before: a node that applied content
       // another node had not stored yet would treat a client's re-send of it (after that node
       // died) as nothing new, and the content would be acked without ever being stored.
-      this.#opts.backplane?.publishUpdate(this.name, update)
+      const metrics = this.#opts.metrics
+      metrics?.storageAppend.observe(secondsSince(appendStart))
+      if (this.#opts.backplane !== undefined) {
+        this.#opts.backplane.publishUpdate(this.name, update)
+        metrics?.backplanePublished.inc()
+      }
       if (logSeq > this.#lastDurableSeq) this.#lastDurableSeq = logSeq
       this.#tailUpdates++
       this.#tailBytes += update.length
-      if (seq > 0 && session !== null) session.ack(seq)
+      if (seq > 0 && session !== null) this.#ack(session, seq, at)
       this.#settled()
       this.#maybeCompact()
     }, err => {
@@ -749,12 +832,14 @@ export class LiveDocument {
       this.#tailUpdates -= countedUpdates
       this.#tailBytes -= countedBytes
       this.#compacting = false
+      this.#opts.metrics?.compaction('done')
       this.#log.debug({ document: this.name, upToSeq, snapshotBytes: snapshot.length }, 'compacted')
       // appends that landed while compacting may have crossed the threshold again
       this.#maybeCompact()
     }, err => {
       this.#compactDone = null
       this.#compacting = false
+      this.#opts.metrics?.compaction('failed')
       this.#log.warn({ err, document: this.name }, 'compaction failed; will retry after the next append')
     })
   }
@@ -780,6 +865,7 @@ export class LiveDocument {
             // another node is compacting this document: what it folds includes this node's tail
             this.#tailUpdates = Math.max(0, this.#tailUpdates - countedUpdates)
             this.#tailBytes = Math.max(0, this.#tailBytes - countedBytes)
+            this.#opts.metrics?.compaction('skipped')
             this.#log.debug({ document: this.name }, 'compaction skipped: another node holds the lease')
             return
           }
@@ -797,8 +883,10 @@ export class LiveDocument {
         await storage.compact(this.name, snapshot, upToSeq)
         this.#tailUpdates = Math.max(0, this.#tailUpdates - countedUpdates)
         this.#tailBytes = Math.max(0, this.#tailBytes - countedBytes)
+        this.#opts.metrics?.compaction('done')
         this.#log.debug({ document: this.name, upToSeq, snapshotBytes: snapshot.length }, 'compacted from the log')
       } catch (err) {
+        this.#opts.metrics?.compaction('failed')
         this.#log.warn({ err, document: this.name }, 'compaction failed; will retry after the next append')
       } finally {
         if (leased) await storage.releaseLease?.(this.name, holder).catch(() => undefined)
@@ -828,6 +916,12 @@ export class LiveDocument {
     const items = this.#outbox
     this.#outbox = []
     if (items.length === 0 || this.sessions.size === 0) return
+    const start = performance.now()
+    this.#fanoutItems(items)
+    this.#opts.metrics?.fanout.observe(secondsSince(start))
+  }
+
+  #fanoutItems(items: Outgoing[]): void {
     if (items.length <= SEPARATE_MAX) {
       this.#sendSeparately(items)
       return

@@ -16,6 +16,7 @@ import { SocketRateLimiter } from './rate-limiter.js'
 import { SessionGuard, type SessionGrant } from './auth/session-guard.js'
 import type { AccessChange } from './auth/access-control.js'
 import { toConcordError } from './errors.js'
+import { nativeKind } from './metrics.js'
 
 export interface ConnectionDeps {
   registry: DocumentRegistry
@@ -60,7 +61,8 @@ export class NativeConnection {
     this.#deps = deps
     this.#log = deps.logger
     const o = deps.options
-    this.#sender = new SocketSender(ws, this, { ...o, ping: PING_FRAME })
+    const metrics = o.metrics
+    this.#sender = new SocketSender(ws, this, { ...o, ping: PING_FRAME, onSend: (first, length) => metrics.message('out', 'native', nativeKind(first[0]), length) })
     this.#limiter = new SocketRateLimiter(rateLimitsOf(o))
     // pieces other than the last must be at least 1 KiB (clients are told chunkBytes in WELCOME)
     this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes, minPieceBytes: Math.min(1024, o.chunkBytes) })
@@ -73,6 +75,11 @@ export class NativeConnection {
     return this.#deps.options
   }
 
+  /** This connection's logger (bindings: its connection id). */
+  get log(): Log {
+    return this.#log
+  }
+
   get sender(): SocketSender {
     return this.#sender
   }
@@ -80,6 +87,7 @@ export class NativeConnection {
   /** Handle one binary WebSocket message. */
   receive(data: Uint8Array): void {
     if (this.#closed) return
+    this.#deps.options.metrics.message('in', 'native', nativeKind(data[0]), data.length)
     // everything but a CHUNK is judged by the rate limit before it is decoded, so a
     // flood costs little more than counting (a kind below 128 is its first byte)
     const isChunk = data.length > 0 && data[0] === FRAME_KINDS.CHUNK
@@ -315,6 +323,8 @@ export class NativeConnection {
   }
 
   sendError(document: string, code: ErrorCode, message: string, seq: number, closed: boolean): void {
+    this.#deps.options.metrics.refused(code)
+    this.#log.debug({ document, code, seq, closed }, 'error sent')
     this.sendFrame(encodeFrame({ kind: FRAME_KINDS.ERROR, document, code, message, seq, closed }), document)
   }
 
@@ -327,6 +337,7 @@ export class NativeConnection {
   close(error?: ConcordError): void {
     if (this.#closed) return
     if (error !== undefined) {
+      this.#deps.options.metrics.refused(error.code)
       const level = error.code === 'CONCORD_ERR_SERVER_SHUTTING_DOWN' ? 'debug' : 'info'
       this.#log[level]({ code: error.code, msg2: error.message }, 'closing connection')
     }
@@ -372,6 +383,9 @@ class NativeDocSession implements DocumentSession {
     this.id = `${conn.id}/${document}`
   }
 
+  readonly protocol = 'native'
+  readonly openedAt = Date.now()
+
   get userId(): string | null {
     return this.#guard?.grant.userId ?? null
   }
@@ -415,6 +429,7 @@ class NativeDocSession implements DocumentSession {
     // a send above may have closed the socket (slow reader); then the lease is already released
     if (this.closed) return
     doc.addSession(this)
+    c.log.debug({ sessionId: this.id, document: name, userId: grant.userId, role }, 'session opened')
     const queued = this.#queue
     this.#dropQueue()
     for (const q of queued) {
@@ -587,6 +602,7 @@ class NativeDocSession implements DocumentSession {
     const lease = this.#lease
     this.#lease = null
     if (lease !== null) {
+      this.#conn.log.debug({ sessionId: this.id, document: this.document }, 'session closed')
       lease.doc.removeSession(this)
       lease.release()
     }

@@ -6,6 +6,7 @@ import type { StorageAdapter } from './storage/storage-adapter.js'
 import { createTokenVerifier, jwtAuthenticate, type JwtConfig, type TokenVerifier } from './auth/jwt.js'
 import type { AccessControl } from './auth/access-control.js'
 import { Authorizer } from './auth/session-guard.js'
+import { ServerMetrics } from './metrics.js'
 
 /** What an authenticated session may do, and who it is. */
 export interface AuthResult {
@@ -67,6 +68,10 @@ export interface ServerOptions {
    * `new RedisBackplane({ url, logger })`. Default: none (a single node).
    */
   backplane?: Backplane
+  /** Prometheus metrics (served at /metrics). Default: a registry of this server's own. */
+  metrics?: ServerMetrics
+  /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>` (or the admin token). Default: open. */
+  metricsToken?: string
   /** pino logger; default: a silent one. */
   logger?: Logger
   /** How tokens are checked. Required unless `onAuthenticate` is given. */
@@ -155,12 +160,14 @@ type Resolved = Omit<ServerOptions, 'storage' | 'backplane' | 'logger' | 'auth' 
 export type ResolvedServerOptions = Readonly<Required<Resolved>> & {
   readonly storage: StorageAdapter
   readonly backplane: Backplane | null
+  readonly metrics: ServerMetrics
   readonly logger: Logger
   readonly authorizer: Authorizer
   /** Verifies JWTs (admin API), when `auth` configures JWTs. */
   readonly tokens: Promise<TokenVerifier> | null
   readonly authMode: 'none' | 'jwt' | 'hook'
   readonly adminToken: string | null
+  readonly metricsToken: string | null
   /** The HS256 secret, when `auth` has one: the server can then sign share links. */
   readonly signingSecret: string | null
   readonly devTokens: boolean
@@ -238,6 +245,7 @@ export function resolveOptions(
     ...rest,
     storage: options.storage ?? fallbacks.storage(),
     backplane: options.backplane ?? null,
+    metrics: options.metrics ?? new ServerMetrics(),
     logger: options.logger ?? fallbacks.logger(),
     authorizer: new Authorizer({
       authenticate, authorize: options.onAuthorize, access: options.access ?? fallbacks.access(),
@@ -246,6 +254,7 @@ export function resolveOptions(
     tokens,
     authMode,
     adminToken: options.adminToken ?? null,
+    metricsToken: options.metricsToken ?? null,
     signingSecret: options.auth !== undefined && options.auth !== 'none' && 'secret' in options.auth ? options.auth.secret : null,
     devTokens: options.devTokens === true,
   } as ResolvedServerOptions
@@ -256,7 +265,7 @@ export function resolveOptions(
   return Object.freeze(resolved)
 }
 
-const NOT_RESOLVED = new Set(['backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
+const NOT_RESOLVED = new Set(['metrics', 'metricsToken', 'backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
 
 /** Auth disabled: every session may write. */
 export const allowEveryone: Authenticate = () => ({ userId: null, role: 'write' })

@@ -10,6 +10,9 @@ import { createHttpHandler } from './http-routes.js'
 import { silentLogger } from './logger.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import { AccessControl } from './auth/access-control.js'
+import { AdminOperations } from './admin-operations.js'
+import { StatsHistory } from './stats-history.js'
+import type { MetricsSources } from './metrics.js'
 
 export const VERSION = '0.1.0'
 
@@ -39,6 +42,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     compactEveryUpdates: opts.compactEveryUpdates,
     compactEveryBytes: opts.compactEveryBytes,
     maxDocumentBytes: opts.maxDocumentBytes,
+    metrics: opts.metrics,
     ...(opts.backplane !== null ? { backplane: opts.backplane } : {}),
   })
   if (opts.backplane !== null) {
@@ -52,6 +56,17 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   }
   let draining = false
   let gateway: Gateway | null = null
+  const operations = new AdminOperations({ registry, storage: opts.storage, backplane: opts.backplane, logger: log })
+  const sources: MetricsSources = {
+    connections: () => gateway!.stats(),
+    sessions: () => {
+      let n = 0
+      registry.forEachSession(() => { n++ })
+      return n
+    },
+    documentsLoaded: () => registry.size,
+  }
+  const stats = new StatsHistory({ metrics: opts.metrics, sources, registry })
   const http = createHttpServer(createHttpHandler({
     storage: opts.storage,
     registry,
@@ -60,8 +75,11 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     version: VERSION,
     logger: log,
     options: opts,
+    admin: { operations, stats, options: opts },
   }))
   gateway = new Gateway(http, opts, registry)
+  opts.metrics.setSources(sources)
+  if (opts.backplane !== null) opts.backplane.onLag = seconds => opts.metrics.backplaneLag.observe(seconds)
   // an administrator's change reaches every open session at once
   const access = opts.authorizer.access
   const unsubscribe = access.onChange((change, remote) => {
@@ -71,6 +89,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   })
   if (opts.backplane !== null) {
     opts.backplane.onControl = message => {
+      if (operations.handleControl(message)) return
       if (message.kind === 'access') {
         access.applyRemote(message.change).catch(err => log.error({ err }, 'reading the access state after another node changed it failed'))
       }
@@ -95,6 +114,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           const addr = http.address() as AddressInfo
           const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
           log.info({ port: addr.port, host: addr.address, storage: opts.storage.kind }, 'listening')
+          stats.start()
           resolve({ port: addr.port, host: addr.address, url: `ws://${shownHost}:${addr.port}` })
         })
       })
@@ -102,6 +122,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     close() {
       closing ??= (async () => {
         draining = true
+        stats.stop()
         unsubscribe()
         gateway!.drain()
         const httpClosed = new Promise<void>(resolve => http.close(() => resolve()))

@@ -40,13 +40,17 @@ export class SocketSender {
   #lastProgressAt = Date.now()
   #nextMessageId = 1
   #stopped = false
+  readonly #onSend: ((first: Uint8Array, length: number) => void) | null
 
   constructor(ws: WebSocket, owner: SlowReaderTarget, options: {
     chunkBytes: number; maxBufferedBytes: number; slowReaderStallMs: number; backpressureBytes: number
     /** Chunk bytes outstanding before a PING must be answered (0: no window). */
     chunkWindowBytes?: number
     ping?: Uint8Array | null
+    /** Told of every message sent (its first part, and its whole length), for metrics. */
+    onSend?: (first: Uint8Array, length: number) => void
   }) {
+    this.#onSend = options.onSend ?? null
     this.#ping = options.ping ?? null
     this.#windowBytes = options.chunkWindowBytes ?? 0
     if (this.#windowBytes <= 0) this.#ping = null
@@ -147,6 +151,7 @@ export class SocketSender {
       this.#slow()
       return
     }
+    if (this.#onSend !== null) this.#onSend(message instanceof Uint8Array ? message : message[0]!, length)
     if (this.#chunkBytes > 0 && length > this.#chunkBytes) {
       this.#largeBytes += length
       this.#large.push({ chunks: chunkFrame(message, document, this.#nextMessageId++, this.#chunkBytes), remaining: length })

@@ -12,6 +12,7 @@ import { CongestionHold } from './congestion.js'
 import { SessionGuard } from './auth/session-guard.js'
 import type { AccessChange } from './auth/access-control.js'
 import { toConcordError } from './errors.js'
+import { yWebsocketKind } from './metrics.js'
 
 /**
  * A stock y-websocket client: one document per socket, named by the URL path,
@@ -23,6 +24,8 @@ export class YWebsocketConnection implements DocumentSession {
   readonly id: string
   readonly document: string
   readonly awarenessClientIds = new Set<number>()
+  readonly protocol = 'y-websocket'
+  readonly openedAt = Date.now()
   #guard: SessionGuard | null = null
   /** Created when the socket first congests (most never do). */
   #hold: CongestionHold | null = null
@@ -47,7 +50,8 @@ export class YWebsocketConnection implements DocumentSession {
     this.#token = token
     this.#deps = deps
     this.#log = deps.logger
-    this.#sender = new SocketSender(ws, this, { ...deps.options, chunkBytes: 0 })
+    const metrics = deps.options.metrics
+    this.#sender = new SocketSender(ws, this, { ...deps.options, chunkBytes: 0, onSend: (first, length) => metrics.message('out', 'y-websocket', yWebsocketKind(first), length) })
     this.#limiter = new SocketRateLimiter(rateLimitsOf(deps.options))
     void this.#start()
   }
@@ -86,6 +90,7 @@ export class YWebsocketConnection implements DocumentSession {
     if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
     if (this.#closed) return
     doc.addSession(this)
+    this.#log.debug({ sessionId: this.id, document: this.document, userId: this.userId, role: this.role }, 'session opened')
     // What the client sent while the document loaded (its sync step 1, typically) is
     // answered first, then the server's own step 1: the client's step 1 of an empty
     // document is answered from the stored bytes, before a freshly loaded large document
@@ -112,6 +117,7 @@ export class YWebsocketConnection implements DocumentSession {
 
   receive(data: Uint8Array): void {
     if (this.#closed) return
+    this.#deps.options.metrics.message('in', 'y-websocket', yWebsocketKind(data), data.length)
     // y-websocket has no in-band errors: over the limit, the socket is closed with 4529
     if (this.#limiter.check(data.length) !== 'ok') {
       this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', 'rate limit exceeded'))
@@ -164,6 +170,8 @@ export class YWebsocketConnection implements DocumentSession {
             this.#sawStep2 = true
             return
           }
+          this.#deps.options.metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
+          this.#log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
           this.#send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
           return
         }
@@ -239,6 +247,7 @@ export class YWebsocketConnection implements DocumentSession {
 
   close(error?: ConcordError): void {
     if (this.#closed) return
+    if (error !== undefined) this.#deps.options.metrics.refused(error.code)
     if (error !== undefined && error.code !== 'CONCORD_ERR_SERVER_SHUTTING_DOWN') {
       this.#log.info({ code: error.code, document: this.document }, 'closing y-websocket connection')
     }
@@ -259,6 +268,7 @@ export class YWebsocketConnection implements DocumentSession {
     const lease = this.#lease
     this.#lease = null
     if (lease !== null) {
+      this.#log.debug({ sessionId: this.id, document: this.document }, 'session closed')
       lease.doc.removeSession(this)
       lease.release()
     }

@@ -14,7 +14,12 @@ export interface BackplaneHandlers {
   presence(update: Uint8Array): void
 }
 
-export type ControlMessage = { kind: 'access'; change: AccessChange }
+export type ControlMessage =
+  | { kind: 'access'; change: AccessChange }
+  /** An administrator deleted the document: close its sessions, flush, delete what this node stored. */
+  | { kind: 'document-deleted'; document: string }
+  /** An administrator kicked a session (by id) or every session of a user (in a tenant, or all). */
+  | { kind: 'kick'; session?: string; user?: string; tenant?: string | null }
 
 export interface Backplane {
   /** This node's id (entries a node wrote are not delivered back to it). */
@@ -32,6 +37,8 @@ export interface Backplane {
   onControl: ((message: ControlMessage) => void) | null
   /** Called when the backplane came back after an outage, before the resync markers go out. */
   onReconnect: ((documents: string[]) => Promise<void>) | null
+  /** Told, for each entry from another node, how long ago it was published (seconds). */
+  onLag: ((seconds: number) => void) | null
   /** For /readyz. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -60,6 +60,7 @@ export class RedisBackplane implements Backplane {
   /** Called after Redis came back: flush a document's log before its resync marker is posted. */
   onReconnect: ((documents: string[]) => Promise<void>) | null = null
   onControl: ((message: ControlMessage) => void) | null = null
+  onLag: ((seconds: number) => void) | null = null
   /** Where this node reads the control stream from: its end when the node started. */
   #controlId: string | null = null
 
@@ -224,6 +225,8 @@ export class RedisBackplane implements Backplane {
             else if (name === 'a') presence = fields[i + 1]!
           }
           if (node === this.nodeId) continue
+          // a stream id starts with the Redis server's clock at XADD (ms)
+          if (this.onLag !== null) this.onLag(Math.max(0, Date.now() - Number.parseInt(sub.lastId, 10)) / 1000)
           try {
             if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength))
             else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
