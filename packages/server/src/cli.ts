@@ -21,6 +21,9 @@ const HELP = `concord ${VERSION}: real-time collaboration server (Yjs)
 Usage:
   concord serve [options]
   concord token [options]     mint an HS256 token (development, tests, share links)
+  concord replay <file> [--realtime]
+                              re-run a recording (serve --record-*) against a fresh in-memory
+                              server and report whether the final state matches (exit 0 if it does)
   concord bench [options]     benchmark Concord against Hocuspocus and the y-websocket reference
                               server, or any server URL (--url); needs the repository's bench/
                               package (concord bench --help lists the options; docs/benchmarks.md)
@@ -62,6 +65,9 @@ Options of serve (each also read from the environment variable shown):
                      and POST /dev/token mints tokens (never use in production)
   --auth-issuer <i>, --auth-audience <a>   required iss / aud claims
   --admin-token <t>  bearer token for the admin HTTP API (all tenants)  CONCORD_ADMIN_TOKEN
+  --record-dir <dir>           record documents' inbound messages to files here     CONCORD_RECORD_DIR
+  --record-documents <a,b>     documents recorded every time they load             CONCORD_RECORD_DOCUMENTS
+  --record-sample <0..1>       share of the other documents recorded (default 0)   CONCORD_RECORD_SAMPLE
   --metrics-token <t>  GET /metrics needs this bearer token (or the admin token); default: open
                                                                    CONCORD_METRICS_TOKEN
   -h, --help         show this help
@@ -109,6 +115,7 @@ export interface CliConfig {
   authAudience: string | undefined
   adminToken: string | undefined
   metricsToken: string | undefined
+  recording: { dir: string; documents: string[]; sampleRate: number } | undefined
   rateLimitMessages: number | undefined
   rateLimitBytes: number | undefined
   maxDocumentBytes: number | undefined
@@ -126,6 +133,18 @@ function parseWindow(text: string, name: string): number {
   const n = Number(text)
   if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: 0 to 1000`)
   return n
+}
+
+function parseRecording(dir: string | undefined, documents: string | undefined, sample: string | undefined): CliConfig['recording'] {
+  if (dir === undefined) {
+    if (documents !== undefined || sample !== undefined) throw new UsageError('--record-documents and --record-sample need --record-dir <dir>')
+    return undefined
+  }
+  const sampleRate = sample === undefined ? 0 : Number(sample)
+  if (!(sampleRate >= 0 && sampleRate <= 1)) throw new UsageError(`invalid --record-sample ${JSON.stringify(sample)}: a share from 0 to 1`)
+  const names = (documents ?? '').split(',').map(d => d.trim()).filter(d => d !== '')
+  if (names.length === 0 && sampleRate === 0) throw new UsageError('--record-dir records nothing without --record-documents or --record-sample')
+  return { dir: resolve(dir), documents: names, sampleRate }
 }
 
 function parseHops(text: string): number {
@@ -167,6 +186,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'auth-audience': { type: 'string' },
       'admin-token': { type: 'string' },
       'metrics-token': { type: 'string' },
+      'record-dir': { type: 'string' },
+      'record-documents': { type: 'string' },
+      'record-sample': { type: 'string' },
       'rate-limit-messages': { type: 'string' },
       'rate-limit-bytes': { type: 'string' },
       'max-document-bytes': { type: 'string' },
@@ -214,6 +236,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
     adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
     metricsToken: values['metrics-token'] ?? env.CONCORD_METRICS_TOKEN,
+    recording: parseRecording(values['record-dir'] ?? env.CONCORD_RECORD_DIR, values['record-documents'] ?? env.CONCORD_RECORD_DOCUMENTS, values['record-sample'] ?? env.CONCORD_RECORD_SAMPLE),
     rateLimitMessages: optionalPositiveInt('--rate-limit-messages', values['rate-limit-messages'] ?? env.CONCORD_RATE_LIMIT_MESSAGES),
     rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
     maxDocumentBytes: optionalPositiveInt('--max-document-bytes', values['max-document-bytes'] ?? env.CONCORD_MAX_DOCUMENT_BYTES),
@@ -320,6 +343,7 @@ async function serve(argv: string[]): Promise<void> {
     storage, logger, ...(backplane !== undefined ? { backplane } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
     auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
+    ...(config.recording !== undefined ? { recording: config.recording } : {}),
     ...(config.rateLimitMessages !== undefined
       ? { rateLimitMessagesPerSecond: config.rateLimitMessages, rateLimitMessagesBurst: Math.max(DEFAULTS.rateLimitMessagesBurst, 5 * config.rateLimitMessages) }
       : {}),
@@ -408,6 +432,33 @@ function redactUrl(url: string): string {
   }
 }
 
+/** `concord replay <file>`: exit 0 when the replayed state matches the recorded one, 1 when not, 3 when it could not be compared. */
+async function replay(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { realtime: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  if (values.help === true) {
+    process.stdout.write(HELP)
+    return 0
+  }
+  if (positionals.length !== 1) throw new UsageError('concord replay takes one recording file')
+  const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout) * 1000
+  if (timeoutMs !== undefined && !(timeoutMs > 0)) throw new UsageError(`invalid --timeout ${JSON.stringify(values.timeout)}: seconds`)
+  const { replayRecording, formatReplayReport } = await import('./recording/replay.js')
+  const { RecordingFormatError } = await import('./recording/recording-file.js')
+  let report
+  try {
+    report = await replayRecording(resolve(positionals[0]!), { speed: values.realtime === true ? 'realtime' : 'asap', ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
+  } catch (err) {
+    // a file that is not a readable recording: say why, no stack
+    if (err instanceof RecordingFormatError || (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') {
+      process.stderr.write(`concord replay: ${(err as Error).message}\n`)
+      return 2
+    }
+    throw err
+  }
+  process.stdout.write(`${formatReplayReport(report)}\n`)
+  return report.matches === true ? 0 : report.matches === false ? 1 : 3
+}
+
 /** Runs the benchmark runner of the `@concord/bench` workspace package with these arguments. */
 async function bench(args: string[]): Promise<number> {
   let runner: string
@@ -457,6 +508,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0
     }
     if (command === 'bench') return await bench(rest)
+    if (command === 'replay') return await replay(rest)
     if (command === 'serve') {
       if (rest.includes('--help') || rest.includes('-h')) {
         process.stdout.write(HELP)

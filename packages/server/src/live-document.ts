@@ -8,6 +8,7 @@ import type { DocumentSession } from './document-session.js'
 import { SharedMessage } from './shared-message.js'
 import type { Backplane } from './backplane/backplane.js'
 import { secondsSince, type ServerMetrics } from './metrics.js'
+import type { DocumentRecording, Recorder } from './recording/recorder.js'
 
 export interface LiveDocumentOptions {
   storage: StorageAdapter
@@ -22,6 +23,8 @@ export interface LiveDocumentOptions {
   /** Other nodes: what this node applies is published, what they apply is applied here. */
   backplane?: Backplane
   metrics?: ServerMetrics
+  /** Records the inbound messages of the documents it chooses (`concord replay` re-runs them). */
+  recorder?: Recorder
 }
 
 interface Incoming {
@@ -103,6 +106,8 @@ export class LiveDocument {
   #failed = false
   /** Why the document refuses updates when it was closed on purpose (deleted), not by a failure. */
   #closedBy: ConcordError | null = null
+  /** This load's recording, when the recorder chose the document. */
+  #recording: DocumentRecording | null = null
   #updatesApplied = 0
   #destroyed = false
   #unsubscribe: (() => void) | null = null
@@ -149,7 +154,9 @@ export class LiveDocument {
     doc.#tailBytes = loaded.updates.reduce((n, u) => n + u.update.length, 0)
     if (loaded.snapshot !== null) doc.#setBase(loaded.snapshot, loaded.updates.map(u => u.update))
     doc.#approxBytes = (loaded.snapshot?.length ?? 0) + doc.#tailBytes
+    if (opts.recorder !== undefined) doc.#recording = opts.recorder.start(name, () => Y.encodeStateAsUpdate(doc.ydoc))
     if (opts.backplane !== undefined && from !== null) {
+      doc.#recording?.open(REMOTE_SESSION, { user: null, role: 'write', protocol: 'native' })
       doc.#unsubscribe = opts.backplane.subscribe(name, from, {
         update: update => doc.applyRemote(update),
         resync: () => { void doc.resyncFromStorage() },
@@ -250,6 +257,7 @@ export class LiveDocument {
   applyServerUpdate(update: Uint8Array, userId: string | null): Promise<{ changed: boolean }> {
     const before = this.#updatesApplied
     return new Promise((resolve, reject) => {
+      this.#recording?.open('server', { user: userId, role: 'admin', protocol: 'native' })
       const origin: DocumentSession = {
         id: 'server', userId, role: 'admin', awarenessClientIds: new Set(), protocol: 'server', openedAt: Date.now(),
         sendUpdate: () => undefined, sendUpdates: () => undefined, sendAwareness: () => undefined, accessChanged: () => undefined,
@@ -290,10 +298,12 @@ export class LiveDocument {
 
   addSession(session: DocumentSession): void {
     this.sessions.add(session)
+    this.#recording?.open(session.id, { user: session.userId, role: session.role, protocol: session.protocol === 'y-websocket' ? 'y-websocket' : 'native' })
   }
 
   removeSession(session: DocumentSession): void {
     if (!this.sessions.delete(session)) return
+    this.#recording?.close(session.id)
     if (session.awarenessClientIds.size > 0) {
       const ids = [...session.awarenessClientIds].filter(id => this.#awarenessOwner.get(id) === session)
       session.awarenessClientIds.clear()
@@ -413,6 +423,7 @@ export class LiveDocument {
    * transaction, not hundreds. Reads of the document's state apply the queue first.
    */
   enqueueUpdate(session: DocumentSession | null, seq: number, update: Uint8Array): void {
+    if (session !== null) this.#recording?.update(session.id, update)
     this.#incoming.push({ session, seq, update, at: performance.now() })
     if (this.#incomingScheduled) return
     this.#incomingScheduled = true
@@ -425,6 +436,7 @@ export class LiveDocument {
    */
   applyUpdate(session: DocumentSession | null, seq: number, update: Uint8Array): void {
     this.#drainIncoming()
+    if (session !== null) this.#recording?.update(session.id, update)
     const at = performance.now()
     this.#applyOne(session, seq, update, at)
     this.#opts.metrics?.updateApply.observe(secondsSince(at))
@@ -441,27 +453,34 @@ export class LiveDocument {
     this.#opts.metrics?.updateApply.observe(secondsSince(start))
   }
 
+  /** Tell the sender its update was refused (and mark it refused in the recording). */
+  #refuse(session: DocumentSession | null, error: ConcordError, seq: number, closed: boolean): void {
+    if (session === null) return
+    this.#recording?.refused(session.id, error.code)
+    session.documentError(error, seq, closed)
+  }
+
   /** The checks an update must pass before Yjs sees it; reports a refusal to the sender and returns null. */
   #admit(session: DocumentSession | null, seq: number, update: Uint8Array): UpdateInspection | null {
     if (this.#failed || this.#destroyed) {
-      session?.documentError(this.#closedBy ?? new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name }), seq, true)
+      this.#refuse(session, this.#closedBy ?? new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name }), seq, true)
       return null
     }
     const max = this.#opts.maxDocumentBytes
     if (max !== undefined && this.#approxBytes + update.length > max) {
-      session?.documentError(new ConcordError('CONCORD_ERR_LIMIT_DOCUMENT_SIZE',
+      this.#refuse(session, new ConcordError('CONCORD_ERR_LIMIT_DOCUMENT_SIZE',
         `the document would exceed ${max} bytes; the update was not applied`, { document: this.name }), seq, false)
       return null
     }
     if (this.#waitingUpdates >= MAX_WAITING_UPDATES && this.ydoc.store.pendingStructs !== null && this.#wouldWait(update)) {
       // each update Yjs must hold costs a merge with everything held: bound how many
-      session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
+      this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
         `the document already holds ${this.#waitingUpdates} updates waiting for missing changes; send those first`, { document: this.name }), seq, false)
       return null
     }
     const inspection = inspectUpdate(update)
     if (inspection.problem !== null) {
-      session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${inspection.problem}`, { document: this.name }), seq, false)
+      this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${inspection.problem}`, { document: this.name }), seq, false)
       return null
     }
     // Deleting what the document does not have yet (clocks beyond its state) would be kept by Yjs
@@ -472,7 +491,7 @@ export class LiveDocument {
       const state = Math.max(Y.getState(this.ydoc.store, client), inspection.ends.get(client) ?? 0)
       for (const r of ranges) {
         if (r.clock + r.len > state) {
-          session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
+          this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
             `the update deletes ${client}:${r.clock}+${r.len}, beyond what the document has of that client (${state}); send those changes first`, { document: this.name }), seq, false)
           return null
         }
@@ -492,7 +511,7 @@ export class LiveDocument {
       // to match the log, so the document is reloaded from the log.
       // The sender is told its update was refused, so a well-behaved client stops
       // re-sending it instead of resetting the room over and over.
-      session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update could not be integrated: ${errorMessage(err)}`, { document: this.name }), seq, false)
+      this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update could not be integrated: ${errorMessage(err)}`, { document: this.name }), seq, false)
       this.#fail(err, 'CONCORD_ERR_DOC_RESET')
       return
     }
@@ -542,7 +561,7 @@ export class LiveDocument {
       this.ydoc.transact(tr => {
         for (const { session, seq, update, at } of items) {
           if (resetBy !== null) {
-            session?.documentError(new ConcordError('CONCORD_ERR_DOC_RESET', 'the document was reloaded from its log; open it again', { document: this.name }), seq, false)
+            this.#refuse(session, new ConcordError('CONCORD_ERR_DOC_RESET', 'the document was reloaded from its log; open it again', { document: this.name }), seq, false)
             continue
           }
           const inspection = this.#admit(session, seq, update)
@@ -555,7 +574,7 @@ export class LiveDocument {
           try {
             Y.applyUpdate(this.ydoc, update, session)
           } catch (err) {
-            session?.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update could not be integrated: ${errorMessage(err)}`, { document: this.name }), seq, false)
+            this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update could not be integrated: ${errorMessage(err)}`, { document: this.name }), seq, false)
             resetBy = err
             continue
           }
@@ -623,6 +642,7 @@ export class LiveDocument {
   applyRemote(update: Uint8Array): void {
     this.#drainIncoming()
     if (this.#failed || this.#destroyed) return
+    this.#recording?.update(REMOTE_SESSION, update)
     const before = this.#pending()
     this.#changed = false
     try {
@@ -670,6 +690,7 @@ export class LiveDocument {
 
   /** Relay a presence update from `session` (throttled, coalesced per room). */
   applyAwareness(session: DocumentSession, update: Uint8Array): void {
+    this.#recording?.awareness(session.id, update)
     try {
       applyAwarenessUpdate(this.awareness, update, session)
       this.#opts.metrics?.presence('client')
@@ -702,6 +723,12 @@ export class LiveDocument {
     this.#integrationWaiters = []
     this.#unsubscribe?.()
     this.#unsubscribe = null
+    if (this.#recording !== null) {
+      // the end state, for `concord replay` to compare with (ended here: the document leaves memory)
+      if (this.#unintegrated !== null) this.#integrate()
+      void this.#recording.end(Y.encodeStateAsUpdate(this.#ydoc))
+      this.#recording = null
+    }
     this.#ydoc.destroy()
     this.sessions.clear()
     this.#outbox = []
@@ -1051,6 +1078,9 @@ const MIN_UPDATES_TO_COMPACT_BY_BYTES = 16
 /** After a large update, compaction waits for this much quiet (and at most COMPACT_MAX_WAIT_MS). */
 const COMPACT_DELAY_MS = 250
 const COMPACT_MAX_WAIT_MS = 10_000
+/** The session id under which a recording holds the updates other nodes applied. */
+const REMOTE_SESSION = 'backplane'
+
 /** How long a compaction lease lasts if its holder never gives it back (a crash mid-compaction). */
 const COMPACT_LEASE_MS = 30_000
 

@@ -70,6 +70,11 @@ export interface ServerOptions {
   backplane?: Backplane
   /** Prometheus metrics (served at /metrics). Default: a registry of this server's own. */
   metrics?: ServerMetrics
+  /**
+   * Record documents' inbound messages to files (`concord replay <file>` re-runs one):
+   * the named `documents` every time they load, and a `sampleRate` share (0..1) of the others.
+   */
+  recording?: { dir: string; documents?: string[]; sampleRate?: number; maxBytesPerFile?: number }
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>` (or the admin token). Default: open. */
   metricsToken?: string
   /** pino logger; default: a silent one. */
@@ -265,7 +270,7 @@ export function resolveOptions(
   return Object.freeze(resolved)
 }
 
-const NOT_RESOLVED = new Set(['metrics', 'metricsToken', 'backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
+const NOT_RESOLVED = new Set(['recording', 'metrics', 'metricsToken', 'backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
 
 /** Auth disabled: every session may write. */
 export const allowEveryone: Authenticate = () => ({ userId: null, role: 'write' })

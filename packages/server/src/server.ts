@@ -13,6 +13,7 @@ import { AccessControl } from './auth/access-control.js'
 import { AdminOperations } from './admin-operations.js'
 import { StatsHistory } from './stats-history.js'
 import type { MetricsSources } from './metrics.js'
+import { createRecorder } from './recording/recorder.js'
 
 export const VERSION = '0.1.0'
 
@@ -35,6 +36,9 @@ export interface ConcordServer {
 export function createServer(options: ServerOptions = {}): ConcordServer {
   const opts = resolveOptions(options, { storage: () => createMemoryStorage(), logger: silentLogger, access: () => AccessControl.inMemory() })
   const log = opts.logger
+  const recorder = options.recording !== undefined
+    ? createRecorder({ ...options.recording, logger: log, serverName: `${opts.serverName} ${VERSION}` })
+    : undefined
   const registry = new DocumentRegistry({
     storage: opts.storage,
     logger: log,
@@ -43,6 +47,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     compactEveryBytes: opts.compactEveryBytes,
     maxDocumentBytes: opts.maxDocumentBytes,
     metrics: opts.metrics,
+    ...(recorder !== undefined ? { recorder } : {}),
     ...(opts.backplane !== null ? { backplane: opts.backplane } : {}),
   })
   if (opts.backplane !== null) {
@@ -135,6 +140,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
         await registry.settleAll()
         await opts.storage.flush().catch(err => log.error({ err }, 'final flush failed'))
         registry.destroyAll()
+        await recorder?.close()
         http.closeAllConnections()
         await httpClosed
         await opts.backplane?.close()

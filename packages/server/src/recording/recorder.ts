@@ -58,8 +58,11 @@ export interface DocumentRecording {
 }
 
 export interface Recorder {
-  /** Begin recording a document that just loaded, or null when it is not chosen. */
-  start(document: string, baseUpdate: Uint8Array): DocumentRecording | null
+  /**
+   * Begin recording a document that just loaded, or null when it is not chosen. `baseUpdate`
+   * may be a function, called only when the document is chosen (encoding a document costs).
+   */
+  start(document: string, baseUpdate: Uint8Array | (() => Uint8Array)): DocumentRecording | null
   /** Flush and close every open recording; those not ended get no end record. Later starts return null. */
   close(): Promise<void>
 }
@@ -105,7 +108,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         path, document, maxBytes, logger, dirReady: ensureDir(), onDone: r => open.delete(r),
       })
       open.add(recording)
-      recording.begin({ type: 'header', format: RECORDING_FORMAT, version: RECORDING_VERSION, document, startedAt, server: serverName, reason }, baseUpdate)
+      recording.begin({ type: 'header', format: RECORDING_FORMAT, version: RECORDING_VERSION, document, startedAt, server: serverName, reason }, typeof baseUpdate === 'function' ? baseUpdate() : baseUpdate)
       logger.info({ document, path, reason }, 'recording document')
       return recording
     },
