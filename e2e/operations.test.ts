@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { createServer as createHttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -211,5 +213,69 @@ describe('operations: the admin API round trip', () => {
     const other = (await mintToken({ secret: SECRET, tenant: 'globex', userId: 'root', admin: true })).token
     const refused = await fetch(`${srv.http}/admin/documents/${encodeURIComponent('acme/a')}/json`, { headers: { authorization: `Bearer ${other}` } })
     expect(refused.status).toBe(403)
+  })
+})
+
+describe('operations: OpenTelemetry traces', () => {
+  it('with --otel, spans for connect, document load, apply and append reach an OTLP/HTTP collector; without it, nothing is sent', async () => {
+    // a minimal OTLP/HTTP (JSON) collector
+    const spans: { name: string; attributes: Record<string, unknown>; service: string }[] = []
+    const collector = createHttpServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', c => chunks.push(c as Buffer))
+      req.on('end', () => {
+        if (req.url === '/v1/traces') {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: { name: string; attributes?: { key: string; value: Record<string, unknown> }[] }[] }[] }[] }
+          for (const rs of body.resourceSpans) {
+            const service = rs.resource.attributes.find(a => a.key === 'service.name')?.value.stringValue ?? ''
+            for (const ss of rs.scopeSpans) {
+              for (const sp of ss.spans) spans.push({ name: sp.name, service, attributes: Object.fromEntries((sp.attributes ?? []).map(a => [a.key, Object.values(a.value)[0]])) })
+            }
+          }
+        }
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end('{}')
+      })
+    })
+    await new Promise<void>(resolve => collector.listen(0, '127.0.0.1', () => resolve()))
+    try {
+      const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`
+      const data = mkdtempSync(join(tmpdir(), 'concord-otel-'))
+      dirs.push(data)
+      const srv = await spawnServer(['--data', data, '--port', '0', '--otel', endpoint], { OTEL_BSP_SCHEDULE_DELAY: '100' })
+      procs.push(srv)
+      const c = connectClient(srv.url)
+      clients.push(c)
+      const h = c.open('traced')
+      await h.whenSynced()
+      h.doc.getText('t').insert(0, 'hello')
+      await h.whenSaved()
+      const names = (): string[] => [...new Set(spans.map(s => s.name))].sort()
+      await waitFor(() => ['concord.connect', 'concord.document.load', 'concord.storage.append', 'concord.update.apply'].every(n => names().includes(n)), {
+        timeoutMs: 10_000, message: () => `the four kinds of span at the collector (so far: ${names().join(', ') || 'none'})`,
+      })
+      expect(spans.every(s => s.service === 'concord')).toBe(true)
+      expect(spans.find(s => s.name === 'concord.document.load')!.attributes['concord.document']).toBe('traced')
+      expect(spans.find(s => s.name === 'concord.storage.append')!.attributes['concord.storage']).toBe('sqlite')
+      // no document content in spans
+      expect(JSON.stringify(spans)).not.toContain('hello')
+
+      // a server without --otel exports nothing
+      const before = spans.length
+      const plainData = mkdtempSync(join(tmpdir(), 'concord-otel-'))
+      dirs.push(plainData)
+      const plain = await spawnServer(['--data', plainData, '--port', '0'], { OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint })
+      procs.push(plain)
+      const c2 = connectClient(plain.url)
+      clients.push(c2)
+      const h2 = c2.open('untraced')
+      await h2.whenSynced()
+      h2.doc.getText('t').insert(0, 'x')
+      await h2.whenSaved()
+      await new Promise(r => setTimeout(r, 500))
+      expect(spans.slice(before).filter(s => s.attributes['concord.document'] === 'untraced')).toEqual([])
+    } finally {
+      collector.close()
+    }
   })
 })

@@ -68,6 +68,8 @@ Options of serve (each also read from the environment variable shown):
   --record-dir <dir>           record documents' inbound messages to files here     CONCORD_RECORD_DIR
   --record-documents <a,b>     documents recorded every time they load             CONCORD_RECORD_DOCUMENTS
   --record-sample <0..1>       share of the other documents recorded (default 0)   CONCORD_RECORD_SAMPLE
+  --otel <url>                 export OpenTelemetry spans (connect, document load, apply, append)
+                               over OTLP/HTTP to <url>/v1/traces (off by default)  CONCORD_OTEL
   --metrics-token <t>  GET /metrics needs this bearer token (or the admin token); default: open
                                                                    CONCORD_METRICS_TOKEN
   -h, --help         show this help
@@ -116,6 +118,8 @@ export interface CliConfig {
   adminToken: string | undefined
   metricsToken: string | undefined
   recording: { dir: string; documents: string[]; sampleRate: number } | undefined
+  /** OTLP/HTTP base URL spans are exported to (off when undefined). */
+  otel: string | undefined
   rateLimitMessages: number | undefined
   rateLimitBytes: number | undefined
   maxDocumentBytes: number | undefined
@@ -145,6 +149,12 @@ function parseRecording(dir: string | undefined, documents: string | undefined, 
   const names = (documents ?? '').split(',').map(d => d.trim()).filter(d => d !== '')
   if (names.length === 0 && sampleRate === 0) throw new UsageError('--record-dir records nothing without --record-documents or --record-sample')
   return { dir: resolve(dir), documents: names, sampleRate }
+}
+
+function parseOtel(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`invalid --otel ${JSON.stringify(url)}: the OTLP/HTTP base URL of a collector, e.g. http://collector:4318`)
+  return url
 }
 
 function parseHops(text: string): number {
@@ -186,6 +196,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'auth-audience': { type: 'string' },
       'admin-token': { type: 'string' },
       'metrics-token': { type: 'string' },
+      otel: { type: 'string' },
       'record-dir': { type: 'string' },
       'record-documents': { type: 'string' },
       'record-sample': { type: 'string' },
@@ -236,6 +247,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
     adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
     metricsToken: values['metrics-token'] ?? env.CONCORD_METRICS_TOKEN,
+    otel: parseOtel(values.otel ?? env.CONCORD_OTEL),
     recording: parseRecording(values['record-dir'] ?? env.CONCORD_RECORD_DIR, values['record-documents'] ?? env.CONCORD_RECORD_DOCUMENTS, values['record-sample'] ?? env.CONCORD_RECORD_SAMPLE),
     rateLimitMessages: optionalPositiveInt('--rate-limit-messages', values['rate-limit-messages'] ?? env.CONCORD_RATE_LIMIT_MESSAGES),
     rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
@@ -339,6 +351,12 @@ async function serve(argv: string[]): Promise<void> {
     backplane = new RedisBackplane({ url: config.redis, logger, ...(config.redisStreamMaxLen !== undefined ? { maxLen: config.redisStreamMaxLen } : {}) })
     logger.info({ redis: redactUrl(config.redis), node: backplane.nodeId }, 'joined the cluster through Redis')
   }
+  let stopTracing: (() => Promise<void>) | null = null
+  if (config.otel !== undefined) {
+    const { startTracing } = await import('./tracing.js')
+    stopTracing = await startTracing({ url: config.otel, serviceName: 'concord', serviceVersion: VERSION, ...(backplane !== undefined ? { instanceId: backplane.nodeId } : {}) })
+    logger.info({ otlp: redactUrl(config.otel) }, 'exporting OpenTelemetry spans')
+  }
   const server = createServer({
     storage, logger, ...(backplane !== undefined ? { backplane } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
     auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
@@ -363,7 +381,7 @@ async function serve(argv: string[]): Promise<void> {
     }
     stopping = true
     logger.info({ signal }, 'shutting down')
-    server.close().then(() => process.exit(0), err => {
+    server.close().then(() => stopTracing?.()).then(() => process.exit(0), err => {
       logger.error({ err }, 'shutdown failed')
       process.exit(1)
     })

@@ -6,6 +6,7 @@ import type { Logger } from 'pino'
 import { ConcordError, documentNameProblem, NATIVE_SUBPROTOCOL, type ErrorCode } from '@concord/protocol'
 import type { DocumentRegistry } from './document-registry.js'
 import type { ResolvedServerOptions } from './options.js'
+import { endSpan, startSpan } from './tracing.js'
 import { NativeConnection } from './native-connection.js'
 import { YWebsocketConnection } from './y-websocket-connection.js'
 import { ConnectionLog } from './connection-log.js'
@@ -180,7 +181,11 @@ export class Gateway {
       }
     }
     const ip = clientAddress(req, this.#options.trustProxyHops)
-    this.#wss.handleUpgrade(req, socket, head, ws => this.#upgraded(ws, req, native, document, token, ip))
+    const span = startSpan('concord.connect', { 'concord.transport': native ? 'native' : 'y-websocket', ...(native ? {} : { 'concord.document': document }) })
+    this.#wss.handleUpgrade(req, socket, head, ws => {
+      const id = this.#upgraded(ws, req, native, document, token, ip)
+      endSpan(span, id === null ? 'connection refused' : undefined, id === null ? undefined : { 'concord.connection_id': id })
+    })
   }
 
   #refuse(socket: Duplex, status: number, code: ErrorCode): void {
@@ -188,7 +193,8 @@ export class Gateway {
     refuse(socket, status, code)
   }
 
-  #upgraded(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string, ip: string): void {
+  /** Returns the new connection's id, or null when it was refused. */
+  #upgraded(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string, ip: string): string | null {
     // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
     const open = this.#perIp.get(ip) ?? 0
     if (open >= this.#options.maxConnectionsPerIp) {
@@ -196,7 +202,7 @@ export class Gateway {
       const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#options.maxConnectionsPerIp} connections per address`)
       this.#options.metrics.refused(e.code)
       ws.close(e.closeCode ?? 1013, e.code)
-      return
+      return null
     }
     this.#perIp.set(ip, open + 1)
     const connectionId = `${this.#idPrefix}-${(++this.#idCounter).toString(36)}`
@@ -212,7 +218,7 @@ export class Gateway {
       // after the 101 response: close as a WebSocket, not with an HTTP reply
       this.#log.error({ err }, 'accepting a connection failed')
       ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
-      return
+      return null
     }
     const tracked: Tracked = { connection, ws, alive: true, native, ip, logger, gateway: this }
     ;(ws as TrackedSocket)[kTracked] = tracked
@@ -223,6 +229,7 @@ export class Gateway {
     ws.on('pong', onPong)
     ws.on('error', onError)
     ws.on('close', onClose)
+    return connectionId
   }
 
   /** A socket closed: stop tracking it. */

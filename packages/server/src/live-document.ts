@@ -9,6 +9,7 @@ import { SharedMessage } from './shared-message.js'
 import type { Backplane } from './backplane/backplane.js'
 import { secondsSince, type ServerMetrics } from './metrics.js'
 import type { DocumentRecording, Recorder } from './recording/recorder.js'
+import { endSpan, startSpan } from './tracing.js'
 
 export interface LiveDocumentOptions {
   storage: StorageAdapter
@@ -129,8 +130,17 @@ export class LiveDocument {
   /** Load a document: one snapshot plus the log tail after it. */
   static async load(name: string, opts: LiveDocumentOptions): Promise<LiveDocument> {
     // the stream position is taken before the load, so no other node's update falls between them
-    const from = opts.backplane !== undefined ? await opts.backplane.position(name) : null
-    const loaded = await opts.storage.load(name)
+    const span = startSpan('concord.document.load', { 'concord.document': name })
+    let from: string | null
+    let loaded: Awaited<ReturnType<StorageAdapter['load']>>
+    try {
+      from = opts.backplane !== undefined ? await opts.backplane.position(name) : null
+      loaded = await opts.storage.load(name)
+    } catch (err) {
+      endSpan(span, err)
+      throw err
+    }
+    endSpan(span, undefined, { 'concord.snapshot_bytes': loaded.snapshot?.length ?? 0, 'concord.tail_updates': loaded.updates.length })
     const ydoc = new Y.Doc({ gc: true })
     const parts: Uint8Array[] = []
     if (loaded.snapshot !== null) parts.push(loaded.snapshot)
@@ -438,7 +448,9 @@ export class LiveDocument {
     this.#drainIncoming()
     if (session !== null) this.#recording?.update(session.id, update)
     const at = performance.now()
+    const span = startSpan('concord.update.apply', { 'concord.document': this.name, 'concord.updates': 1 })
     this.#applyOne(session, seq, update, at)
+    endSpan(span)
     this.#opts.metrics?.updateApply.observe(secondsSince(at))
   }
 
@@ -448,8 +460,10 @@ export class LiveDocument {
     if (items.length === 0) return
     this.#incoming = []
     const start = performance.now()
+    const span = startSpan('concord.update.apply', { 'concord.document': this.name, 'concord.updates': items.length })
     if (items.length === 1) this.#applyOne(items[0]!.session, items[0]!.seq, items[0]!.update, items[0]!.at)
     else this.#applyBatch(items)
+    endSpan(span)
     this.#opts.metrics?.updateApply.observe(secondsSince(start))
   }
 
@@ -742,6 +756,7 @@ export class LiveDocument {
   #append(update: Uint8Array, session: DocumentSession | null, seq: number, at: number): void {
     this.#inFlight++
     const appendStart = performance.now()
+    const span = startSpan('concord.storage.append', { 'concord.document': this.name, 'concord.bytes': update.length, 'concord.storage': this.#opts.storage.kind })
     const appended = this.#opts.storage.append(this.name, { update, userId: session?.userId ?? null, at: Date.now() })
     this.#lastAppend = appended
     appended.then(logSeq => {
@@ -750,6 +765,7 @@ export class LiveDocument {
       // died) as nothing new, and the content would be acked without ever being stored.
       const metrics = this.#opts.metrics
       metrics?.storageAppend.observe(secondsSince(appendStart))
+      endSpan(span, undefined, { 'concord.seq': logSeq })
       if (this.#opts.backplane !== undefined) {
         this.#opts.backplane.publishUpdate(this.name, update)
         metrics?.backplanePublished.inc()
@@ -761,6 +777,7 @@ export class LiveDocument {
       this.#settled()
       this.#maybeCompact()
     }, err => {
+      endSpan(span, err)
       this.#settled()
       this.#fail(err)
     })

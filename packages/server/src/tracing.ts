@@ -1,0 +1,58 @@
+import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
+
+/**
+ * OpenTelemetry spans for connect, document load, apply and append. Off unless
+ * `startTracing` ran (`concord serve --otel <url>`): until then no span is even
+ * created, so the edit path pays one boolean check.
+ */
+let enabled = false
+
+/** Whether spans are recorded (an exporter is configured). */
+export function tracingEnabled(): boolean {
+  return enabled
+}
+
+const tracer = () => trace.getTracer('concord')
+
+/** A span, or null when tracing is off. End it with `endSpan`. */
+export function startSpan(name: string, attributes: Attributes): Span | null {
+  if (!enabled) return null
+  return tracer().startSpan(name, { attributes })
+}
+
+export function endSpan(span: Span | null, error?: unknown, attributes?: Attributes): void {
+  if (span === null) return
+  if (attributes !== undefined) span.setAttributes(attributes)
+  if (error !== undefined) {
+    span.recordException(error instanceof Error ? error : new Error(String(error)))
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) })
+  }
+  span.end()
+}
+
+/**
+ * Export spans over OTLP/HTTP (JSON) to `<url>/v1/traces` in batches. Returns the
+ * function that flushes and stops the exporter (at shutdown).
+ */
+export async function startTracing(options: { url: string; serviceName: string; serviceVersion: string; instanceId?: string }): Promise<() => Promise<void>> {
+  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+  ])
+  const exporter = new OTLPTraceExporter({ url: `${options.url.replace(/\/+$/, '')}/v1/traces` })
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({
+      'service.name': options.serviceName,
+      'service.version': options.serviceVersion,
+      ...(options.instanceId !== undefined ? { 'service.instance.id': options.instanceId } : {}),
+    }),
+    spanProcessors: [new BatchSpanProcessor(exporter)],
+  })
+  provider.register()
+  enabled = true
+  return async () => {
+    enabled = false
+    await provider.shutdown().catch(() => undefined)
+  }
+}
