@@ -1,4 +1,93 @@
+import { appScript } from './app-script.js'
+import { chartScript } from './chart-script.js'
+import { dashboardStyle } from './dashboard-style.js'
+import { metricsTextScript } from './metrics-text-script.js'
+
+/**
+ * The page's fixed markup. Everything the server says is filled in by the script
+ * with textContent / createElement (document names are user-controlled).
+ */
+const BODY = `
+<header class="top">
+  <h1>Concord operations</h1>
+  <p class="meta" id="meta" hidden>
+    <span>Node <code id="node-id">–</code></span>
+    <span id="updated" aria-live="off">not updated yet</span>
+  </p>
+  <button type="button" id="sign-out" hidden>Sign out</button>
+</header>
+<main>
+  <div id="banner" class="banner" role="status" aria-live="polite" hidden></div>
+
+  <section id="signin" class="signin" aria-labelledby="signin-heading">
+    <h2 id="signin-heading">Sign in</h2>
+    <p class="hint">The dashboard reads /admin/stats and /metrics with the server's admin token. It is kept in this tab only (sessionStorage).</p>
+    <form id="signin-form" novalidate>
+      <p id="signin-message" class="message" role="alert" hidden></p>
+      <input type="text" name="username" value="concord-admin" autocomplete="username" hidden aria-hidden="true" tabindex="-1">
+      <label for="token">Admin token</label>
+      <input id="token" name="token" type="password" autocomplete="current-password" spellcheck="false" required aria-describedby="signin-message">
+      <button type="submit" class="primary">Sign in</button>
+    </form>
+  </section>
+
+  <div id="dashboard" hidden>
+    <section aria-labelledby="now-heading">
+      <h2 id="now-heading" tabindex="-1">Now (from /metrics)</h2>
+      <dl class="tiles" id="tiles">
+        <div class="tile"><dt>Connections</dt><dd><span class="value" data-tile="connections">–</span><span class="sub" data-sub="connections"></span></dd></div>
+        <div class="tile"><dt>Sessions</dt><dd><span class="value" data-tile="sessions">–</span><span class="sub"></span></dd></div>
+        <div class="tile"><dt>Documents loaded</dt><dd><span class="value" data-tile="documents">–</span><span class="sub"></span></dd></div>
+        <div class="tile"><dt>Updates applied</dt><dd><span class="value" data-tile="updates">–</span><span class="sub">total since start</span></dd></div>
+        <div class="tile"><dt>Refusals</dt><dd><span class="value" data-tile="refusals">–</span><span class="sub" data-sub="refusals">total since start</span></dd></div>
+        <div class="tile"><dt>Resident memory</dt><dd><span class="value" data-tile="rss">–</span><span class="unit">MiB</span><span class="sub"></span></dd></div>
+        <div class="tile"><dt>Send queue</dt><dd><span class="value" data-tile="pending">–</span><span class="unit">KiB</span><span class="sub">waiting for slow readers</span></dd></div>
+      </dl>
+    </section>
+
+    <section aria-labelledby="history-heading">
+      <h2 id="history-heading">History</h2>
+      <div class="charts" id="charts"></div>
+    </section>
+
+    <section aria-labelledby="busiest-heading">
+      <h2 id="busiest-heading">Busiest rooms</h2>
+      <div class="table-wrap" id="busiest-wrap" role="region" aria-labelledby="busiest-heading" tabindex="0" hidden>
+        <table id="busiest">
+          <caption>The documents with the most updates in the last sampling interval, on this node.</caption>
+          <thead>
+            <tr><th scope="col">Room</th><th scope="col">Sessions</th><th scope="col">Updates/s</th><th scope="col">Size</th></tr>
+          </thead>
+          <tbody></tbody>
+        </table>
+      </div>
+      <p class="empty" id="busiest-empty">No document is loaded on this node.</p>
+    </section>
+  </div>
+</main>`
+
 /** The live dashboard (GET /dashboard): one self-contained HTML page. */
 export function dashboardHtml(): string {
-  return '<!doctype html><title>Concord dashboard</title><p>dashboard</p>'
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Concord operations dashboard</title>
+<link rel="icon" href="data:,">
+<style>${dashboardStyle}</style>
+</head>
+<body>${BODY}
+<script>
+'use strict';
+(function () {
+${metricsTextScript}
+${chartScript}
+${appScript}
+})();
+</script>
+</body>
+</html>
+`
 }
