@@ -31,6 +31,7 @@ storageContract('postgres', {
     return createPostgresStorage({ connectionString: url })
   },
   reopen: async () => createPostgresStorage({ connectionString: url }),
+  leases: true,
 })
 
 describe('postgres storage: schema', () => {
@@ -41,9 +42,9 @@ describe('postgres storage: schema', () => {
     await c.connect()
     try {
       const versions = await c.query('SELECT version FROM concord_migrations ORDER BY version')
-      expect(versions.rows.map(r => r.version)).toEqual([1, 2, 3])
+      expect(versions.rows.map(r => r.version)).toEqual([1, 2, 3, 4])
       const tables = await c.query("SELECT tablename FROM pg_tables WHERE tablename LIKE 'concord_%' ORDER BY tablename")
-      expect(tables.rows.map(r => r.tablename)).toEqual(['concord_access', 'concord_leases', 'concord_migrations', 'concord_snapshots', 'concord_updates'])
+      expect(tables.rows.map(r => r.tablename)).toEqual(['concord_access', 'concord_authors', 'concord_leases', 'concord_migrations', 'concord_snapshots', 'concord_updates', 'concord_versions'])
       // all three append to one log; seqs are unique and grow per store
       const seqs = await Promise.all(stores.flatMap(s => [1, 2, 3].map(i => s.append('d', { update: new Uint8Array([0, 0]), userId: `u${i}` }))))
       expect(new Set(seqs).size).toBe(9)

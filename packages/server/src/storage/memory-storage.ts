@@ -1,4 +1,4 @@
-import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate } from './storage-adapter.js'
+import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate, StoredVersion } from './storage-adapter.js'
 import { GroupCommit } from './group-commit.js'
 
 interface MemoryDoc {
@@ -18,6 +18,8 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const docs = new Map<string, MemoryDoc>()
   let nextSeq = 1
   const leases = new Map<string, { holder: string; expiresAt: number }>()
+  const versions = new Map<string, { version: StoredVersion; snapshot: Uint8Array }[]>()
+  const authors = new Map<string, Map<number, string>>()
   let closed = false
   const get = (name: string): MemoryDoc => {
     let d = docs.get(name)
@@ -73,9 +75,45 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       check()
       if (leases.get(document)?.holder === holder) leases.delete(document)
     },
+    async saveVersion(document, v) {
+      check()
+      const { snapshot, ...meta } = v
+      const list = versions.get(document) ?? []
+      list.push({ version: { ...meta, authors: [...meta.authors], bytes: snapshot.length }, snapshot: snapshot.slice() })
+      list.sort((a, b) => a.version.createdAt - b.version.createdAt)
+      versions.set(document, list)
+    },
+    async listVersions(document) {
+      check()
+      return (versions.get(document) ?? []).map(e => ({ ...e.version }))
+    },
+    async loadVersion(document, id) {
+      check()
+      const e = (versions.get(document) ?? []).find(x => x.version.id === id)
+      return e === undefined ? null : { version: { ...e.version }, snapshot: e.snapshot }
+    },
+    async pruneVersions(document, olderThan) {
+      check()
+      const list = versions.get(document) ?? []
+      const kept = list.filter(e => e.version.kind === 'named' || e.version.createdAt >= olderThan)
+      versions.set(document, kept)
+      return list.length - kept.length
+    },
+    async recordAuthors(document, list) {
+      check()
+      const m = authors.get(document) ?? new Map<number, string>()
+      for (const { client, userId } of list) if (!m.has(client)) m.set(client, userId)
+      authors.set(document, m)
+    },
+    async loadAuthors(document) {
+      check()
+      return new Map(authors.get(document) ?? [])
+    },
     async delete(document) {
       check()
       docs.delete(document)
+      versions.delete(document)
+      authors.delete(document)
     },
     async list(): Promise<DocumentInfo[]> {
       check()

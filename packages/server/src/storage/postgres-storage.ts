@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate } from './storage-adapter.js'
+import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate, StoredVersion } from './storage-adapter.js'
 import { GroupCommit } from './group-commit.js'
 import type { AccessState, AccessStore } from '../auth/access-control.js'
 
@@ -57,7 +57,35 @@ const MIGRATIONS: string[] = [
      holder TEXT NOT NULL,
      expires_at TIMESTAMPTZ NOT NULL
    );`,
+  // v4: history (versions apart from the log, and who writes with which Yjs client id)
+  `CREATE TABLE concord_versions (
+     doc TEXT NOT NULL,
+     id TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     name TEXT,
+     created_at BIGINT NOT NULL,
+     created_by TEXT,
+     authors JSONB NOT NULL,
+     seq BIGINT NOT NULL,
+     data BYTEA NOT NULL,
+     PRIMARY KEY (doc, id)
+   );
+   CREATE INDEX concord_versions_doc_created ON concord_versions (doc, created_at);
+   CREATE TABLE concord_authors (
+     doc TEXT NOT NULL,
+     client BIGINT NOT NULL,
+     user_id TEXT NOT NULL,
+     PRIMARY KEY (doc, client)
+   );`,
 ]
+
+type VersionRow = { id: string; kind: string; name: string | null; created_at: string; created_by: string | null; authors: string[]; seq: string; bytes: number }
+
+function versionOf(r: VersionRow): StoredVersion {
+  return { id: r.id, kind: r.kind === 'named' ? 'named' : 'auto', name: r.name, createdAt: Number(r.created_at), createdBy: r.created_by, authors: r.authors, seq: Number(r.seq), bytes: Number(r.bytes) }
+}
+
+const VERSION_COLUMNS = 'id, kind, name, created_at, created_by, authors, seq, LENGTH(data) AS bytes'
 
 /** An arbitrary constant: the advisory lock key of Concord's migrations. */
 const MIGRATION_LOCK = 7_205_118_332
@@ -215,7 +243,45 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
       await transaction(pool, async client => {
         await client.query('DELETE FROM concord_updates WHERE doc = $1', [document])
         await client.query('DELETE FROM concord_snapshots WHERE doc = $1', [document])
+        await client.query('DELETE FROM concord_versions WHERE doc = $1', [document])
+        await client.query('DELETE FROM concord_authors WHERE doc = $1', [document])
       })
+    },
+    async saveVersion(document, v) {
+      open()
+      await pool.query(
+        `INSERT INTO concord_versions (doc, id, kind, name, created_at, created_by, authors, seq, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (doc, id) DO UPDATE SET kind = excluded.kind, name = excluded.name, created_at = excluded.created_at, created_by = excluded.created_by,
+           authors = excluded.authors, seq = excluded.seq, data = excluded.data`,
+        [document, v.id, v.kind, v.name, v.createdAt, v.createdBy, JSON.stringify(v.authors), v.seq, Buffer.from(v.snapshot.buffer, v.snapshot.byteOffset, v.snapshot.byteLength)])
+    },
+    async listVersions(document) {
+      open()
+      const r = await pool.query<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM concord_versions WHERE doc = $1 ORDER BY created_at, id`, [document])
+      return r.rows.map(versionOf)
+    },
+    async loadVersion(document, id) {
+      open()
+      const r = await pool.query<VersionRow & { data: Buffer }>(`SELECT ${VERSION_COLUMNS}, data FROM concord_versions WHERE doc = $1 AND id = $2`, [document, id])
+      const row = r.rows[0]
+      return row === undefined ? null : { version: versionOf(row), snapshot: view(row.data) }
+    },
+    async pruneVersions(document, olderThan) {
+      open()
+      const r = await pool.query("DELETE FROM concord_versions WHERE doc = $1 AND kind = 'auto' AND created_at < $2", [document, olderThan])
+      return r.rowCount ?? 0
+    },
+    async recordAuthors(document, list) {
+      open()
+      if (list.length === 0) return
+      await pool.query(
+        `INSERT INTO concord_authors (doc, client, user_id) SELECT $1, c, u FROM UNNEST($2::bigint[], $3::text[]) AS t(c, u) ON CONFLICT (doc, client) DO NOTHING`,
+        [document, list.map(a => a.client), list.map(a => a.userId)])
+    },
+    async loadAuthors(document) {
+      open()
+      const r = await pool.query<{ client: string; user_id: string }>('SELECT client, user_id FROM concord_authors WHERE doc = $1', [document])
+      return new Map(r.rows.map(row => [Number(row.client), row.user_id]))
     },
     async list() {
       open()

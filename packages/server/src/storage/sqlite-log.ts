@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import type { AppendRecord, DocumentInfo, LoadedDocument, StoredUpdate } from './storage-adapter.js'
+import type { AppendRecord, DocumentInfo, LoadedDocument, NewVersion, StoredUpdate, StoredVersion } from './storage-adapter.js'
 
 export interface SqliteStorageOptions {
   /** Folder that holds `concord.db` (created if missing). Use `filename` for an exact path. */
@@ -34,7 +34,7 @@ export interface SqliteStorageOptions {
   busyCommitWindowMs?: number
 }
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 
 const MIGRATIONS: string[] = [
   // v1
@@ -52,7 +52,33 @@ const MIGRATIONS: string[] = [
      data BLOB NOT NULL,
      at INTEGER NOT NULL
    ) WITHOUT ROWID;`,
+  // v2: history (versions apart from the log, and who writes with which Yjs client id)
+  `CREATE TABLE versions (
+     doc TEXT NOT NULL,
+     id TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     name TEXT,
+     created_at INTEGER NOT NULL,
+     created_by TEXT,
+     authors TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     PRIMARY KEY (doc, id)
+   ) WITHOUT ROWID;
+   CREATE INDEX versions_doc_created ON versions (doc, created_at);
+   CREATE TABLE authors (
+     doc TEXT NOT NULL,
+     client INTEGER NOT NULL,
+     user_id TEXT NOT NULL,
+     PRIMARY KEY (doc, client)
+   ) WITHOUT ROWID;`,
 ]
+
+type VersionRow = { id: string; kind: string; name: string | null; created_at: number; created_by: string | null; authors: string; seq: number; bytes: number }
+
+function versionOf(r: VersionRow): StoredVersion {
+  return { id: r.id, kind: r.kind === 'named' ? 'named' : 'auto', name: r.name, createdAt: r.created_at, createdBy: r.created_by, authors: JSON.parse(r.authors) as string[], seq: r.seq, bytes: r.bytes }
+}
 
 export interface AppendItem {
   document: string
@@ -65,6 +91,7 @@ export class SqliteLog {
   readonly #appendBatch: (batch: AppendItem[]) => number[]
   readonly #compact: (document: string, snapshot: Uint8Array, upToSeq: number) => void
   readonly #delete: (document: string) => void
+  readonly #recordAuthors: (document: string, list: { client: number; userId: string }[]) => void
   readonly #stmts
 
   constructor(options: SqliteStorageOptions) {
@@ -99,6 +126,17 @@ export class SqliteLog {
            SELECT doc, seq, 0, LENGTH(data), at FROM snapshots
          ) GROUP BY doc ORDER BY doc`),
       ping: db.prepare('SELECT 1'),
+      insertVersion: db.prepare<[string, string, string, string | null, number, string | null, string, number, Uint8Array]>(
+        'INSERT OR REPLACE INTO versions (doc, id, kind, name, created_at, created_by, authors, seq, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      listVersions: db.prepare<[string], VersionRow>(
+        'SELECT id, kind, name, created_at, created_by, authors, seq, LENGTH(data) AS bytes FROM versions WHERE doc = ? ORDER BY created_at, id'),
+      loadVersion: db.prepare<[string, string], VersionRow & { data: Buffer }>(
+        'SELECT id, kind, name, created_at, created_by, authors, seq, LENGTH(data) AS bytes, data FROM versions WHERE doc = ? AND id = ?'),
+      pruneVersions: db.prepare<[string, number]>("DELETE FROM versions WHERE doc = ? AND kind = 'auto' AND created_at < ?"),
+      deleteVersions: db.prepare<[string]>('DELETE FROM versions WHERE doc = ?'),
+      insertAuthor: db.prepare<[string, number, string]>('INSERT OR IGNORE INTO authors (doc, client, user_id) VALUES (?, ?, ?)'),
+      selectAuthors: db.prepare<[string], { client: number; user_id: string }>('SELECT client, user_id FROM authors WHERE doc = ?'),
+      deleteAuthors: db.prepare<[string]>('DELETE FROM authors WHERE doc = ?'),
     }
     this.#stmts = s
     this.#appendBatch = db.transaction((batch: AppendItem[]) => {
@@ -118,6 +156,11 @@ export class SqliteLog {
     this.#delete = db.transaction((document: string) => {
       s.deleteUpdates.run(document)
       s.deleteSnapshot.run(document)
+      s.deleteVersions.run(document)
+      s.deleteAuthors.run(document)
+    })
+    this.#recordAuthors = db.transaction((document: string, list: { client: number; userId: string }[]) => {
+      for (const a of list) s.insertAuthor.run(document, a.client, a.userId)
     })
   }
 
@@ -140,6 +183,31 @@ export class SqliteLog {
 
   delete(document: string): void {
     this.#delete(document)
+  }
+
+  saveVersion(document: string, v: NewVersion): void {
+    this.#stmts.insertVersion.run(document, v.id, v.kind, v.name, v.createdAt, v.createdBy, JSON.stringify(v.authors), v.seq, v.snapshot)
+  }
+
+  listVersions(document: string): StoredVersion[] {
+    return this.#stmts.listVersions.all(document).map(versionOf)
+  }
+
+  loadVersion(document: string, id: string): { version: StoredVersion; snapshot: Uint8Array } | null {
+    const r = this.#stmts.loadVersion.get(document, id)
+    return r === undefined ? null : { version: versionOf(r), snapshot: view(r.data) }
+  }
+
+  pruneVersions(document: string, olderThan: number): number {
+    return this.#stmts.pruneVersions.run(document, olderThan).changes
+  }
+
+  recordAuthors(document: string, list: { client: number; userId: string }[]): void {
+    this.#recordAuthors(document, list)
+  }
+
+  loadAuthors(document: string): Map<number, string> {
+    return new Map(this.#stmts.selectAuthors.all(document).map(r => [r.client, r.user_id]))
   }
 
   list(): DocumentInfo[] {

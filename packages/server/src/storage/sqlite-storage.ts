@@ -1,9 +1,9 @@
 import { Worker } from 'node:worker_threads'
-import type { DocumentInfo, LoadedDocument, StorageAdapter } from './storage-adapter.js'
+import type { DocumentInfo, HistoryStore, LoadedDocument, StorageAdapter } from './storage-adapter.js'
 import { GroupCommit } from './group-commit.js'
 import { SqliteLog, type AppendItem, type SqliteStorageOptions } from './sqlite-log.js'
 import { packAppendBatch } from './append-packing.js'
-import type { SqliteRequest, SqliteResponse } from './sqlite-worker.js'
+import type { HistoryMethod, SqliteRequest, SqliteResponse } from './sqlite-worker.js'
 
 export type { SqliteStorageOptions } from './sqlite-log.js'
 
@@ -28,6 +28,7 @@ interface Backend {
   list(): Promise<DocumentInfo[]>
   ping(): Promise<void>
   close(): Promise<void>
+  history<M extends HistoryMethod>(method: M, args: Parameters<HistoryStore[M]>): ReturnType<HistoryStore[M]>
 }
 
 function adapterOver(backend: Backend, commitWindowMs: number, busyCommitWindowMs: number): StorageAdapter {
@@ -59,6 +60,30 @@ function adapterOver(backend: Backend, commitWindowMs: number, busyCommitWindowM
       open()
       return backend.list()
     },
+    async saveVersion(document, version) {
+      open()
+      await backend.history('saveVersion', [document, version])
+    },
+    async listVersions(document) {
+      open()
+      return backend.history('listVersions', [document])
+    },
+    async loadVersion(document, id) {
+      open()
+      return backend.history('loadVersion', [document, id])
+    },
+    async pruneVersions(document, olderThan) {
+      open()
+      return backend.history('pruneVersions', [document, olderThan])
+    },
+    async recordAuthors(document, authors) {
+      open()
+      await backend.history('recordAuthors', [document, authors])
+    },
+    async loadAuthors(document) {
+      open()
+      return backend.history('loadAuthors', [document])
+    },
     flush: () => committer.barrier(),
     async ping() {
       open()
@@ -83,6 +108,7 @@ function inThread(options: SqliteStorageOptions): Backend {
     list: async () => log.list(),
     ping: async () => log.ping(),
     close: async () => log.close(),
+    history: (method, args) => Promise.resolve((log[method] as (...a: unknown[]) => unknown).apply(log, args)) as ReturnType<HistoryStore[typeof method]>,
   }
 }
 
@@ -134,6 +160,7 @@ function inWorker(options: SqliteStorageOptions): Backend {
     delete: document => request({ op: 'delete', document }),
     list: () => request<DocumentInfo[]>({ op: 'list' }),
     ping: () => request({ op: 'ping' }),
+    history: (method, args) => request({ op: 'history', method, args }) as ReturnType<HistoryStore[typeof method]>,
     async close() {
       await request({ op: 'close' }).catch(() => undefined)
       await worker.terminate()

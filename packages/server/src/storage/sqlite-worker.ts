@@ -10,7 +10,12 @@ export type SqliteRequest =
   | { id: number; op: 'delete'; document: string }
   | { id: number; op: 'list' }
   | { id: number; op: 'ping' }
+  | { id: number; op: 'history'; method: HistoryMethod; args: unknown[] }
   | { id: number; op: 'close' }
+
+/** The history operations, run as `log[method](...args)`. */
+export type HistoryMethod = 'saveVersion' | 'listVersions' | 'loadVersion' | 'pruneVersions' | 'recordAuthors' | 'loadAuthors'
+const HISTORY_METHODS = new Set<string>(['saveVersion', 'listVersions', 'loadVersion', 'pruneVersions', 'recordAuthors', 'loadAuthors'])
 
 export type SqliteResponse =
   | { id: number; ok: true; value: unknown }
@@ -52,6 +57,12 @@ port.on('message', (req: SqliteRequest) => {
       case 'ping':
         log.ping()
         break
+      case 'history': {
+        if (!HISTORY_METHODS.has(req.method)) throw new Error(`unknown history method ${req.method}`)
+        const fn = log[req.method] as (...args: unknown[]) => unknown
+        value = fn.apply(log, req.args)
+        break
+      }
       case 'close':
         log.close()
         log = null

@@ -41,7 +41,40 @@ export interface DocumentInfo {
   updatedAt: number
 }
 
-export interface StorageAdapter {
+/** A version of a document: a full snapshot kept apart from the log (compaction never touches it). */
+export interface StoredVersion {
+  id: string
+  /** `auto`: a checkpoint the server took; `named`: created by someone (kept by retention). */
+  kind: 'auto' | 'named'
+  name: string | null
+  /** ms since the epoch */
+  createdAt: number
+  /** Who created a named version (null for checkpoints). */
+  createdBy: string | null
+  /** Users whose updates it holds since the previous version. */
+  authors: string[]
+  /** The log position it covers. */
+  seq: number
+  /** Size of its snapshot. */
+  bytes: number
+}
+
+export type NewVersion = Omit<StoredVersion, 'bytes'> & { snapshot: Uint8Array }
+
+/** History: versions and who wrote with which Yjs client id (both survive compaction). */
+export interface HistoryStore {
+  saveVersion(document: string, version: NewVersion): Promise<void>
+  /** Oldest first. */
+  listVersions(document: string): Promise<StoredVersion[]>
+  loadVersion(document: string, id: string): Promise<{ version: StoredVersion; snapshot: Uint8Array } | null>
+  /** Remove `auto` versions created before `olderThan` (ms since the epoch); named ones stay. Returns how many. */
+  pruneVersions(document: string, olderThan: number): Promise<number>
+  /** Who writes with these Yjs client ids (the first writer of a client id keeps it). */
+  recordAuthors(document: string, authors: { client: number; userId: string }[]): Promise<void>
+  loadAuthors(document: string): Promise<Map<number, string>>
+}
+
+export interface StorageAdapter extends HistoryStore {
   /** Short name for logs: `memory`, `sqlite`, ... */
   readonly kind: string
   load(document: string): Promise<LoadedDocument>
@@ -67,7 +100,7 @@ export interface StorageAdapter {
   lease?(document: string, holder: string, ttlMs: number): Promise<boolean>
   /** Give a lease back before it expires (no-op when `holder` does not hold it). */
   releaseLease?(document: string, holder: string): Promise<void>
-  /** Remove the document's log and snapshot. */
+  /** Remove the document's log, snapshot, versions and authors. */
   delete(document: string): Promise<void>
   list(): Promise<DocumentInfo[]>
   /** Resolves once every append enqueued before the call is durable (rejects if one failed). */

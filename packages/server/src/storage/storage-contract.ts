@@ -141,6 +141,53 @@ export function storageContract(name: string, factory: ContractFactory): void {
       expect(await store.lease('l', 'node-a', 10_000)).toBe(true)
     })
 
+    it('keeps versions apart from the log: compaction leaves them, retention prunes old checkpoints but not named versions', async () => {
+      const doc = new Y.Doc()
+      const seqs: number[] = []
+      for (let i = 0; i < 6; i++) seqs.push(await store.append('h', { update: textUpdate(doc, t => t.insert(t.length, String(i))) }))
+      const at = (text: string): Uint8Array => {
+        const d = new Y.Doc()
+        d.getText('t').insert(0, text)
+        return Y.encodeStateAsUpdate(d)
+      }
+      await store.saveVersion('h', { id: 'v1', kind: 'auto', name: null, createdAt: 1_000, createdBy: null, authors: ['ann'], seq: seqs[2]!, snapshot: at('012') })
+      await store.saveVersion('h', { id: 'v2', kind: 'named', name: 'draft', createdAt: 2_000, createdBy: 'bob', authors: ['ann', 'bob'], seq: seqs[4]!, snapshot: at('01234') })
+      await store.saveVersion('h', { id: 'v3', kind: 'auto', name: null, createdAt: 3_000, createdBy: null, authors: [], seq: seqs[5]!, snapshot: at('012345') })
+      await store.saveVersion('other', { id: 'v1', kind: 'auto', name: null, createdAt: 1_000, createdBy: null, authors: [], seq: 1, snapshot: at('x') })
+      // compaction of the whole log does not touch them
+      await store.compact('h', Y.encodeStateAsUpdate(doc), seqs[5]!)
+      const listed = await store.listVersions('h')
+      expect(listed.map(v => [v.id, v.kind, v.name, v.createdBy, v.authors, v.createdAt])).toEqual([
+        ['v1', 'auto', null, null, ['ann'], 1_000], ['v2', 'named', 'draft', 'bob', ['ann', 'bob'], 2_000], ['v3', 'auto', null, null, [], 3_000],
+      ])
+      expect(listed.every(v => v.bytes > 0)).toBe(true)
+      expect(listed[1]!.seq).toBe(seqs[4])
+      const v2 = await store.loadVersion('h', 'v2')
+      const shown = new Y.Doc()
+      Y.applyUpdate(shown, v2!.snapshot)
+      expect(shown.getText('t').toString()).toBe('01234')
+      expect(await store.loadVersion('h', 'nope')).toBe(null)
+      // retention: checkpoints before 2,500 go, named versions stay
+      expect(await store.pruneVersions('h', 2_500)).toBe(1)
+      expect((await store.listVersions('h')).map(v => v.id)).toEqual(['v2', 'v3'])
+      expect((await store.listVersions('other')).map(v => v.id)).toEqual(['v1'])
+    })
+
+    it('records who writes with which Yjs client id (the first writer keeps it), and deleting a document removes its history', async () => {
+      await store.recordAuthors('a', [{ client: 1, userId: 'ann' }, { client: 2, userId: 'bob' }])
+      await store.recordAuthors('a', [{ client: 1, userId: 'mallory' }, { client: 3, userId: 'cy' }])
+      await store.recordAuthors('b', [{ client: 1, userId: 'zed' }])
+      expect([...(await store.loadAuthors('a')).entries()].sort()).toEqual([[1, 'ann'], [2, 'bob'], [3, 'cy']])
+      expect([...(await store.loadAuthors('b')).entries()]).toEqual([[1, 'zed']])
+      const doc = new Y.Doc()
+      await store.append('a', { update: textUpdate(doc, t => t.insert(0, 'x')) })
+      await store.saveVersion('a', { id: 'v', kind: 'named', name: 'n', createdAt: 1, createdBy: null, authors: [], seq: 1, snapshot: new Uint8Array([0, 0]) })
+      await store.delete('a')
+      expect((await store.loadAuthors('a')).size).toBe(0)
+      expect(await store.listVersions('a')).toEqual([])
+      expect((await store.loadAuthors('b')).size).toBe(1)
+    })
+
     it('refuses work after close', async () => {
       await store.close()
       await expect(store.load('d')).rejects.toThrow()
