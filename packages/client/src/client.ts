@@ -40,6 +40,8 @@ export interface ClientOptions {
   token?: string
   /** Called before every (re)open of a document; wins over `token`. */
   getToken?: (document: string) => string | Promise<string>
+  /** For the history API (`handle.versions()`, `restore()`); default: the global fetch. */
+  fetch?: typeof fetch
   clientName?: string
   reconnect?: BackoffOptions & { enabled?: boolean }
   /** Largest (reassembled) message accepted from the server; default 512 MiB. */
@@ -110,12 +112,33 @@ export class ConcordClient extends Emitter<ClientEvents> {
       get maxMessageBytes() { return client.#serverMaxMessageBytes },
       retryDelayMs: attempt => backoffDelay(attempt + 2, this.#opts.reconnect),
       tokenFor: async document => (options.getToken ? await options.getToken(document) : options.token ?? ''),
+      request: (path, init) => this.#request(path, init),
       onHandleClosed: handle => {
         if (this.#handles.get(handle.name) === handle) this.#handles.delete(handle.name)
       },
     }
     this.#connect()
     this.#armOfflineTimer()
+  }
+
+  /** An HTTP call to the server of the current URL (ws → http, wss → https); throws with the server's error code. */
+  async #request(path: string, init: { method: string; token: string; body?: unknown }): Promise<unknown> {
+    const fetchFn = this.#opts.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch
+    if (fetchFn === undefined) throw new Error('no fetch implementation: pass options.fetch')
+    const base = this.#urls[this.#urlIndex % this.#urls.length]!.replace(/^ws(s?):/, 'http$1:').replace(/\/+$/, '')
+    const res = await fetchFn(`${base}${path}`, {
+      method: init.method,
+      headers: { ...(init.token !== '' ? { authorization: `Bearer ${init.token}` } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+    })
+    const text = await res.text()
+    let parsed: unknown = null
+    try { parsed = text === '' ? null : JSON.parse(text) } catch { /* not JSON */ }
+    if (!res.ok) {
+      const e = parsed as { error?: string; message?: string } | null
+      throw Object.assign(new Error(e?.message ?? `HTTP ${res.status}`), { code: e?.error ?? 'CONCORD_ERR_CLIENT_HTTP', status: res.status })
+    }
+    return parsed
   }
 
   /** True after `offlineAfterMs` without a working connection, until it works again. */

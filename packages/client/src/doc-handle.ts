@@ -54,6 +54,20 @@ export interface HandleTransport {
   onHandleClosed(handle: DocHandle): void
   /** Delay before re-open attempt number `attempt` (0-based), with backoff and jitter. */
   retryDelayMs(attempt: number): number
+  /** An HTTP request to the server this client uses (`path` starts with /), for the history API. */
+  request(path: string, init: { method: string; token: string; body?: unknown }): Promise<unknown>
+}
+
+/** A version of a document (docs/history.md). */
+export interface VersionInfo {
+  id: string
+  kind: 'auto' | 'named'
+  name: string | null
+  createdAt: number
+  createdBy: string | null
+  authors: string[]
+  seq: number
+  bytes: number
 }
 
 const REMOTE = Symbol('concord-remote')
@@ -210,6 +224,32 @@ export class DocHandle extends Emitter<DocHandleEvents> {
    * Resolves when no local update is waiting for the server any more: all were
    * acked as durable, or refused (refusals are reported through `error`).
    */
+  /** The document's versions, oldest first: checkpoints the server took and named versions. */
+  async versions(): Promise<VersionInfo[]> {
+    const body = await this.#history('GET', '/versions') as { versions: VersionInfo[] }
+    return body.versions
+  }
+
+  /** Save the document as it is on the server now as a named version (needs write access). */
+  async createVersion(name: string): Promise<VersionInfo> {
+    const body = await this.#history('POST', '/versions', { name }) as { version: VersionInfo }
+    return body.version
+  }
+
+  /**
+   * Bring the document back to a version, as a new change that every collaborator receives
+   * (this handle too, over its socket); edits made meanwhile offline still merge. Needs write access.
+   */
+  async restore(id: string): Promise<{ changed: boolean }> {
+    const body = await this.#history('POST', `/versions/${encodeURIComponent(id)}/restore`) as { changed: boolean }
+    return { changed: body.changed }
+  }
+
+  async #history(method: string, path: string, body?: unknown): Promise<unknown> {
+    const token = await this.#transport.tokenFor(this.name)
+    return this.#transport.request(`/v1/documents/${encodeURIComponent(this.name)}${path}`, { method, token, ...(body !== undefined ? { body } : {}) })
+  }
+
   whenSaved(): Promise<void> {
     if (this.#pending.size === 0) return Promise.resolve()
     return new Promise(resolve => this.#savedWaiters.push(resolve))

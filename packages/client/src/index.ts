@@ -1,5 +1,5 @@
 export { ConcordClient, createClient, type ClientOptions, type ClientStatus, type ClientEvents, type WebSocketLike, type WebSocketConstructor } from './client.js'
-export { DocHandle, type DocStatus, type DocHandleEvents, type TransferProgress } from './doc-handle.js'
+export { DocHandle, type DocStatus, type DocHandleEvents, type TransferProgress, type VersionInfo } from './doc-handle.js'
 export { backoffDelay, type BackoffOptions } from './backoff.js'
 export { createMemoryOfflineStore, encodeSnapshot, decodeSnapshot, type OfflineStore, type OfflineSnapshot } from './offline-store.js'
 export { Presence, type Peer, type PresenceOptions } from './presence.js'

@@ -45,8 +45,10 @@ export class AdminOperations {
   readonly #storage: StorageAdapter
   readonly #backplane: Backplane | null
   readonly #log: Logger
+  readonly #onDeleted: ((document: string) => void) | null
 
-  constructor(deps: { registry: DocumentRegistry; storage: StorageAdapter; backplane: Backplane | null; logger: Logger }) {
+  constructor(deps: { registry: DocumentRegistry; storage: StorageAdapter; backplane: Backplane | null; logger: Logger; onDeleted?: (document: string) => void }) {
+    this.#onDeleted = deps.onDeleted ?? null
     this.#registry = deps.registry
     this.#storage = deps.storage
     this.#backplane = deps.backplane
@@ -119,6 +121,7 @@ export class AdminOperations {
   async deleteDocument(name: string): Promise<void> {
     this.#backplane?.publishControl({ kind: 'document-deleted', document: name })
     await this.#registry.deleteDocument(name, deletedError(name))
+    this.#onDeleted?.(name)
   }
 
   sessions(filter: { document?: string; tenant: string | null }): SessionSummary[] {

@@ -46,7 +46,8 @@ export function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
-async function authenticate(req: IncomingMessage, opts: ResolvedServerOptions): Promise<Caller | null> {
+/** The admin token or an admin JWT (not revoked), or null. */
+export async function authenticateAdmin(req: IncomingMessage, opts: ResolvedServerOptions): Promise<Caller | null> {
   const header = req.headers.authorization ?? ''
   const m = /^Bearer (.+)$/.exec(header)
   if (m === null) return null
@@ -95,7 +96,7 @@ export function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL,
         await devToken(req, res, opts)
         return
       }
-      const caller = await authenticate(req, opts)
+      const caller = await authenticateAdmin(req, opts)
       if (caller === null) {
         res.setHeader('www-authenticate', 'Bearer')
         fail(res, 401, 'CONCORD_ERR_AUTH_DENIED', 'the admin API needs Authorization: Bearer <admin token or JWT with admin: true>')

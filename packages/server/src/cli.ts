@@ -68,6 +68,12 @@ Options of serve (each also read from the environment variable shown):
   --record-dir <dir>           record documents' inbound messages to files here     CONCORD_RECORD_DIR
   --record-documents <a,b>     documents recorded every time they load             CONCORD_RECORD_DOCUMENTS
   --record-sample <0..1>       share of the other documents recorded (default 0)   CONCORD_RECORD_SAMPLE
+  --checkpoint-every-minutes <n>  a version (checkpoint) once a document has changed for n minutes
+                               (and when its last session leaves)  CONCORD_CHECKPOINT_EVERY_MINUTES (default 10)
+  --history-retention-days <n> checkpoints older than n days are pruned (named versions stay; 0: never)
+                                                                   CONCORD_HISTORY_RETENTION_DAYS (default 30)
+  --webhook-url <url>          POST signed events (document.changed/created/deleted, version.created)
+  --webhook-secret <s>         the HMAC secret they are signed with   CONCORD_WEBHOOK_URL, CONCORD_WEBHOOK_SECRET
   --otel <url>                 export OpenTelemetry spans (connect, document load, apply, append)
                                over OTLP/HTTP to <url>/v1/traces (off by default)  CONCORD_OTEL
   --metrics-token <t>  GET /metrics needs this bearer token (or the admin token); default: open
@@ -118,6 +124,9 @@ export interface CliConfig {
   adminToken: string | undefined
   metricsToken: string | undefined
   recording: { dir: string; documents: string[]; sampleRate: number } | undefined
+  checkpointEveryMinutes: number
+  historyRetentionDays: number
+  webhook: { url: string; secret: string } | undefined
   /** OTLP/HTTP base URL spans are exported to (off when undefined). */
   otel: string | undefined
   rateLimitMessages: number | undefined
@@ -149,6 +158,20 @@ function parseRecording(dir: string | undefined, documents: string | undefined, 
   const names = (documents ?? '').split(',').map(d => d.trim()).filter(d => d !== '')
   if (names.length === 0 && sampleRate === 0) throw new UsageError('--record-dir records nothing without --record-documents or --record-sample')
   return { dir: resolve(dir), documents: names, sampleRate }
+}
+
+function parseNonNegative(name: string, text: string): number {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: a number, 0 or more`)
+  return n
+}
+
+function parseWebhook(url: string | undefined, secret: string | undefined): CliConfig['webhook'] {
+  if (url === undefined && secret === undefined) return undefined
+  if (url === undefined || secret === undefined) throw new UsageError('--webhook-url and --webhook-secret go together')
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`invalid --webhook-url ${JSON.stringify(url)}`)
+  if (secret.length < 16) throw new UsageError('--webhook-secret must be at least 16 characters')
+  return { url, secret }
 }
 
 function parseOtel(url: string | undefined): string | undefined {
@@ -197,6 +220,10 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'admin-token': { type: 'string' },
       'metrics-token': { type: 'string' },
       otel: { type: 'string' },
+      'checkpoint-every-minutes': { type: 'string' },
+      'history-retention-days': { type: 'string' },
+      'webhook-url': { type: 'string' },
+      'webhook-secret': { type: 'string' },
       'record-dir': { type: 'string' },
       'record-documents': { type: 'string' },
       'record-sample': { type: 'string' },
@@ -248,6 +275,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
     metricsToken: values['metrics-token'] ?? env.CONCORD_METRICS_TOKEN,
     otel: parseOtel(values.otel ?? env.CONCORD_OTEL),
+    checkpointEveryMinutes: parseNonNegative('--checkpoint-every-minutes', values['checkpoint-every-minutes'] ?? env.CONCORD_CHECKPOINT_EVERY_MINUTES ?? '10'),
+    historyRetentionDays: parseNonNegative('--history-retention-days', values['history-retention-days'] ?? env.CONCORD_HISTORY_RETENTION_DAYS ?? '30'),
+    webhook: parseWebhook(values['webhook-url'] ?? env.CONCORD_WEBHOOK_URL, values['webhook-secret'] ?? env.CONCORD_WEBHOOK_SECRET),
     recording: parseRecording(values['record-dir'] ?? env.CONCORD_RECORD_DIR, values['record-documents'] ?? env.CONCORD_RECORD_DOCUMENTS, values['record-sample'] ?? env.CONCORD_RECORD_SAMPLE),
     rateLimitMessages: optionalPositiveInt('--rate-limit-messages', values['rate-limit-messages'] ?? env.CONCORD_RATE_LIMIT_MESSAGES),
     rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
@@ -362,6 +392,8 @@ async function serve(argv: string[]): Promise<void> {
     auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
     ...(config.recording !== undefined ? { recording: config.recording } : {}),
+    history: { checkpointEveryMs: config.checkpointEveryMinutes * 60_000, retentionMs: config.historyRetentionDays * 86_400_000 },
+    ...(config.webhook !== undefined ? { webhooks: [config.webhook] } : {}),
     ...(config.rateLimitMessages !== undefined
       ? { rateLimitMessagesPerSecond: config.rateLimitMessages, rateLimitMessagesBurst: Math.max(DEFAULTS.rateLimitMessagesBurst, 5 * config.rateLimitMessages) }
       : {}),

@@ -4,7 +4,9 @@ import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentRegistry } from './document-registry.js'
 import type { Gateway } from './gateway.js'
 import type { ResolvedServerOptions } from './options.js'
-import { handleAdmin, sameSecret } from './admin-routes.js'
+import { authenticateAdmin, handleAdmin, sameSecret } from './admin-routes.js'
+import { handleHistory } from './history-routes.js'
+import type { DocumentHistory } from './document-history.js'
 import type { AdminContext } from './admin-documents.js'
 import { dashboardHtml } from './dashboard/dashboard-page.js'
 
@@ -17,6 +19,7 @@ export interface HttpRouteDeps {
   logger: Logger
   options: ResolvedServerOptions
   admin: AdminContext
+  history: DocumentHistory
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -63,6 +66,7 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
       return
     }
     if (handleAdmin(req, res, url, deps.admin)) return
+    if (handleHistory(req, res, url, { history: deps.history, options: deps.options, authenticateAdmin: r => authenticateAdmin(r, deps.options) })) return
     if (url.pathname === '/metrics') {
       metrics(req, res, deps)
       return

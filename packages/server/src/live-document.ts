@@ -10,6 +10,8 @@ import type { Backplane } from './backplane/backplane.js'
 import { secondsSince, type ServerMetrics } from './metrics.js'
 import type { DocumentRecording, Recorder } from './recording/recorder.js'
 import { endSpan, startSpan } from './tracing.js'
+import { randomUUID } from 'node:crypto'
+import type { StoredVersion } from './storage/storage-adapter.js'
 
 export interface LiveDocumentOptions {
   storage: StorageAdapter
@@ -26,6 +28,18 @@ export interface LiveDocumentOptions {
   metrics?: ServerMetrics
   /** Records the inbound messages of the documents it chooses (`concord replay` re-runs them). */
   recorder?: Recorder
+  history?: HistoryOptions
+}
+
+export type HistoryEvent = 'document.changed' | 'document.created' | 'version.created'
+
+export interface HistoryOptions {
+  /** A checkpoint is taken once the first change after the last version is this old (and when the last session leaves). 0: only when the last session leaves. */
+  checkpointEveryMs: number
+  /** Checkpoints older than this are pruned when a new version is saved (named versions stay). 0: keep all. */
+  retentionMs: number
+  /** document.changed (each durable update), document.created (its first), version.created. */
+  onEvent?: (event: HistoryEvent, data: Record<string, unknown> & { document: string }) => void
 }
 
 interface Incoming {
@@ -110,6 +124,17 @@ export class LiveDocument {
   /** This load's recording, when the recorder chose the document. */
   #recording: DocumentRecording | null = null
   #updatesApplied = 0
+  /** Since the last version: durable updates, their authors, and when the first of them was stored. */
+  #changesSinceVersion = 0
+  #authorsSinceVersion = new Set<string>()
+  #firstChangeSinceVersionAt = 0
+  /** A version being saved (unload waits for it). */
+  #versionSaving: Promise<unknown> | null = null
+  /** Loaded with nothing stored: its first durable update creates it. */
+  #isNew = false
+  /** Yjs client ids whose author this node has recorded, and those waiting to be. */
+  readonly #knownClients = new Set<number>()
+  #pendingAuthors: { client: number; userId: string }[] = []
   #destroyed = false
   #unsubscribe: (() => void) | null = null
 
@@ -160,6 +185,7 @@ export class LiveDocument {
       }
     }
     doc.#lastDurableSeq = loaded.updates.length ? loaded.updates[loaded.updates.length - 1]!.seq : loaded.snapshotSeq
+    doc.#isNew = loaded.snapshot === null && loaded.updates.length === 0
     doc.#tailUpdates = loaded.updates.length
     doc.#tailBytes = loaded.updates.reduce((n, u) => n + u.update.length, 0)
     if (loaded.snapshot !== null) doc.#setBase(loaded.snapshot, loaded.updates.map(u => u.update))
@@ -220,6 +246,7 @@ export class LiveDocument {
    */
   async settleForUnload(): Promise<void> {
     await this.whenFlushed()
+    if (this.#versionSaving !== null) await this.#versionSaving
     if (this.#compactDone !== null) await this.#compactDone
     if (this.#failed || this.#destroyed || this.#tailUpdates < MIN_UPDATES_TO_COMPACT_BY_BYTES) return
     if (this.#tailUpdates < this.#opts.compactEveryUpdates && this.#tailBytes < this.#opts.compactEveryBytes) return
@@ -314,6 +341,10 @@ export class LiveDocument {
   removeSession(session: DocumentSession): void {
     if (!this.sessions.delete(session)) return
     this.#recording?.close(session.id)
+    // the last editor left: a checkpoint of what they did
+    if (this.sessions.size === 0 && this.#changesSinceVersion > 0 && this.#opts.history !== undefined && !this.#failed && !this.#destroyed) {
+      this.#checkpoint()
+    }
     if (session.awarenessClientIds.size > 0) {
       const ids = [...session.awarenessClientIds].filter(id => this.#awarenessOwner.get(id) === session)
       session.awarenessClientIds.clear()
@@ -773,6 +804,7 @@ export class LiveDocument {
       if (logSeq > this.#lastDurableSeq) this.#lastDurableSeq = logSeq
       this.#tailUpdates++
       this.#tailBytes += update.length
+      this.#noteDurable(update, session)
       if (seq > 0 && session !== null) this.#ack(session, seq, at)
       this.#settled()
       this.#maybeCompact()
@@ -781,6 +813,60 @@ export class LiveDocument {
       this.#settled()
       this.#fail(err)
     })
+  }
+
+  /** History bookkeeping for a durable update: its author, checkpoints, events. */
+  #noteDurable(update: Uint8Array, session: DocumentSession | null): void {
+    const userId = session?.userId ?? null
+    if (userId !== null) {
+      for (const client of Y.parseUpdateMeta(update).to.keys()) {
+        if (this.#knownClients.has(client)) continue
+        this.#knownClients.add(client)
+        if (this.#pendingAuthors.push({ client, userId }) === 1) {
+          queueMicrotask(() => {
+            const list = this.#pendingAuthors
+            this.#pendingAuthors = []
+            this.#opts.storage.recordAuthors(this.name, list).catch(err => this.#log.warn({ err, document: this.name }, 'recording authors failed'))
+          })
+        }
+      }
+    }
+    const history = this.#opts.history
+    if (history === undefined) return
+    if (this.#changesSinceVersion++ === 0) this.#firstChangeSinceVersionAt = Date.now()
+    if (userId !== null) this.#authorsSinceVersion.add(userId)
+    if (this.#isNew) {
+      this.#isNew = false
+      history.onEvent?.('document.created', { document: this.name, createdBy: userId })
+    }
+    history.onEvent?.('document.changed', { document: this.name, updates: 1 })
+    if (history.checkpointEveryMs > 0 && this.#versionSaving === null && Date.now() - this.#firstChangeSinceVersionAt >= history.checkpointEveryMs) this.#checkpoint()
+  }
+
+  #checkpoint(): void {
+    if (this.#versionSaving !== null) return
+    const saving = this.createVersion('auto', null, null).catch(err => this.#log.warn({ err, document: this.name }, 'checkpoint failed'))
+    this.#versionSaving = saving
+    void saving.finally(() => { if (this.#versionSaving === saving) this.#versionSaving = null })
+  }
+
+  /**
+   * Save a version: the document's whole state now (a snapshot kept apart from the log),
+   * with who changed it since the previous version. Resolves once it is stored.
+   */
+  async createVersion(kind: 'auto' | 'named', name: string | null, createdBy: string | null): Promise<StoredVersion> {
+    const snapshot = this.encodeState()
+    const authors = [...this.#authorsSinceVersion]
+    this.#authorsSinceVersion = new Set()
+    this.#changesSinceVersion = 0
+    await this.whenFlushed()
+    const version = { id: randomUUID(), kind, name, createdAt: Date.now(), createdBy, authors, seq: this.#lastDurableSeq }
+    await this.#opts.storage.saveVersion(this.name, { ...version, snapshot })
+    const retention = this.#opts.history?.retentionMs ?? 0
+    if (retention > 0) await this.#opts.storage.pruneVersions(this.name, Date.now() - retention)
+    this.#log.debug({ document: this.name, version: version.id, kind, bytes: snapshot.length }, 'version saved')
+    this.#opts.history?.onEvent?.('version.created', { document: this.name, version: { ...version, bytes: snapshot.length } })
+    return { ...version, bytes: snapshot.length }
   }
 
   /** Run `fn` once this document's appends enqueued so far are durable (they commit in order). */

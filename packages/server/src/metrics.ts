@@ -53,6 +53,7 @@ export class ServerMetrics {
   readonly backplaneLag: Histogram
   readonly #compactions: Counter<'result'>
   readonly backplanePublished: Counter
+  readonly #webhooks: Counter<'event' | 'result'>
   #sources: MetricsSources | null = null
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -89,6 +90,7 @@ export class ServerMetrics {
     this.ack = new Histogram({ name: 'concord_ack_latency_seconds', help: 'From an update reaching its document until the sender\'s ack (saved) is sent.', buckets: LATENCY_BUCKETS, registers })
     this.backplaneLag = new Histogram({ name: 'concord_backplane_lag_seconds', help: 'From another node publishing an entry on Redis until this node reads it.', buckets: LATENCY_BUCKETS, registers })
     this.#compactions = new Counter({ name: 'concord_compactions_total', help: 'Log compactions, by result (done, skipped because another node holds the lease, failed).', labelNames: ['result'], registers })
+    this.#webhooks = new Counter({ name: 'concord_webhook_attempts_total', help: 'Webhook delivery attempts, by event and result (delivered, retrying, failed: gave up).', labelNames: ['event', 'result'], registers })
     this.backplanePublished = new Counter({ name: 'concord_backplane_published_total', help: 'Updates published to the other nodes.', registers })
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry })
   }
@@ -126,6 +128,10 @@ export class ServerMetrics {
 
   presence(source: 'client' | 'backplane'): void {
     this.#presence.inc({ source })
+  }
+
+  webhook(event: string, result: string): void {
+    this.#webhooks.inc({ event, result })
   }
 
   compaction(result: 'done' | 'skipped' | 'failed'): void {

@@ -7,6 +7,7 @@ import { createTokenVerifier, jwtAuthenticate, type JwtConfig, type TokenVerifie
 import type { AccessControl } from './auth/access-control.js'
 import { Authorizer } from './auth/session-guard.js'
 import { ServerMetrics } from './metrics.js'
+import type { WebhookEndpoint } from './webhooks.js'
 
 /** What an authenticated session may do, and who it is. */
 export interface AuthResult {
@@ -26,7 +27,7 @@ export interface AuthenticateContext {
   document: string
   /** The token sent in OPEN or AUTH (native) or the `token` URL query parameter (y-websocket); '' when none. */
   token: string
-  transport: 'native' | 'y-websocket'
+  transport: 'native' | 'y-websocket' | 'http'
   request: IncomingMessage
 }
 
@@ -42,7 +43,7 @@ export interface AuthorizeContext {
   document: string
   /** Who the session is (from `onAuthenticate` or the JWT), with the role after administrators' overrides. */
   auth: Readonly<AuthResult>
-  transport: 'native' | 'y-websocket'
+  transport: 'native' | 'y-websocket' | 'http'
 }
 
 /**
@@ -75,6 +76,14 @@ export interface ServerOptions {
    * the named `documents` every time they load, and a `sampleRate` share (0..1) of the others.
    */
   recording?: { dir: string; documents?: string[]; sampleRate?: number; maxBytesPerFile?: number }
+  /**
+   * Versions: a checkpoint once the first change after the last version is `checkpointEveryMs`
+   * old (default 10 minutes; 0: only when the last session leaves, which always takes one), and
+   * checkpoints older than `retentionMs` pruned (default 30 days; 0: kept for ever). Named versions stay.
+   */
+  history?: { checkpointEveryMs?: number; retentionMs?: number }
+  /** Signed webhooks: document.changed (debounced), document.created, document.deleted, version.created. */
+  webhooks?: WebhookEndpoint[]
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>` (or the admin token). Default: open. */
   metricsToken?: string
   /** pino logger; default: a silent one. */
@@ -270,7 +279,7 @@ export function resolveOptions(
   return Object.freeze(resolved)
 }
 
-const NOT_RESOLVED = new Set(['recording', 'metrics', 'metricsToken', 'backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
+const NOT_RESOLVED = new Set(['history', 'webhooks', 'recording', 'metrics', 'metricsToken', 'backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
 
 /** Auth disabled: every session may write. */
 export const allowEveryone: Authenticate = () => ({ userId: null, role: 'write' })

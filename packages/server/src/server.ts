@@ -14,6 +14,8 @@ import { AdminOperations } from './admin-operations.js'
 import { StatsHistory } from './stats-history.js'
 import type { MetricsSources } from './metrics.js'
 import { createRecorder } from './recording/recorder.js'
+import { createWebhooks } from './webhooks.js'
+import { DocumentHistory } from './document-history.js'
 
 export const VERSION = '0.1.0'
 
@@ -36,6 +38,9 @@ export interface ConcordServer {
 export function createServer(options: ServerOptions = {}): ConcordServer {
   const opts = resolveOptions(options, { storage: () => createMemoryStorage(), logger: silentLogger, access: () => AccessControl.inMemory() })
   const log = opts.logger
+  const webhooks = options.webhooks !== undefined && options.webhooks.length > 0
+    ? createWebhooks({ endpoints: options.webhooks, logger: log, onAttempt: a => opts.metrics.webhook(a.event, a.result) })
+    : null
   const recorder = options.recording !== undefined
     ? createRecorder({ ...options.recording, logger: log, serverName: `${opts.serverName} ${VERSION}` })
     : undefined
@@ -47,6 +52,11 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     compactEveryBytes: opts.compactEveryBytes,
     maxDocumentBytes: opts.maxDocumentBytes,
     metrics: opts.metrics,
+    history: {
+      checkpointEveryMs: options.history?.checkpointEveryMs ?? 10 * 60_000,
+      retentionMs: options.history?.retentionMs ?? 30 * 86_400_000,
+      ...(webhooks !== null ? { onEvent: (event, data) => webhooks.emit(event, data) } : {}),
+    },
     ...(recorder !== undefined ? { recorder } : {}),
     ...(opts.backplane !== null ? { backplane: opts.backplane } : {}),
   })
@@ -61,7 +71,11 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   }
   let draining = false
   let gateway: Gateway | null = null
-  const operations = new AdminOperations({ registry, storage: opts.storage, backplane: opts.backplane, logger: log })
+  const operations = new AdminOperations({
+    registry, storage: opts.storage, backplane: opts.backplane, logger: log,
+    onDeleted: document => webhooks?.emit('document.deleted', { document }),
+  })
+  const history = new DocumentHistory({ registry, storage: opts.storage })
   const sources: MetricsSources = {
     connections: () => gateway!.stats(),
     sessions: () => {
@@ -81,6 +95,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     logger: log,
     options: opts,
     admin: { operations, stats, options: opts },
+    history,
   }))
   gateway = new Gateway(http, opts, registry)
   opts.metrics.setSources(sources)
@@ -141,6 +156,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
         await opts.storage.flush().catch(err => log.error({ err }, 'final flush failed'))
         registry.destroyAll()
         await recorder?.close()
+        await webhooks?.close()
         http.closeAllConnections()
         await httpClosed
         await opts.backplane?.close()

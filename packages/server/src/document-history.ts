@@ -1,0 +1,124 @@
+import * as Y from 'yjs'
+import { ConcordError } from '@concord/protocol'
+import type { DocumentRegistry } from './document-registry.js'
+import type { StorageAdapter, StoredVersion } from './storage/storage-adapter.js'
+import { attribution, diffVersions, restoreUpdate, type AttributedSpan, type DiffOp } from './history-ops.js'
+
+/** What a document looked like at a moment: a version, plus the logged updates after it when the log still has them. */
+export interface ContentAt {
+  update: Uint8Array
+  /** The version it starts from (null: replayed from the start of the log). */
+  version: StoredVersion | null
+  /** False when updates between the version and the moment were compacted away: the content is the version's. */
+  exact: boolean
+}
+
+function notFound(message: string): ConcordError {
+  return new ConcordError('CONCORD_ERR_HTTP_NOT_FOUND', message)
+}
+
+/**
+ * Versions, time travel, diffs, attribution and restore of documents, over the
+ * registry (for documents loaded here) and storage (for the rest).
+ */
+export class DocumentHistory {
+  readonly #registry: DocumentRegistry
+  readonly #storage: StorageAdapter
+
+  constructor(deps: { registry: DocumentRegistry; storage: StorageAdapter }) {
+    this.#registry = deps.registry
+    this.#storage = deps.storage
+  }
+
+  list(document: string): Promise<StoredVersion[]> {
+    return this.#storage.listVersions(document)
+  }
+
+  /** A named version of the document as it is now. */
+  async create(document: string, name: string, createdBy: string | null): Promise<StoredVersion> {
+    const lease = await this.#registry.acquire(document)
+    try {
+      return await lease.doc.createVersion('named', name, createdBy)
+    } finally {
+      lease.release()
+    }
+  }
+
+  async version(document: string, id: string): Promise<{ version: StoredVersion; snapshot: Uint8Array }> {
+    const found = await this.#storage.loadVersion(document, id)
+    if (found === null) throw notFound(`document ${document} has no version ${id}`)
+    return found
+  }
+
+  /** The document's current state, from memory when loaded here. */
+  async current(document: string): Promise<Uint8Array> {
+    const doc = this.#registry.loaded(document)
+    if (doc !== undefined && !doc.failed) return doc.encodeState()
+    const stored = await this.#storage.load(document)
+    return replay(stored.snapshot, stored.updates.map(u => u.update))
+  }
+
+  /** The document as it was at `at` (ms since the epoch). */
+  async at(document: string, at: number): Promise<ContentAt> {
+    const versions = await this.#storage.listVersions(document)
+    const base = [...versions].reverse().find(v => v.createdAt <= at) ?? null
+    const stored = await this.#storage.load(document)
+    const baseSeq = base?.seq ?? 0
+    // the log still holds everything after the base when nothing up to base+1 was compacted away
+    const covered = stored.snapshotSeq <= baseSeq
+    if (base === null && !covered) throw notFound(`document ${document} has no version from before ${new Date(at).toISOString()}, and its older log was compacted`)
+    const later = covered ? stored.updates.filter(u => u.seq > baseSeq && u.at <= at).map(u => u.update) : []
+    const snapshot = base === null ? null : (await this.version(document, base.id)).snapshot
+    return { update: replay(snapshot, later), version: base, exact: covered }
+  }
+
+  /** Text changes from version `from` to version `to` (`current` names the document now). */
+  async diff(document: string, from: string, to: string, field?: string): Promise<DiffOp[]> {
+    const [older, newer, authors] = await Promise.all([this.#state(document, from), this.#state(document, to), this.#storage.loadAuthors(document)])
+    const ops = diffVersions(older, newer, authors, field)
+    if (ops === null) throw notFound(`document ${document} has no text${field !== undefined ? ` named ${field}` : ''}`)
+    return ops
+  }
+
+  /** Who wrote which part of the current text. */
+  async attribution(document: string, field?: string): Promise<AttributedSpan[]> {
+    const [state, authors] = await Promise.all([this.current(document), this.#storage.loadAuthors(document)])
+    const spans = attribution(state, authors, field)
+    if (spans === null) throw notFound(`document ${document} has no text${field !== undefined ? ` named ${field}` : ''}`)
+    return spans
+  }
+
+  /**
+   * Bring the document back to a version as a new change: every session receives it like any
+   * edit (nobody is disconnected), and offline clients merge their edits into it when they return.
+   */
+  async restore(document: string, id: string, userId: string | null): Promise<{ changed: boolean; version: StoredVersion }> {
+    const { version, snapshot } = await this.version(document, id)
+    const lease = await this.#registry.acquire(document)
+    try {
+      const update = restoreUpdate(lease.doc.encodeState(), snapshot)
+      if (update === null) return { changed: false, version }
+      const result = await lease.doc.applyServerUpdate(update, userId)
+      return { changed: result.changed, version }
+    } finally {
+      lease.release()
+    }
+  }
+
+  async #state(document: string, id: string): Promise<Uint8Array> {
+    return id === 'current' ? this.current(document) : (await this.version(document, id)).snapshot
+  }
+}
+
+function replay(snapshot: Uint8Array | null, updates: Uint8Array[]): Uint8Array {
+  const doc = new Y.Doc()
+  try {
+    doc.transact(() => {
+      if (snapshot !== null) Y.applyUpdate(doc, snapshot)
+      for (const u of updates) Y.applyUpdate(doc, u)
+    })
+    return Y.encodeStateAsUpdate(doc)
+  } finally {
+    doc.destroy()
+  }
+}
