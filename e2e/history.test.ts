@@ -196,6 +196,51 @@ describe('history: versions, time travel, restore, attribution', () => {
   })
 })
 
+describe('history: checkpoints and retention', () => {
+  it('the last editor leaving takes a checkpoint with its authors; a checkpoint is also taken after a period of changes; retention prunes old checkpoints and keeps named versions', async () => {
+    const srv = await startServer({ auth: { secret: SECRET }, history: { checkpointEveryMs: 300, retentionMs: 1_500 } })
+    servers.push(srv)
+    const a = connectClient(srv.url, { getToken: () => token('ann') })
+    const b = connectClient(srv.url, { getToken: () => token('bob') })
+    clients.push(a, b)
+    const ha = a.open('acme/notes')
+    const hb = b.open('acme/notes')
+    await Promise.all([ha.whenSynced(), hb.whenSynced()])
+    ha.doc.getText('t').insert(0, 'one ')
+    hb.doc.getText('t').insert(0, 'two ')
+    await Promise.all([ha.whenSaved(), hb.whenSaved()])
+    const named = await ha.createVersion('kept')
+    // changes for longer than checkpointEveryMs: a checkpoint while both are still here
+    ha.doc.getText('t').insert(0, 'x')
+    await ha.whenSaved()
+    await new Promise(r => setTimeout(r, 350))
+    ha.doc.getText('t').insert(0, 'y')
+    await ha.whenSaved()
+    const autos = async (): Promise<{ id: string; authors: string[]; createdAt: number }[]> =>
+      ((await api(srv, '/v1/documents/acme%2Fnotes/versions', 'ann')).body.versions as { id: string; kind: string; authors: string[]; createdAt: number }[]).filter(v => v.kind === 'auto')
+    await waitFor(async () => (await autos()).length === 1, { message: 'a checkpoint after a period of changes' })
+    // both leave after bob's edit: the last one out takes a checkpoint holding bob's change
+    hb.doc.getText('t').insert(0, 'z')
+    await hb.whenSaved()
+    await waitFor(() => ha.doc.getText('t').toString() === hb.doc.getText('t').toString(), { message: 'in sync' })
+    const expectedText = hb.doc.getText('t').toString()
+    a.close()
+    b.close()
+    await waitFor(async () => (await autos()).length === 2, { message: 'a checkpoint when the last editor left' })
+    const last = (await autos())[1]!
+    expect(last.authors).toEqual(['bob'])
+    const text = await api(srv, `/v1/documents/acme%2Fnotes/versions/${last.id}?format=text`, 'ann')
+    expect(text.body.text).toBe(expectedText)
+    expect(expectedText.startsWith('zyx')).toBe(true)
+    // 1.5 s later, a new version prunes the old checkpoints, never the named one
+    await new Promise(r => setTimeout(r, 1_600))
+    await api(srv, '/v1/documents/acme%2Fnotes/versions', 'ann', { method: 'POST', body: { name: 'later' } })
+    const after = (await api(srv, '/v1/documents/acme%2Fnotes/versions', 'ann')).body.versions as { id: string; kind: string; name: string | null }[]
+    expect(after.map(v => v.name)).toEqual(['kept', 'later'])
+    expect(after[0]!.id).toBe(named.id)
+  })
+})
+
 describe('history: webhooks', () => {
   it('a receiver gets each event once, signed, and gets it again after answering 500 the first time', async () => {
     const HOOK_SECRET = 'webhook-secret-0123456789abcdef'
