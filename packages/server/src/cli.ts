@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util'
 import { join, resolve } from 'node:path'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import type { Role } from '@concord/protocol'
@@ -61,6 +63,8 @@ Options of serve (each also read from the environment variable shown):
   --auth-secret <s>  HS256 shared secret, at least 32 characters       CONCORD_AUTH_SECRET
   --auth-jwks <f|u>  RS256/ES256 public keys: a JWKS file or URL        CONCORD_AUTH_JWKS
   --auth none        no authentication: anyone may write anything      CONCORD_AUTH=none
+  --demo             serve the demo app (apps/demo) at / with development sign-in (implies --auth dev;
+                     never use in production)                      CONCORD_DEMO=1
   --auth dev         development: HS256 with a secret kept in <data>/dev-auth-secret,
                      and POST /dev/token mints tokens (never use in production)
   --auth-issuer <i>, --auth-audience <a>   required iss / aud claims
@@ -127,6 +131,8 @@ export interface CliConfig {
   checkpointEveryMinutes: number
   historyRetentionDays: number
   webhook: { url: string; secret: string } | undefined
+  /** Serve the demo app (apps/demo, built) and its development sign-in. */
+  demo: boolean
   /** OTLP/HTTP base URL spans are exported to (off when undefined). */
   otel: string | undefined
   rateLimitMessages: number | undefined
@@ -158,6 +164,13 @@ function parseRecording(dir: string | undefined, documents: string | undefined, 
   const names = (documents ?? '').split(',').map(d => d.trim()).filter(d => d !== '')
   if (names.length === 0 && sampleRate === 0) throw new UsageError('--record-dir records nothing without --record-documents or --record-sample')
   return { dir: resolve(dir), documents: names, sampleRate }
+}
+
+/** The built demo app (apps/demo/dist of the repository). */
+function demoDir(): string {
+  const dir = fileURLToPath(new URL('../../../apps/demo/dist', import.meta.url))
+  if (!existsSync(join(dir, 'index.html'))) throw new UsageError(`--demo needs the built demo app in ${dir}: run npm run build at the repository root`)
+  return dir
 }
 
 function parseNonNegative(name: string, text: string): number {
@@ -220,6 +233,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'admin-token': { type: 'string' },
       'metrics-token': { type: 'string' },
       otel: { type: 'string' },
+      demo: { type: 'boolean' },
       'checkpoint-every-minutes': { type: 'string' },
       'history-retention-days': { type: 'string' },
       'webhook-url': { type: 'string' },
@@ -252,6 +266,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     // nodes share documents through the store: each node's own SQLite file cannot be shared
     if (store !== 'postgres') throw new UsageError('--redis needs --store postgres://...: the nodes of a cluster share one store')
   }
+  const demo = values.demo === true || env.CONCORD_DEMO === '1'
+  if (demo && (values.auth ?? env.CONCORD_AUTH ?? 'dev') !== 'dev') throw new UsageError('--demo signs users in with development tokens: it goes with --auth dev (the default with --demo) only')
   const busyWindow = values['busy-commit-window-ms'] ?? values['sqlite-busy-commit-window-ms'] ?? env.CONCORD_BUSY_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_BUSY_COMMIT_WINDOW_MS
   const logLevel = values['log-level'] ?? env.CONCORD_LOG_LEVEL ?? 'info'
   if (!LEVELS.has(logLevel)) throw new UsageError(`invalid log level ${JSON.stringify(logLevel)}`)
@@ -269,7 +285,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     sqliteSynchronous: parseSynchronous(values['sqlite-synchronous'] ?? env.CONCORD_SQLITE_SYNCHRONOUS ?? 'full'),
     commitWindowMs: parseWindow(values['commit-window-ms'] ?? values['sqlite-commit-window-ms'] ?? env.CONCORD_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2', '--commit-window-ms'),
     busyCommitWindowMs: busyWindow === undefined ? undefined : parseWindow(busyWindow, '--busy-commit-window-ms'),
-    auth: parseAuth(values.auth ?? env.CONCORD_AUTH, values['auth-secret'] ?? env.CONCORD_AUTH_SECRET, values['auth-jwks'] ?? env.CONCORD_AUTH_JWKS),
+    auth: parseAuth(values.auth ?? env.CONCORD_AUTH ?? (demo ? 'dev' : undefined), values['auth-secret'] ?? env.CONCORD_AUTH_SECRET, values['auth-jwks'] ?? env.CONCORD_AUTH_JWKS),
+    demo,
     authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
     authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
     adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
@@ -392,6 +409,7 @@ async function serve(argv: string[]): Promise<void> {
     auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
     ...(config.recording !== undefined ? { recording: config.recording } : {}),
+    ...(config.demo ? { staticDir: demoDir() } : {}),
     history: { checkpointEveryMs: config.checkpointEveryMinutes * 60_000, retentionMs: config.historyRetentionDays * 86_400_000 },
     ...(config.webhook !== undefined ? { webhooks: [config.webhook] } : {}),
     ...(config.rateLimitMessages !== undefined

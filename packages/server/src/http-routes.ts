@@ -6,6 +6,7 @@ import type { Gateway } from './gateway.js'
 import type { ResolvedServerOptions } from './options.js'
 import { authenticateAdmin, handleAdmin, sameSecret } from './admin-routes.js'
 import { handleHistory } from './history-routes.js'
+import { createStaticHandler } from './static-files.js'
 import type { DocumentHistory } from './document-history.js'
 import type { AdminContext } from './admin-documents.js'
 import { dashboardHtml } from './dashboard/dashboard-page.js'
@@ -57,6 +58,15 @@ function metrics(req: IncomingMessage, res: ServerResponse, deps: HttpRouteDeps)
 
 /** Plain HTTP endpoints: health, readiness, and a short description of the server. */
 export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const statics = deps.options.staticDir !== null ? createStaticHandler(deps.options.staticDir) : null
+  const serveStatic = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+    statics!(req, res, path).then(served => {
+      if (!served) json(res, 404, { error: 'CONCORD_ERR_HTTP_NOT_FOUND' })
+    }, err => {
+      deps.logger.error({ err, path }, 'serving a file failed')
+      if (!res.headersSent) json(res, 500, { error: 'CONCORD_ERR_SERVER_INTERNAL' })
+    })
+  }
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     let url: URL
     try {
@@ -109,6 +119,12 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
         }
         return
       case '/':
+        if (statics !== null) {
+          serveStatic(req, res, url.pathname)
+          return
+        }
+      // falls through: without an app, / describes the server
+      case '/server-info':
         json(res, 200, {
           name: 'concord',
           version: deps.version,
@@ -119,7 +135,8 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
         })
         return
       default:
-        json(res, 404, { error: 'CONCORD_ERR_HTTP_NOT_FOUND' })
+        if (statics !== null) serveStatic(req, res, url.pathname)
+        else json(res, 404, { error: 'CONCORD_ERR_HTTP_NOT_FOUND' })
     }
   }
   return (req, res) => {

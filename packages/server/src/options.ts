@@ -84,6 +84,8 @@ export interface ServerOptions {
   history?: { checkpointEveryMs?: number; retentionMs?: number }
   /** Signed webhooks: document.changed (debounced), document.created, document.deleted, version.created. */
   webhooks?: WebhookEndpoint[]
+  /** A built web app served over HTTP (`concord serve --demo` serves apps/demo): `/` becomes its page. */
+  staticDir?: string
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>` (or the admin token). Default: open. */
   metricsToken?: string
   /** pino logger; default: a silent one. */
@@ -182,6 +184,7 @@ export type ResolvedServerOptions = Readonly<Required<Resolved>> & {
   readonly authMode: 'none' | 'jwt' | 'hook'
   readonly adminToken: string | null
   readonly metricsToken: string | null
+  readonly staticDir: string | null
   /** The HS256 secret, when `auth` has one: the server can then sign share links. */
   readonly signingSecret: string | null
   readonly devTokens: boolean
@@ -269,6 +272,7 @@ export function resolveOptions(
     authMode,
     adminToken: options.adminToken ?? null,
     metricsToken: options.metricsToken ?? null,
+    staticDir: options.staticDir ?? null,
     signingSecret: options.auth !== undefined && options.auth !== 'none' && 'secret' in options.auth ? options.auth.secret : null,
     devTokens: options.devTokens === true,
   } as ResolvedServerOptions
@@ -279,7 +283,7 @@ export function resolveOptions(
   return Object.freeze(resolved)
 }
 
-const NOT_RESOLVED = new Set(['history', 'webhooks', 'recording', 'metrics', 'metricsToken', 'backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
+const NOT_RESOLVED = new Set(['staticDir', 'history', 'webhooks', 'recording', 'metrics', 'metricsToken', 'backplane', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'adminToken', 'devTokens'])
 
 /** Auth disabled: every session may write. */
 export const allowEveryone: Authenticate = () => ({ userId: null, role: 'write' })

@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { extname, join, resolve, sep } from 'node:path'
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json',
+}
+
+/**
+ * Serves a built single-page app (the demo) from `dir`: files by path, and `index.html` for
+ * paths without an extension (client-side routes). Files under `assets/` carry a content hash
+ * in their names and are cached for a year. Nothing outside `dir` is ever read.
+ */
+export function createStaticHandler(dir: string): (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean> {
+  const root = resolve(dir)
+  return async (req, res, path) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(path)
+    } catch {
+      return false
+    }
+    if (decoded.includes('\0')) return false
+    let file = resolve(join(root, decoded))
+    if (file !== root && !file.startsWith(root + sep)) return false
+    let info = await stat(file).catch(() => null)
+    if (info?.isDirectory()) {
+      file = join(file, 'index.html')
+      info = await stat(file).catch(() => null)
+    }
+    if (info === null || !info.isFile()) {
+      // a client-side route: the app's shell
+      if (extname(decoded) !== '') return false
+      file = join(root, 'index.html')
+      info = await stat(file).catch(() => null)
+      if (info === null) return false
+    }
+    const immutable = file.startsWith(join(root, 'assets') + sep)
+    res.writeHead(200, {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'content-length': info.size,
+      'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    })
+    if (req.method === 'HEAD') {
+      res.end()
+      return true
+    }
+    createReadStream(file).on('error', () => res.destroy()).pipe(res)
+    return true
+  }
+}
