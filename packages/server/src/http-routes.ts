@@ -119,12 +119,12 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
         }
         return
       case '/':
-        if (statics !== null) {
+      case '/server-info':
+        // with an app, / is its page; /server-info always describes the server
+        if (url.pathname === '/' && statics !== null) {
           serveStatic(req, res, url.pathname)
           return
         }
-      // falls through: without an app, / describes the server
-      case '/server-info':
         json(res, 200, {
           name: 'concord',
           version: deps.version,
