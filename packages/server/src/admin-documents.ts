@@ -5,6 +5,7 @@ import type { AdminOperations } from './admin-operations.js'
 import type { StatsHistory } from './stats-history.js'
 import type { ResolvedServerOptions } from './options.js'
 import { inTenant } from './auth/patterns.js'
+import { readBody, readJsonObject } from './http-body.js'
 import { describeDocument, documentToJson, documentToProseMirror, documentToText } from './document-export.js'
 
 /** Who called: the static admin token (every tenant) or an admin JWT (its tenant). */
@@ -53,16 +54,6 @@ function documentName(segment: string, caller: AdminCaller): string {
   return name
 }
 
-async function readBinary(req: IncomingMessage, max: number): Promise<Uint8Array> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > max) throw new ConcordError('CONCORD_ERR_MESSAGE_TOO_LARGE', `the body exceeds ${max} bytes`)
-    chunks.push(chunk)
-  }
-  return new Uint8Array(Buffer.concat(chunks))
-}
 
 /** A Y.Doc of the document's current state, for the read formats. */
 async function docOf(ctx: AdminContext, name: string): Promise<Y.Doc> {
@@ -101,7 +92,7 @@ export async function routeDocuments(req: IncomingMessage, res: ServerResponse, 
   }
   if (path === '/admin/kick') {
     methods(req, 'POST')
-    const body = await readJsonBody(req)
+    const body = await readJsonObject(req)
     const user = typeof body.user === 'string' && body.user !== '' ? body.user : null
     if (user === null) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'user is required')
     const tenant = caller.tenant ?? (typeof body.tenant === 'string' ? body.tenant : null)
@@ -149,7 +140,7 @@ export async function routeDocuments(req: IncomingMessage, res: ServerResponse, 
     if (req.method === 'POST') {
       const type = req.headers['content-type'] ?? ''
       if (!type.startsWith('application/octet-stream')) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'send the Yjs update (v1) as Content-Type: application/octet-stream')
-      const update = await readBinary(req, ctx.options.maxMessageBytes)
+      const update = await readBody(req, ctx.options.maxMessageBytes)
       if (update.length === 0) throw new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'the body is empty')
       const result = await ops.applyUpdate(name, update, caller.userId ?? 'admin')
       send(res, 200, { applied: true, changed: result.changed })
@@ -182,14 +173,3 @@ export async function routeDocuments(req: IncomingMessage, res: ServerResponse, 
   return true
 }
 
-async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const raw = await readBinary(req, 64 * 1024)
-  let body: unknown
-  try {
-    body = JSON.parse(Buffer.from(raw).toString('utf8') || '{}')
-  } catch {
-    throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'the body is not JSON')
-  }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'the body must be a JSON object')
-  return body as Record<string, unknown>
-}

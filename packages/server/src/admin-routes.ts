@@ -6,11 +6,10 @@ import { mintToken } from './auth/jwt.js'
 import { inTenant, isRole } from './auth/patterns.js'
 import type { RoleOverride } from './auth/access-control.js'
 
+import { readJsonObject } from './http-body.js'
 import { routeDocuments, type AdminCaller, type AdminContext } from './admin-documents.js'
 
 type Caller = AdminCaller
-
-const MAX_BODY_BYTES = 64 * 1024
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
@@ -22,23 +21,6 @@ function fail(res: ServerResponse, status: number, error: ErrorCode | 'CONCORD_E
   sendJson(res, status, { error, message })
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > MAX_BODY_BYTES) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', `the body exceeds ${MAX_BODY_BYTES} bytes`)
-    chunks.push(chunk)
-  }
-  let body: unknown
-  try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
-  } catch {
-    throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'the body is not JSON')
-  }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'the body must be a JSON object')
-  return body as Record<string, unknown>
-}
 
 export function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a)
@@ -152,7 +134,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
     }
     case '/admin/revoke': {
       requireMethod(req, 'POST')
-      const body = await readJson(req)
+      const body = await readJsonObject(req)
       const user = str(body, 'user')
       const tokenId = str(body, 'token') ?? str(body, 'share')
       const until = body.until === undefined ? 0 : Number(body.until)
@@ -166,7 +148,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
     }
     case '/admin/reinstate': {
       requireMethod(req, 'POST')
-      const body = await readJson(req)
+      const body = await readJsonObject(req)
       const user = str(body, 'user')
       if (user === undefined) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'user is required')
       const was = await access.reinstateUser(tenantOf(caller, body), user)
@@ -176,7 +158,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
     }
     case '/admin/roles': {
       requireMethod(req, 'PUT')
-      const body = await readJson(req)
+      const body = await readJsonObject(req)
       const tenant = tenantOf(caller, body)
       const user = str(body, 'user')
       const pattern = str(body, 'document')
@@ -191,7 +173,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
     }
     case '/admin/share-links': {
       requireMethod(req, 'POST')
-      const body = await readJson(req)
+      const body = await readJsonObject(req)
       const tenant = tenantOf(caller, body)
       const document = str(body, 'document')
       const role = body.role ?? 'read'
@@ -219,7 +201,7 @@ async function devToken(req: IncomingMessage, res: ServerResponse, opts: Resolve
     return
   }
   requireMethod(req, 'POST')
-  const body = await readJson(req)
+  const body = await readJsonObject(req)
   const user = str(body, 'user') ?? 'guest'
   const tenant = str(body, 'tenant') ?? 'dev'
   const role = body.role ?? 'write'

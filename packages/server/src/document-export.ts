@@ -138,7 +138,7 @@ function isXmlNode(type: Y.AbstractType<any>): boolean {
 }
 
 /** The root with the given shape, typing it in place if it is still untyped. Never creates a root. */
-function typedRoot(doc: Y.Doc, name: string, shape: Exclude<RootShape, 'empty'>): Y.AbstractType<any> {
+export function typedRoot(doc: Y.Doc, name: string, shape: Exclude<RootShape, 'empty'>): Y.AbstractType<any> {
   const existing = doc.share.get(name)
   if (existing !== undefined && existing.constructor !== Y.AbstractType) return existing
   switch (shape) {

@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { equalityDeep } from 'lib0/function'
-import { describeDocument, documentToText, type RootShape } from './document-export.js'
+import { describeDocument, documentToText, typedRoot, type RootShape } from './document-export.js'
 
 /**
  * Operations on stored versions of a document: who wrote what, what changed between two versions,
@@ -200,17 +200,6 @@ function selectTextRoot(doc: Y.Doc, field: string | undefined): { name: string; 
   return null
 }
 
-/** The root typed as `shape`, in place if still untyped (see document-export). */
-function typedRoot(doc: Y.Doc, name: string, shape: Exclude<RootShape, 'empty'>): Y.AbstractType<any> {
-  const existing = doc.share.get(name)
-  if (existing !== undefined && existing.constructor !== Y.AbstractType) return existing
-  switch (shape) {
-    case 'text': return doc.getText(name)
-    case 'array': return doc.getArray(name)
-    case 'map': return doc.getMap(name)
-    case 'xml': return doc.getXmlFragment(name)
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Units: a sequence's visible positions, as runs of consecutive ids

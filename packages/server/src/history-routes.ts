@@ -6,6 +6,7 @@ import type { DocumentHistory } from './document-history.js'
 import { inTenant } from './auth/patterns.js'
 import { documentToJson, documentToProseMirror, documentToText } from './document-export.js'
 import { toConcordError } from './errors.js'
+import { readJsonObject } from './http-body.js'
 
 /** Who may do what on one document: an admin (token or admin JWT of its tenant), or a user with a role. */
 interface Access {
@@ -87,20 +88,6 @@ function methods(req: IncomingMessage, ...allowed: string[]): void {
   if (!allowed.includes(req.method ?? '')) throw new ConcordError('CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED', `use ${allowed.join(' or ')}`)
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > 16 * 1024) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'the body exceeds 16 KiB')
-    chunks.push(chunk)
-  }
-  try {
-    const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as unknown
-    if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>
-  } catch { /* below */ }
-  throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'the body must be a JSON object')
-}
 
 /** A document state in the format asked for (`format`: json (default), text, prosemirror, update). */
 function content(res: ServerResponse, update: Uint8Array, url: URL, extra: Record<string, unknown>): void {
@@ -140,7 +127,7 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, name: 
       return
     }
     need(access, 'write')
-    const body = await readJson(req)
+    const body = await readJsonObject(req, 16 * 1024)
     const label = body.name
     if (typeof label !== 'string' || label.trim() === '' || label.length > 200) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'name must be a non-empty string of at most 200 characters')
     const version = await history.create(name, label.trim(), access.userId)
