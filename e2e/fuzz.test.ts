@@ -163,7 +163,10 @@ describe('fuzzing the server with hostile frames while honest clients edit', () 
     cleanups.push(async () => {
       if (server.child.exitCode === null) {
         server.child.kill('SIGTERM')
+        // a server stuck in a loop never exits on SIGTERM: it must not outlive the test
+        const timer = setTimeout(() => server.child.kill('SIGKILL'), 10_000)
         await server.exited
+        clearTimeout(timer)
       }
     })
 

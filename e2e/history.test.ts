@@ -203,7 +203,7 @@ describe('history: versions, time travel, restore, attribution', () => {
 
 describe('history: checkpoints and retention', () => {
   it('the last editor leaving takes a checkpoint with its authors; a checkpoint is also taken after a period of changes; retention prunes old checkpoints and keeps named versions', async () => {
-    const srv = await startServer({ auth: { secret: SECRET }, history: { checkpointEveryMs: 300, retentionMs: 1_500 } })
+    const srv = await startServer({ auth: { secret: SECRET }, history: { checkpointEveryMs: 300, retentionMs: 1_500, minCheckpointIntervalMs: 0 } })
     servers.push(srv)
     const a = connectClient(srv.url, { getToken: () => token('ann') })
     const b = connectClient(srv.url, { getToken: () => token('bob') })

@@ -93,4 +93,29 @@ describe('validateUpdate: what the fuzzer found', () => {
     doc.getText('t').insert(0, 'abc')
     expect(() => Y.applyUpdate(doc, update)).toThrow()
   })
+
+  it('refuses an item whose clock is beyond 2^53 (Yjs merging it into held-back updates looped for ever: fuzz seed 119696461)', () => {
+    // the update that made the server spin: one item of client 576352807 at clock 18023841473815084
+    const update = new Uint8Array(Buffer.from('AQGn5OmSAqzEo+TpkoIgo+TpkgIhAmZ1AA==', 'base64'))
+    const decoded = Y.decodeUpdate(update)
+    expect((decoded.structs[0] as Y.Item).id.clock).toBeGreaterThan(Number.MAX_SAFE_INTEGER)
+    expect(validateUpdate(update)).toMatch(/beyond 2\^53/)
+    // an origin that far is refused too
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, 1) // one client
+    encoding.writeVarUint(e, 1) // one struct
+    encoding.writeVarUint(e, 7) // client 7
+    encoding.writeVarUint(e, 0) // clock 0
+    encoding.writeUint8(e, 0b10000100) // Item with origin, ContentString
+    encoding.writeVarUint(e, 8) // origin client
+    encoding.writeVarUint(e, 2 ** 54) // origin clock beyond 2^53
+    encoding.writeVarString(e, 'x')
+    encoding.writeVarUint(e, 0) // empty delete set
+    const withOrigin = encoding.toUint8Array(e)
+    expect(validateUpdate(withOrigin)).toMatch(/beyond 2\^53|invalid|Unexpected|error/i)
+    // ordinary clocks pass
+    const doc = new Y.Doc()
+    doc.getText('t').insert(0, 'ok')
+    expect(validateUpdate(Y.encodeStateAsUpdate(doc))).toBe(null)
+  })
 })

@@ -56,10 +56,17 @@ export function inspectUpdate(update: Uint8Array): UpdateInspection {
     const len = (s as { length?: number }).length
     if (typeof len === 'number' && !(len > 0)) return { problem: 'an item of length 0', deletes: none, ends }
     const id = (s as { id?: IdLike }).id
+    // clocks beyond 2^53 lose precision (clock + 1 === clock): Yjs then loops for ever merging them
+    if (id !== undefined && (!Number.isSafeInteger(id.clock + (typeof len === 'number' ? len : 0)) || id.clock < 0 || !Number.isSafeInteger(id.client))) {
+      return { problem: `struct ${id.client}:${id.clock} has a client or clock beyond 2^53`, deletes: none, ends }
+    }
     if (id !== undefined && typeof len === 'number') ends.set(id.client, Math.max(ends.get(id.client) ?? 0, id.clock + len))
     if (!(s instanceof Y.Item)) continue
     const { client, clock } = s.id
     for (const ref of [s.origin, s.rightOrigin, s.parent]) {
+      if (isId(ref) && (!Number.isSafeInteger(ref.clock) || ref.clock < 0 || !Number.isSafeInteger(ref.client))) {
+        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, beyond 2^53`, deletes: none, ends }
+      }
       if (isId(ref) && ref.client === client && ref.clock >= clock) {
         return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`, deletes: none, ends }
       }

@@ -38,6 +38,8 @@ export interface HistoryOptions {
   checkpointEveryMs: number
   /** Checkpoints older than this are pruned when a new version is saved (named versions stay). 0: keep all. */
   retentionMs: number
+  /** The last editor leaving takes no checkpoint within this long of the previous version (default 60 s): the log keeps those changes. */
+  minCheckpointIntervalMs?: number
   /** document.changed (each durable update), document.created (its first), version.created. */
   onEvent?: (event: HistoryEvent, data: Record<string, unknown> & { document: string }) => void
 }
@@ -132,6 +134,8 @@ export class LiveDocument {
   #versionSaving: Promise<unknown> | null = null
   /** Loaded with nothing stored: its first durable update creates it. */
   #isNew = false
+  /** When this node last saved a version of the document (ms since the epoch; 0: not since the load). */
+  #lastVersionAt = 0
   /** Yjs client ids whose author this node has recorded, and those waiting to be. */
   readonly #knownClients = new Set<number>()
   #pendingAuthors: { client: number; userId: string }[] = []
@@ -342,7 +346,9 @@ export class LiveDocument {
     if (!this.sessions.delete(session)) return
     this.#recording?.close(session.id)
     // the last editor left: a checkpoint of what they did
-    if (this.sessions.size === 0 && this.#changesSinceVersion > 0 && this.#opts.history !== undefined && !this.#failed && !this.#destroyed) {
+    const history = this.#opts.history
+    if (this.sessions.size === 0 && this.#changesSinceVersion > 0 && history !== undefined && !this.#failed && !this.#destroyed &&
+      Date.now() - this.#lastVersionAt >= (history.minCheckpointIntervalMs ?? 60_000)) {
       this.#checkpoint()
     }
     if (session.awarenessClientIds.size > 0) {
@@ -861,6 +867,7 @@ export class LiveDocument {
     this.#changesSinceVersion = 0
     await this.whenFlushed()
     const version = { id: randomUUID(), kind, name, createdAt: Date.now(), createdBy, authors, seq: this.#lastDurableSeq }
+    this.#lastVersionAt = version.createdAt
     await this.#opts.storage.saveVersion(this.name, { ...version, snapshot })
     const retention = this.#opts.history?.retentionMs ?? 0
     if (retention > 0) await this.#opts.storage.pruneVersions(this.name, Date.now() - retention)

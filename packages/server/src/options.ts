@@ -81,7 +81,7 @@ export interface ServerOptions {
    * old (default 10 minutes; 0: only when the last session leaves, which always takes one), and
    * checkpoints older than `retentionMs` pruned (default 30 days; 0: kept for ever). Named versions stay.
    */
-  history?: { checkpointEveryMs?: number; retentionMs?: number }
+  history?: { checkpointEveryMs?: number; retentionMs?: number; minCheckpointIntervalMs?: number }
   /** Signed webhooks: document.changed (debounced), document.created, document.deleted, version.created. */
   webhooks?: WebhookEndpoint[]
   /** A built web app served over HTTP (`concord serve --demo` serves apps/demo): `/` becomes its page. */

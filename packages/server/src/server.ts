@@ -55,6 +55,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     history: {
       checkpointEveryMs: options.history?.checkpointEveryMs ?? 10 * 60_000,
       retentionMs: options.history?.retentionMs ?? 30 * 86_400_000,
+      ...(options.history?.minCheckpointIntervalMs !== undefined ? { minCheckpointIntervalMs: options.history.minCheckpointIntervalMs } : {}),
       ...(webhooks !== null ? { onEvent: (event, data) => webhooks.emit(event, data) } : {}),
     },
     ...(recorder !== undefined ? { recorder } : {}),
