@@ -65,8 +65,8 @@ Options of serve (each also read from the environment variable shown):
   --auth none        no authentication: anyone may write anything      CONCORD_AUTH=none
   --demo             serve the demo app (apps/demo) at / with development sign-in (implies --auth dev;
                      never use in production)                      CONCORD_DEMO=1
-  --auth dev         development: HS256 with a secret kept in <data>/dev-auth-secret,
-                     and POST /dev/token mints tokens (never use in production)
+  --auth dev         development: HS256 with a secret kept in <data>/dev-auth-secret; with --demo,
+                     POST /dev/token mints tokens for anyone (never use in production)
   --auth-issuer <i>, --auth-audience <a>   required iss / aud claims
   --admin-token <t>  bearer token for the admin HTTP API (all tenants)  CONCORD_ADMIN_TOKEN
   --record-dir <dir>           record documents' inbound messages to files here     CONCORD_RECORD_DIR
@@ -406,7 +406,7 @@ async function serve(argv: string[]): Promise<void> {
   }
   const server = createServer({
     storage, logger, ...(backplane !== undefined ? { backplane } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
-    auth, access, devTokens: config.auth.mode === 'dev', ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
+    auth, access, devTokens: config.demo, ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
     ...(config.recording !== undefined ? { recording: config.recording } : {}),
     ...(config.demo ? { staticDir: demoDir() } : {}),
