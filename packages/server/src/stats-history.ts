@@ -1,6 +1,5 @@
-import type { Histogram } from 'prom-client'
 import type { DocumentRegistry } from './document-registry.js'
-import type { MetricsSources, ServerMetrics } from './metrics.js'
+import type { FastHistogram, MetricsSources, ServerMetrics } from './metrics.js'
 
 /** One point of the dashboard's charts. */
 export interface StatsSample {
@@ -134,7 +133,7 @@ async function counterValue(counter: { get(): Promise<{ values: { value: number 
 }
 
 /** Cumulative bucket counts of a histogram, by upper bound (+Inf last). */
-async function buckets(h: Histogram): Promise<Buckets> {
+async function buckets(h: FastHistogram): Promise<Buckets> {
   const out: Buckets = []
   for (const v of (await h.get()).values) {
     if (!v.metricName?.endsWith('_bucket')) continue
