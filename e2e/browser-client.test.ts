@@ -13,13 +13,9 @@ import type { ConcordClient } from '@concord/client'
 import { connectClient, freePort, startServer, waitFor, type RunningServer } from './helpers.js'
 // the page's `window.concord` (its type, and the global declaration of it)
 import type {} from './fixtures/browser/main.js'
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium, within } from './chromium.js'
 
 // Debian's Chromium, driven by playwright-core; `npm test` installs it (scripts/ensure-system-packages.mjs)
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-]
 const FIXTURE = fileURLToPath(new URL('./fixtures/browser/', import.meta.url))
 
 /** The test page (built once) and the static server that serves it. */
@@ -35,9 +31,7 @@ let pageErrors: string[] = []
 let expectedConsoleErrors: RegExp[] = []
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (run \`node scripts/ensure-system-packages.mjs\` as root, or \`apt-get install chromium\`)`)
-  }
+  requireChromium()
   const dir = mkdtempSync(join(tmpdir(), 'concord-browser-site-'))
   const warnings: string[] = []
   const logger = createLogger('warn', { allowClearScreen: false })
@@ -90,19 +84,6 @@ function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix))
   dirs.push(dir)
   return dir
-}
-
-/** Settle `promise` within `ms`, or fail naming what was awaited (page.evaluate has no timeout of its own). */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 const watched = new WeakSet<Page>()

@@ -1,18 +1,14 @@
 import { describe, it, expect, beforeAll, afterEach } from 'vitest'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { createServer, type ConcordServer } from '@concord/server'
 import type { ConcordClient } from '@concord/client'
 import { connectClient, startServer, waitFor, type RunningServer } from './helpers.js'
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './chromium.js'
 
 // Debian's Chromium, driven by playwright-core, as in browser-client.test.ts
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-]
 const ADMIN_TOKEN = 'dashboard-admin-token-0123456789'
 const SCREENSHOTS = 'test-results'
 const NOTES = 'dashboard-notes'
@@ -26,9 +22,7 @@ let context: BrowserContext | null = null
 let profileDir: string | null = null
 
 beforeAll(() => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the dashboard test needs Debian's chromium (run \`node scripts/ensure-system-packages.mjs\` as root, or \`apt-get install chromium\`)`)
-  }
+  requireChromium('the dashboard test')
 })
 
 afterEach(async () => {

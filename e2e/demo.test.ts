@@ -8,14 +8,10 @@ import * as Y from 'yjs'
 import { FRAME_KINDS } from '@concord/protocol'
 import { connectClient, RawNativeSocket, waitFor } from './helpers.js'
 import { spawnServer, type ServerProcess } from './server-process.js'
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium, within } from './chromium.js'
 
 // The demo app (apps/demo, built by `npm run build`) served by `concord serve --demo`, driven as
 // people would use it: in Debian's Chromium through playwright-core, with the mouse and keyboard.
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-]
 const DIST = fileURLToPath(new URL('../apps/demo/dist/index.html', import.meta.url))
 const SCREENSHOTS = fileURLToPath(new URL('../docs/screenshots/', import.meta.url))
 const DESKTOP = { width: 1280, height: 800 }
@@ -28,9 +24,7 @@ const dirs: string[] = []
 let pageErrors: string[] = []
 
 beforeAll(() => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (run \`node scripts/ensure-system-packages.mjs\` as root, or \`apt-get install chromium\`)`)
-  }
+  requireChromium()
   if (!existsSync(DIST)) throw new Error(`${DIST} is missing: build the demo app first (npm run build)`)
   mkdirSync(SCREENSHOTS, { recursive: true })
 })
@@ -46,19 +40,6 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
   pageErrors = []
 })
-
-/** Settle `promise` within `ms`, or fail naming what was awaited. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 /** `concord serve --demo` on a free port with a fresh data folder. */
 async function startDemoServer(): Promise<{ base: string; ws: string }> {

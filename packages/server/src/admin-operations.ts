@@ -1,4 +1,3 @@
-import * as Y from 'yjs'
 import { ConcordError } from '@concord/protocol'
 import type { Logger } from 'pino'
 import type { DocumentRegistry } from './document-registry.js'
@@ -6,6 +5,7 @@ import type { DocumentSession } from './document-session.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { Backplane, ControlMessage } from './backplane/backplane.js'
 import { inTenant } from './auth/patterns.js'
+import { currentState } from './document-history.js'
 
 export interface DocumentSummary {
   name: string
@@ -91,21 +91,10 @@ export class AdminOperations {
   }
 
   /** The whole document as one Yjs update: from memory when loaded here, else from storage. */
-  async readState(name: string): Promise<Uint8Array> {
-    const doc = this.#registry.loaded(name)
-    if (doc !== undefined && !doc.failed) return doc.encodeState()
-    const stored = await this.#storage.load(name)
-    const ydoc = new Y.Doc({ gc: true })
-    try {
-      ydoc.transact(() => {
-        if (stored.snapshot !== null) Y.applyUpdate(ydoc, stored.snapshot)
-        for (const u of stored.updates) Y.applyUpdate(ydoc, u.update)
-      })
-      return Y.encodeStateAsUpdate(ydoc)
-    } finally {
-      ydoc.destroy()
-    }
+  readState(name: string): Promise<Uint8Array> {
+    return currentState(this.#registry, this.#storage, name)
   }
+
 
   /** Apply an update as the server: stored, sent to every session (and node); resolves once durable. */
   async applyUpdate(name: string, update: Uint8Array, userId: string | null): Promise<{ changed: boolean }> {

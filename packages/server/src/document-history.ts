@@ -1,4 +1,4 @@
-import * as Y from 'yjs'
+import { foldState } from './storage/fold.js'
 import { ConcordError } from '@concord/protocol'
 import type { DocumentRegistry } from './document-registry.js'
 import type { StorageAdapter, StoredVersion } from './storage/storage-adapter.js'
@@ -51,11 +51,8 @@ export class DocumentHistory {
   }
 
   /** The document's current state, from memory when loaded here. */
-  async current(document: string): Promise<Uint8Array> {
-    const doc = this.#registry.loaded(document)
-    if (doc !== undefined && !doc.failed) return doc.encodeState()
-    const stored = await this.#storage.load(document)
-    return replay(stored.snapshot, stored.updates.map(u => u.update))
+  current(document: string): Promise<Uint8Array> {
+    return currentState(this.#registry, this.#storage, document)
   }
 
   /** The document as it was at `at` (ms since the epoch). */
@@ -69,7 +66,7 @@ export class DocumentHistory {
     if (base === null && !covered) throw notFound(`document ${document} has no version from before ${new Date(at).toISOString()}, and its older log was compacted`)
     const later = covered ? stored.updates.filter(u => u.seq > baseSeq && u.at <= at).map(u => u.update) : []
     const snapshot = base === null ? null : (await this.version(document, base.id)).snapshot
-    return { update: replay(snapshot, later), version: base, exact: covered }
+    return { update: foldState(snapshot, later), version: base, exact: covered }
   }
 
   /** Text changes from version `from` to version `to` (`current` names the document now). */
@@ -110,15 +107,10 @@ export class DocumentHistory {
   }
 }
 
-function replay(snapshot: Uint8Array | null, updates: Uint8Array[]): Uint8Array {
-  const doc = new Y.Doc()
-  try {
-    doc.transact(() => {
-      if (snapshot !== null) Y.applyUpdate(doc, snapshot)
-      for (const u of updates) Y.applyUpdate(doc, u)
-    })
-    return Y.encodeStateAsUpdate(doc)
-  } finally {
-    doc.destroy()
-  }
+/** A document's whole state as one update: from memory when it is loaded here, else from storage. */
+export async function currentState(registry: DocumentRegistry, storage: StorageAdapter, document: string): Promise<Uint8Array> {
+  const doc = registry.loaded(document)
+  if (doc !== undefined && !doc.failed) return doc.encodeState()
+  const stored = await storage.load(document)
+  return foldState(stored.snapshot, stored.updates.map(u => u.update))
 }

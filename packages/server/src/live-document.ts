@@ -10,6 +10,7 @@ import type { Backplane } from './backplane/backplane.js'
 import { secondsSince, type ServerMetrics } from './metrics.js'
 import type { DocumentRecording, Recorder } from './recording/recorder.js'
 import { endSpan, startSpan } from './tracing.js'
+import { foldState } from './storage/fold.js'
 import { randomUUID } from 'node:crypto'
 import type { StoredVersion } from './storage/storage-adapter.js'
 
@@ -552,7 +553,8 @@ export class LiveDocument {
   }
 
   #applyOne(session: DocumentSession | null, seq: number, update: Uint8Array, at: number): void {
-    if (this.#admit(session, seq, update) === null) return
+    const inspection = this.#admit(session, seq, update)
+    if (inspection === null) return
     const before = this.#pending()
     this.#changed = false
     try {
@@ -592,7 +594,7 @@ export class LiveDocument {
       // content Yjs held back may have come from others, and the sender may lack it too
       this.#enqueueFanout(forward, pendingChanged ? null : session)
     }
-    this.#append(update, session, seq, at)
+    this.#append(update, session, seq, at, inspection.ends)
   }
 
   /**
@@ -643,7 +645,7 @@ export class LiveDocument {
           if (pendingChanged) anyPendingChanged = true
           origin = origin === undefined || origin === session ? session : null
           this.#noteApplied(update)
-          this.#append(update, session, seq, at)
+          this.#append(update, session, seq, at, inspection.ends)
         }
       }, items[0]!.session)
     } catch (err) {
@@ -790,7 +792,8 @@ export class LiveDocument {
     this.#opts.metrics?.ack.observe(secondsSince(at))
   }
 
-  #append(update: Uint8Array, session: DocumentSession | null, seq: number, at: number): void {
+  /** `clients`: the Yjs clients whose items the update carries (from its inspection: no second decode). */
+  #append(update: Uint8Array, session: DocumentSession | null, seq: number, at: number, clients: ReadonlyMap<number, number>): void {
     this.#inFlight++
     const appendStart = performance.now()
     const span = startSpan('concord.storage.append', { 'concord.document': this.name, 'concord.bytes': update.length, 'concord.storage': this.#opts.storage.kind })
@@ -810,7 +813,7 @@ export class LiveDocument {
       if (logSeq > this.#lastDurableSeq) this.#lastDurableSeq = logSeq
       this.#tailUpdates++
       this.#tailBytes += update.length
-      this.#noteDurable(update, session)
+      this.#noteDurable(clients, session)
       if (seq > 0 && session !== null) this.#ack(session, seq, at)
       this.#settled()
       this.#maybeCompact()
@@ -822,10 +825,10 @@ export class LiveDocument {
   }
 
   /** History bookkeeping for a durable update: its author, checkpoints, events. */
-  #noteDurable(update: Uint8Array, session: DocumentSession | null): void {
+  #noteDurable(clients: ReadonlyMap<number, number>, session: DocumentSession | null): void {
     const userId = session?.userId ?? null
     if (userId !== null) {
-      for (const client of Y.parseUpdateMeta(update).to.keys()) {
+      for (const client of clients.keys()) {
         if (this.#knownClients.has(client)) continue
         this.#knownClients.add(client)
         if (this.#pendingAuthors.push({ client, userId }) === 1) {
@@ -1010,13 +1013,7 @@ export class LiveDocument {
         const loaded = await storage.load(this.name)
         if (loaded.updates.length === 0 || this.#destroyed) return
         const upToSeq = loaded.updates[loaded.updates.length - 1]!.seq
-        const folded = new Y.Doc({ gc: true })
-        folded.transact(() => {
-          if (loaded.snapshot !== null) Y.applyUpdate(folded, loaded.snapshot)
-          for (const u of loaded.updates) Y.applyUpdate(folded, u.update)
-        })
-        const snapshot = Y.encodeStateAsUpdate(folded)
-        folded.destroy()
+        const snapshot = foldState(loaded.snapshot, loaded.updates.map(u => u.update))
         await storage.compact(this.name, snapshot, upToSeq)
         this.#tailUpdates = Math.max(0, this.#tailUpdates - countedUpdates)
         this.#tailBytes = Math.max(0, this.#tailBytes - countedBytes)
