@@ -93,7 +93,10 @@ describe('bad input gets a coded error or close code and harms no one else', () 
     const big = await RawNativeSocket.connect(live.server.url)
     big.send(new Uint8Array(100 * 1024))
     expect((await big.closed).code).toBe(1009)
+    // (on a socket with a document open for writing: before that, chunks get a smaller budget; see chunks-before-write.test.ts)
     const chunked = await RawNativeSocket.connect(live.server.url)
+    chunked.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'x', token: '', stateVector: new Uint8Array() })
+    expect(await chunked.next(FRAME_KINDS.OPENED, 'x')).toMatchObject({ role: 'write' })
     for (let i = 0; i < 6; i++) {
       chunked.sendFrame({ kind: FRAME_KINDS.CHUNK, document: 'x', messageId: 1, index: i, total: 10, data: new Uint8Array(16 * 1024) })
     }

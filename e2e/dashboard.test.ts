@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll, afterEach } from 'vitest'
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { createServer as createHttpServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
@@ -12,7 +13,8 @@ import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './chromium.js'
 const ADMIN_TOKEN = 'dashboard-admin-token-0123456789'
 const SCREENSHOTS = 'test-results'
 const NOTES = 'dashboard-notes'
-// a user-controlled name that would run if the page inserted it as HTML (the CSP allows inline handlers)
+// a user-controlled name that would run if the page inserted it as HTML (the page shows it as text,
+// and the CSP would refuse the inline handler too)
 const HOSTILE = '<img src=x onerror="window.__xss=1">plan & "budget"'
 
 /** Per test: what to close and remove afterwards. */
@@ -144,12 +146,21 @@ describe('the live dashboard (GET /dashboard) in Chromium', () => {
     context = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000, viewport: { width: 1280, height: 900 },
     })
+    // a Content-Security-Policy violation is reported to the console and as an event (the page's own
+    // script or style refused by the policy would break it): both are collected
+    await context.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', e => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`))
+    })
     const page = context.pages()[0] ?? await context.newPage()
     page.setDefaultTimeout(10_000)
     page.on('console', m => consoleMessages.push(`${m.type()}: ${m.text()} (${m.location().url})`))
     page.on('pageerror', e => pageErrors.push(e.stack ?? e.message))
 
-    await page.goto(`${origin}/dashboard`)
+    const response = await page.goto(`${origin}/dashboard`)
+    const csp = response!.headers()['content-security-policy'] ?? ''
+    expect(csp).toMatch(/script-src 'sha256-[^']+'(;|$)/)
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/)
+    expect(csp).toContain("frame-ancestors 'none'")
     await expect.poll(() => page.title()).toBe('Concord operations dashboard')
 
     // a wrong token: the sign-in form stays, with the server's refusal spelled out
@@ -261,9 +272,61 @@ describe('the live dashboard (GET /dashboard) in Chromium', () => {
     expect(await page.locator('#signin-message').textContent()).toMatch(/^Signed out/)
 
     expect(pageErrors).toEqual([])
+    expect(consoleMessages.filter(m => /Content Security Policy|CSP violation/.test(m))).toEqual([])
     const unexpected = consoleMessages.filter(m =>
       !/^error: Failed to load resource: the server responded with a status of 401 \(Unauthorized\) \(http:\/\/127\.0\.0\.1:\d+\/admin\/stats\)$/.test(m) &&
       !/^error: Failed to load resource: net::ERR_CONNECTION_REFUSED \(http:\/\/127\.0\.0\.1:\d+\/(admin\/stats|metrics)\)$/.test(m))
     expect(unexpected).toEqual([])
+  }, 60_000)
+
+  it('markup an attacker got into the page cannot run script, and no other site can frame the page', async () => {
+    const started = await startServer({ adminToken: ADMIN_TOKEN })
+    servers.push(started)
+    const origin = `http://127.0.0.1:${started.port}`
+    // the attacker's site, on another origin, frames the dashboard (clickjacking)
+    const attacker: Server = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><title>attacker</title><iframe id="victim" src="${origin}/dashboard"></iframe>`)
+    })
+    await new Promise<void>(resolve => attacker.listen(0, '127.0.0.1', resolve))
+    try {
+      profileDir = mkdtempSync(join(tmpdir(), 'concord-dashboard-chromium-'))
+      context = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 })
+      const violations: string[] = []
+      await context.addInitScript(() => {
+        document.addEventListener('securitypolicyviolation', e => console.error(`CSP violation: ${e.violatedDirective}`))
+      })
+      const page = context.pages()[0] ?? await context.newPage()
+      page.setDefaultTimeout(10_000)
+      page.on('console', m => { if (/CSP violation|Content Security Policy/.test(m.text())) violations.push(m.text()) })
+      await page.goto(`${origin}/dashboard`)
+      await page.getByLabel('Admin token').waitFor()
+
+      // what an injection would add: an inline script and an inline event handler
+      await page.evaluate(() => {
+        const script = document.createElement('script')
+        script.textContent = 'window.__injected = "script"'
+        document.body.append(script)
+        const div = document.createElement('div')
+        div.innerHTML = '<img src="data:," onload="window.__injected = \'handler\'" onerror="window.__injected = \'handler\'">'
+        document.body.append(div)
+      })
+      await waitFor(() => violations.filter(v => /CSP violation: script-src/.test(v)).length >= 2, { timeoutMs: 10_000, message: () => `the browser to refuse both injected scripts (${JSON.stringify(violations)})` })
+      expect(await page.evaluate(() => (window as unknown as { __injected?: string }).__injected)).toBeUndefined()
+      // the page's own script still runs: the sign-in form works
+      await page.getByLabel('Admin token').fill('not-the-admin-token-at-all')
+      await page.getByRole('button', { name: 'Sign in' }).click()
+      await page.getByRole('alert').filter({ hasText: 'refused this token' }).waitFor()
+
+      // framed by another origin: the browser refuses to show it (its error page takes the frame's place)
+      const framing = await context.newPage()
+      const refusals: string[] = []
+      framing.on('console', m => { if (/frame-ancestors/.test(m.text())) refusals.push(m.text()) })
+      await framing.goto(`http://127.0.0.1:${(attacker.address() as { port: number }).port}/`)
+      await waitFor(() => refusals.length > 0 && framing.frames().some(f => f.url().startsWith('chrome-error:')),
+        { timeoutMs: 10_000, message: () => `the framed dashboard to be refused (frames: ${framing.frames().map(f => f.url()).join(', ')})` })
+      expect(framing.frames().map(f => f.url())).not.toContain(`${origin}/dashboard`)
+    } finally {
+      await new Promise<void>(resolve => { attacker.closeAllConnections(); attacker.close(() => resolve()) })
+    }
   }, 60_000)
 })

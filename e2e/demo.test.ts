@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll, afterEach } from 'vitest'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -60,6 +61,11 @@ async function launch(): Promise<Browser> {
 /** A new browser context (its own storage: another person) signed in to the demo at `url`. */
 async function signIn(browser: Browser, url: string, name: string, role: 'write' | 'read' = 'write', viewport = DESKTOP): Promise<Page> {
   const context = await browser.newContext({ viewport })
+  // the app is served with a Content-Security-Policy: anything of its own it refused (a script, a
+  // style, the WebSocket) is a console error, and reported here as an event too
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', e => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`))
+  })
   const page = await context.newPage()
   page.setDefaultTimeout(10_000)
   page.on('console', m => { if (m.type() === 'error') pageErrors.push(`${name}: console error: ${m.text()}`) })
@@ -296,6 +302,59 @@ describe('the demo app in Chromium', () => {
     await ada.locator('.card.peer-active', { hasText: 'Drag me' }).waitFor()
     await ada.screenshot({ path: join(SCREENSHOTS, 'demo-board.png') })
     expect(pageErrors).toEqual([])
+  })
+
+  it('the app is sent with a strict CSP: markup an attacker got into the page runs no script, and no other site can frame it', async () => {
+    const { base } = await startDemoServer()
+    for (const path of ['', 'doc/welcome']) {
+      const res = await fetch(new URL(path, base))
+      expect(res.status).toBe(200)
+      const csp = res.headers.get('content-security-policy') ?? ''
+      expect(csp).toMatch(/(^|; )script-src 'self'(;|$)/)
+      expect(csp).toContain("frame-ancestors 'none'")
+      expect(csp).toMatch(/(^|; )connect-src 'self'(;|$)/)
+      expect(csp).toMatch(/(^|; )default-src 'none'(;|$)/)
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff')
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer')
+    }
+    const browser = await launch()
+    const ada = await signIn(browser, base, 'Ada')
+    await create(ada, 'document', 'Injected')
+    await ada.getByTestId('editor').click()
+    await ada.keyboard.type('Still editing.')
+    // what an injection would add: an inline script and an inline event handler
+    await ada.evaluate(() => {
+      const script = document.createElement('script')
+      script.textContent = 'window.__injected = "script"'
+      document.body.append(script)
+      const div = document.createElement('div')
+      div.innerHTML = '<img src="data:," onload="window.__injected = \'handler\'" onerror="window.__injected = \'handler\'">'
+      document.body.append(div)
+    })
+    await waitFor(() => pageErrors.filter(e => /CSP violation: script-src/.test(e)).length >= 2,
+      { timeoutMs: 10_000, message: () => `the browser to refuse both injected scripts (${JSON.stringify(pageErrors)})` })
+    expect(await ada.evaluate(() => (window as unknown as { __injected?: string }).__injected)).toBeUndefined()
+    // only the injected scripts were refused: the app's own scripts, styles and socket were not
+    expect(pageErrors.filter(e => !/script-src/.test(e))).toEqual([])
+    await ada.keyboard.type(' And more.')
+    await expectStatus(ada, 'saved', 10_000)
+
+    // framed by another origin (clickjacking): the browser shows its error page instead
+    const attacker = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><title>attacker</title><iframe src="${base}"></iframe>`)
+    })
+    await new Promise<void>(resolve => attacker.listen(0, '127.0.0.1', resolve))
+    try {
+      const framing = await (await browser.newContext()).newPage()
+      const refusals: string[] = []
+      framing.on('console', m => { if (/frame-ancestors/.test(m.text())) refusals.push(m.text()) })
+      await framing.goto(`http://127.0.0.1:${(attacker.address() as { port: number }).port}/`)
+      await waitFor(() => refusals.length > 0 && framing.frames().some(f => f.url().startsWith('chrome-error:')),
+        { timeoutMs: 10_000, message: () => `the framed app to be refused (frames: ${framing.frames().map(f => f.url()).join(', ')})` })
+      expect(framing.frames().map(f => f.url())).not.toContain(base)
+    } finally {
+      await new Promise<void>(resolve => { attacker.closeAllConnections(); attacker.close(() => resolve()) })
+    }
   })
 
   it('without --demo there is no app and no development sign-in', async () => {

@@ -13,6 +13,8 @@ const SECRET = 'fuzz-secret-0123456789-abcdefghijklmnopqrstuvwxyz'
 let hostileToken = ''
 const SEED = Number(process.env.SEED ?? Date.now() % 2 ** 31)
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 100_000)
+/** How long the hostile phase may run: 150 s in `npm test`; the million-frame bench (`npm run bench:fuzz`) allows it more. */
+const HOSTILE_MS = Number(process.env.FUZZ_MAX_MS ?? 150_000)
 console.log(`fuzz.test.ts: seed ${SEED} (reproduce with SEED=${SEED}), ${FRAMES} hostile frames`)
 
 const cleanups: (() => unknown)[] = []
@@ -152,12 +154,12 @@ function soft(random: () => number, valid: Uint8Array[]): Uint8Array {
 
 describe('fuzzing the server with hostile frames while honest clients edit', () => {
   it(`${FRAMES} random and mutated frames: no crash, no internal error, honest clients converge, memory stays bounded`, async () => {
-    // hostile users may write only to their own documents; they may read the honest ones, and
-    // send anything at all. (A malicious user who may write to a document can put Yjs structures
-    // into it that other replicas integrate differently; see docs/security.md.)
+    // hostile users may write to every document, the honest ones included, and send anything at
+    // all: a Yjs client id belongs to its first writer, and nothing of theirs may depend on another
+    // user's changes the server does not have (ARCHITECTURE.md section 3)
     const server: ServerProcess = await spawnServer(['--store', 'memory', '--port', '0', '--rate-limit-messages', '1000000', '--log-level', 'info', '--auth-secret', SECRET])
     const honestToken = (await mintToken({ secret: SECRET, tenant: 'acme', userId: 'honest', docs: { 'acme/*': 'write' } })).token
-    hostileToken = (await mintToken({ secret: SECRET, tenant: 'acme', userId: 'mallory', docs: { 'acme/*': 'read', 'acme/fuzz-*': 'write' } })).token
+    hostileToken = (await mintToken({ secret: SECRET, tenant: 'acme', userId: 'mallory', docs: { 'acme/*': 'write' } })).token
     const random = seededRandom(SEED)
     const valid = corpus(random)
     cleanups.push(async () => {
@@ -202,7 +204,7 @@ describe('fuzzing the server with hostile frames while honest clients edit', () 
     const closeCodes = new Map<number, number>()
     const started = Date.now()
     const attacker = async (): Promise<void> => {
-      while (handled < FRAMES && Date.now() - started < 150_000) {
+      while (handled < FRAMES && Date.now() - started < HOSTILE_MS) {
         const ws = new WebSocket(server.url, [NATIVE_SUBPROTOCOL])
         sockets++
         let pongs = 0
@@ -282,5 +284,5 @@ describe('fuzzing the server with hostile frames while honest clients edit', () 
       `server RSS ${mb(rssStart)} MB at start, ${mb(rssMax)} MB at most, ${mb(rssEnd)} MB after`)
     expect(handled).toBeGreaterThanOrEqual(FRAMES)
     expect(rssMax - rssStart).toBeLessThan(300 * 1024 * 1024)
-  }, 180_000)
+  }, HOSTILE_MS + 30_000)
 })

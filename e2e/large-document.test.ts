@@ -45,7 +45,9 @@ describe('large documents', () => {
     for (const fn of cleanup.splice(0).reverse()) await fn()
   })
 
-  it('a 50 MB document loads through the SDK in chunks while another client\'s small edits and cursor moves keep arriving within 100 ms', async () => {
+  // Latency is not asserted here (bench/ owns it; on a shared test machine it depends on the
+  // neighbours): the figures are printed. What is asserted must hold however slow the machine is.
+  it('a 50 MB document loads through the SDK in chunks while every one of another client\'s small edits, and its last cursor position, reaches a third in order', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'concord-large-'))
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -58,7 +60,7 @@ describe('large documents', () => {
     await seeding.compact('big', snapshot, seq)
     await seeding.close()
 
-    const server: ServerProcess = await spawnServer(['--data', dir])
+    const server: ServerProcess = await spawnServer(['--data', dir, '--port', '0'])
     cleanup.push(async () => {
       server.child.kill('SIGTERM')
       await server.exited
@@ -73,25 +75,29 @@ describe('large documents', () => {
     await Promise.all([w.whenSynced(), o.whenSynced()])
     expect(o.doc.getText('body').toString()).toBe(source.getText('body').toString())
 
-    // the observer measures how long the writer's edits and cursor moves take to reach it
-    const sentEdits = new Map<string, number>()
+    // the observer records which of the writer's edits and cursor moves arrive, in which order,
+    // and how long each took (printed, not asserted)
+    const sentEdits = new Map<number, number>()
     const editLatency: number[] = []
-    let lastSeen = 0
+    /** the values of the writer's edit counter as the observer saw them change */
+    const counterSeen: number[] = []
     // each edit also bumps a counter in a small map, in the same transaction: reading which edits
     // arrived from the map costs nothing, while a text event's delta walks the whole 50 MB text
     o.doc.getMap('ticks').observe(ev => {
       if (!ev.keysChanged.has('edit')) return
       const n = o.doc.getMap<number>('ticks').get('edit')!
-      for (let k = lastSeen + 1; k <= n; k++) editLatency.push(Date.now() - sentEdits.get(String(k))!)
-      lastSeen = Math.max(lastSeen, n)
+      const from = counterSeen.at(-1) ?? 0
+      for (let k = from + 1; k <= n; k++) editLatency.push(Date.now() - sentEdits.get(k)!)
+      counterSeen.push(n)
     })
     const cursorLatency: number[] = []
-    const seenCursors = new Set<number>()
+    /** the writer's cursor positions as the observer saw them change */
+    const cursorsSeen: number[] = []
     o.awareness.on('change', () => {
       for (const [id, state] of o.awareness.getStates()) {
-        const sentAt = (state as { sentAt?: number }).sentAt
-        if (id === o.doc.clientID || typeof sentAt !== 'number' || seenCursors.has(sentAt)) continue
-        seenCursors.add(sentAt)
+        const { cursor, sentAt } = state as { cursor?: { index: number }; sentAt?: number }
+        if (id === o.doc.clientID || cursor === undefined || typeof sentAt !== 'number' || cursor.index === cursorsSeen.at(-1)) continue
+        cursorsSeen.push(cursor.index)
         cursorLatency.push(Date.now() - sentAt)
       }
     })
@@ -101,17 +107,17 @@ describe('large documents', () => {
     let i = 0
     const step = async (): Promise<void> => {
       i++
-      sentEdits.set(String(i), Date.now())
+      sentEdits.set(i, Date.now())
       w.doc.transact(() => {
         text.insert(0, `[e${i}]`)
         w.doc.getMap('ticks').set('edit', i)
       })
-      w.awareness.setLocalStateField('cursor', { index: i })
-      w.awareness.setLocalStateField('sentAt', Date.now())
+      w.awareness.setLocalState({ ...w.awareness.getLocalState(), cursor: { index: i }, sentAt: Date.now() })
+      // typing speed, not synchronisation
       await new Promise(r => setTimeout(r, 25))
     }
     for (let k = 0; k < 40; k++) await step()
-    await waitFor(() => editLatency.length === i, { message: 'the baseline edits to arrive' })
+    await waitFor(() => counterSeen.at(-1) === i, { message: 'the baseline edits to arrive' })
     const baselineEdits = editLatency.splice(0)
     const baselineCursors = cursorLatency.splice(0)
     const baselineCount = i
@@ -132,19 +138,28 @@ describe('large documents', () => {
     })
     const loadStarted = Date.now()
 
-    // meanwhile the writer keeps typing and moving its cursor, every 25 ms
-    let syncedAt = 0
-    while (Date.now() - loadStarted < 90_000) {
-      const synced = events.find(e => e.type === 'synced')
-      if (synced !== undefined && syncedAt === 0) syncedAt = Date.now()
-      // keep going a little after the load finished, so edits that crossed it are measured too
-      if (syncedAt > 0 && Date.now() - syncedAt > 500) break
+    // meanwhile the writer keeps typing and moving its cursor, until the load is done and then
+    // 20 edits more, so that edits crossing the end of the load are covered too
+    let duringLoad = 0
+    let afterLoad = 0
+    while (afterLoad < 20) {
+      if (Date.now() - loadStarted > 120_000) throw new Error(`the loader did not sync within 120 s: ${JSON.stringify(events.at(-1))}`)
+      if (events.some(e => e.type === 'synced')) afterLoad++
+      else duringLoad++
       await step()
     }
-    expect(syncedAt, 'the loader synced').toBeGreaterThan(0)
-    text.insert(text.length, endMarker)
+    w.doc.transact(() => {
+      text.insert(text.length, endMarker)
+      w.doc.getMap('ticks').set('end', endMarker)
+    })
     await waitFor(() => events.some(e => e.type === 'final'), { timeoutMs: 60_000, message: 'the loader to receive the end marker' })
-    await waitFor(() => o.doc.getText('body').toString() === text.toString(), { message: 'the observer to converge' })
+    // every edit, in the order it was made: each went to the front, so the text starts with the last
+    const expectedText = Array.from({ length: i }, (_, k) => `[e${i - k}]`).join('') + source.getText('body').toString() + endMarker
+    expect(text.toString() === expectedText, 'the writer holds every edit').toBe(true)
+    await waitFor(() => o.doc.getMap('ticks').get('end') === endMarker, { message: 'the observer to receive the end marker' })
+    expect(o.doc.getText('body').toString() === expectedText, 'the observer holds every edit, in order').toBe(true)
+    // and the writer's last cursor position
+    await waitFor(() => cursorsSeen.at(-1) === i, { message: () => `the observer to see the cursor at ${i} (last seen: ${cursorsSeen.at(-1)})` })
 
     // the load came in chunks, with progress from the first to the last
     const progress = events.filter(e => e.type === 'progress') as unknown as (TransferProgress & { at: number })[]
@@ -154,8 +169,18 @@ describe('large documents', () => {
     expect(sync.map(p => p.chunks)).toEqual(sync.map((_, k) => k + 1))
     expect(sync.at(-1)!.chunks).toBe(sync.at(-1)!.totalChunks)
     expect(sync.at(-1)!.bytes).toBeGreaterThan(50_000_000)
+    // the loader ends with the same text, every edit made during its load included
     const final = events.find(e => e.type === 'final')!
-    expect(final.sha256).toBe(sha256(text.toString()))
+    expect(final.sha256).toBe(sha256(expectedText))
+    expect(events.filter(e => e.type === 'error')).toEqual([])
+
+    // at the observer, the edit counter and the cursor only ever moved forward (a counter may skip
+    // values: edits can arrive together in one update; cursor moves are throttled by the server)
+    const increasing = (xs: number[]): boolean => xs.every((x, k) => k === 0 || x > xs[k - 1]!)
+    expect(increasing(counterSeen), `edit counter ${JSON.stringify(counterSeen)}`).toBe(true)
+    expect(counterSeen.at(-1)).toBe(i)
+    expect(increasing(cursorsSeen), `cursor ${JSON.stringify(cursorsSeen)}`).toBe(true)
+    expect(editLatency.length).toBe(i - baselineCount)
 
     const synced = events.find(e => e.type === 'synced')!
     const stats = (xs: number[]): string => {
@@ -164,16 +189,11 @@ describe('large documents', () => {
     }
     const loaderPresence = events.filter(e => e.type === 'presence' && e.at < synced.at).length
     console.log(`50 MB load: ${snapshot.length} bytes in ${sync.length} chunks, synced after ${String(synced.ms)} ms; ` +
+      `${duringLoad} edits made during the load and ${afterLoad} after; ` +
       `edits at the observer ${stats(editLatency)} (before the load: ${stats(baselineEdits)}); ` +
       `cursor moves ${stats(cursorLatency)} (before: ${stats(baselineCursors)}); ` +
       `presence updates the loader received before its sync completed: ${loaderPresence}`)
-    // every edit made during the load arrived, each within 100 ms, and so did the cursor moves
-    expect(editLatency.length).toBe(i - baselineCount)
-    expect(i - baselineCount).toBeGreaterThan(20)
-    expect(Math.max(...editLatency)).toBeLessThan(100)
-    expect(cursorLatency.length).toBeGreaterThan(10)
-    expect(Math.max(...cursorLatency)).toBeLessThan(100)
-  }, 180_000)
+  }, 240_000)
 
   it('sends a large local update a chunk at a time, so small frames sent after it overtake it', async () => {
     let server: RunningServer | null = await startServer()

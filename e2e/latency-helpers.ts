@@ -29,13 +29,19 @@ export interface ChildClient {
   send: (line: string) => void
   /** The first JSON line printed with this `type`. */
   next: (type: string, timeoutMs?: number) => Promise<Record<string, number>>
+  /** Every JSON line printed so far, in order. */
+  events: Record<string, unknown>[]
+  /** The first JSON line printed (so far or from now on) for which `match` holds. */
+  until: (match: (event: Record<string, unknown>) => boolean, what: string, timeoutMs?: number) => Promise<Record<string, unknown>>
+  /** Sends `command` and returns the first line of `type` printed after it. */
+  ask: (command: string, type: string, timeoutMs?: number) => Promise<Record<string, unknown>>
 }
 
 /** A client in a child process that prints JSON lines ({type, ...}) and takes commands on stdin; killed by `cleanups`. */
 export function childClient(script: string, args: string[], cleanups: (() => unknown)[]): ChildClient {
   const child: ChildProcess = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
   cleanups.push(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const events: Record<string, number | string>[] = []
+  const events: Record<string, unknown>[] = []
   let buffered = ''
   child.stdout!.on('data', (d: Buffer) => {
     buffered += d.toString()
@@ -49,6 +55,13 @@ export function childClient(script: string, args: string[], cleanups: (() => unk
     pid: child.pid!,
     send: line => { child.stdin!.write(`${line}\n`) },
     next: (type, timeoutMs = 10_000) => waitFor(() => events.find(e => e.type === type) as Record<string, number> | undefined, { timeoutMs, message: `${type} from ${script}` }),
+    events,
+    until: (match, what, timeoutMs = 10_000) => waitFor(() => events.find(match), { timeoutMs, message: () => `${what} from ${script} (last line: ${JSON.stringify(events.at(-1))?.slice(0, 300)})` }),
+    ask: (command, type, timeoutMs = 10_000) => {
+      const from = events.length
+      child.stdin!.write(`${command}\n`)
+      return waitFor(() => events.slice(from).find(e => e.type === type), { timeoutMs, message: `${type} from ${script} after "${command}"` })
+    },
   }
 }
 

@@ -1,6 +1,6 @@
 import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
-import { encodeFrame, ERROR_CODES, FRAME_KINDS, isErrorCode, type Frame, type Role, type SeqRange } from '@concord/protocol'
+import { encodeStateVectorOf, encodeFrame, ERROR_CODES, FRAME_KINDS, isErrorCode, type Frame, type Role, type SeqRange } from '@concord/protocol'
 import { Emitter } from './emitter.js'
 import { Presence } from './presence.js'
 import type { OfflineSnapshot, OfflineStore } from './offline-store.js'
@@ -245,6 +245,15 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     return { changed: body.changed }
   }
 
+  /**
+   * Delete a named version (needs write access; checkpoints go by retention). The server keeps a
+   * limited number of named versions per document (`CONCORD_ERR_LIMIT_NAMED_VERSIONS` once full):
+   * deleting one makes room.
+   */
+  async deleteVersion(id: string): Promise<void> {
+    await this.#history('DELETE', `/versions/${encodeURIComponent(id)}`)
+  }
+
   async #history(method: string, path: string, body?: unknown): Promise<unknown> {
     const token = await this.#transport.tokenFor(this.name)
     return this.#transport.request(`/v1/documents/${encodeURIComponent(this.name)}${path}`, { method, token, ...(body !== undefined ? { body } : {}) })
@@ -371,6 +380,9 @@ export class DocHandle extends Emitter<DocHandleEvents> {
           // its content stays in the local document and would be offered again on every
           // re-open; stop re-opening by ourselves rather than loop (the application decides)
           if (frame.code === 'CONCORD_ERR_UPDATE_MALFORMED') this.#halted = true
+          // our Yjs client id belongs to another user in this document (two replicas drew the same
+          // one): write under a new one from now on; the refused changes stay only in this copy
+          if (frame.code === 'CONCORD_ERR_UPDATE_FOREIGN_CLIENT') this.doc.clientID = new Y.Doc().clientID
         }
         if (frame.closed) {
           this.#opened = false
@@ -493,7 +505,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       }
       return
     }
-    const diff = Y.encodeStateAsUpdate(this.doc, serverStateVector)
+    const diff = this.#ownChanges(Y.encodeStateAsUpdate(this.doc, serverStateVector))
     // the diff always carries the whole delete set; with no new items and nothing pending there is nothing to send
     if (this.#pending.size === 0 && hasNoStructs(diff)) return
     if (this.#tooLarge(diff)) {
@@ -510,6 +522,24 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#pending.set(seq, diff)
     if (covered.length > 0) this.#covers.set(seq, covered)
     this.#sendUpdate(seq, diff)
+  }
+
+  /**
+   * What the server lacks of our own changes: items under other client ids are their writers' to
+   * send (the server refuses new items under another user's client id, and one refusal would
+   * settle our own changes with it). Ours: this document's client id and those of our pending updates.
+   */
+  #ownChanges(diff: Uint8Array): Uint8Array {
+    const own = new Set<number>([this.doc.clientID])
+    for (const update of this.#pending.values()) {
+      try {
+        for (const client of Y.parseUpdateMeta(update).to.keys()) own.add(client)
+      } catch { /* sent as it is; the server reports it */ }
+    }
+    const skip = new Map<number, number>()
+    for (const [client, end] of Y.parseUpdateMeta(diff).to) if (!own.has(client)) skip.set(client, end)
+    if (skip.size === 0) return diff
+    return Y.diffUpdate(diff, encodeStateVectorOf(skip))
   }
 
   /** Synced: we hold the server's state (step 2) and it has been sent ours (step 1 answered). */
@@ -619,7 +649,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
 }
 
 /** Errors that refuse one update for good (it will never be accepted). */
-const REFUSALS = new Set(['CONCORD_ERR_AUTH_FORBIDDEN', 'CONCORD_ERR_UPDATE_MALFORMED', 'CONCORD_ERR_LIMIT_DOCUMENT_SIZE'])
+const REFUSALS = new Set(['CONCORD_ERR_AUTH_FORBIDDEN', 'CONCORD_ERR_UPDATE_MALFORMED', 'CONCORD_ERR_LIMIT_DOCUMENT_SIZE', 'CONCORD_ERR_UPDATE_FOREIGN_CLIENT'])
 
 /** A Yjs v1 update starts with the number of clients whose structs it carries. */
 function hasNoStructs(update: Uint8Array): boolean {

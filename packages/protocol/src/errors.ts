@@ -80,7 +80,15 @@ export const ERROR_CODES = {
   },
   CONCORD_ERR_UPDATE_OUT_OF_ORDER: {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
-    description: 'The update depends on changes the server does not have: it deletes items the document does not have yet, or the document already holds the most updates it keeps waiting for missing changes. It was not applied; send the missing changes first (the JS client re-sends everything unacked after a pause).',
+    description: 'The update depends on changes the server does not have: it deletes items the document does not have yet, refers to changes of another user\'s client id that the server has not received, or the document already holds the most updates it keeps waiting for missing changes from this user. It was not applied; send the missing changes first (the JS client re-sends everything unacked after a pause).',
+  },
+  CONCORD_ERR_UPDATE_FOREIGN_CLIENT: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
+    description: 'The update carries new items under a Yjs client id that belongs to another user in this document (a client id belongs to the user who first wrote under it), or under one whose writer is unknown. It was not applied, stored or forwarded. An honest client that hits this shares a client id by accident: it takes a new client id (the JS client does) and its refused changes stay only in its own copy.',
+  },
+  CONCORD_ERR_LIMIT_PRESENCE: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,
+    description: 'A presence (awareness) update was not relayed: a state beyond the per-client limit (maxPresenceBytes, default 64 KiB), or more presence client ids than one session may show. The document stays open.',
   },
   CONCORD_ERR_AWARENESS_MALFORMED: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
@@ -143,8 +151,20 @@ export const ERROR_CODES = {
     description: 'An administrator ended this session (the admin API\'s kick). The client does not reopen the document by itself; revoke the user to keep them out.',
   },
   CONCORD_ERR_LIMIT_RATE: {
-    scope: 'document', retryable: true, closeCode: CLOSE_CODES.RATE_LIMITED,
-    description: 'The session sent more messages or bytes per second than its limit. The refused message was not applied (an UPDATE stays unacked; resend it later); a socket that keeps flooding is closed with 4529.',
+    scope: 'connection', retryable: true, closeCode: CLOSE_CODES.RATE_LIMITED,
+    description: 'A socket over its rate limit (messages or bytes per second) is not refused but read more slowly: its messages wait, in order, and TCP slows the sender. This closes a socket that kept delivering messages while the server had stopped reading it (more than a paused socket can deliver), and nothing it sent after the last handled message is applied.',
+  },
+  CONCORD_ERR_LIMIT_CHUNKS_BEFORE_WRITE: {
+    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,
+    description: 'Before any document was opened on it for writing, the socket sent more bytes of chunked messages than it may hold incomplete (together with the frames queued for documents whose OPEN is not yet accepted: maxQueuedBytesBeforeOpen, default 5 MiB).',
+  },
+  CONCORD_ERR_LIMIT_HTTP_RATE: {
+    scope: 'http', retryable: true, httpStatus: 429,
+    description: 'The caller (its user id, or its address when it has none) sent more HTTP API requests than its rate limit allows; requests that build or store a whole document (creating a version, restore, diff) count for more. Nothing was done. Retry after the seconds given in the Retry-After header.',
+  },
+  CONCORD_ERR_LIMIT_NAMED_VERSIONS: {
+    scope: 'http', retryable: false, httpStatus: 409,
+    description: 'The document already has the most named versions the server keeps per document. No version was created; delete one (DELETE /v1/documents/{name}/versions/{id}) to make room.',
   },
   CONCORD_ERR_LIMIT_DOCUMENT_SIZE: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,

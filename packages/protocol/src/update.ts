@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
 
 type IdLike = { client: number; clock: number }
 
@@ -28,12 +29,25 @@ export interface UpdateInspection {
   deletes: Map<number, { clock: number; len: number }[]>
   /** Per client, the clock just after the last item the update carries. */
   ends: Map<number, number>
+  /** Per client, the clock of the first struct the update carries (its items integrate only if the document has every clock before it). */
+  starts: Map<number, number>
+  /**
+   * Per client, the clock the document must have reached (exclusive) for the update's items to integrate:
+   * what they refer to (origin, right origin, parent).
+   */
+  needs: Map<number, number>
+  /** Per client, the end of the last gap (skip) inside the update: what follows a gap needs the document to hold it. */
+  gaps: Map<number, number>
 }
 
 /** `validateUpdate`, also returning what the update deletes and inserts (one decode for all). */
 export function inspectUpdate(update: Uint8Array): UpdateInspection {
   const none = new Map<number, { clock: number; len: number }[]>()
   const ends = new Map<number, number>()
+  const starts = new Map<number, number>()
+  const needs = new Map<number, number>()
+  const gaps = new Map<number, number>()
+  const need = (client: number, end: number): void => { if (end > (needs.get(client) ?? 0)) needs.set(client, end) }
   let structs: unknown[]
   let ds: { clients: Map<number, { clock: number; len: number }[]> }
   try {
@@ -41,36 +55,56 @@ export function inspectUpdate(update: Uint8Array): UpdateInspection {
     structs = decoded.structs
     ds = decoded.ds as unknown as typeof ds
   } catch (err) {
-    return { problem: err instanceof Error ? err.message : String(err), deletes: none, ends }
+    return { problem: err instanceof Error ? err.message : String(err), deletes: none, ends, starts, needs, gaps }
   }
   // a delete range of length 0 decodes, but Yjs throws ("Unexpected case") while
   // applying it, after the transaction has begun: the server would have to reload the document
   for (const [client, ranges] of ds.clients) {
     for (const r of ranges) {
       if (!(r.len > 0) || !Number.isSafeInteger(r.clock + r.len) || r.clock < 0) {
-        return { problem: `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`, deletes: none, ends }
+        return { problem: `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`, deletes: none, ends, starts, needs, gaps }
       }
     }
   }
   for (const s of structs) {
     const len = (s as { length?: number }).length
-    if (typeof len === 'number' && !(len > 0)) return { problem: 'an item of length 0', deletes: none, ends }
+    if (typeof len === 'number' && !(len > 0)) return { problem: 'an item of length 0', deletes: none, ends, starts, needs, gaps }
     const id = (s as { id?: IdLike }).id
     // clocks beyond 2^53 lose precision (clock + 1 === clock): Yjs then loops for ever merging them
     if (id !== undefined && (!Number.isSafeInteger(id.clock + (typeof len === 'number' ? len : 0)) || id.clock < 0 || !Number.isSafeInteger(id.client))) {
-      return { problem: `struct ${id.client}:${id.clock} has a client or clock beyond 2^53`, deletes: none, ends }
+      return { problem: `struct ${id.client}:${id.clock} has a client or clock beyond 2^53`, deletes: none, ends, starts, needs, gaps }
     }
-    if (id !== undefined && typeof len === 'number') ends.set(id.client, Math.max(ends.get(id.client) ?? 0, id.clock + len))
+    if (s instanceof Y.Skip) {
+      // a gap inside the update: what follows it needs the document to hold the skipped clocks
+      gaps.set(s.id.client, Math.max(gaps.get(s.id.client) ?? 0, s.id.clock + s.length))
+      continue
+    }
+    if (id !== undefined && typeof len === 'number') {
+      ends.set(id.client, Math.max(ends.get(id.client) ?? 0, id.clock + len))
+      if (id.clock < (starts.get(id.client) ?? Infinity)) starts.set(id.client, id.clock)
+    }
     if (!(s instanceof Y.Item)) continue
     const { client, clock } = s.id
     for (const ref of [s.origin, s.rightOrigin, s.parent]) {
       if (isId(ref) && (!Number.isSafeInteger(ref.clock) || ref.clock < 0 || !Number.isSafeInteger(ref.client))) {
-        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, beyond 2^53`, deletes: none, ends }
+        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, beyond 2^53`, deletes: none, ends, starts, needs, gaps }
       }
       if (isId(ref) && ref.client === client && ref.clock >= clock) {
-        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`, deletes: none, ends }
+        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`, deletes: none, ends, starts, needs, gaps }
       }
+      if (isId(ref)) need(ref.client, ref.clock + 1)
     }
   }
-  return { problem: null, deletes: ds.clients, ends }
+  return { problem: null, deletes: ds.clients, ends, starts, needs, gaps }
+}
+
+/** Encode a state vector held as a map of client id to clock (as Yjs's `encodeStateVector` would for a document in that state). */
+export function encodeStateVectorOf(state: ReadonlyMap<number, number>): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeVarUint(e, state.size)
+  for (const [client, clock] of state) {
+    encoding.writeVarUint(e, client)
+    encoding.writeVarUint(e, clock)
+  }
+  return encoding.toUint8Array(e)
 }

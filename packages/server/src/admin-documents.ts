@@ -109,7 +109,8 @@ export async function routeDocuments(req: IncomingMessage, res: ServerResponse, 
     // a session on another node is not known here: the kick is forwarded to every node
     if (!known && ctx.options.backplane === null) throw notFound(`no session ${id}`)
     if (caller.tenant !== null && !known) throw notFound(`no session ${id} on this node (a tenant admin kicks sessions by user on other nodes: POST /admin/kick)`)
-    const here = ops.kick({ session: id })
+    // bound to the caller's tenant on every node, as the listing above is
+    const here = ops.kick({ session: id, tenant: caller.tenant })
     send(res, 200, { kicked: here, otherNodesTold: ctx.options.backplane !== null })
     return true
   }

@@ -32,8 +32,8 @@ export interface SessionSummary {
   openedAt: number
 }
 
-/** Which sessions a kick ends: one by id, or every session of a user (in a tenant, or anywhere). */
-export type KickFilter = { session: string } | { user: string; tenant: string | null }
+/** Which sessions a kick ends: one by id, or every session of a user; in a tenant, or anywhere (tenant null). */
+export type KickFilter = { session: string; tenant?: string | null } | { user: string; tenant: string | null }
 
 /**
  * What the admin API does to documents and sessions, apart from HTTP: listing,
@@ -140,7 +140,8 @@ export class AdminOperations {
       const doc = this.#registry.loaded(name)
       if (doc === undefined) continue
       for (const s of doc.sessions) {
-        if ('session' in filter ? s.id === filter.session : s.userId === filter.user && (filter.tenant === null || inTenant(filter.tenant, name))) ended.push([s, name])
+        const inScope = filter.tenant === undefined || filter.tenant === null || inTenant(filter.tenant, name)
+        if (inScope && ('session' in filter ? s.id === filter.session : s.userId === filter.user)) ended.push([s, name])
       }
     }
     for (const [s, name] of ended) {
@@ -154,7 +155,7 @@ export class AdminOperations {
   handleControl(message: ControlMessage): boolean {
     if (message.kind === 'kick') {
       const { session, user, tenant } = message
-      if (session !== undefined) this.#kickHere({ session })
+      if (session !== undefined) this.#kickHere({ session, tenant: tenant ?? null })
       else if (user !== undefined) this.#kickHere({ user, tenant: tenant ?? null })
       return true
     }

@@ -8,6 +8,7 @@ import type { RoleOverride } from './auth/access-control.js'
 
 import { readJsonObject } from './http-body.js'
 import { routeDocuments, type AdminCaller, type AdminContext } from './admin-documents.js'
+import type { HttpRateLimiter } from './http-rate-limit.js'
 
 type Caller = AdminCaller
 
@@ -68,7 +69,7 @@ function tenantOf(caller: Caller, body: Record<string, unknown>): string {
  * The admin HTTP API (docs/security.md): revocations, reinstatement, role
  * overrides, share links. Returns false when the path is not one of its routes.
  */
-export function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL, ctx: AdminContext): boolean {
+export function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL, ctx: AdminContext, limiter?: HttpRateLimiter): boolean {
   const path = url.pathname
   const opts = ctx.options
   if (!path.startsWith('/admin/') && path !== '/dev/token') return false
@@ -84,6 +85,8 @@ export function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL,
         fail(res, 401, 'CONCORD_ERR_AUTH_DENIED', 'the admin API needs Authorization: Bearer <admin token or JWT with admin: true>')
         return
       }
+      // per caller (the static token has no user: its address); the routes of one document build it
+      if (limiter !== undefined && !limiter.admit(req, res, caller, path.startsWith('/admin/documents/'))) return
       if (await routeDocuments(req, res, url, ctx, caller)) return
       await route(req, res, path, opts, caller)
     } catch (err) {
@@ -140,9 +143,12 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       const until = body.until === undefined ? 0 : Number(body.until)
       if (!Number.isInteger(until) || until < 0) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'until must be a time in ms since the epoch')
       if ((user === undefined) === (tokenId === undefined)) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'give one of user, token or share')
-      if (user !== undefined) await access.revokeUser(tenantOf(caller, body), user)
-      else await access.revokeToken(tokenId!, until, caller.tenant)
-      opts.logger.info({ user, tokenId, byTenant: caller.tenant }, 'revoked')
+      // a tenant admin's revocation binds to its tenant (another tenant's token may carry the same
+      // id); the static token's binds to the tenant it names, or without one to every tenant
+      const tenant = user !== undefined || caller.tenant !== null ? tenantOf(caller, body) : str(body, 'tenant') ?? null
+      if (user !== undefined) await access.revokeUser(tenant!, user)
+      else await access.revokeToken(tokenId!, until, tenant)
+      opts.logger.info({ user, tokenId, tenant, byTenant: caller.tenant }, 'revoked')
       sendJson(res, 200, { revoked: user !== undefined ? { user } : { id: tokenId } })
       return
     }

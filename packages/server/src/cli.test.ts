@@ -56,6 +56,13 @@ describe('concord serve configuration', () => {
     expect(parseServeConfig([], { CONCORD_AUTH_JWKS: '/etc/keys.json' }).auth).toEqual({ mode: 'jwks', jwks: '/etc/keys.json' })
     expect(parseServeConfig(['--auth', 'dev'], {}).auth).toEqual({ mode: 'dev' })
   })
+
+  it('refuses tokens without exp unless --auth-allow-no-exp (or CONCORD_AUTH_ALLOW_NO_EXP=1) says otherwise', () => {
+    expect(parseServeConfig(['--auth-secret', SECRET], {}).authAllowNoExp).toBe(false)
+    expect(parseServeConfig(['--auth-secret', SECRET, '--auth-allow-no-exp'], {}).authAllowNoExp).toBe(true)
+    expect(parseServeConfig([], { CONCORD_AUTH_SECRET: SECRET, CONCORD_AUTH_ALLOW_NO_EXP: '1' }).authAllowNoExp).toBe(true)
+    expect(parseServeConfig([], { CONCORD_AUTH_SECRET: SECRET, CONCORD_AUTH_ALLOW_NO_EXP: '0' }).authAllowNoExp).toBe(false)
+  })
 })
 
 describe('server options', () => {
@@ -72,14 +79,19 @@ describe('server options', () => {
 
 describe('concord token', () => {
   it('mints a token that the server verifies, with the roles asked for', async () => {
+    const before = Date.now()
     const minted = JSON.parse(await token(['--tenant', 'acme', '--user', 'ada', '--doc', 'acme/*=write', '--doc', 'acme/handbook=read', '--expires', '2h', '--json'], { CONCORD_AUTH_SECRET: SECRET })) as { token: string; expiresAt: number }
+    const after = Date.now()
     const verified = await (await createTokenVerifier({ secret: SECRET })).verify(minted.token)
     expect(verified.userId).toBe('ada')
     expect(verified.tenant).toBe('acme')
     expect(roleFromToken(verified, 'acme/plan')).toBe('write')
     expect(roleFromToken(verified, 'acme/handbook')).toBe('read')
     expect(() => roleFromToken(verified, 'globex/plan')).toThrow(/tenant/)
-    expect(Math.abs(minted.expiresAt - (Date.now() + 2 * 3600_000))).toBeLessThan(5_000)
+    // two hours from when it was minted (a JWT's exp is in whole seconds), as the token itself says
+    expect(minted.expiresAt).toBe(verified.expiresAt)
+    expect(minted.expiresAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 2 * 3600_000)
+    expect(minted.expiresAt).toBeLessThanOrEqual(after + 2 * 3600_000)
   })
 
   it('mints share links for one document, and refuses bad arguments', async () => {

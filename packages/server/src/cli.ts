@@ -55,7 +55,10 @@ Options of serve (each also read from the environment variable shown):
   --rate-limit-messages <n>    messages per second per socket (burst 5x)  CONCORD_RATE_LIMIT_MESSAGES (default 1000)
   --rate-limit-bytes <n>       bytes per second per socket                CONCORD_RATE_LIMIT_BYTES (default 16777216)
   --max-document-bytes <n>     largest document                           CONCORD_MAX_DOCUMENT_BYTES (default 536870912)
+  --max-presence-bytes <n>     largest presence state of one client       CONCORD_MAX_PRESENCE_BYTES (default 65536)
   --max-connections-per-ip <n> open sockets per client address            CONCORD_MAX_CONNECTIONS_PER_IP (default 1000)
+  --http-rate-limit <n>        HTTP API requests per second per user (or address without one; burst
+                               10x; creating a version, restore, diff count 10)  CONCORD_HTTP_RATE_LIMIT (default 50)
   --trust-proxy <n>            proxies in front that append to X-Forwarded-For: the client address
                                is the n-th entry from its right        CONCORD_TRUST_PROXY (default 0: the peer)
 
@@ -68,6 +71,8 @@ Options of serve (each also read from the environment variable shown):
   --auth dev         development: HS256 with a secret kept in <data>/dev-auth-secret; with --demo,
                      POST /dev/token mints tokens for anyone (never use in production)
   --auth-issuer <i>, --auth-audience <a>   required iss / aud claims
+  --auth-allow-no-exp  accept tokens without an exp claim (they never expire; warned about at
+                     start; default: refused)                       CONCORD_AUTH_ALLOW_NO_EXP=1
   --admin-token <t>  bearer token for the admin HTTP API (all tenants)  CONCORD_ADMIN_TOKEN
   --record-dir <dir>           record documents' inbound messages to files here     CONCORD_RECORD_DIR
   --record-documents <a,b>     documents recorded every time they load             CONCORD_RECORD_DOCUMENTS
@@ -76,6 +81,8 @@ Options of serve (each also read from the environment variable shown):
                                (and when its last session leaves)  CONCORD_CHECKPOINT_EVERY_MINUTES (default 10)
   --history-retention-days <n> checkpoints older than n days are pruned (named versions stay; 0: never)
                                                                    CONCORD_HISTORY_RETENTION_DAYS (default 30)
+  --max-named-versions <n>     named versions per document; more are refused until one is deleted
+                                                                   CONCORD_MAX_NAMED_VERSIONS (default 100)
   --webhook-url <url>          POST signed events (document.changed/created/deleted, version.created)
   --webhook-secret <s>         the HMAC secret they are signed with   CONCORD_WEBHOOK_URL, CONCORD_WEBHOOK_SECRET
   --otel <url>                 export OpenTelemetry spans (connect, document load, apply, append)
@@ -125,6 +132,8 @@ export interface CliConfig {
   auth: { mode: 'none' } | { mode: 'dev' } | { mode: 'secret'; secret: string } | { mode: 'jwks'; jwks: string }
   authIssuer: string | undefined
   authAudience: string | undefined
+  /** Accept JWTs without `exp` (default: refused). */
+  authAllowNoExp: boolean
   adminToken: string | undefined
   metricsToken: string | undefined
   recording: { dir: string; documents: string[]; sampleRate: number } | undefined
@@ -138,7 +147,11 @@ export interface CliConfig {
   rateLimitMessages: number | undefined
   rateLimitBytes: number | undefined
   maxDocumentBytes: number | undefined
+  maxPresenceBytes: number | undefined
   maxConnectionsPerIp: number | undefined
+  /** HTTP API requests per second per caller (undefined: the default). */
+  httpRateLimit: number | undefined
+  maxNamedVersions: number | undefined
   trustProxyHops: number
 }
 
@@ -230,6 +243,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'auth-jwks': { type: 'string' },
       'auth-issuer': { type: 'string' },
       'auth-audience': { type: 'string' },
+      'auth-allow-no-exp': { type: 'boolean' },
       'admin-token': { type: 'string' },
       'metrics-token': { type: 'string' },
       otel: { type: 'string' },
@@ -244,8 +258,11 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'rate-limit-messages': { type: 'string' },
       'rate-limit-bytes': { type: 'string' },
       'max-document-bytes': { type: 'string' },
+      'max-presence-bytes': { type: 'string' },
       'max-connections-per-ip': { type: 'string' },
       'trust-proxy': { type: 'string' },
+      'http-rate-limit': { type: 'string' },
+      'max-named-versions': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -289,6 +306,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     demo,
     authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
     authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
+    authAllowNoExp: values['auth-allow-no-exp'] === true || env.CONCORD_AUTH_ALLOW_NO_EXP === '1',
     adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
     metricsToken: values['metrics-token'] ?? env.CONCORD_METRICS_TOKEN,
     otel: parseOtel(values.otel ?? env.CONCORD_OTEL),
@@ -299,8 +317,11 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     rateLimitMessages: optionalPositiveInt('--rate-limit-messages', values['rate-limit-messages'] ?? env.CONCORD_RATE_LIMIT_MESSAGES),
     rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
     maxDocumentBytes: optionalPositiveInt('--max-document-bytes', values['max-document-bytes'] ?? env.CONCORD_MAX_DOCUMENT_BYTES),
+    maxPresenceBytes: optionalPositiveInt('--max-presence-bytes', values['max-presence-bytes'] ?? env.CONCORD_MAX_PRESENCE_BYTES),
     maxConnectionsPerIp: optionalPositiveInt('--max-connections-per-ip', values['max-connections-per-ip'] ?? env.CONCORD_MAX_CONNECTIONS_PER_IP),
     trustProxyHops: parseHops(values['trust-proxy'] ?? env.CONCORD_TRUST_PROXY ?? '0'),
+    httpRateLimit: optionalPositiveInt('--http-rate-limit', values['http-rate-limit'] ?? env.CONCORD_HTTP_RATE_LIMIT),
+    maxNamedVersions: optionalPositiveInt('--max-named-versions', values['max-named-versions'] ?? env.CONCORD_MAX_NAMED_VERSIONS),
   }
 }
 
@@ -360,6 +381,7 @@ async function serve(argv: string[]): Promise<void> {
   const claims = {
     ...(config.authIssuer !== undefined ? { issuer: config.authIssuer } : {}),
     ...(config.authAudience !== undefined ? { audience: config.authAudience } : {}),
+    ...(config.authAllowNoExp ? { allowTokensWithoutExp: true } : {}),
   }
   switch (config.auth.mode) {
     case 'none':
@@ -418,7 +440,11 @@ async function serve(argv: string[]): Promise<void> {
     ...(config.rateLimitBytes !== undefined
       ? { rateLimitBytesPerSecond: config.rateLimitBytes, rateLimitBytesBurst: Math.max(DEFAULTS.rateLimitBytesBurst, 2 * config.rateLimitBytes) }
       : {}),
-    maxDocumentBytes: config.maxDocumentBytes, maxConnectionsPerIp: config.maxConnectionsPerIp, trustProxyHops: config.trustProxyHops,
+    maxDocumentBytes: config.maxDocumentBytes, maxPresenceBytes: config.maxPresenceBytes, maxConnectionsPerIp: config.maxConnectionsPerIp, trustProxyHops: config.trustProxyHops,
+    ...(config.httpRateLimit !== undefined
+      ? { httpRequestsPerSecond: config.httpRateLimit, httpRequestsBurst: Math.max(DEFAULTS.httpExpensiveRequestCost, 10 * config.httpRateLimit) }
+      : {}),
+    maxNamedVersionsPerDocument: config.maxNamedVersions,
   })
   const adminApi = [config.adminToken !== undefined ? 'admin token' : null, config.auth.mode === 'none' ? null : 'admin JWTs'].filter(Boolean).join(' and ') || 'off'
   logger.info({ auth: config.auth.mode, adminApi }, 'authentication')

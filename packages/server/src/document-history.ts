@@ -24,23 +24,69 @@ function notFound(message: string): ConcordError {
 export class DocumentHistory {
   readonly #registry: DocumentRegistry
   readonly #storage: StorageAdapter
+  readonly #maxNamedVersions: number
+  /** Per document, the creation or deletion of a named version under way (they run one at a time). */
+  readonly #changing = new Map<string, Promise<unknown>>()
 
-  constructor(deps: { registry: DocumentRegistry; storage: StorageAdapter }) {
+  constructor(deps: { registry: DocumentRegistry; storage: StorageAdapter; maxNamedVersions?: number }) {
     this.#registry = deps.registry
     this.#storage = deps.storage
+    this.#maxNamedVersions = deps.maxNamedVersions ?? Infinity
   }
 
   list(document: string): Promise<StoredVersion[]> {
     return this.#storage.listVersions(document)
   }
 
-  /** A named version of the document as it is now. */
-  async create(document: string, name: string, createdBy: string | null): Promise<StoredVersion> {
-    const lease = await this.#registry.acquire(document)
+  /**
+   * A named version of the document as it is now. Refused with CONCORD_ERR_LIMIT_NAMED_VERSIONS
+   * when the document has `maxNamedVersions` already (checked before the document is loaded;
+   * creations and deletions of one document run one at a time on this node, so concurrent
+   * requests cannot overshoot the cap here; each node of a cluster checks on its own).
+   */
+  create(document: string, name: string, createdBy: string | null): Promise<StoredVersion> {
+    return this.#oneAtATime(document, async () => {
+      const named = (await this.#storage.listVersions(document)).filter(v => v.kind === 'named').length
+      if (named >= this.#maxNamedVersions) {
+        throw new ConcordError('CONCORD_ERR_LIMIT_NAMED_VERSIONS',
+          `document ${document} has ${named} named versions, the most this server keeps per document; ` +
+          'delete one (DELETE /v1/documents/{name}/versions/{id}) to make room', { document })
+      }
+      const lease = await this.#registry.acquire(document)
+      try {
+        return await lease.doc.createVersion('named', name, createdBy)
+      } finally {
+        lease.release()
+      }
+    })
+  }
+
+  /**
+   * Delete a version. Named versions may be deleted by whoever may create them; checkpoints
+   * (`auto`) go by retention, and only an admin (`asAdmin`) may delete one early. A snapshot that
+   * another version shares stays stored.
+   */
+  delete(document: string, id: string, asAdmin: boolean): Promise<StoredVersion> {
+    return this.#oneAtATime(document, async () => {
+      const version = (await this.#storage.listVersions(document)).find(v => v.id === id)
+      if (version === undefined) throw notFound(`document ${document} has no version ${id}`)
+      if (version.kind !== 'named' && !asAdmin) {
+        throw new ConcordError('CONCORD_ERR_AUTH_FORBIDDEN', 'checkpoints are removed by retention; only an admin may delete one', { document })
+      }
+      if (!(await this.#storage.deleteVersion(document, id))) throw notFound(`document ${document} has no version ${id}`)
+      return version
+    })
+  }
+
+  async #oneAtATime<T>(document: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#changing.get(document) ?? Promise.resolve()
+    const run = before.then(fn, fn)
+    const settled = run.catch(() => undefined)
+    this.#changing.set(document, settled)
     try {
-      return await lease.doc.createVersion('named', name, createdBy)
+      return await run
     } finally {
-      lease.release()
+      if (this.#changing.get(document) === settled) this.#changing.delete(document)
     }
   }
 

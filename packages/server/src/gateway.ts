@@ -14,6 +14,12 @@ import { ConnectionLog } from './connection-log.js'
 interface Connection {
   readonly id: string
   readonly sender: { readonly pendingBytes: number }
+  /** Bytes received from the socket and held, not yet handled (rate limit, chunks, pre-open queue). */
+  readonly heldBytes: number
+  /** The most `heldBytes` seen on this socket. */
+  readonly peakHeldBytes: number
+  /** Now while the rate limit keeps the socket unread; otherwise when it last resumed reading (0: never paused). */
+  readonly readPausedAt: number
   receive(data: Uint8Array): void
   close(error?: ConcordError): void
   dispose(): void
@@ -75,6 +81,13 @@ export interface GatewayStats {
   /** Bytes waiting to be read by peers, all sockets together, and the most for one socket. */
   pendingBytes: number
   maxPendingBytes: number
+  /** Bytes received and not yet handled, all sockets together, and the most for one socket. */
+  heldBytes: number
+  maxHeldBytes: number
+  /** The most bytes one socket held at once since the server started (closed sockets included). */
+  peakHeldBytes: number
+  /** Sockets not being read right now because they are over their rate limit. */
+  readPaused: number
 }
 
 /**
@@ -92,6 +105,8 @@ export class Gateway {
   /** Open sockets per remote address. */
   readonly #perIp = new Map<string, number>()
   #heartbeat: NodeJS.Timeout | null = null
+  #lastSweepAt = Date.now()
+  #peakHeldBytes = 0
   #draining = false
   #nativeCount = 0
   /**
@@ -127,12 +142,24 @@ export class Gateway {
   stats(): GatewayStats {
     let pendingBytes = 0
     let maxPendingBytes = 0
+    let heldBytes = 0
+    let maxHeldBytes = 0
+    let readPaused = 0
+    const now = Date.now()
     for (const t of this.#tracked.values()) {
       const n = t.connection.sender.pendingBytes
       pendingBytes += n
       if (n > maxPendingBytes) maxPendingBytes = n
+      const h = t.connection.heldBytes
+      heldBytes += h
+      if (h > maxHeldBytes) maxHeldBytes = h
+      if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
+      if (t.connection.readPausedAt >= now) readPaused++
     }
-    return { connections: this.#tracked.size, native: this.#nativeCount, yWebsocket: this.#tracked.size - this.#nativeCount, pendingBytes, maxPendingBytes }
+    return {
+      connections: this.#tracked.size, native: this.#nativeCount, yWebsocket: this.#tracked.size - this.#nativeCount,
+      pendingBytes, maxPendingBytes, heldBytes, maxHeldBytes, peakHeldBytes: this.#peakHeldBytes, readPaused,
+    }
   }
 
   /** Refuse new upgrades from now on. */
@@ -236,6 +263,7 @@ export class Gateway {
   forget(t: Tracked): void {
     if (this.#tracked.get(t.ws) !== t) return
     this.#tracked.delete(t.ws)
+    if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
     if (t.native) this.#nativeCount--
     this.#releaseIp(t.ip)
   }
@@ -246,10 +274,16 @@ export class Gateway {
     else this.#perIp.set(ip, n)
   }
 
-  /** One timer for all sockets: terminate those that did not answer the last ping. */
+  /**
+   * One timer for all sockets: terminate those that did not answer the last ping. A socket
+   * the rate limit kept unread at some point since the last sweep is spared: its pong
+   * may still be waiting, unread, behind what it sent before.
+   */
   #sweep(): void {
+    const since = this.#lastSweepAt
+    this.#lastSweepAt = Date.now()
     for (const t of this.#tracked.values()) {
-      if (!t.alive) {
+      if (!t.alive && t.connection.readPausedAt < since) {
         this.#log.info({ connectionId: t.connection.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
         t.ws.terminate()
         continue

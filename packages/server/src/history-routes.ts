@@ -1,17 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import * as Y from 'yjs'
-import { ConcordError, documentNameProblem, type Role } from '@concord/protocol'
+import { ConcordError, ERROR_CODES, documentNameProblem, type Role } from '@concord/protocol'
 import type { ResolvedServerOptions } from './options.js'
 import type { DocumentHistory } from './document-history.js'
 import { inTenant } from './auth/patterns.js'
 import { documentToJson, documentToProseMirror, documentToText } from './document-export.js'
 import { toConcordError } from './errors.js'
 import { readJsonObject } from './http-body.js'
+import type { HttpRateLimiter } from './http-rate-limit.js'
 
 /** Who may do what on one document: an admin (token or admin JWT of its tenant), or a user with a role. */
 interface Access {
   role: Role
   userId: string | null
+  tenant: string | null
 }
 
 export interface HistoryRouteDeps {
@@ -19,6 +21,8 @@ export interface HistoryRouteDeps {
   options: ResolvedServerOptions
   /** The admin token or an admin JWT, or null. */
   authenticateAdmin(req: IncomingMessage): Promise<{ tenant: string | null; userId: string | null } | null>
+  /** Per-caller rate limit, charged once the caller is known. */
+  limiter: HttpRateLimiter
 }
 
 const ROUTE = /^\/v1\/documents\/([^/]+)\/(versions|at|diff|attribution)(?:\/([^/]+))?(?:\/(restore))?$/
@@ -35,8 +39,20 @@ function statusOf(code: string): number {
     case 'CONCORD_ERR_AUTH_FORBIDDEN': case 'CONCORD_ERR_AUTH_REVOKED': return 403
     case 'CONCORD_ERR_HTTP_NOT_FOUND': return 404
     case 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED': return 405
-    default: return 400
+    default: return (ERROR_CODES[code as keyof typeof ERROR_CODES] as { httpStatus?: number } | undefined)?.httpStatus ?? 400
   }
+}
+
+/**
+ * Whether a request builds or stores a whole document (it then costs more of the caller's rate
+ * limit): creating a version, restore, diff, time travel, attribution, and reading a version
+ * other than as its stored bytes (`format=update`). Listing and deleting versions are cheap.
+ */
+function expensive(req: IncomingMessage, url: URL, what: string, id: string | undefined, restore: boolean): boolean {
+  if (restore) return true
+  if (what === 'versions' && id === undefined) return req.method === 'POST'
+  if (what === 'versions') return req.method === 'GET' && url.searchParams.get('format') !== 'update'
+  return true
 }
 
 /**
@@ -58,6 +74,7 @@ export function handleHistory(req: IncomingMessage, res: ServerResponse, url: UR
       const problem = documentNameProblem(name)
       if (problem !== null) throw new ConcordError('CONCORD_ERR_DOC_INVALID_NAME', problem)
       const access = await authorize(req, name, deps)
+      if (!deps.limiter.admit(req, res, access, expensive(req, url, m[2]!, m[3], m[4] !== undefined))) return
       await route(req, res, url, name, m[2]!, m[3] === undefined ? undefined : decodeURIComponent(m[3]), m[4] !== undefined, access, deps)
     } catch (err) {
       const e = toConcordError(err)
@@ -73,11 +90,11 @@ async function authorize(req: IncomingMessage, document: string, deps: HistoryRo
   const admin = await deps.authenticateAdmin(req)
   if (admin !== null) {
     if (admin.tenant !== null && !inTenant(admin.tenant, document)) throw new ConcordError('CONCORD_ERR_AUTH_FORBIDDEN', 'an admin token acts on its own tenant only')
-    return { role: 'admin', userId: admin.userId }
+    return { role: 'admin', userId: admin.userId, tenant: admin.tenant }
   }
   const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? ''
   const grant = await deps.options.authorizer.grant({ document, token, transport: 'http', request: req }, deps.options.logger)
-  return { role: grant.role, userId: grant.userId }
+  return { role: grant.role, userId: grant.userId, tenant: grant.tenant }
 }
 
 function need(access: Access, role: 'read' | 'write'): void {
@@ -143,7 +160,15 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, name: 
     send(res, 200, { restored: result.version.id, changed: result.changed })
     return
   }
-  methods(req, 'GET')
+  if (what === 'versions' && req.method === 'DELETE') {
+    // named versions: whoever may create them; checkpoints: admins only (else retention)
+    need(access, 'write')
+    const version = await history.delete(name, id!, access.role === 'admin')
+    deps.options.logger.info({ document: name, version: version.id, kind: version.kind, userId: access.userId }, 'version deleted')
+    send(res, 200, { deleted: version.id })
+    return
+  }
+  methods(req, ...(what === 'versions' ? ['GET', 'DELETE'] : ['GET']))
   if (what === 'versions') {
     const { version, snapshot } = await history.version(name, id!)
     content(res, snapshot, url, { version })

@@ -9,7 +9,8 @@ import { handleHistory } from './history-routes.js'
 import { createStaticHandler } from './static-files.js'
 import type { DocumentHistory } from './document-history.js'
 import type { AdminContext } from './admin-documents.js'
-import { dashboardHtml } from './dashboard/dashboard-page.js'
+import { DASHBOARD_CSP, dashboardHtml } from './dashboard/dashboard-page.js'
+import type { HttpRateLimiter } from './http-rate-limit.js'
 
 export interface HttpRouteDeps {
   storage: StorageAdapter
@@ -21,6 +22,8 @@ export interface HttpRouteDeps {
   options: ResolvedServerOptions
   admin: AdminContext
   history: DocumentHistory
+  /** Per-caller rate limit of the history routes and the admin API (not health, readiness, metrics). */
+  limiter: HttpRateLimiter
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -75,8 +78,8 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
       json(res, 400, { error: 'CONCORD_ERR_HTTP_BAD_REQUEST' })
       return
     }
-    if (handleAdmin(req, res, url, deps.admin)) return
-    if (handleHistory(req, res, url, { history: deps.history, options: deps.options, authenticateAdmin: r => authenticateAdmin(r, deps.options) })) return
+    if (handleAdmin(req, res, url, deps.admin, deps.limiter)) return
+    if (handleHistory(req, res, url, { history: deps.history, options: deps.options, authenticateAdmin: r => authenticateAdmin(r, deps.options), limiter: deps.limiter })) return
     if (url.pathname === '/metrics') {
       metrics(req, res, deps)
       return
@@ -86,8 +89,8 @@ export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, r
       const html = dashboardHtml()
       res.writeHead(200, {
         'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), 'cache-control': 'no-store',
-        'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
-        'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer',
+        'content-security-policy': DASHBOARD_CSP,
+        'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY',
       })
       res.end(req.method === 'HEAD' ? undefined : html)
       return

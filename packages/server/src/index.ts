@@ -11,7 +11,7 @@ export {
 export { matchesPattern, roleFor } from './auth/patterns.js'
 export { createLogger, silentLogger } from './logger.js'
 export { createMemoryStorage, type MemoryStorageOptions } from './storage/memory-storage.js'
-export type { StorageAdapter, StoredUpdate, LoadedDocument, AppendRecord, DocumentInfo, HistoryStore, StoredVersion, NewVersion } from './storage/storage-adapter.js'
+export type { StorageAdapter, StoredUpdate, LoadedDocument, AppendRecord, DocumentInfo, HistoryStore, StoredVersion, NewVersion, VersionStorage } from './storage/storage-adapter.js'
 export { signWebhook, verifyWebhookSignature, type WebhookEndpoint, type WebhookEvent } from './webhooks.js'
 export { ServerMetrics } from './metrics.js'
 export { DocumentRegistry, type DocumentLease } from './document-registry.js'

@@ -272,7 +272,7 @@ describe('LiveDocument initial sync of a large document', () => {
     const tail = updatesOf(d => { d.getText('t').insert(0, 'from the log ') }, author)
     await storage.append('d', { update: tail[0]! })
     const doc = await load(storage)
-    const writer = new FakeSession('writer')
+    const writer = new FakeSession('writer', 'write', null) // the stored base has no recorded writer: only an anonymous session may continue its client id
     doc.addSession(writer)
     const live = updatesOf(d => {
       d.getText('t').insert(0, 'live ')
@@ -302,7 +302,7 @@ describe('LiveDocument initial sync of a large document', () => {
     await storage.compact('d', base, 1)
     const doc = await load(storage)
     const peer = replay([base])
-    const writer = new FakeSession('writer')
+    const writer = new FakeSession('writer', 'write', null)
     doc.addSession(writer)
     doc.applyUpdate(writer, 1, updatesOf(d => { d.getText('t').insert(0, 'new ') }, author)[0]!)
     const reply = doc.syncReply(Y.encodeStateVector(peer))
@@ -370,5 +370,26 @@ describe('LiveDocument refuses deletions of what it does not have yet', () => {
     doc.applyUpdate(honest, 3, Y.encodeStateAsUpdate(offline))
     expect(honest.errors).toEqual([])
     expect(doc.ydoc.getText('t').toString()).toContain('ok ')
+  })
+})
+
+describe('LiveDocument failures in callbacks of the event loop', () => {
+  it('a stored state Yjs cannot integrate, met after the load returned (lazy integration), fails that document with a coded error instead of ending the process', async () => {
+    const author = new Y.Doc()
+    author.getText('t').insert(0, 'x'.repeat(400 * 1024))
+    const whole = Y.encodeStateAsUpdate(author)
+    // a snapshot cut short, as a damaged disk might return it: large enough to be integrated lazily
+    const damaged = whole.slice(0, whole.length - 1000)
+    const inner = createMemoryStorage()
+    const storage: StorageAdapter = { ...inner, kind: 'memory', load: async () => ({ snapshot: damaged, snapshotSeq: 1, updates: [] }) }
+    const failures: unknown[] = []
+    const doc = await load(storage, { onFailed: () => { failures.push(1) } })
+    const reader = new FakeSession('reader', 'read')
+    doc.addSession(reader)
+    // the integration runs from setImmediate: before, its throw was an uncaught exception
+    await new Promise(r => setTimeout(r, 50))
+    expect(failures).toHaveLength(1)
+    expect(doc.failed).toBe(true)
+    expect(reader.errors).toEqual([{ code: 'CONCORD_ERR_DOC_LOAD_FAILED', seq: 0, closed: true }])
   })
 })

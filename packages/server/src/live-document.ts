@@ -1,7 +1,6 @@
 import * as Y from 'yjs'
-import * as encoding from 'lib0/encoding'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness'
-import { ConcordError, inspectUpdate, type UpdateInspection } from '@concord/protocol'
+import { encodeStateVectorOf, ConcordError, inspectUpdate, type UpdateInspection } from '@concord/protocol'
 import type { Logger } from 'pino'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import type { DocumentSession } from './document-session.js'
@@ -12,7 +11,12 @@ import type { DocumentRecording, Recorder } from './recording/recorder.js'
 import { endSpan, startSpan } from './tracing.js'
 import { foldState } from './storage/fold.js'
 import { randomUUID } from 'node:crypto'
+import { decodeAwarenessEntries, encodeAwarenessEntries, stampUser, stampedUser, type AwarenessEntry } from './presence-filter.js'
 import type { StoredVersion } from './storage/storage-adapter.js'
+import { LARGE_DOCUMENT_BYTES, SyncReplies, type SyncReply } from './sync-replies.js'
+import type { MergeWorker } from './merge-worker.js'
+
+export { LARGE_DOCUMENT_BYTES } from './sync-replies.js'
 
 export interface LiveDocumentOptions {
   storage: StorageAdapter
@@ -22,6 +26,8 @@ export interface LiveDocumentOptions {
   compactEveryBytes: number
   /** Updates that would make the document larger than this (approximately) are refused. */
   maxDocumentBytes?: number
+  /** Largest presence (awareness) state of one client, as JSON bytes (default 64 KiB). */
+  maxPresenceBytes?: number
   /** Called once when the document can no longer guarantee durability (storage failed). */
   onFailed?: (document: LiveDocument, error: unknown) => void
   /** Other nodes: what this node applies is published, what they apply is applied here. */
@@ -30,6 +36,8 @@ export interface LiveDocumentOptions {
   /** Records the inbound messages of the documents it chooses (`concord replay` re-runs them). */
   recorder?: Recorder
   history?: HistoryOptions
+  /** Where diffs and merges of a large document's kept state run for sync replies (without it: on the main thread). */
+  mergeWorker?: MergeWorker
 }
 
 export type HistoryEvent = 'document.changed' | 'document.created' | 'version.created'
@@ -93,6 +101,8 @@ export class LiveDocument {
   #presenceTimer: NodeJS.Timeout | null = null
   #lastPresenceFlush = 0
   readonly #awarenessOwner = new Map<number, DocumentSession>()
+  /** Awareness client ids of other nodes' sessions (their states carry their stamped user). */
+  readonly #remoteAwareness = new Set<number>()
 
   #inFlight = 0
   #lastAppend: Promise<unknown> = Promise.resolve()
@@ -107,20 +117,14 @@ export class LiveDocument {
   /** When the last large update arrived: compaction waits a little after one. */
   #lastLargeAt = 0
   #lastUpdateAt = 0
-  /**
-   * For large documents: an encoded state taken at load or at the last
-   * compaction, and every update applied since. Together they are the whole
-   * document, so a fresh peer's initial sync is sent without encoding the
-   * document again (tens to hundreds of milliseconds of blocked event loop for
-   * a document of tens of megabytes).
-   */
   /** The encoded size of the document, approximately: its state at load or compaction plus every update since. */
   #approxBytes = 0
-  /** Updates merged into Yjs's pending state since it was last empty. */
-  #waitingUpdates = 0
-  #base: Uint8Array | null = null
-  #since: Uint8Array[] = []
-  #sinceBytes = 0
+  /**
+   * The answers to sync step 1, and for large documents an encoded state taken at load, at
+   * compaction or at the first full reply, with every update applied since: together the whole
+   * document, so peers are answered without encoding it again (see `SyncReplies`).
+   */
+  readonly #replies: SyncReplies
   #failed = false
   /** Why the document refuses updates when it was closed on purpose (deleted), not by a failure. */
   #closedBy: ConcordError | null = null
@@ -139,6 +143,17 @@ export class LiveDocument {
   #lastVersionAt = 0
   /** Yjs client ids whose author this node has recorded, and those waiting to be. */
   readonly #knownClients = new Set<number>()
+  /**
+   * Who owns each Yjs client id of the document: the user who first wrote under it (from the
+   * authors table, the log tail's writers, and other nodes' updates). Only its owner may add
+   * items under a client id (ARCHITECTURE.md section 3): another writer could otherwise take the
+   * clocks its owner is about to use, and the owner's re-sent edit would be skipped as known.
+   */
+  readonly #owners = new Map<number, string>()
+  /** Updates per user that Yjs holds back for missing changes of that user's own client ids. */
+  readonly #waitingBy = new Map<string | null, number>()
+  /** The authors being written (compaction waits for them: the log tail is their fallback). */
+  #authorsWrite: Promise<void> = Promise.resolve()
   #pendingAuthors: { client: number; userId: string }[] = []
   #destroyed = false
   #unsubscribe: (() => void) | null = null
@@ -148,6 +163,11 @@ export class LiveDocument {
     this.#ydoc = ydoc
     this.#opts = opts
     this.#log = opts.logger
+    this.#replies = new SyncReplies(ydoc, {
+      ydoc: () => this.ydoc, drain: () => this.#drainIncoming(), approxBytes: () => this.#approxBytes,
+      compactEveryBytes: opts.compactEveryBytes, compactEveryUpdates: opts.compactEveryUpdates,
+      metrics: opts.metrics, worker: opts.mergeWorker,
+    })
     this.#ydoc.on('afterTransaction', (tr: Y.Transaction) => {
       this.#beforeState = tr.beforeState
       if (tr.deleteSet.clients.size > 0 || !sameStateVector(tr.beforeState, tr.afterState)) this.#changed = true
@@ -163,9 +183,10 @@ export class LiveDocument {
     const span = startSpan('concord.document.load', { 'concord.document': name })
     let from: string | null
     let loaded: Awaited<ReturnType<StorageAdapter['load']>>
+    let authors: Map<number, string>
     try {
       from = opts.backplane !== undefined ? await opts.backplane.position(name) : null
-      loaded = await opts.storage.load(name)
+      ;[loaded, authors] = await Promise.all([opts.storage.load(name), opts.storage.loadAuthors(name)])
     } catch (err) {
       endSpan(span, err)
       throw err
@@ -180,11 +201,12 @@ export class LiveDocument {
     // with a long one (a tail left by a burst can hold tens of thousands of updates).
     const lazy = loaded.snapshot !== null && loaded.snapshot.length >= LARGE_DOCUMENT_BYTES
     const doc = new LiveDocument(name, ydoc, opts)
+    doc.#learnOwners(authors, loaded.updates)
     if (parts.length > 0) {
       doc.#unintegrated = parts
       if (lazy) {
         // after the replies to whoever is waiting for this load (they run in microtasks)
-        setImmediate(() => { if (!doc.#destroyed) doc.#integrate() })
+        setImmediate(() => { if (!doc.#destroyed) doc.#contained(() => doc.#integrate(), 'CONCORD_ERR_DOC_LOAD_FAILED') })
       } else {
         doc.#integrate()
       }
@@ -199,7 +221,7 @@ export class LiveDocument {
     if (opts.backplane !== undefined && from !== null) {
       doc.#recording?.open(REMOTE_SESSION, { user: null, role: 'write', protocol: 'native' })
       doc.#unsubscribe = opts.backplane.subscribe(name, from, {
-        update: update => doc.applyRemote(update),
+        update: (update, writer) => doc.applyRemote(update, writer ?? null),
         resync: () => { void doc.resyncFromStorage() },
         presence: update => doc.applyRemotePresence(update),
       })
@@ -232,6 +254,32 @@ export class LiveDocument {
     const waiters = this.#integrationWaiters
     this.#integrationWaiters = []
     for (const fn of waiters) fn()
+  }
+
+  /**
+   * The owners stored in the authors table, then the writers of the log tail in order (an update
+   * is durable with its writer at once; its authors row is written a moment later).
+   */
+  #learnOwners(authors: Map<number, string>, tail: readonly { update: Uint8Array; userId: string | null }[]): void {
+    for (const [client, userId] of authors) {
+      this.#owners.set(client, userId)
+      this.#knownClients.add(client)
+    }
+    for (const u of tail) {
+      if (u.userId === null) continue
+      let clients: Map<number, number>
+      try {
+        clients = Y.parseUpdateMeta(u.update).to
+      } catch {
+        continue
+      }
+      for (const client of clients.keys()) if (!this.#owners.has(client)) this.#owners.set(client, u.userId)
+    }
+  }
+
+  /** The user who owns a Yjs client id in this document (undefined: nobody yet). */
+  ownerOf(client: number): string | undefined {
+    return this.#owners.get(client)
   }
 
   /**
@@ -285,10 +333,9 @@ export class LiveDocument {
     return this.#approxBytes
   }
 
-  /** The whole document as one Yjs update (what is queued is applied first). */
+  /** The whole document as one Yjs update (what is queued is applied first; the last encode is reused while nothing changed). */
   encodeState(): Uint8Array {
-    this.#drainIncoming()
-    return Y.encodeStateAsUpdate(this.ydoc)
+    return this.#replies.encodeWhole()
   }
 
   /**
@@ -371,81 +418,30 @@ export class LiveDocument {
   }
 
   /**
-   * The answer to a peer's sync step 1: `updates` to send first (possibly
-   * none), then `step2`. For a large document and a peer that holds little of
-   * it, this is the kept base state and the updates since, already encoded;
-   * the peer integrates the updates once the base arrives. Otherwise it is one
-   * freshly encoded diff. Throws when the state vector cannot be decoded.
+   * The answer to a peer's sync step 1, now and on this thread: `updates` to send first
+   * (possibly none), then `step2` (see `SyncReplies.now`). Throws when the state vector
+   * cannot be decoded.
    */
-  syncReply(stateVector?: Uint8Array): { updates: Uint8Array[]; step2: Uint8Array } {
-    this.#drainIncoming()
-    if (this.#base !== null && this.#holdsLittle(stateVector)) {
-      const updates: Uint8Array[] = []
-      for (let i = 0; i < this.#since.length; i += MERGE_GROUP) {
-        const group = this.#since.slice(i, i + MERGE_GROUP)
-        updates.push(group.length === 1 ? group[0]! : Y.mergeUpdates(group))
-      }
-      return { updates, step2: this.#base }
-    }
-    return { updates: [], step2: Y.encodeStateAsUpdate(this.ydoc, stateVector) }
-  }
-
-  /** Would Yjs have to hold this update (it starts beyond what the document has of some client)? */
-  #wouldWait(update: Uint8Array): boolean {
-    try {
-      for (const [client, from] of Y.parseUpdateMeta(update).from) if (from > Y.getState(this.ydoc.store, client)) return true
-    } catch {
-      return false // malformed: validation reports it
-    }
-    return false
-  }
-
-  /** True when a peer with this state vector has less than a tenth of the document's items. */
-  #holdsLittle(stateVector?: Uint8Array): boolean {
-    if (stateVector === undefined || stateVector.length === 0) return true
-    const theirs = Y.decodeStateVector(stateVector)
-    if (theirs.size === 0) return true
-    let ours = 0
-    let held = 0
-    for (const client of this.ydoc.store.clients.keys()) {
-      const n = Y.getState(this.ydoc.store, client)
-      ours += n
-      held += Math.min(n, theirs.get(client) ?? 0)
-    }
-    return held * 10 < ours
-  }
-
-  #setBase(base: Uint8Array, since: Uint8Array[]): void {
-    if (base.length < LARGE_DOCUMENT_BYTES) {
-      this.#base = null
-      this.#since = []
-      this.#sinceBytes = 0
-      return
-    }
-    this.#base = base
-    this.#since = since
-    this.#sinceBytes = since.reduce((n, u) => n + u.length, 0)
-    if (this.#sinceTooLong()) {
-      this.#base = null
-      this.#since = []
-      this.#sinceBytes = 0
-    }
-  }
-
-  #keepSince(update: Uint8Array): void {
-    if (this.#base === null) return
-    this.#since.push(update)
-    this.#sinceBytes += update.length
-    if (this.#sinceTooLong()) this.#setBase(new Uint8Array(0), [])
+  syncReply(stateVector?: Uint8Array): SyncReply {
+    return this.#replies.now(stateVector)
   }
 
   /**
-   * Compaction keeps the updates since the base few; when it falls behind (or keeps
-   * failing), merging them for each joining peer would cost more than encoding the
-   * document once, so no copy is kept.
+   * The answer to a peer's sync step 1 as sessions send it: at once when it is kept or cheap,
+   * later when a large document's diff is computed in the merge worker. It covers what the
+   * document has applied now; a session that is (or is now made) one of `sessions` receives
+   * everything applied after as updates. Throws when the state vector cannot be decoded.
    */
-  #sinceTooLong(): boolean {
-    return this.#sinceBytes > Math.max(2 * this.#opts.compactEveryBytes, 8 * 1024 * 1024) || this.#since.length > 4 * this.#opts.compactEveryUpdates
+  prepareSyncReply(stateVector?: Uint8Array): SyncReply | Promise<SyncReply> {
+    return this.#replies.prepare(stateVector)
+  }
+
+  #setBase(base: Uint8Array, since: Uint8Array[]): void {
+    this.#replies.setBase(base, since)
+  }
+
+  #keepSince(update: Uint8Array): void {
+    this.#replies.keep(update)
   }
 
   /**
@@ -475,7 +471,7 @@ export class LiveDocument {
     this.#incoming.push({ session, seq, update, at: performance.now() })
     if (this.#incomingScheduled) return
     this.#incomingScheduled = true
-    queueMicrotask(this.#drainIncoming)
+    queueMicrotask(this.#drainIncomingContained)
   }
 
   /**
@@ -524,12 +520,6 @@ export class LiveDocument {
         `the document would exceed ${max} bytes; the update was not applied`, { document: this.name }), seq, false)
       return null
     }
-    if (this.#waitingUpdates >= MAX_WAITING_UPDATES && this.ydoc.store.pendingStructs !== null && this.#wouldWait(update)) {
-      // each update Yjs must hold costs a merge with everything held: bound how many
-      this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
-        `the document already holds ${this.#waitingUpdates} updates waiting for missing changes; send those first`, { document: this.name }), seq, false)
-      return null
-    }
     const inspection = inspectUpdate(update)
     if (inspection.problem !== null) {
       this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${inspection.problem}`, { document: this.name }), seq, false)
@@ -549,7 +539,69 @@ export class LiveDocument {
         }
       }
     }
+    if (!this.#admitClients(session, seq, inspection)) return null
     return inspection
+  }
+
+  /**
+   * Client-id ownership and missing dependencies (ARCHITECTURE.md section 3): new items only under
+   * client ids the sender owns or claims now (items already known are duplicates and change
+   * nothing), and nothing held back by Yjs that waits for another user's changes: such an update
+   * would sit in Yjs's pending state and be integrated by someone else's later update (the
+   * poisoned-pending attack). Waiting for the sender's own missing changes is allowed, bounded
+   * per user. Claims of new client ids are recorded here, before Yjs sees the update.
+   */
+  #admitClients(session: DocumentSession | null, seq: number, inspection: UpdateInspection): boolean {
+    const store = this.ydoc.store
+    const userId = session?.userId ?? null
+    let claims: number[] | null = null
+    for (const [client, end] of inspection.ends) {
+      const state = Y.getState(store, client)
+      if (end <= state) continue
+      const owner = this.#owners.get(client)
+      // an identified user may not extend a client id whose writer is unknown (anonymous, or
+      // written before ownership was recorded): it could be anyone's
+      if (owner !== undefined ? owner !== userId : userId !== null && state > 0) {
+        this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_FOREIGN_CLIENT',
+          `the update adds items under Yjs client id ${client}, which ${owner !== undefined ? 'belongs to another user' : 'was written by an unknown user'} in this document; use a new client id`, { document: this.name }), seq, false)
+        return false
+      }
+      if (owner === undefined && userId !== null) (claims ??= []).push(client)
+    }
+    const mine = (client: number): boolean => (this.#owners.get(client) ?? (claims?.includes(client) ? userId : null)) === userId
+    let waits = false
+    const missing = (client: number): void => {
+      waits = true
+      if (mine(client)) return
+      throw new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
+        `the update depends on changes of Yjs client id ${client} (another user's) that the server does not have; it was not applied`, { document: this.name })
+    }
+    try {
+      for (const [client, start] of inspection.starts) if (start > Y.getState(store, client)) missing(client)
+      for (const [client, end] of inspection.gaps) if (end > Y.getState(store, client)) missing(client)
+      for (const [client, end] of inspection.needs) {
+        const state = Y.getState(store, client)
+        if (end <= state) continue
+        const start = inspection.starts.get(client)
+        const available = start !== undefined && start <= state ? Math.max(state, inspection.ends.get(client) ?? 0) : state
+        if (end > available) missing(client)
+      }
+    } catch (err) {
+      this.#refuse(session, err as ConcordError, seq, false)
+      return false
+    }
+    if (waits) {
+      const n = this.#waitingBy.get(userId) ?? 0
+      if (n >= MAX_WAITING_UPDATES) {
+        // each update Yjs must hold costs a merge with everything held: bound how many
+        this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
+          `the document already holds ${n} of your updates waiting for your missing changes; send those first`, { document: this.name }), seq, false)
+        return false
+      }
+      this.#waitingBy.set(userId, n + 1)
+    }
+    if (claims !== null) for (const client of claims) this.#owners.set(client, userId!)
+    return true
   }
 
   #applyOne(session: DocumentSession | null, seq: number, update: Uint8Array, at: number): void {
@@ -570,7 +622,7 @@ export class LiveDocument {
     }
     const pendingChanged = this.#pendingChangedSince(before)
     const changed = this.#changed || pendingChanged
-    this.#countWaiting(before.structs, before.update)
+    this.#countWaiting()
     if (!changed) {
       // nothing new: ack once whatever carried this content before is durable
       if (seq > 0 && session !== null) this.#afterBarrier(() => this.#ack(session, seq, at))
@@ -632,7 +684,7 @@ export class LiveDocument {
             continue
           }
           const pendingChanged = this.#pendingChangedSince(before)
-          this.#countWaiting(before.structs, before.update)
+          this.#countWaiting()
           let changed = pendingChanged
           let i = 0
           for (const client of inspection.ends.keys()) if (!changed && Y.getState(store, client) > states[i++]!) changed = true
@@ -674,10 +726,10 @@ export class LiveDocument {
     return store.pendingStructs !== before.structs || store.pendingStructs?.update !== before.update || store.pendingDs !== before.ds
   }
 
-  #countWaiting(pendingStructs: unknown, pendingUpdate: Uint8Array | undefined): void {
+  /** Yjs holds nothing back any more: nobody's updates are waiting. */
+  #countWaiting(): void {
     const store = this.ydoc.store
-    if (store.pendingStructs === null) this.#waitingUpdates = 0
-    else if (store.pendingStructs !== pendingStructs || store.pendingStructs.update !== pendingUpdate) this.#waitingUpdates++
+    if (store.pendingStructs === null && store.pendingDs === null && this.#waitingBy.size > 0) this.#waitingBy.clear()
   }
 
   #noteApplied(update: Uint8Array): void {
@@ -692,9 +744,15 @@ export class LiveDocument {
    * An update another node applied (it stores it): applied here and sent to this
    * node's sessions, not stored and not published again.
    */
-  applyRemote(update: Uint8Array): void {
+  applyRemote(update: Uint8Array, writer: string | null = null): void {
     this.#drainIncoming()
     if (this.#failed || this.#destroyed) return
+    if (writer !== null) {
+      // the node that stored it checked the writer's ownership: learn the client ids it claimed
+      try {
+        for (const client of Y.parseUpdateMeta(update).to.keys()) if (!this.#owners.has(client)) this.#owners.set(client, writer)
+      } catch { /* applying reports it */ }
+    }
     this.#recording?.update(REMOTE_SESSION, update)
     const before = this.#pending()
     this.#changed = false
@@ -705,7 +763,7 @@ export class LiveDocument {
       return
     }
     const pendingChanged = this.#pendingChangedSince(before)
-    this.#countWaiting(before.structs, before.update)
+    this.#countWaiting()
     if (!this.#changed && !pendingChanged) return
     const forward = !pendingChanged ? update
       : this.#changed && this.#beforeState !== null ? Y.encodeStateAsUpdate(this.ydoc, encodeStateVectorOf(this.#beforeState)) : null
@@ -731,25 +789,93 @@ export class LiveDocument {
   async resyncFromStorage(): Promise<void> {
     if (this.#failed || this.#destroyed) return
     let loaded
+    let authors: Map<number, string>
     try {
-      loaded = await this.#opts.storage.load(this.name)
+      ;[loaded, authors] = await Promise.all([this.#opts.storage.load(this.name), this.#opts.storage.loadAuthors(this.name)])
     } catch (err) {
       this.#log.warn({ err, document: this.name }, 'resync from storage failed; the next one will retry')
       return
     }
+    this.#learnOwners(authors, loaded.updates)
     if (loaded.snapshot !== null) this.applyRemote(loaded.snapshot)
-    for (const u of loaded.updates) this.applyRemote(u.update)
+    for (const u of loaded.updates) this.applyRemote(u.update, u.userId)
   }
 
-  /** Relay a presence update from `session` (throttled, coalesced per room). */
+  /**
+   * Relay a presence update from `session` (throttled, coalesced per room). A session changes
+   * only the awareness client ids it introduced (or its own user's: a reconnect), so entries for
+   * other people's ids are dropped (the stock y-websocket provider echoes everyone's changes, so
+   * this is silent); a state beyond `maxPresenceBytes` refuses the update; at most
+   * MAX_PRESENCE_CLIENTS ids per session; and the relayed state carries the authenticated user
+   * as `user.id` (see `stampUser`).
+   */
   applyAwareness(session: DocumentSession, update: Uint8Array): void {
     this.#recording?.awareness(session.id, update)
+    let entries: AwarenessEntry[]
     try {
-      applyAwarenessUpdate(this.awareness, update, session)
+      entries = decodeAwarenessEntries(update)
+    } catch (err) {
+      session.documentError(new ConcordError('CONCORD_ERR_AWARENESS_MALFORMED', `awareness update rejected: ${errorMessage(err)}`, { document: this.name }), 0, false)
+      return
+    }
+    const max = this.#opts.maxPresenceBytes ?? DEFAULT_MAX_PRESENCE_BYTES
+    const kept: AwarenessEntry[] = []
+    let introduced = 0
+    for (const entry of entries) {
+      // a JSON string's UTF-8 size is at most three bytes per UTF-16 unit
+      if (entry.json.length > max || (entry.json.length * 3 > max && Buffer.byteLength(entry.json) > max)) {
+        session.documentError(new ConcordError('CONCORD_ERR_LIMIT_PRESENCE',
+          `a presence state of ${Buffer.byteLength(entry.json)} bytes is beyond the limit of ${max}; it was not relayed`, { document: this.name }), 0, false)
+        return
+      }
+      // what the room already has at this clock or later changes nothing (the stock provider echoes
+      // states back, sometimes of clients that just left): dropped before it can count as introduced
+      const known = this.awareness.meta.get(entry.clientId)
+      if (known !== undefined && (known.clock > entry.clock || (known.clock === entry.clock && (entry.json !== 'null' || !this.awareness.states.has(entry.clientId))))) continue
+      if (!this.#mayChangePresence(session, entry.clientId)) continue
+      if (this.#awarenessOwner.get(entry.clientId) !== session && entry.json !== 'null') introduced++
+      let json = entry.json
+      if (session.userId !== null) {
+        const stamped = stampUser(json, session.userId)
+        if (stamped === null) {
+          session.documentError(new ConcordError('CONCORD_ERR_AWARENESS_MALFORMED', 'a presence state is not a JSON object', { document: this.name }), 0, false)
+          return
+        }
+        json = stamped
+      }
+      kept.push({ clientId: entry.clientId, clock: entry.clock, json })
+    }
+    if (introduced > 0 && session.awarenessClientIds.size + introduced > MAX_PRESENCE_CLIENTS) {
+      session.documentError(new ConcordError('CONCORD_ERR_LIMIT_PRESENCE',
+        `a session may show at most ${MAX_PRESENCE_CLIENTS} presence client ids; the update was not relayed`, { document: this.name }), 0, false)
+      return
+    }
+    if (kept.length === 0) return
+    try {
+      applyAwarenessUpdate(this.awareness, kept.length === entries.length && session.userId === null ? update : encodeAwarenessEntries(kept), session)
       this.#opts.metrics?.presence('client')
     } catch (err) {
       session.documentError(new ConcordError('CONCORD_ERR_AWARENESS_MALFORMED', `awareness update rejected: ${errorMessage(err)}`, { document: this.name }), 0, false)
     }
+  }
+
+  /** Whether `session` may set or clear the presence of awareness client id `id`. */
+  #mayChangePresence(session: DocumentSession, id: number): boolean {
+    const owner = this.#awarenessOwner.get(id)
+    if (owner !== undefined) {
+      if (owner === session) return true
+      // the same user again (a reconnect whose old socket is not yet gone): the id moves over
+      if (owner.userId === null || owner.userId !== session.userId) return false
+      owner.awarenessClientIds.delete(id)
+      this.#awarenessOwner.delete(id)
+      return true
+    }
+    if (this.#remoteAwareness.has(id)) {
+      // a session on another node: only its own user (reconnected here) may change it
+      const current = this.awareness.getStates().get(id)
+      return current !== undefined && session.userId !== null && stampedUser(current) === session.userId
+    }
+    return true
   }
 
   /** Resolves when every update applied so far is durable. */
@@ -807,7 +933,7 @@ export class LiveDocument {
       metrics?.storageAppend.observe(secondsSince(appendStart))
       endSpan(span, undefined, { 'concord.seq': logSeq })
       if (this.#opts.backplane !== undefined) {
-        this.#opts.backplane.publishUpdate(this.name, update)
+        this.#opts.backplane.publishUpdate(this.name, update, session?.userId ?? null)
         metrics?.backplanePublished.inc()
       }
       if (logSeq > this.#lastDurableSeq) this.#lastDurableSeq = logSeq
@@ -828,17 +954,8 @@ export class LiveDocument {
   #noteDurable(clients: ReadonlyMap<number, number>, session: DocumentSession | null): void {
     const userId = session?.userId ?? null
     if (userId !== null) {
-      for (const client of clients.keys()) {
-        if (this.#knownClients.has(client)) continue
-        this.#knownClients.add(client)
-        if (this.#pendingAuthors.push({ client, userId }) === 1) {
-          queueMicrotask(() => {
-            const list = this.#pendingAuthors
-            this.#pendingAuthors = []
-            this.#opts.storage.recordAuthors(this.name, list).catch(err => this.#log.warn({ err, document: this.name }, 'recording authors failed'))
-          })
-        }
-      }
+      // only the client ids this user owns (an update may repeat others' known items)
+      for (const client of clients.keys()) if (this.#owners.get(client) === userId) this.#storeOwner(client, userId)
     }
     const history = this.#opts.history
     if (history === undefined) return
@@ -850,6 +967,20 @@ export class LiveDocument {
     }
     history.onEvent?.('document.changed', { document: this.name, updates: 1 })
     if (history.checkpointEveryMs > 0 && this.#versionSaving === null && Date.now() - this.#firstChangeSinceVersionAt >= history.checkpointEveryMs) this.#checkpoint()
+  }
+
+  /** Write a client id's owner to the authors table (once; batched per microtask). */
+  #storeOwner(client: number, userId: string): void {
+    if (this.#knownClients.has(client)) return
+    this.#knownClients.add(client)
+    if (this.#pendingAuthors.push({ client, userId }) === 1) {
+      queueMicrotask(() => {
+        const list = this.#pendingAuthors
+        this.#pendingAuthors = []
+        const write = this.#opts.storage.recordAuthors(this.name, list).catch(err => this.#log.warn({ err, document: this.name }, 'recording authors failed'))
+        this.#authorsWrite = this.#authorsWrite.then(() => write)
+      })
+    }
   }
 
   #checkpoint(): void {
@@ -900,7 +1031,23 @@ export class LiveDocument {
     }
   }
 
-  #fail(err: unknown, code: 'CONCORD_ERR_STORAGE_WRITE_FAILED' | 'CONCORD_ERR_DOC_RESET' = 'CONCORD_ERR_STORAGE_WRITE_FAILED'): void {
+  /**
+   * Run a callback the event loop calls (not a caller that could handle the throw): an
+   * unexpected throw (Yjs on content it cannot integrate, a corrupt stored state) fails this
+   * document, whose sessions are told, instead of ending the process and every other document.
+   */
+  #contained(fn: () => void, code: 'CONCORD_ERR_DOC_RESET' | 'CONCORD_ERR_DOC_LOAD_FAILED' = 'CONCORD_ERR_DOC_RESET'): void {
+    try {
+      fn()
+    } catch (err) {
+      this.#fail(err, code)
+    }
+  }
+
+  readonly #drainIncomingContained = (): void => { this.#contained(this.#drainIncoming) }
+  readonly #flushFanoutContained = (): void => { this.#contained(this.#flushFanout) }
+
+  #fail(err: unknown, code: 'CONCORD_ERR_STORAGE_WRITE_FAILED' | 'CONCORD_ERR_DOC_RESET' | 'CONCORD_ERR_DOC_LOAD_FAILED' = 'CONCORD_ERR_STORAGE_WRITE_FAILED'): void {
     if (this.#failed) return
     this.#failed = true
     // a storage failure is the server's problem (error); an update Yjs could not integrate came
@@ -908,7 +1055,9 @@ export class LiveDocument {
     this.#log[code === 'CONCORD_ERR_DOC_RESET' ? 'warn' : 'error']({ err, document: this.name, code }, 'document failed; closing its sessions so clients re-send unacked updates')
     const error = code === 'CONCORD_ERR_DOC_RESET'
       ? new ConcordError(code, 'the document was reloaded from its log; open it again', { document: this.name, cause: err })
-      : new ConcordError(code, `storage failed: ${errorMessage(err)}`, { document: this.name, cause: err })
+      : code === 'CONCORD_ERR_DOC_LOAD_FAILED'
+        ? new ConcordError(code, `the stored document could not be integrated: ${errorMessage(err)}`, { document: this.name, cause: err })
+        : new ConcordError(code, `storage failed: ${errorMessage(err)}`, { document: this.name, cause: err })
     for (const s of [...this.sessions]) s.documentError(error, 0, true)
     this.#opts.onFailed?.(this, err)
   }
@@ -967,7 +1116,8 @@ export class LiveDocument {
     }
     this.#setBase(snapshot, [])
     this.#approxBytes = snapshot.length
-    this.#compactDone = this.#opts.storage.compact(this.name, snapshot, upToSeq).then(() => {
+    // the log tail holds the writers of client ids whose authors rows may still be on their way
+    this.#compactDone = this.#authorsWrite.then(() => this.#opts.storage.compact(this.name, snapshot, upToSeq)).then(() => {
       this.#compactDone = null
       this.#tailUpdates -= countedUpdates
       this.#tailBytes -= countedBytes
@@ -1010,6 +1160,7 @@ export class LiveDocument {
             return
           }
         }
+        await this.#authorsWrite
         const loaded = await storage.load(this.name)
         if (loaded.updates.length === 0 || this.#destroyed) return
         const upToSeq = loaded.updates[loaded.updates.length - 1]!.seq
@@ -1034,7 +1185,7 @@ export class LiveDocument {
     this.#outbox.push({ update, origin })
     if (this.#fanoutScheduled) return
     this.#fanoutScheduled = true
-    setImmediate(this.#flushFanout)
+    setImmediate(this.#flushFanoutContained)
   }
 
   /**
@@ -1124,10 +1275,28 @@ export class LiveDocument {
   ): void => {
     const session = this.sessions.has(origin as DocumentSession) ? origin as DocumentSession : null
     const local = origin !== REMOTE
+    if (!local) {
+      for (const id of added) {
+        this.#remoteAwareness.add(id)
+        // the other node stamped its user (and claimed the id there): the same claim here
+        const user = stampedUser(this.awareness.getStates().get(id))
+        if (user !== null && !this.#owners.has(id)) this.#owners.set(id, user)
+      }
+      for (const id of removed) this.#remoteAwareness.delete(id)
+    } else if (session !== null) {
+      for (const id of added.concat(updated)) this.#remoteAwareness.delete(id)
+    }
     for (const id of added.concat(updated)) {
       if (session !== null && !this.#awarenessOwner.has(id)) {
         this.#awarenessOwner.set(id, session)
         session.awarenessClientIds.add(id)
+        // Yjs uses one client id for a replica's presence and its edits: presence shows the id to
+        // everyone before the first edit does, so a writer's presence claims it for its edits too
+        // (nobody could otherwise take it first, having read it off the presence)
+        if (session.userId !== null && session.role !== 'read' && !this.#owners.has(id) && !this.#failed && !this.#destroyed) {
+          this.#owners.set(id, session.userId)
+          this.#storeOwner(id, session.userId)
+        }
       }
       this.#presenceDirty.add(id)
       if (local) this.#presenceLocalDirty.add(id)
@@ -1191,26 +1360,19 @@ const REMOTE_SESSION = 'backplane'
 /** How long a compaction lease lasts if its holder never gives it back (a crash mid-compaction). */
 const COMPACT_LEASE_MS = 30_000
 
-/** How many updates waiting for missing changes a document holds before it refuses more. */
-const MAX_WAITING_UPDATES = 256
+/** Default largest presence state of one client (JSON bytes). */
+export const DEFAULT_MAX_PRESENCE_BYTES = 64 * 1024
 
-/** Documents whose encoded state is at least this large keep it for initial syncs (see `syncReply`). */
-export const LARGE_DOCUMENT_BYTES = 256 * 1024
+/** Awareness client ids one session may show at once (an honest one shows one, a few after reconnects). */
+const MAX_PRESENCE_CLIENTS = 8
+
+/** How many updates waiting for missing changes of a user's own client ids a document holds before it refuses more of that user's. */
+const MAX_WAITING_UPDATES = 256
 
 function merge(items: Outgoing[]): Uint8Array {
   return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))
 }
 
-/** Encode a state vector held as a map (as Yjs's `encodeStateVector` would for a document in that state). */
-function encodeStateVectorOf(state: Map<number, number>): Uint8Array {
-  const e = encoding.createEncoder()
-  encoding.writeVarUint(e, state.size)
-  for (const [client, clock] of state) {
-    encoding.writeVarUint(e, client)
-    encoding.writeVarUint(e, clock)
-  }
-  return encoding.toUint8Array(e)
-}
 
 function sameStateVector(a: Map<number, number>, b: Map<number, number>): boolean {
   if (a.size !== b.size) return false

@@ -155,7 +155,13 @@ export class ServerMetrics {
   readonly backplaneLag: FastHistogram
   readonly #compactions: Counter<'result'>
   readonly backplanePublished: Counter
+  /** Yjs encodes of a document's state on the main thread to answer a sync step 1 (each walks the whole document). */
+  readonly syncFullEncodes: Counter
+  readonly #syncReplies: Counter<'source'>
+  /** Sync step 1 frames answered by the reply to a later one (one reply outstanding per session and document). */
+  readonly syncStep1Coalesced: Counter
   readonly #webhooks: Counter<'event' | 'result'>
+  readonly #webhooksDropped: Counter
   #sources: MetricsSources | null = null
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -198,7 +204,11 @@ export class ServerMetrics {
     this.backplaneLag = histogram('concord_backplane_lag_seconds', 'From another node publishing an entry on Redis until this node reads it.')
     this.#compactions = new Counter({ name: 'concord_compactions_total', help: 'Log compactions, by result (done, skipped because another node holds the lease, failed).', labelNames: ['result'], registers })
     this.#webhooks = new Counter({ name: 'concord_webhook_attempts_total', help: 'Webhook delivery attempts, by event and result (delivered, retrying, failed: gave up).', labelNames: ['event', 'result'], registers })
+    this.#webhooksDropped = new Counter({ name: 'concord_webhook_events_dropped_total', help: 'Webhook deliveries dropped unsent because their endpoint\'s queue was full (maxQueuedWebhookEvents; the oldest give way).', registers })
     this.backplanePublished = new Counter({ name: 'concord_backplane_published_total', help: 'Updates published to the other nodes.', registers })
+    this.syncFullEncodes = new Counter({ name: 'concord_sync_full_encodes_total', help: 'Yjs encodes of a document\'s state on the main thread to answer a sync step 1 (each walks the whole document; kept or reused bytes and replies computed in the merge worker are not counted).', registers })
+    this.#syncReplies = new Counter({ name: 'concord_sync_replies_total', help: 'Answers to sync step 1 (and OPEN), by source: kept (the kept base and updates since), reused (bytes of an earlier encode), encoded (a Yjs encode on the main thread), worker (computed in the merge worker).', labelNames: ['source'], registers })
+    this.syncStep1Coalesced = new Counter({ name: 'concord_sync_step1_coalesced_total', help: 'Sync step 1 frames not answered on their own: a later step 1 of the same session and document arrived while a reply was outstanding, and one reply answered the latest.', registers })
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry })
   }
 
@@ -245,8 +255,16 @@ export class ServerMetrics {
     this.#webhooks.inc({ event, result })
   }
 
+  webhookDropped(): void {
+    this.#webhooksDropped.inc()
+  }
+
   compaction(result: 'done' | 'skipped' | 'failed'): void {
     this.#compactions.inc({ result })
+  }
+
+  syncReply(source: 'kept' | 'reused' | 'encoded' | 'worker'): void {
+    this.#syncReplies.inc({ source })
   }
 
   /** The Prometheus text exposition. */

@@ -12,7 +12,10 @@ import type { ResolvedServerOptions } from './options.js'
 import type { SharedMessage } from './shared-message.js'
 import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
 import { CongestionHold } from './congestion.js'
-import { SocketRateLimiter } from './rate-limiter.js'
+import { SyncResponder, type SyncReplySource } from './sync-responder.js'
+import type { SyncReply } from './sync-replies.js'
+import { ReadThrottle, type ReadThrottleOptions } from './read-throttle.js'
+import { bytesBeforeWriteAccess, setReceiveLimit } from './receive-limit.js'
 import { SessionGuard, type SessionGrant } from './auth/session-guard.js'
 import type { AccessChange } from './auth/access-control.js'
 import { toConcordError } from './errors.js'
@@ -27,10 +30,10 @@ export interface ConnectionDeps {
 
 const PING_FRAME = encodeFrame({ kind: FRAME_KINDS.PING, document: '' })
 
-export function rateLimitsOf(o: ResolvedServerOptions): ConstructorParameters<typeof SocketRateLimiter>[0] {
+export function rateLimitsOf(o: ResolvedServerOptions): ReadThrottleOptions {
   return {
     messagesPerSecond: o.rateLimitMessagesPerSecond, messagesBurst: o.rateLimitMessagesBurst,
-    bytesPerSecond: o.rateLimitBytesPerSecond, bytesBurst: o.rateLimitBytesBurst, closeAfterMs: o.rateLimitCloseAfterMs,
+    bytesPerSecond: o.rateLimitBytesPerSecond, bytesBurst: o.rateLimitBytesBurst, maxMessageBytes: o.maxMessageBytes,
   }
 }
 
@@ -44,9 +47,12 @@ export class NativeConnection {
   readonly #sender: SocketSender
   readonly #assembler: ChunkAssembler
   readonly #docs = new Map<string, NativeDocSession>()
-  readonly #limiter: SocketRateLimiter
-  /** Chunked messages refused at their first piece: their other pieces are dropped too. */
-  readonly #refusedChunks = new Set<number>()
+  readonly #throttle: ReadThrottle
+  /**
+   * Whether a document was opened on this socket with write access. Until then the socket's
+   * messages and incomplete chunked messages share the pre-open budget (`bytesBeforeWriteAccess`).
+   */
+  #mayWrite = false
   #version = 0
   #pendingOpens = 0
   /** Bytes queued by all documents of this socket whose OPEN is not yet accepted. */
@@ -62,8 +68,13 @@ export class NativeConnection {
     this.#log = deps.logger
     const o = deps.options
     const metrics = o.metrics
-    this.#sender = new SocketSender(ws, this, { ...o, ping: PING_FRAME, onSend: (first, length) => metrics.message('out', 'native', nativeKind(first[0]), length) })
-    this.#limiter = new SocketRateLimiter(rateLimitsOf(o))
+    this.#sender = new SocketSender(ws, this, {
+      ...o, ping: PING_FRAME, onSend: (first, length) => metrics.message('out', 'native', nativeKind(first[0]), length),
+      readPausedAt: () => this.#throttle.pausedAt,
+    })
+    this.#throttle = new ReadThrottle(ws, { ...rateLimitsOf(o), onError: err => this.#failed(err) }, data => this.#receive(data),
+      reason => this.#closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_RATE', reason)))
+    setReceiveLimit(ws, bytesBeforeWriteAccess(o))
     // pieces other than the last must be at least 1 KiB (clients are told chunkBytes in WELCOME)
     this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes, minPieceBytes: Math.min(1024, o.chunkBytes) })
     this.#handshakeTimer = setTimeout(() => {
@@ -84,20 +95,21 @@ export class NativeConnection {
     return this.#sender
   }
 
-  /** Handle one binary WebSocket message. */
+  /**
+   * One binary WebSocket message arrived. It is charged to the socket's rate
+   * limit before it is decoded (every message, a CHUNK piece too, costs one
+   * message and its length): within budget it is handled at once, over budget
+   * it waits in order while the socket is read more slowly (`ReadThrottle`).
+   */
   receive(data: Uint8Array): void {
     if (this.#closed) return
     this.#deps.options.metrics.message('in', 'native', nativeKind(data[0]), data.length)
-    // everything but a CHUNK is judged by the rate limit before it is decoded, so a
-    // flood costs little more than counting (a kind below 128 is its first byte)
-    const isChunk = data.length > 0 && data[0] === FRAME_KINDS.CHUNK
-    if (!isChunk) {
-      const verdict = this.#limiter.check(data.length)
-      if (verdict !== 'ok') {
-        this.#overLimit(verdict, data)
-        return
-      }
-    }
+    this.#throttle.receive(data)
+    this.#notePeak()
+  }
+
+  #receive(data: Uint8Array): void {
+    if (this.#closed) return
     let frame: Frame | UnknownFrame
     try {
       frame = decodeFrame(data)
@@ -106,56 +118,32 @@ export class NativeConnection {
       this.close(new ConcordError('CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message, { cause: err }))
       return
     }
-    if (isChunk && !this.#chunkWithinRate(frame as Extract<Frame, { kind: typeof FRAME_KINDS.CHUNK }>, data)) return
     this.#handle(frame, data.length)
+    this.#notePeak()
   }
 
-  /**
-   * A chunked message is judged as a whole at its first piece (its size is
-   * about the first piece times their number); the other pieces of a refused
-   * message are dropped without a word (the refusal was reported).
-   */
-  #chunkWithinRate(chunk: Extract<Frame, { kind: typeof FRAME_KINDS.CHUNK }>, data: Uint8Array): boolean {
-    if (chunk.index > 0) {
-      if (!this.#refusedChunks.has(chunk.messageId)) return true
-      if (chunk.index === chunk.total - 1) this.#refusedChunks.delete(chunk.messageId)
-      return false
-    }
-    const verdict = this.#limiter.check(data.length * chunk.total)
-    if (verdict === 'ok') return true
-    if (chunk.total > 1) this.#refusedChunks.add(chunk.messageId)
-    if (this.#refusedChunks.size > 16) {
-      this.#closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_RATE', 'too many refused chunked messages'))
-      return false
-    }
-    this.#overLimit(verdict, data)
-    return false
+  /** Handling a message threw outside the gateway's guard (from the rate limit's timer). */
+  #failed(err: unknown): void {
+    this.#log.error({ err }, 'unexpected error handling a message')
+    this.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
   }
 
-  /**
-   * Over the per-socket rate limit: the message is not applied and is answered
-   * with CONCORD_ERR_LIMIT_RATE (at most ten answers a second, the rest counted
-   * into the next one); a socket that stays over it for `rateLimitCloseAfterMs`
-   * is closed with 4529.
-   */
-  #overLimit(verdict: 'refuse' | 'close', data: Uint8Array): void {
-    if (verdict === 'close') {
-      this.#closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_RATE', `over the rate limit for ${this.#deps.options.rateLimitCloseAfterMs} ms`))
-      return
-    }
-    if (!this.#limiter.shouldReport()) return
-    let document = ''
-    let seq = 0
-    try {
-      const frame = decodeFrame(data)
-      document = frame.document
-      if (frame.kind === FRAME_KINDS.UPDATE && !isUnknownFrame(frame)) seq = (frame as Extract<Frame, { kind: typeof FRAME_KINDS.UPDATE }>).seq
-      else if (frame.kind === FRAME_KINDS.CHUNK && !isUnknownFrame(frame)) seq = 0
-    } catch { /* reported for the connection */ }
-    const more = this.#limiter.unreported
-    this.#limiter.unreported = 0
-    this.sendError(document.length <= MAX_DOCUMENT_NAME_BYTES ? document : '', 'CONCORD_ERR_LIMIT_RATE',
-      `rate limit exceeded: the message was not applied${more > 0 ? ` (nor ${more} more since the last report)` : ''}; send it again later`, seq, false)
+  #notePeak(): void {
+    const held = this.heldBytes
+    if (held > this.peakHeldBytes) this.peakHeldBytes = held
+  }
+
+  /** Bytes received from this socket and held: waiting for the rate limit, in incomplete chunked messages, queued before OPEN. */
+  get heldBytes(): number {
+    return this.#throttle.heldBytes + this.#assembler.bufferedBytes + this.queuedBytes
+  }
+
+  /** The most `heldBytes` seen on this socket. */
+  peakHeldBytes = 0
+
+  /** Now while its reading is paused by the rate limit; otherwise when it was last resumed (0: never paused). */
+  get readPausedAt(): number {
+    return this.#throttle.pausedAt
   }
 
   /** Close a socket that abuses the server, and stop reading what it has already sent. */
@@ -192,6 +180,14 @@ export class NativeConnection {
         this.#sender.pong()
         return
       case FRAME_KINDS.CHUNK: {
+        // before write access, incomplete chunked messages and frames queued for opening
+        // documents share the pre-open budget (a chunked OPEN or AUTH fits it)
+        const budget = bytesBeforeWriteAccess(this.#deps.options)
+        if (!this.#mayWrite && this.#assembler.bufferedBytes + frame.data.length + this.queuedBytes > budget) {
+          this.#closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_CHUNKS_BEFORE_WRITE',
+            `more than ${budget} bytes of incomplete chunked messages and queued frames before a document was opened for writing`))
+          return
+        }
         let whole: Uint8Array | null
         try {
           whole = this.#assembler.push(frame)
@@ -311,6 +307,18 @@ export class NativeConnection {
       return
     }
     session.start(lease, grant, frame.stateVector)
+    if (!session.closed && session.role !== 'read') this.#grantWrite()
+  }
+
+  /**
+   * A document is open for writing on this socket: from now on it may send messages up to
+   * `maxMessageBytes`, whole or chunked (it keeps that until it closes, even if the
+   * document is closed or its role lowered later).
+   */
+  #grantWrite(): void {
+    if (this.#mayWrite) return
+    this.#mayWrite = true
+    setReceiveLimit(this.#ws, this.#deps.options.maxMessageBytes)
   }
 
   /** Check a fresh token for an open document (AUTH). */
@@ -345,7 +353,9 @@ export class NativeConnection {
     if (error === undefined) this.#ws.close(1000)
     else this.#ws.close(error.closeCode ?? 1011, error.code)
     // a reader that is not reading will not complete the close handshake either
-    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER' || error?.code === 'CONCORD_ERR_LIMIT_RATE') setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
+    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER' || error?.code === 'CONCORD_ERR_LIMIT_RATE' || error?.code === 'CONCORD_ERR_LIMIT_CHUNKS_BEFORE_WRITE') {
+      setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
+    }
     this.dispose()
   }
 
@@ -355,6 +365,7 @@ export class NativeConnection {
     this.#closed = true
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer)
     this.#sender.stop()
+    this.#throttle.stop()
     this.#assembler.clear()
     for (const s of [...this.#docs.values()]) s.end()
     this.#docs.clear()
@@ -371,6 +382,8 @@ class NativeDocSession implements DocumentSession {
   #guard: SessionGuard | null = null
   /** Created when the socket first congests (most never do). */
   #hold: CongestionHold | null = null
+  /** Answers the peer's sync step 1 (and OPEN's state vector), one reply outstanding at a time. */
+  #sync: SyncResponder | null = null
   #lease: DocumentLease | null = null
   #queue: { frame: Frame; size: number }[] = []
   #queuedBytes = 0
@@ -400,7 +413,13 @@ class NativeDocSession implements DocumentSession {
       revoke: error => this.documentError(error, 0, true),
       changeRole: (role, expiresAt) => this.#sendAuthState(role, expiresAt),
     })
-    const role = grant.role
+    // revoked or changed while the document loaded: the session never hears of that change otherwise
+    const stale = this.#guard.recheck()
+    if (stale !== null) {
+      this.documentError(stale, 0, true)
+      return
+    }
+    const role = this.#guard.role
     const doc = lease.doc
     if (doc.failed) {
       // it failed between loading and now; its sessions were already told
@@ -411,14 +430,11 @@ class NativeDocSession implements DocumentSession {
     const name = this.document
     c.sendFrame(encodeFrame({ kind: FRAME_KINDS.OPENED, document: name, role }))
     if (grant.expiresAt !== null) this.#sendAuthState(role, grant.expiresAt)
-    let reply: { updates: Uint8Array[]; step2: Uint8Array }
-    try {
-      reply = doc.syncReply(clientStateVector.length > 0 ? clientStateVector : undefined)
-    } catch {
-      this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'the state vector in OPEN could not be decoded'), 0, true)
-      return
-    }
-    this.#sendSyncReply(reply)
+    // answered now, or (a large document's diff, computed off the main thread) after what follows;
+    // the session is added below, in this turn, so it receives every update applied after the reply's state
+    this.#responder(doc).request(clientStateVector.length > 0 ? clientStateVector : undefined,
+      () => this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'the state vector in OPEN could not be decoded'), 0, true))
+    if (this.closed) return
     // the server's state vector needs the Y.Doc, which a large document just loaded gets
     // right after these replies went out (a client may receive updates before it)
     doc.whenIntegrated(() => {
@@ -438,8 +454,16 @@ class NativeDocSession implements DocumentSession {
     }
   }
 
+  #responder(doc: SyncReplySource): SyncResponder {
+    this.#sync ??= new SyncResponder({
+      document: doc, sender: this.#conn.sender, metrics: this.#conn.options.metrics,
+      send: reply => this.#sendSyncReply(reply), closed: () => this.closed,
+    })
+    return this.#sync
+  }
+
   /** Updates first (the peer holds them pending until the base state arrives), then step 2. */
-  #sendSyncReply(reply: { updates: Uint8Array[]; step2: Uint8Array }): void {
+  #sendSyncReply(reply: SyncReply): void {
     const name = this.document
     for (const update of reply.updates) this.#conn.sendFrame(encodeFrameParts({ kind: FRAME_KINDS.UPDATE, document: name, seq: 0, update }), name)
     this.#conn.sendFrame(encodeFrameParts({ kind: FRAME_KINDS.SYNC_STEP2, document: name, update: reply.step2 }), name)
@@ -473,17 +497,11 @@ class NativeDocSession implements DocumentSession {
       case FRAME_KINDS.CLOSE:
         this.end()
         return
-      case FRAME_KINDS.SYNC_STEP1: {
-        let reply: { updates: Uint8Array[]; step2: Uint8Array }
-        try {
-          reply = doc.syncReply(frame.stateVector)
-        } catch {
-          this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'), 0, false)
-          return
-        }
-        this.#sendSyncReply(reply)
+      case FRAME_KINDS.SYNC_STEP1:
+        // at most one reply outstanding: step 1 frames meanwhile are answered together, once
+        this.#responder(doc).request(frame.stateVector,
+          () => this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'), 0, false))
         return
-      }
       case FRAME_KINDS.SYNC_STEP2:
       case FRAME_KINDS.UPDATE: {
         const seq = frame.kind === FRAME_KINDS.UPDATE ? frame.seq : 0

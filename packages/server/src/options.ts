@@ -84,6 +84,11 @@ export interface ServerOptions {
   history?: { checkpointEveryMs?: number; retentionMs?: number; minCheckpointIntervalMs?: number }
   /** Signed webhooks: document.changed (debounced), document.created, document.deleted, version.created. */
   webhooks?: WebhookEndpoint[]
+  /**
+   * Webhook deliveries one endpoint may have waiting (while it is slow or down); beyond, the
+   * oldest are dropped, counted in `concord_webhook_events_dropped_total` and logged.
+   */
+  maxQueuedWebhookEvents?: number
   /** A built web app served over HTTP (`concord serve --demo` serves apps/demo): `/` becomes its page. */
   staticDir?: string
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>` (or the admin token). Default: open. */
@@ -148,18 +153,40 @@ export interface ServerOptions {
    * until it has read below the mark again.
    */
   backpressureBytes?: number
-  /** Per socket: messages per second, and the burst allowed above that. */
+  /**
+   * Per socket: messages per second, and the burst allowed above that. A socket over
+   * its rate is read more slowly (its messages wait, in order; TCP slows the sender);
+   * nothing is refused.
+   */
   rateLimitMessagesPerSecond?: number
   rateLimitMessagesBurst?: number
   /** Per socket: bytes per second, and the burst (at least maxMessageBytes). */
   rateLimitBytesPerSecond?: number
   rateLimitBytesBurst?: number
-  /** A socket over its rate limit without a break for this long is closed (4529). */
-  rateLimitCloseAfterMs?: number
   /** Largest document (its encoded state plus its log since, approximately); updates beyond are refused. */
   maxDocumentBytes?: number
+  /** Largest presence (awareness) state of one client, as JSON bytes; larger ones are refused (CONCORD_ERR_LIMIT_PRESENCE). */
+  maxPresenceBytes?: number
   /** Open WebSockets per client IP address. */
   maxConnectionsPerIp?: number
+  /**
+   * Rate limit of the HTTP API (the history routes and the admin API; not /healthz, /readyz,
+   * /metrics), per caller: an authenticated user, or the client address when there is no user id.
+   * A token bucket: this many requests per second come back...
+   */
+  httpRequestsPerSecond?: number
+  /** ...and a caller may hold this many (the burst; at least `httpExpensiveRequestCost`). */
+  httpRequestsBurst?: number
+  /**
+   * What one request that builds or stores a whole document counts as: creating a version,
+   * restore, diff, time travel, attribution, reading a version other than as `format=update`,
+   * the admin routes of one document.
+   */
+  httpExpensiveRequestCost?: number
+  /** Callers the HTTP rate limit keeps a bucket for; beyond, the least recently seen is forgotten. */
+  httpRateLimitMaxCallers?: number
+  /** Named versions one document may have; one more is refused (CONCORD_ERR_LIMIT_NAMED_VERSIONS) until one is deleted. */
+  maxNamedVersionsPerDocument?: number
   /**
    * Proxies in front of the server that append the address they saw to `X-Forwarded-For`
    * (nginx: `$proxy_add_x_forwarded_for`). 0 (default): the client address is the socket's peer.
@@ -211,9 +238,19 @@ export const DEFAULTS = {
   rateLimitMessagesBurst: 5_000,
   rateLimitBytesPerSecond: 16 * 1024 * 1024,
   rateLimitBytesBurst: 128 * 1024 * 1024,
-  rateLimitCloseAfterMs: 5_000,
   maxDocumentBytes: 512 * 1024 * 1024,
+  maxPresenceBytes: 64 * 1024,
   maxConnectionsPerIp: 1_000,
+  // a user may create a version every 0.2 s (a read every 20 ms) for as long as they like, and
+  // 50 versions (500 reads) at once: far above an editor's clicks, far below what fills a disk
+  httpRequestsPerSecond: 50,
+  httpRequestsBurst: 500,
+  httpExpensiveRequestCost: 10,
+  httpRateLimitMaxCallers: 10_000,
+  maxNamedVersionsPerDocument: 100,
+  // a waiting document.created delivery took 420 bytes of heap (100,000 queued, measured with
+  // gc() before and after): about 4 MB per endpoint when full
+  maxQueuedWebhookEvents: 10_000,
   trustProxyHops: 0,
   serverName: 'concord',
 } as const
@@ -279,6 +316,7 @@ export function resolveOptions(
   if (resolved.devTokens && resolved.signingSecret === null) throw new TypeError('devTokens needs auth: { secret }')
   if (resolved.chunkBytes > resolved.maxMessageBytes) throw new TypeError('chunkBytes must not exceed maxMessageBytes')
   if (resolved.rateLimitBytesBurst < resolved.maxMessageBytes) throw new TypeError('rateLimitBytesBurst must be at least maxMessageBytes, or the largest message could never pass')
+  if (resolved.httpRequestsBurst < resolved.httpExpensiveRequestCost) throw new TypeError('httpRequestsBurst must be at least httpExpensiveRequestCost, or an expensive request could never pass')
   if (resolved.adminToken !== null && resolved.adminToken.length < 16) throw new TypeError('adminToken must be at least 16 characters')
   return Object.freeze(resolved)
 }

@@ -12,16 +12,33 @@ export class TokenBucket {
     this.#at = now
   }
 
-  /** Take `n` tokens if there are enough; otherwise take none and return false. */
-  take(n: number, now = Date.now()): boolean {
+  #refill(now: number): void {
     const elapsed = now - this.#at
     if (elapsed > 0) {
       this.#tokens = Math.min(this.#burst, this.#tokens + (elapsed * this.#rate) / 1000)
       this.#at = now
     }
-    if (this.#tokens < n) return false
+  }
+
+  /** Whether `n` tokens are there now. */
+  has(n: number, now = Date.now()): boolean {
+    this.#refill(now)
+    return this.#tokens >= n
+  }
+
+  /** Take `n` tokens if there are enough; otherwise take none and return false. */
+  take(n: number, now = Date.now()): boolean {
+    if (!this.has(n, now)) return false
     this.#tokens -= n
     return true
+  }
+
+  /** Milliseconds until `n` tokens are there (0: now; Infinity: never, `n` is above the burst). */
+  waitMs(n: number, now = Date.now()): number {
+    this.#refill(now)
+    if (this.#tokens >= n) return 0
+    if (n > this.#burst) return Infinity
+    return Math.ceil(((n - this.#tokens) * 1000) / this.#rate)
   }
 }
 
@@ -30,57 +47,34 @@ export interface RateLimits {
   messagesBurst: number
   bytesPerSecond: number
   bytesBurst: number
-  /** A socket refused without a break (gaps under a second) for this long is closed. */
-  closeAfterMs: number
 }
 
-export type RateVerdict = 'ok' | 'refuse' | 'close'
-
 /**
- * Per-socket limits on messages and bytes. A message over either limit is
- * refused (the caller reports it with a coded error); a socket that keeps
- * going over for `closeAfterMs` is to be closed. Refusal reports are
- * themselves limited to a few per second, with a count of the rest.
+ * Per-socket budgets of messages and bytes. Every WebSocket message a socket
+ * sends costs one message and its length in bytes (a CHUNK piece as much as
+ * any other message), taken from both buckets or from neither. What happens to
+ * a message over budget is the caller's business (`ReadThrottle` keeps it and
+ * reads the socket more slowly).
  */
 export class SocketRateLimiter {
   readonly #messages: TokenBucket
   readonly #bytes: TokenBucket
-  readonly #closeAfterMs: number
-  #floodStart = 0
-  #lastRefusal = 0
-  #lastReport = 0
-  /** Refusals not reported individually since the last report. */
-  unreported = 0
-  /** All refusals on this socket. */
-  refused = 0
 
   constructor(limits: RateLimits) {
     this.#messages = new TokenBucket(limits.messagesPerSecond, limits.messagesBurst)
     this.#bytes = new TokenBucket(limits.bytesPerSecond, limits.bytesBurst)
-    this.#closeAfterMs = limits.closeAfterMs
   }
 
-  check(bytes: number, now = Date.now()): RateVerdict {
-    // a message is taken from both buckets or from neither
-    if (this.#messages.take(1, now)) {
-      if (this.#bytes.take(bytes, now)) {
-        if (now - this.#lastRefusal > 1_000) this.#floodStart = 0
-        return 'ok'
-      }
-    }
-    this.refused++
-    if (this.#floodStart === 0 || now - this.#lastRefusal > 1_000) this.#floodStart = now
-    this.#lastRefusal = now
-    return now - this.#floodStart >= this.#closeAfterMs ? 'close' : 'refuse'
+  /** Charge one message of `bytes` if both budgets allow it; otherwise charge nothing and return false. */
+  take(bytes: number, now = Date.now()): boolean {
+    if (!this.#messages.has(1, now) || !this.#bytes.has(bytes, now)) return false
+    this.#messages.take(1, now)
+    this.#bytes.take(bytes, now)
+    return true
   }
 
-  /** Whether a refusal should be reported now (at most 10 per second); otherwise it is counted. */
-  shouldReport(now = Date.now()): boolean {
-    if (now - this.#lastReport >= 100) {
-      this.#lastReport = now
-      return true
-    }
-    this.unreported++
-    return false
+  /** Milliseconds until a message of `bytes` fits both budgets. */
+  waitMs(bytes: number, now = Date.now()): number {
+    return Math.max(this.#messages.waitMs(1, now), this.#bytes.waitMs(bytes, now))
   }
 }

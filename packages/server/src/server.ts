@@ -16,6 +16,8 @@ import type { MetricsSources } from './metrics.js'
 import { createRecorder } from './recording/recorder.js'
 import { createWebhooks } from './webhooks.js'
 import { DocumentHistory } from './document-history.js'
+import { createMergeWorker } from './merge-worker.js'
+import { HttpRateLimiter } from './http-rate-limit.js'
 
 export const VERSION = '0.1.0'
 
@@ -39,18 +41,25 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   const opts = resolveOptions(options, { storage: () => createMemoryStorage(), logger: silentLogger, access: () => AccessControl.inMemory() })
   const log = opts.logger
   const webhooks = options.webhooks !== undefined && options.webhooks.length > 0
-    ? createWebhooks({ endpoints: options.webhooks, logger: log, onAttempt: a => opts.metrics.webhook(a.event, a.result) })
+    ? createWebhooks({
+      endpoints: options.webhooks, logger: log, maxQueuedEvents: opts.maxQueuedWebhookEvents,
+      onAttempt: a => opts.metrics.webhook(a.event, a.result), onDropped: () => opts.metrics.webhookDropped(),
+    })
     : null
   const recorder = options.recording !== undefined
     ? createRecorder({ ...options.recording, logger: log, serverName: `${opts.serverName} ${VERSION}` })
     : undefined
+  // large documents' sync replies are diffed and merged in a thread of their own (started on first use)
+  const mergeWorker = createMergeWorker({ logger: log })
   const registry = new DocumentRegistry({
     storage: opts.storage,
     logger: log,
+    mergeWorker,
     presenceThrottleMs: opts.presenceThrottleMs,
     compactEveryUpdates: opts.compactEveryUpdates,
     compactEveryBytes: opts.compactEveryBytes,
     maxDocumentBytes: opts.maxDocumentBytes,
+    maxPresenceBytes: opts.maxPresenceBytes,
     metrics: opts.metrics,
     history: {
       checkpointEveryMs: options.history?.checkpointEveryMs ?? 10 * 60_000,
@@ -76,7 +85,11 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     registry, storage: opts.storage, backplane: opts.backplane, logger: log,
     onDeleted: document => webhooks?.emit('document.deleted', { document }),
   })
-  const history = new DocumentHistory({ registry, storage: opts.storage })
+  const history = new DocumentHistory({ registry, storage: opts.storage, maxNamedVersions: opts.maxNamedVersionsPerDocument })
+  const limiter = new HttpRateLimiter({
+    requestsPerSecond: opts.httpRequestsPerSecond, requestsBurst: opts.httpRequestsBurst, expensiveRequestCost: opts.httpExpensiveRequestCost,
+    maxCallers: opts.httpRateLimitMaxCallers, trustProxyHops: opts.trustProxyHops, onRefused: code => opts.metrics.refused(code),
+  })
   const sources: MetricsSources = {
     connections: () => gateway!.stats(),
     sessions: () => {
@@ -97,6 +110,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     options: opts,
     admin: { operations, stats, options: opts },
     history,
+    limiter,
   }))
   gateway = new Gateway(http, opts, registry)
   opts.metrics.setSources(sources)
@@ -117,6 +131,9 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     }
   }
   if (opts.authMode === 'none') log.warn('authentication is OFF (auth: none): anyone who can reach this server may read and write every document')
+  if (options.auth !== undefined && options.auth !== 'none' && options.auth.allowTokensWithoutExp === true) {
+    log.warn('tokens without an expiry (exp) are accepted (allowTokensWithoutExp): such a token works until its id or user is revoked')
+  }
   let closing: Promise<void> | null = null
 
   return {
@@ -156,6 +173,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
         await registry.settleAll()
         await opts.storage.flush().catch(err => log.error({ err }, 'final flush failed'))
         registry.destroyAll()
+        await mergeWorker.close()
         await recorder?.close()
         await webhooks?.close()
         http.closeAllConnections()

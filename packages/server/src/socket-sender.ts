@@ -41,6 +41,7 @@ export class SocketSender {
   #nextMessageId = 1
   #stopped = false
   readonly #onSend: ((first: Uint8Array, length: number) => void) | null
+  readonly #readPausedAt: (() => number) | null
 
   constructor(ws: WebSocket, owner: SlowReaderTarget, options: {
     chunkBytes: number; maxBufferedBytes: number; slowReaderStallMs: number; backpressureBytes: number
@@ -49,8 +50,11 @@ export class SocketSender {
     ping?: Uint8Array | null
     /** Told of every message sent (its first part, and its whole length), for metrics. */
     onSend?: (first: Uint8Array, length: number) => void
+    /** When the server last stopped reading this socket for its rate limit (now while it does; 0: never). */
+    readPausedAt?: () => number
   }) {
     this.#onSend = options.onSend ?? null
+    this.#readPausedAt = options.readPausedAt ?? null
     this.#ping = options.ping ?? null
     this.#windowBytes = options.chunkWindowBytes ?? 0
     if (this.#windowBytes <= 0) this.#ping = null
@@ -207,6 +211,22 @@ export class SocketSender {
     this.#pump()
   }
 
+  /**
+   * A peer that does not answer the PING within the stall time is a slow reader, unless the
+   * server itself stopped reading its socket meanwhile (rate limit): then the PONG may be
+   * waiting, unread, behind what the peer sent before it.
+   */
+  #waitForPong(): void {
+    const since = Date.now()
+    this.#pongTimer = setTimeout(() => {
+      this.#pongTimer = null
+      if (!this.#awaitingPong) return
+      if (this.#readPausedAt !== null && this.#readPausedAt() >= since) this.#waitForPong()
+      else this.#slow()
+    }, this.#stallMs)
+    this.#pongTimer.unref()
+  }
+
   #pump(): void {
     if (this.#chunkInFlight || this.#stopped || this.#awaitingPong) return
     if (this.#ping !== null && this.#unacked >= this.#windowBytes && this.#large.length > 0) {
@@ -215,11 +235,7 @@ export class SocketSender {
       // is outstanding: a PING follows it, and the next window waits for the PONG.
       this.#awaitingPong = true
       this.#ws.send(this.#ping, { binary: true })
-      this.#pongTimer = setTimeout(() => {
-        this.#pongTimer = null
-        if (this.#awaitingPong) this.#slow()
-      }, this.#stallMs)
-      this.#pongTimer.unref()
+      this.#waitForPong()
       return
     }
     while (this.#large.length > 0) {

@@ -18,6 +18,29 @@ const TYPES: Record<string, string> = {
 }
 
 /**
+ * The Content-Security-Policy of the served app (the demo, as Vite builds it): scripts only as
+ * files of this origin (module scripts and their chunks; no inline script, no eval), so markup
+ * that reached the page could not run anything; fetches and the WebSocket to this origin only
+ * ('self' covers ws:// and wss:// of the same host); no other site may frame it.
+ *
+ * Styles may be inline: the editor (Tiptap) adds a <style> element of its own and draws other
+ * people's carets with style attributes. What an injected style could do is bounded by the rest:
+ * images and fonts load from this origin only, so CSS cannot send what the page shows elsewhere.
+ */
+export const APP_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "manifest-src 'self'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ')
+
+/**
  * Serves a built single-page app (the demo) from `dir`: files by path, and `index.html` for
  * paths without an extension (client-side routes). Files under `assets/` carry a content hash
  * in their names and are cached for a year. Nothing outside `dir` is ever read.
@@ -54,6 +77,8 @@ export function createStaticHandler(dir: string): (req: IncomingMessage, res: Se
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
+      'content-security-policy': APP_CSP,
+      'x-frame-options': 'DENY',
     })
     if (req.method === 'HEAD') {
       res.end()

@@ -49,6 +49,14 @@ export interface WebhooksOptions {
   timeoutMs?: number
   /** told of every attempt's outcome, for metrics: 'failed' means it gave up */
   onAttempt?: (info: WebhookAttemptInfo) => void
+  /**
+   * Deliveries one endpoint may have waiting to start (default 10000; besides the 4 in flight or
+   * waiting to retry). When it is full, the oldest waiting one is dropped to make room: an
+   * endpoint that is down while many documents change costs bounded memory.
+   */
+  maxQueuedEvents?: number
+  /** told of each delivery dropped because its endpoint's queue was full, for metrics */
+  onDropped?: (info: { event: WebhookEvent; endpoint: string }) => void
   /** injectable for tests */
   fetch?: typeof fetch
   now?: () => number
@@ -67,6 +75,8 @@ export interface Webhooks {
 const MAX_CONCURRENT_PER_ENDPOINT = 4
 /** setTimeout fires at once for larger delays. */
 const MAX_TIMER_MS = 2 ** 31 - 1
+/** Deliveries dropped from a full queue are logged at most once per this interval, per endpoint. */
+const DROP_LOG_INTERVAL_MS = 10_000
 
 interface EndpointState {
   readonly requestUrl: string
@@ -77,6 +87,10 @@ interface EndpointState {
   readonly events: ReadonlySet<WebhookEvent>
   readonly queue: Delivery[]
   readonly active: Set<Delivery>
+  /** Deliveries dropped from the full queue and not logged yet, the time of the last such log line, and the timer of the next. */
+  droppedUnlogged: number
+  lastDropLogAt: number
+  dropLogTimer: NodeJS.Timeout | null
 }
 
 interface Delivery {
@@ -122,7 +136,40 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
     for (const endpoint of targets) {
       endpoint.queue.push({ id, event, body, endpoint, attempts: 0, retryTimer: null, controller: null, dropped: false })
       pump(endpoint)
+      if (endpoint.queue.length > opts.maxQueuedEvents) dropOldest(endpoint)
     }
+  }
+
+  /** The queue is over its bound: the oldest waiting delivery gives way (counted, and logged at most every 10 s). */
+  function dropOldest(endpoint: EndpointState): void {
+    const oldest = endpoint.queue.shift()!
+    oldest.dropped = true
+    endpoint.droppedUnlogged++
+    if (opts.onDropped) {
+      try {
+        opts.onDropped({ event: oldest.event, endpoint: endpoint.logUrl })
+      } catch (err) {
+        log.warn({ error: errorText(err) }, 'webhook onDropped hook threw')
+      }
+    }
+    if (endpoint.dropLogTimer !== null) return
+    const wait = endpoint.lastDropLogAt + DROP_LOG_INTERVAL_MS - opts.now()
+    if (wait <= 0) {
+      logDrops(endpoint)
+      return
+    }
+    endpoint.dropLogTimer = setTimeout(() => logDrops(endpoint), wait)
+    endpoint.dropLogTimer.unref()
+  }
+
+  function logDrops(endpoint: EndpointState): void {
+    if (endpoint.dropLogTimer !== null) clearTimeout(endpoint.dropLogTimer)
+    endpoint.dropLogTimer = null
+    if (endpoint.droppedUnlogged === 0) return
+    log.warn({ endpoint: endpoint.logUrl, dropped: endpoint.droppedUnlogged, maxQueuedEvents: opts.maxQueuedEvents },
+      'webhook queue full: oldest deliveries dropped (is the endpoint down?)')
+    endpoint.droppedUnlogged = 0
+    endpoint.lastDropLogAt = opts.now()
   }
 
   function pump(endpoint: EndpointState): void {
@@ -251,6 +298,7 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
     stopped = true
     const dropped: { id: string; event: WebhookEvent; endpoint: string; attempts: number }[] = []
     for (const endpoint of endpoints) {
+      logDrops(endpoint)
       for (const delivery of [...endpoint.queue, ...endpoint.active]) {
         delivery.dropped = true
         if (delivery.retryTimer) clearTimeout(delivery.retryTimer)
@@ -412,6 +460,9 @@ function toEndpointState(endpoint: Readonly<Required<WebhookEndpoint>>): Endpoin
     events: new Set(endpoint.events),
     queue: [],
     active: new Set(),
+    droppedUnlogged: 0,
+    lastDropLogAt: -Infinity,
+    dropLogTimer: null,
   }
 }
 
@@ -425,6 +476,8 @@ interface ResolvedOptions {
   readonly maxBackoffMs: number
   readonly timeoutMs: number
   readonly onAttempt: ((info: WebhookAttemptInfo) => void) | undefined
+  readonly maxQueuedEvents: number
+  readonly onDropped: ((info: { event: WebhookEvent; endpoint: string }) => void) | undefined
   readonly fetch: typeof fetch
   readonly now: () => number
 }
@@ -471,7 +524,10 @@ function validateOptions(options: WebhooksOptions): ResolvedOptions {
   const maxAttempts = options.maxAttempts ?? 8
   if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`createWebhooks: maxAttempts must be an integer >= 1, got ${String(options.maxAttempts)}`)
 
-  for (const name of ['onAttempt', 'fetch', 'now'] as const) {
+  const maxQueuedEvents = options.maxQueuedEvents ?? 10_000
+  if (!Number.isSafeInteger(maxQueuedEvents) || maxQueuedEvents < 1) throw new TypeError(`createWebhooks: maxQueuedEvents must be an integer >= 1, got ${String(options.maxQueuedEvents)}`)
+
+  for (const name of ['onAttempt', 'onDropped', 'fetch', 'now'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`createWebhooks: ${name} must be a function`)
   }
   return Object.freeze({
@@ -484,6 +540,8 @@ function validateOptions(options: WebhooksOptions): ResolvedOptions {
     maxBackoffMs,
     timeoutMs,
     onAttempt: options.onAttempt,
+    maxQueuedEvents,
+    onDropped: options.onDropped,
     fetch: options.fetch ?? globalFetch,
     now: options.now ?? Date.now,
   })

@@ -6,9 +6,11 @@ import type { DocumentSession } from './document-session.js'
 import type { DocumentLease } from './document-registry.js'
 import type { SharedMessage } from './shared-message.js'
 import { rateLimitsOf, type ConnectionDeps } from './native-connection.js'
-import { SocketRateLimiter } from './rate-limiter.js'
+import { ReadThrottle } from './read-throttle.js'
+import { bytesBeforeWriteAccess, setReceiveLimit } from './receive-limit.js'
 import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
 import { CongestionHold } from './congestion.js'
+import { SyncResponder, type SyncReplySource } from './sync-responder.js'
 import { SessionGuard } from './auth/session-guard.js'
 import type { AccessChange } from './auth/access-control.js'
 import { toConcordError } from './errors.js'
@@ -29,7 +31,11 @@ export class YWebsocketConnection implements DocumentSession {
   #guard: SessionGuard | null = null
   /** Created when the socket first congests (most never do). */
   #hold: CongestionHold | null = null
-  readonly #limiter: SocketRateLimiter
+  /** Answers the peer's sync step 1, one reply outstanding at a time. */
+  #sync: SyncResponder | null = null
+  readonly #throttle: ReadThrottle
+  /** Runs while the rate limit slows this socket (see `#slowed`). */
+  #keepalive: NodeJS.Timeout | null = null
   readonly #ws: WebSocket
   #request: IncomingMessage | null
   #token: string
@@ -52,7 +58,16 @@ export class YWebsocketConnection implements DocumentSession {
     this.#log = deps.logger
     const metrics = deps.options.metrics
     this.#sender = new SocketSender(ws, this, { ...deps.options, chunkBytes: 0, onSend: (first, length) => metrics.message('out', 'y-websocket', yWebsocketKind(first), length) })
-    this.#limiter = new SocketRateLimiter(rateLimitsOf(deps.options))
+    const onError = (err: unknown): void => {
+      this.#log.error({ err }, 'unexpected error handling a message')
+      this.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
+    }
+    this.#throttle = new ReadThrottle(ws, { ...rateLimitsOf(deps.options), onPause: () => this.#slowed(), onError }, data => this.#receive(data), reason => {
+      this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', reason))
+      this.#ws.pause()
+    })
+    // until the session may write, a message may be at most the pre-open budget
+    setReceiveLimit(ws, bytesBeforeWriteAccess(deps.options))
     void this.#start()
   }
 
@@ -85,10 +100,17 @@ export class YWebsocketConnection implements DocumentSession {
       return
     }
     this.#lease = lease
+    // revoked or changed while the document loaded: the session never heard of that change
+    const stale = this.#guard!.recheck()
+    if (stale !== null) {
+      this.close(stale)
+      return
+    }
     const doc = lease.doc
     const presence = doc.awarenessSnapshot()
     if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
     if (this.#closed) return
+    if (this.role !== 'read') setReceiveLimit(this.#ws, this.#deps.options.maxMessageBytes)
     doc.addSession(this)
     this.#log.debug({ sessionId: this.id, document: this.document, userId: this.userId, role: this.role }, 'session opened')
     // What the client sent while the document loaded (its sync step 1, typically) is
@@ -115,15 +137,50 @@ export class YWebsocketConnection implements DocumentSession {
   /** SessionGuard: a downgraded session's writes are refused from now on; nothing to tell the client. */
   changeRole(): void {}
 
+  /** One message arrived: handled within the socket's rate limit, the socket read more slowly above it (`ReadThrottle`). */
   receive(data: Uint8Array): void {
     if (this.#closed) return
     this.#deps.options.metrics.message('in', 'y-websocket', yWebsocketKind(data), data.length)
-    // y-websocket has no in-band errors: over the limit, the socket is closed with 4529
-    if (this.#limiter.check(data.length) !== 'ok') {
-      this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', 'rate limit exceeded'))
-      this.#ws.pause()
-      return
-    }
+    this.#throttle.receive(data)
+    const held = this.heldBytes
+    if (held > this.peakHeldBytes) this.peakHeldBytes = held
+  }
+
+  /** The most `heldBytes` seen on this socket (when a message arrived). */
+  peakHeldBytes = 0
+
+  /**
+   * The stock provider closes a connection on which it heard nothing for 30 s, and a fast
+   * writer hears nothing while the server works through its backlog (y-websocket has no
+   * acks). While its socket is slowed, it gets an empty awareness update every heartbeat
+   * interval, at least every 10 s.
+   */
+  #slowed(): void {
+    if (this.#keepalive !== null) return
+    const every = Math.min(KEEPALIVE_MS, this.#deps.options.heartbeatIntervalMs)
+    this.#keepalive = setInterval(() => {
+      if (this.#closed || Date.now() - this.#throttle.pausedAt > every) {
+        if (this.#keepalive !== null) clearInterval(this.#keepalive)
+        this.#keepalive = null
+        return
+      }
+      this.#send(EMPTY_AWARENESS)
+    }, every)
+    this.#keepalive.unref()
+  }
+
+  /** Bytes received from this socket and held: waiting for the rate limit, or queued before the session started. */
+  get heldBytes(): number {
+    return this.#throttle.heldBytes + this.#queuedBytes
+  }
+
+  /** Now while its reading is paused by the rate limit; otherwise when it was last resumed (0: never paused). */
+  get readPausedAt(): number {
+    return this.#throttle.pausedAt
+  }
+
+  #receive(data: Uint8Array): void {
+    if (this.#closed) return
     if (this.#lease === null) {
       const o = this.#deps.options
       this.#queuedBytes += data.length
@@ -148,19 +205,11 @@ export class YWebsocketConnection implements DocumentSession {
     }
     const doc = this.#lease!.doc
     switch (message.type) {
-      case 'sync-step1': {
-        let reply: { updates: Uint8Array[]; step2: Uint8Array }
-        try {
-          reply = doc.syncReply(message.stateVector)
-        } catch {
-          this.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'))
-          return
-        }
-        // updates first: the peer holds them pending until the base state in step 2 arrives
-        for (const update of reply.updates) this.#send(encodeYMessageParts({ type: 'update', update }))
-        this.#send(encodeYMessageParts({ type: 'sync-step2', update: reply.step2 }))
+      case 'sync-step1':
+        // at most one reply outstanding: step 1 messages meanwhile are answered together, once
+        this.#responder(doc).request(message.stateVector,
+          () => this.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded')))
         return
-      }
       case 'sync-step2':
       case 'update':
         if (this.role === 'read') {
@@ -188,6 +237,18 @@ export class YWebsocketConnection implements DocumentSession {
       case 'permission-denied':
         return
     }
+  }
+
+  #responder(doc: SyncReplySource): SyncResponder {
+    this.#sync ??= new SyncResponder({
+      document: doc, sender: this.#sender, metrics: this.#deps.options.metrics, closed: () => this.#closed,
+      send: reply => {
+        // updates first: the peer holds them pending until the base state in step 2 arrives
+        for (const update of reply.updates) this.#send(encodeYMessageParts({ type: 'update', update }))
+        this.#send(encodeYMessageParts({ type: 'sync-step2', update: reply.step2 }))
+      },
+    })
+    return this.#sync
   }
 
   #send(bytes: Uint8Array | readonly Uint8Array[]): void {
@@ -264,7 +325,11 @@ export class YWebsocketConnection implements DocumentSession {
     this.#closed = true
     this.#guard?.stop()
     this.#sender.stop()
+    this.#throttle.stop()
+    if (this.#keepalive !== null) clearInterval(this.#keepalive)
+    this.#keepalive = null
     this.#queue = []
+    this.#queuedBytes = 0
     const lease = this.#lease
     this.#lease = null
     if (lease !== null) {
@@ -274,6 +339,10 @@ export class YWebsocketConnection implements DocumentSession {
     }
   }
 }
+
+const KEEPALIVE_MS = 10_000
+/** An awareness update about no client: the provider applies it as nothing. */
+const EMPTY_AWARENESS = encodeYMessage({ type: 'awareness', update: new Uint8Array([0]) })
 
 /** A Yjs v1 update starts with the number of clients whose structs it carries. */
 function hasNoStructs(update: Uint8Array): boolean {

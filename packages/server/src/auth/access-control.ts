@@ -19,7 +19,11 @@ export type RoleOverride = Role | 'none'
 export interface AccessState {
   /** Users cut off (every token of theirs is refused) until reinstated. */
   revokedUsers: { tenant: string; userId: string; at: number }[]
-  /** Token and share-link ids refused until `until` (ms since epoch; 0: for good). */
+  /**
+   * Token and share-link ids refused until `until` (ms since epoch; 0: for good). With a
+   * `tenant` (a tenant admin's revocation), only that tenant's credentials with the id are
+   * refused; without one (the static admin token's), every credential with the id.
+   */
   revokedTokens: { id: string; until: number; at: number; tenant?: string | null }[]
   /** Per user and document pattern, a role that replaces what the token says. */
   roles: { tenant: string; userId: string; pattern: string; role: RoleOverride }[]
@@ -39,7 +43,8 @@ export interface AccessStore {
 /** What changed, so that live sessions can be checked again. */
 export type AccessChange =
   | { kind: 'revoked-user'; tenant: string; userId: string }
-  | { kind: 'revoked-token'; id: string }
+  /** `tenant`: the revocation concerns that tenant's credentials only (absent or null: all). */
+  | { kind: 'revoked-token'; id: string; tenant?: string | null }
   | { kind: 'role'; tenant: string; userId: string; pattern: string }
   /** Anything may have changed (the state was read again after changes may have been missed). */
   | { kind: 'all' }
@@ -56,7 +61,8 @@ export class AccessControl {
   readonly #store: AccessStore
   #state: AccessState
   readonly #revokedUsers = new Set<string>()
-  readonly #revokedTokens = new Map<string, number>()
+  /** Token id -> its revocations: `tenant` null for one that concerns every tenant. */
+  readonly #revokedTokens = new Map<string, { until: number; tenant: string | null }[]>()
   readonly #listeners = new Set<(change: AccessChange, remote: boolean) => void>()
   #saving: Promise<void> = Promise.resolve()
 
@@ -97,8 +103,10 @@ export class AccessControl {
     if (id.userId !== null && this.#revokedUsers.has(userKey(id.tenant ?? '', id.userId))) return 'user'
     for (const [which, tokenId] of [['share', id.shareId], ['token', id.tokenId]] as const) {
       if (tokenId === null) continue
-      const until = this.#revokedTokens.get(tokenId)
-      if (until !== undefined && (until === 0 || until > now)) return which
+      // a tenant admin's revocation reaches its own tenant's credentials only: token ids are
+      // chosen by whoever mints them, so another tenant's tokens may carry the same id
+      const hit = this.#revokedTokens.get(tokenId)?.some(r => (r.tenant === null || r.tenant === (id.tenant ?? null)) && (r.until === 0 || r.until > now))
+      if (hit === true) return which
     }
     return null
   }
@@ -126,13 +134,17 @@ export class AccessControl {
     return true
   }
 
-  /** Refuse a token or share link by id until `until` (its expiry; 0: for good). */
+  /**
+   * Refuse a token or share link by id until `until` (its expiry; 0: for good): only the
+   * credentials of `tenant` with that id, or with `tenant` null every credential with it.
+   * It replaces an earlier revocation of the id for the same tenant only.
+   */
   async revokeToken(id: string, until = 0, tenant: string | null = null): Promise<void> {
     await this.#change(s => {
-      s.revokedTokens = s.revokedTokens.filter(t => t.id !== id)
+      s.revokedTokens = s.revokedTokens.filter(t => !(t.id === id && (t.tenant ?? null) === tenant))
       s.revokedTokens.push({ id, until, at: Date.now(), tenant })
     })
-    this.#emit({ kind: 'revoked-token', id })
+    this.#emit({ kind: 'revoked-token', id, tenant })
   }
 
   /** Set (or with `null` remove) the role of a user on the documents matching `pattern`. */
@@ -152,7 +164,7 @@ export class AccessControl {
       case 'revoked-user':
         return id.userId === change.userId && (id.tenant ?? '') === change.tenant
       case 'revoked-token':
-        return id.tokenId === change.id || id.shareId === change.id
+        return (id.tokenId === change.id || id.shareId === change.id) && ((change.tenant ?? null) === null || change.tenant === (id.tenant ?? null))
       case 'role':
         return id.userId === change.userId && (id.tenant ?? '') === change.tenant && matchesPattern(change.pattern, document)
     }
@@ -201,7 +213,11 @@ export class AccessControl {
     this.#revokedUsers.clear()
     for (const u of this.#state.revokedUsers) this.#revokedUsers.add(userKey(u.tenant, u.userId))
     this.#revokedTokens.clear()
-    for (const t of this.#state.revokedTokens) this.#revokedTokens.set(t.id, t.until)
+    for (const t of this.#state.revokedTokens) {
+      const list = this.#revokedTokens.get(t.id) ?? []
+      list.push({ until: t.until, tenant: t.tenant ?? null })
+      this.#revokedTokens.set(t.id, list)
+    }
   }
 
   #emit(change: AccessChange, remote = false): void {

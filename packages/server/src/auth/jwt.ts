@@ -11,7 +11,8 @@ import { inTenant, isRole, roleFor, ROLE_ORDER } from './patterns.js'
  * - `docs`: document-name patterns to roles, e.g. `{"acme/*": "write", "acme/handbook": "read"}`;
  * - `share`: instead of `docs`, a share link for one document and one role;
  * - `admin`: true lets the token use the admin HTTP API for its tenant;
- * - `jti` (token id, for revocation; required for share links), `exp`, `nbf`, `iat`.
+ * - `jti` (token id, for revocation; required for share links), `exp` (required unless
+ *   `allowTokensWithoutExp`), `nbf`, `iat`.
  */
 export interface ConcordClaims extends JWTPayload {
   tenant?: string
@@ -20,9 +21,22 @@ export interface ConcordClaims extends JWTPayload {
   admin?: boolean
 }
 
+/** What both kinds of key accept besides the key. */
+interface JwtClaimRules {
+  issuer?: string
+  audience?: string
+  clockToleranceSec?: number
+  /**
+   * Accept tokens without an `exp` claim (they never expire; only a revocation ends them).
+   * Default false: such a token is refused with CONCORD_ERR_AUTH_DENIED. The server warns
+   * in its log at start when this is on.
+   */
+  allowTokensWithoutExp?: boolean
+}
+
 export type JwtConfig =
-  | { secret: string; issuer?: string; audience?: string; clockToleranceSec?: number }
-  | { jwks: string | JSONWebKeySet; issuer?: string; audience?: string; clockToleranceSec?: number }
+  | ({ secret: string } & JwtClaimRules)
+  | ({ jwks: string | JSONWebKeySet } & JwtClaimRules)
 
 /** A verified token. */
 export interface VerifiedToken {
@@ -75,6 +89,10 @@ export async function createTokenVerifier(config: JwtConfig): Promise<TokenVerif
         claims = result.payload as ConcordClaims
       } catch (err) {
         throw tokenError(err)
+      }
+      // a token without exp would never expire: a stolen one would work until someone revoked its id
+      if (typeof claims.exp !== 'number' && config.allowTokensWithoutExp !== true) {
+        throw new ConcordError('CONCORD_ERR_AUTH_DENIED', 'the token has no expiry (exp claim); this server requires one')
       }
       if (typeof claims.tenant !== 'string' || claims.tenant === '' || claims.tenant.includes('/')) {
         throw new ConcordError('CONCORD_ERR_AUTH_DENIED', 'the token names no valid tenant')

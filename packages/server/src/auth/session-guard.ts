@@ -126,6 +126,31 @@ export class SessionGuard {
     this.#session.changeRole(grant.role, grant.expiresAt)
   }
 
+  /**
+   * Check the grant against the revocations and role overrides of now, as the session starts:
+   * an administrator may have acted while the document was loading (before the session could
+   * hear of it). Returns the error that ends the session, or null (the role may have changed).
+   */
+  recheck(): ConcordError | null {
+    if (this.grant.expiresAt !== null && this.grant.expiresAt <= Date.now()) {
+      this.stop()
+      return new ConcordError('CONCORD_ERR_AUTH_EXPIRED', 'the token has expired')
+    }
+    const revoked = this.#access.revoked(this.grant)
+    if (revoked !== null) {
+      this.stop()
+      return new ConcordError('CONCORD_ERR_AUTH_REVOKED', `this ${revoked === 'share' ? 'share link' : revoked} has been revoked`)
+    }
+    const override = this.#access.roleOverride(this.grant, this.#document)
+    if (override === 'none') {
+      this.stop()
+      return new ConcordError('CONCORD_ERR_AUTH_FORBIDDEN', 'an administrator removed this user\'s access to the document')
+    }
+    const role = override ?? this.grant.credentialRole
+    if (role !== this.grant.role) this.grant = { ...this.grant, role }
+    return null
+  }
+
   accessChanged(change: AccessChange): void {
     if (this.#stopped || !AccessControl.affects(change, this.grant, this.#document)) return
     const revoked = this.#access.revoked(this.grant)

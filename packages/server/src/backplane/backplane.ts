@@ -6,8 +6,8 @@ import type { AccessChange } from '../auth/access-control.js'
  * `RedisBackplane` implements it on Redis Streams.
  */
 export interface BackplaneHandlers {
-  /** An update another node applied (and appended to storage, or will once durable). */
-  update(update: Uint8Array): void
+  /** An update another node applied (and appended to storage, or will once durable), with its writer's user id when known. */
+  update(update: Uint8Array, writer?: string | null): void
   /** What was published may have been lost: reload the document from storage. */
   resync(): void
   /** Presence changes of the sessions on another node (an awareness update). */
@@ -28,7 +28,8 @@ export interface Backplane {
   position(document: string): Promise<string>
   /** Deliver the document's entries after `fromId`; returns the unsubscribe function. */
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void
-  publishUpdate(document: string, update: Uint8Array): void
+  /** `writer`: the user whose update it is (the other nodes learn which Yjs client ids that user owns). */
+  publishUpdate(document: string, update: Uint8Array, writer?: string | null): void
   /** This node's sessions' presence changes (coalesced per room by the caller). */
   publishPresence(document: string, update: Uint8Array): void
   /** A message for every other node (revocations, role changes). */

@@ -117,17 +117,20 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  publishUpdate(document: string, update: Uint8Array): void {
-    this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength))
+  publishUpdate(document: string, update: Uint8Array, writer: string | null = null): void {
+    this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength), writer)
   }
 
   publishPresence(document: string, update: Uint8Array): void {
     this.#xadd(document, 'a', Buffer.from(update.buffer, update.byteOffset, update.byteLength))
   }
 
-  #xadd(document: string, field: 'u' | 'r' | 'a', value: Buffer | string): void {
+  /** `writer`: an update's writer ('w'), so other nodes learn who owns its Yjs client ids. */
+  #xadd(document: string, field: 'u' | 'r' | 'a', value: Buffer | string, writer: string | null = null): void {
     if (this.#closed) return
-    this.#pub.xadd(KEY_PREFIX + document, 'MAXLEN', '~', String(this.#maxLen), '*', 'n', this.nodeId, field, value)
+    const args: (string | Buffer)[] = ['n', this.nodeId, field, value]
+    if (writer !== null) args.push('w', writer)
+    this.#pub.xadd(KEY_PREFIX + document, 'MAXLEN', '~', String(this.#maxLen), '*', ...args)
       .catch(err => this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed'))
   }
 
@@ -215,6 +218,7 @@ export class RedisBackplane implements Backplane {
           sub.lastId = idBuf.toString()
           let node = ''
           let update: Buffer | null = null
+          let writer: string | null = null
           let presence: Buffer | null = null
           let resync = false
           for (let i = 0; i + 1 < fields.length; i += 2) {
@@ -223,12 +227,13 @@ export class RedisBackplane implements Backplane {
             else if (name === 'u') update = fields[i + 1]!
             else if (name === 'r') resync = true
             else if (name === 'a') presence = fields[i + 1]!
+            else if (name === 'w') writer = fields[i + 1]!.toString()
           }
           if (node === this.nodeId) continue
           // a stream id starts with the Redis server's clock at XADD (ms)
           if (this.onLag !== null) this.onLag(Math.max(0, Date.now() - Number.parseInt(sub.lastId, 10)) / 1000)
           try {
-            if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength))
+            if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength), writer)
             else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
             else if (resync) sub.handlers.resync()
           } catch (err) {

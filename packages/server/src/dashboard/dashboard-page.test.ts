@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { dashboardHtml } from './dashboard-page.js'
+import { createHash } from 'node:crypto'
+import { DASHBOARD_CSP, dashboardHtml } from './dashboard-page.js'
 import { chartScript } from './chart-script.js'
 import { metricsTextScript } from './metrics-text-script.js'
 
@@ -56,6 +57,19 @@ describe('the dashboard page', () => {
     const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!
     expect(script).not.toMatch(/<\/script/i)
     expect(() => new Function(script)).not.toThrow()
+  })
+
+  it('runs under a CSP without \'unsafe-inline\': its one script and its one style are allowed by their hashes, nothing else is', () => {
+    const html = dashboardHtml()
+    const hash = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
+    const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!
+    const style = /<style>([\s\S]*)<\/style>/.exec(html)![1]!
+    const directives = new Map(DASHBOARD_CSP.split('; ').map(d => [d.split(' ')[0]!, d.split(' ').slice(1)]))
+    expect(directives.get('script-src')).toEqual([hash(script)])
+    expect(directives.get('style-src')).toEqual([hash(style)])
+    expect(directives.get('default-src')).toEqual(["'none'"])
+    expect(directives.get('frame-ancestors')).toEqual(["'none'"])
+    expect(DASHBOARD_CSP).not.toMatch(/unsafe-/)
   })
 })
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { appScript } from './app-script.js'
 import { chartScript } from './chart-script.js'
 import { dashboardStyle } from './dashboard-style.js'
@@ -66,7 +67,38 @@ const BODY = `
   </div>
 </main>`
 
-/** The live dashboard (GET /dashboard): one self-contained HTML page. */
+/** The page's one script: its text is hashed into the CSP, so it must be the exact text between the tags. */
+const SCRIPT = `
+'use strict';
+(function () {
+${metricsTextScript}
+${chartScript}
+${appScript}
+})();
+`
+
+function sha256(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
+}
+
+/**
+ * The page's Content-Security-Policy: its one inline script and its one inline style run by
+ * their hashes, and nothing else does (no 'unsafe-inline': markup injected into the page could
+ * not run a script or an event handler); it reads /admin/stats and /metrics of its own origin
+ * only, and no other site may frame it.
+ */
+export const DASHBOARD_CSP = [
+  "default-src 'none'",
+  `script-src ${sha256(SCRIPT)}`,
+  `style-src ${sha256(dashboardStyle)}`,
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ')
+
+/** The live dashboard (GET /dashboard): one self-contained HTML page (serve it with DASHBOARD_CSP). */
 export function dashboardHtml(): string {
   return `<!doctype html>
 <html lang="en">
@@ -79,14 +111,7 @@ export function dashboardHtml(): string {
 <style>${dashboardStyle}</style>
 </head>
 <body>${BODY}
-<script>
-'use strict';
-(function () {
-${metricsTextScript}
-${chartScript}
-${appScript}
-})();
-</script>
+<script>${SCRIPT}</script>
 </body>
 </html>
 `

@@ -211,7 +211,9 @@ describe('recorder', () => {
     const r = recorder({ documents: ['team/notes ü'], sampleRate: 0 })
     expect(r.start('other', emptyDoc())).toBeNull()
     const base = baseState()
+    const before = Date.now()
     const rec = r.start('team/notes ü', base)!
+    const after = Date.now()
     expect(rec).not.toBeNull()
     expect(rec.path.startsWith(dir)).toBe(true)
     expect(rec.path.slice(dir.length + 1)).toMatch(/^team_notes__-\d{13}-[0-9a-f]{8}\.jsonl$/)
@@ -223,7 +225,10 @@ describe('recorder', () => {
     expect(rec.active).toBe(false)
     const read = await readRecording(rec.path)
     expect(read.header).toMatchObject({ document: 'team/notes ü', server: 'concord test', reason: 'all' })
-    expect(Math.abs(read.header.startedAt - Date.now())).toBeLessThan(10_000)
+    // stamped when it started, and named after that moment
+    expect(read.header.startedAt).toBeGreaterThanOrEqual(before)
+    expect(read.header.startedAt).toBeLessThanOrEqual(after)
+    expect(rec.path).toContain(`-${read.header.startedAt}-`)
     expect(read.base).toEqual(base)
     expect(read.records.map(x => x.type)).toEqual(['open', 'update', 'close'])
     expect(read.records[0]).toMatchObject({ session: 's1', user: 'ann', role: 'admin', protocol: 'native' })

@@ -1,5 +1,6 @@
 import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate, StoredVersion } from './storage-adapter.js'
 import { GroupCommit } from './group-commit.js'
+import { snapshotHash } from './snapshot-hash.js'
 
 interface MemoryDoc {
   snapshot: Uint8Array | null
@@ -18,7 +19,17 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const docs = new Map<string, MemoryDoc>()
   let nextSeq = 1
   const leases = new Map<string, { holder: string; expiresAt: number }>()
-  const versions = new Map<string, { version: StoredVersion; snapshot: Uint8Array }[]>()
+  // a document's versions refer to its snapshots by content hash: equal snapshots are kept once
+  const versions = new Map<string, { version: StoredVersion; hash: string }[]>()
+  const snapshots = new Map<string, Map<string, Uint8Array>>()
+  /** Drop the document's snapshots no version refers to any more. */
+  const collect = (document: string): void => {
+    const held = snapshots.get(document)
+    if (held === undefined) return
+    const used = new Set((versions.get(document) ?? []).map(e => e.hash))
+    for (const hash of held.keys()) if (!used.has(hash)) held.delete(hash)
+    if (held.size === 0) snapshots.delete(document)
+  }
   const authors = new Map<string, Map<number, string>>()
   let closed = false
   const get = (name: string): MemoryDoc => {
@@ -78,10 +89,15 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     async saveVersion(document, v) {
       check()
       const { snapshot, ...meta } = v
-      const list = versions.get(document) ?? []
-      list.push({ version: { ...meta, authors: [...meta.authors], bytes: snapshot.length }, snapshot: snapshot.slice() })
+      const hash = snapshotHash(snapshot).toString('hex')
+      const held = snapshots.get(document) ?? new Map<string, Uint8Array>()
+      if (!held.has(hash)) held.set(hash, snapshot.slice())
+      snapshots.set(document, held)
+      const list = (versions.get(document) ?? []).filter(e => e.version.id !== meta.id)
+      list.push({ version: { ...meta, authors: [...meta.authors], bytes: snapshot.length }, hash })
       list.sort((a, b) => a.version.createdAt - b.version.createdAt)
       versions.set(document, list)
+      collect(document)
     },
     async listVersions(document) {
       check()
@@ -90,14 +106,28 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     async loadVersion(document, id) {
       check()
       const e = (versions.get(document) ?? []).find(x => x.version.id === id)
-      return e === undefined ? null : { version: { ...e.version }, snapshot: e.snapshot }
+      return e === undefined ? null : { version: { ...e.version }, snapshot: snapshots.get(document)!.get(e.hash)! }
     },
     async pruneVersions(document, olderThan) {
       check()
       const list = versions.get(document) ?? []
       const kept = list.filter(e => e.version.kind === 'named' || e.version.createdAt >= olderThan)
       versions.set(document, kept)
+      collect(document)
       return list.length - kept.length
+    },
+    async deleteVersion(document, id) {
+      check()
+      const list = versions.get(document) ?? []
+      const kept = list.filter(e => e.version.id !== id)
+      versions.set(document, kept)
+      collect(document)
+      return kept.length < list.length
+    },
+    async versionStorage(document) {
+      check()
+      const held = [...(snapshots.get(document)?.values() ?? [])]
+      return { versions: versions.get(document)?.length ?? 0, snapshots: held.length, bytes: held.reduce((n, s) => n + s.length, 0) }
     },
     async recordAuthors(document, list) {
       check()
@@ -113,6 +143,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       check()
       docs.delete(document)
       versions.delete(document)
+      snapshots.delete(document)
       authors.delete(document)
     },
     async list(): Promise<DocumentInfo[]> {

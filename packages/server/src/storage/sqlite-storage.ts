@@ -76,6 +76,14 @@ function adapterOver(backend: Backend, commitWindowMs: number, busyCommitWindowM
       open()
       return backend.history('pruneVersions', [document, olderThan])
     },
+    async deleteVersion(document, id) {
+      open()
+      return backend.history('deleteVersion', [document, id])
+    },
+    async versionStorage(document) {
+      open()
+      return backend.history('versionStorage', [document])
+    },
     async recordAuthors(document, authors) {
       open()
       await backend.history('recordAuthors', [document, authors])

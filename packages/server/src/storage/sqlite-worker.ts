@@ -14,8 +14,8 @@ export type SqliteRequest =
   | { id: number; op: 'close' }
 
 /** The history operations, run as `log[method](...args)`. */
-export type HistoryMethod = 'saveVersion' | 'listVersions' | 'loadVersion' | 'pruneVersions' | 'recordAuthors' | 'loadAuthors'
-const HISTORY_METHODS = new Set<string>(['saveVersion', 'listVersions', 'loadVersion', 'pruneVersions', 'recordAuthors', 'loadAuthors'])
+export type HistoryMethod = 'saveVersion' | 'listVersions' | 'loadVersion' | 'pruneVersions' | 'deleteVersion' | 'versionStorage' | 'recordAuthors' | 'loadAuthors'
+const HISTORY_METHODS = new Set<string>(['saveVersion', 'listVersions', 'loadVersion', 'pruneVersions', 'deleteVersion', 'versionStorage', 'recordAuthors', 'loadAuthors'])
 
 export type SqliteResponse =
   | { id: number; ok: true; value: unknown }

@@ -55,20 +55,38 @@ export interface StoredVersion {
   authors: string[]
   /** The log position it covers. */
   seq: number
-  /** Size of its snapshot. */
+  /** Size of its snapshot. Versions with the same content share one stored copy (see `versionStorage`). */
   bytes: number
 }
 
 export type NewVersion = Omit<StoredVersion, 'bytes'> & { snapshot: Uint8Array }
 
+/** What a document's versions take in the store: their snapshots are stored once per distinct content. */
+export interface VersionStorage {
+  versions: number
+  /** Distinct snapshots stored (versions with identical content share one). */
+  snapshots: number
+  /** Bytes of those snapshots. */
+  bytes: number
+}
+
 /** History: versions and who wrote with which Yjs client id (both survive compaction). */
 export interface HistoryStore {
+  /**
+   * Store a version. Its snapshot is stored once per distinct content (SHA-256) within the
+   * document: a version whose snapshot equals one already stored (no change since) refers to
+   * those bytes instead of copying them.
+   */
   saveVersion(document: string, version: NewVersion): Promise<void>
   /** Oldest first. */
   listVersions(document: string): Promise<StoredVersion[]>
   loadVersion(document: string, id: string): Promise<{ version: StoredVersion; snapshot: Uint8Array } | null>
   /** Remove `auto` versions created before `olderThan` (ms since the epoch); named ones stay. Returns how many. */
   pruneVersions(document: string, olderThan: number): Promise<number>
+  /** Remove one version (a snapshot another version shares stays). Resolves true when it existed. */
+  deleteVersion(document: string, id: string): Promise<boolean>
+  /** How many versions the document has, and the distinct snapshots and bytes they hold. */
+  versionStorage(document: string): Promise<VersionStorage>
   /** Who writes with these Yjs client ids (the first writer of a client id keeps it). */
   recordAuthors(document: string, authors: { client: number; userId: string }[]): Promise<void>
   loadAuthors(document: string): Promise<Map<number, string>>

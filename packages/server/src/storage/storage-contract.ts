@@ -173,6 +173,62 @@ export function storageContract(name: string, factory: ContractFactory): void {
       expect((await store.listVersions('other')).map(v => v.id)).toEqual(['v1'])
     })
 
+    it('stores a snapshot once per document and content: versions of an unchanged document refer to it, and pruning or deleting one keeps what others refer to', async () => {
+      const textOf = (snapshot: Uint8Array): string => {
+        const d = new Y.Doc()
+        Y.applyUpdate(d, snapshot)
+        return d.getText('t').toString()
+      }
+      const big = (text: string): Uint8Array => {
+        const d = new Y.Doc()
+        d.getText('t').insert(0, text)
+        return Y.encodeStateAsUpdate(d)
+      }
+      const a = big('a'.repeat(50_000))
+      const b = big('b'.repeat(30_000))
+      const version = (id: string, kind: 'auto' | 'named', createdAt: number, snapshot: Uint8Array): Parameters<StorageAdapter['saveVersion']>[1] =>
+        ({ id, kind, name: kind === 'named' ? id : null, createdAt, createdBy: null, authors: [], seq: 7, snapshot })
+      // three versions of the same state: one copy of the bytes
+      await store.saveVersion('s', version('v1', 'auto', 1_000, a))
+      await store.saveVersion('s', version('v2', 'named', 2_000, a.slice()))
+      await store.saveVersion('s', version('v3', 'named', 3_000, a.slice()))
+      expect(await store.versionStorage('s')).toEqual({ versions: 3, snapshots: 1, bytes: a.length })
+      expect((await store.listVersions('s')).map(v => v.bytes)).toEqual([a.length, a.length, a.length])
+      await store.saveVersion('s', version('v4', 'auto', 4_000, b))
+      expect(await store.versionStorage('s')).toEqual({ versions: 4, snapshots: 2, bytes: a.length + b.length })
+      // the same content in another document is that document's own copy
+      await store.saveVersion('other', version('w1', 'named', 1_000, a))
+      expect(await store.versionStorage('other')).toEqual({ versions: 1, snapshots: 1, bytes: a.length })
+      // pruning the checkpoint that came first leaves the bytes the named versions refer to
+      expect(await store.pruneVersions('s', 2_500)).toBe(1)
+      expect(textOf((await store.loadVersion('s', 'v2'))!.snapshot)).toBe('a'.repeat(50_000))
+      expect(await store.versionStorage('s')).toEqual({ versions: 3, snapshots: 2, bytes: a.length + b.length })
+      // deleting one named version leaves the other's bytes; deleting the last one frees them
+      expect(await store.deleteVersion('s', 'v2')).toBe(true)
+      expect(await store.deleteVersion('s', 'v2')).toBe(false)
+      expect(await store.deleteVersion('s', 'nope')).toBe(false)
+      const v3 = await store.loadVersion('s', 'v3')
+      expect(v3!.version).toMatchObject({ id: 'v3', kind: 'named', bytes: a.length })
+      expect(textOf(v3!.snapshot)).toBe('a'.repeat(50_000))
+      expect(await store.deleteVersion('s', 'v3')).toBe(true)
+      expect(await store.versionStorage('s')).toEqual({ versions: 1, snapshots: 1, bytes: b.length })
+      expect((await store.listVersions('s')).map(v => v.id)).toEqual(['v4'])
+      // saving a version again under its id replaces it, and lets go of its old snapshot
+      await store.saveVersion('s', version('v4', 'auto', 4_000, a))
+      expect(await store.versionStorage('s')).toEqual({ versions: 1, snapshots: 1, bytes: a.length })
+      expect(textOf((await store.loadVersion('s', 'v4'))!.snapshot)).toBe('a'.repeat(50_000))
+      expect(await store.versionStorage('other')).toEqual({ versions: 1, snapshots: 1, bytes: a.length })
+      if (factory.reopen) {
+        await store.close()
+        store = await factory.reopen()
+        expect(await store.versionStorage('s')).toEqual({ versions: 1, snapshots: 1, bytes: a.length })
+        expect(textOf((await store.loadVersion('other', 'w1'))!.snapshot)).toBe('a'.repeat(50_000))
+      }
+      await store.delete('other')
+      expect(await store.versionStorage('other')).toEqual({ versions: 0, snapshots: 0, bytes: 0 })
+      expect(await store.versionStorage('s')).toEqual({ versions: 1, snapshots: 1, bytes: a.length })
+    })
+
     it('records who writes with which Yjs client id (the first writer keeps it), and deleting a document removes its history', async () => {
       await store.recordAuthors('a', [{ client: 1, userId: 'ann' }, { client: 2, userId: 'bob' }])
       await store.recordAuthors('a', [{ client: 1, userId: 'mallory' }, { client: 3, userId: 'cy' }])

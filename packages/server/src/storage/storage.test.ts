@@ -1,6 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import Database from 'better-sqlite3'
+import * as Y from 'yjs'
 import { storageContract } from './storage-contract.js'
 import { createMemoryStorage } from './memory-storage.js'
 import { createSqliteStorage } from './sqlite-storage.js'
@@ -19,3 +22,57 @@ for (const thread of ['worker', 'main'] as const) {
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   })
 }
+
+describe('sqlite storage: schema migration', () => {
+  it('moves the versions of a version-2 database to shared snapshots: equal ones stored once, every version still readable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'concord-sqlite-v2-'))
+    try {
+      // a database as the server of schema version 2 left it: each version a whole copy
+      const old = new Database(join(dir, 'concord.db'))
+      old.exec(`CREATE TABLE updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL, data BLOB NOT NULL, user_id TEXT, at INTEGER NOT NULL);
+        CREATE INDEX updates_doc_seq ON updates (doc, seq);
+        CREATE TABLE snapshots (doc TEXT PRIMARY KEY, seq INTEGER NOT NULL, data BLOB NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE versions (doc TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, created_at INTEGER NOT NULL, created_by TEXT,
+          authors TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc, id)) WITHOUT ROWID;
+        CREATE INDEX versions_doc_created ON versions (doc, created_at);
+        CREATE TABLE authors (doc TEXT NOT NULL, client INTEGER NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (doc, client)) WITHOUT ROWID;`)
+      old.pragma('user_version = 2')
+      const state = (text: string): Uint8Array => {
+        const d = new Y.Doc()
+        d.getText('t').insert(0, text)
+        return Y.encodeStateAsUpdate(d)
+      }
+      // each made once: a new Y.Doc has a random client id, whose varint length varies
+      const same = state('x'.repeat(40_000))
+      const other = state('other')
+      const insert = old.prepare('INSERT INTO versions (doc, id, kind, name, created_at, created_by, authors, seq, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      for (let i = 1; i <= 5; i++) insert.run('d', `n${i}`, 'named', `copy ${i}`, i * 1_000, 'mallory', '["mallory"]', 3, same)
+      insert.run('d', 'c1', 'auto', null, 10_000, null, '[]', 4, other)
+      old.close()
+
+      const store = createSqliteStorage({ dataDir: dir, thread: 'main' })
+      try {
+        expect(await store.versionStorage('d')).toEqual({ versions: 6, snapshots: 2, bytes: same.length + other.length })
+        const listed = await store.listVersions('d')
+        expect(listed.map(v => [v.id, v.kind, v.name, v.createdBy, v.authors, v.seq, v.bytes])).toEqual([
+          ...[1, 2, 3, 4, 5].map(i => [`n${i}`, 'named', `copy ${i}`, 'mallory', ['mallory'], 3, same.length]),
+          ['c1', 'auto', null, null, [], 4, other.length],
+        ])
+        const loaded = await store.loadVersion('d', 'n4')
+        const doc = new Y.Doc()
+        Y.applyUpdate(doc, loaded!.snapshot)
+        expect(doc.getText('t').toString()).toBe('x'.repeat(40_000))
+        // and the migrated store keeps working: a new version of the same state adds no bytes
+        await store.saveVersion('d', { id: 'n6', kind: 'named', name: 'again', createdAt: 20_000, createdBy: null, authors: [], seq: 5, snapshot: same })
+        expect(await store.versionStorage('d')).toEqual({ versions: 7, snapshots: 2, bytes: same.length + other.length })
+      } finally {
+        await store.close()
+      }
+      const check = new Database(join(dir, 'concord.db'), { readonly: true })
+      expect(check.pragma('user_version', { simple: true })).toBe(3)
+      check.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
