@@ -153,6 +153,10 @@ describe('a Yjs client id belongs to the user who first wrote under it', () => {
     expect(errors.map(e => e.code)).toEqual(['CONCORD_ERR_UPDATE_FOREIGN_CLIENT'])
     expect(errors[0]!.seq).toBeGreaterThan(0)
     expect(copy.clientID).not.toBe(ha.doc.clientID)
+    // presence moves to the new id with it, and ada sees it there
+    expect(hb.awareness.clientID).toBe(copy.clientID)
+    hb.presence.set({ cursor: 3 })
+    await waitFor(() => (ha.awareness.getStates().get(copy.clientID) as { cursor?: number } | undefined)?.cursor === 3, { message: 'bob\'s presence under the new id' })
     // later edits go under the new id and are saved and seen by ada; the refused one is not
     copy.getMap('later').set('bob', 'after the collision')
     await hb.whenSaved()
@@ -206,7 +210,7 @@ describe('no update from one user makes another user\'s update wait, fail or res
     expect(Y.encodeStateVector(fresh)).toEqual(Y.encodeStateVector(live.ydoc))
   })
 
-  it('a writer may still send its own updates out of order (one is held until its predecessor arrives)', async () => {
+  it('nothing waits in Yjs: a writer\'s own update sent before its predecessor is refused (retryable) and taken once re-sent in order', async () => {
     const server = await start()
     const writer = await openRaw(server.url, 'ada')
     const d = new Y.Doc()
@@ -215,10 +219,16 @@ describe('no update from one user makes another user\'s update wait, fail or res
     d.getText('t').insert(0, 'one ')
     d.getText('t').insert(4, 'two')
     writer.sendFrame({ kind: FRAME_KINDS.UPDATE, document: DOC, seq: 2, update: updates[1]! })
-    await acked(writer, 2)
+    const refusal = await errorFor(writer, 2)
+    expect(refusal.code).toBe('CONCORD_ERR_UPDATE_OUT_OF_ORDER')
+    expect(refusal.closed).toBe(false)
     writer.sendFrame({ kind: FRAME_KINDS.UPDATE, document: DOC, seq: 1, update: updates[0]! })
+    writer.sendFrame({ kind: FRAME_KINDS.UPDATE, document: DOC, seq: 3, update: updates[1]! })
     await acked(writer, 1)
-    expect(server.server.registry.loaded(DOC)!.ydoc.getText('t').toString()).toBe('one two')
+    await acked(writer, 3)
+    const live = server.server.registry.loaded(DOC)!
+    expect(live.ydoc.getText('t').toString()).toBe('one two')
+    expect(live.ydoc.store.pendingStructs).toBeNull()
   })
 })
 

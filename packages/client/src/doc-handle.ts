@@ -382,7 +382,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
           if (frame.code === 'CONCORD_ERR_UPDATE_MALFORMED') this.#halted = true
           // our Yjs client id belongs to another user in this document (two replicas drew the same
           // one): write under a new one from now on; the refused changes stay only in this copy
-          if (frame.code === 'CONCORD_ERR_UPDATE_FOREIGN_CLIENT') this.doc.clientID = new Y.Doc().clientID
+          if (frame.code === 'CONCORD_ERR_UPDATE_FOREIGN_CLIENT') this.#takeNewClientId()
         }
         if (frame.closed) {
           this.#opened = false
@@ -632,6 +632,20 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#transport.send(encodeFrame({
       kind: FRAME_KINDS.AWARENESS, document: this.name, update: encodeAwarenessUpdate(this.awareness, changed),
     }), this.name)
+  }
+
+  /**
+   * Write under a new Yjs client id from now on, and show presence under it (Yjs and y-protocols
+   * use one id for both): the old one's presence is removed for everyone.
+   */
+  #takeNewClientId(): void {
+    const local = this.awareness.getLocalState()
+    const old = this.awareness.clientID
+    const id = new Y.Doc().clientID
+    this.doc.clientID = id
+    removeAwarenessStates(this.awareness, [old], 'local')
+    ;(this.awareness as { clientID: number }).clientID = id
+    if (local !== null) this.awareness.setLocalState(local)
   }
 
   #sendLocalAwareness(): void {

@@ -80,7 +80,7 @@ export const ERROR_CODES = {
   },
   CONCORD_ERR_UPDATE_OUT_OF_ORDER: {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
-    description: 'The update depends on changes the server does not have: it deletes items the document does not have yet, refers to changes of another user\'s client id that the server has not received, or the document already holds the most updates it keeps waiting for missing changes from this user. It was not applied; send the missing changes first (the JS client re-sends everything unacked after a pause).',
+    description: 'The update depends on changes the server does not have: it deletes items the document does not have yet, starts beyond, refers to or skips over changes the server has not received (Yjs would hold it back, and nothing is held back). It was not applied; send the missing changes first (the JS client re-sends everything unacked after a pause).',
   },
   CONCORD_ERR_UPDATE_FOREIGN_CLIENT: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,

@@ -45,7 +45,7 @@ function updatesOf(fn: (d: Y.Doc) => void, doc = new Y.Doc()): Uint8Array[] {
 }
 
 describe('LiveDocument edit path', () => {
-  it('stores and acks updates whose dependencies have not arrived yet (even when Yjs merges them into existing pending state), and forwards them once integrated', async () => {
+  it('refuses updates whose dependencies have not arrived yet (nothing is held back by Yjs), and takes them once re-sent after what they need', async () => {
     const storage = createMemoryStorage()
     const doc = await load(storage)
     const writer = new FakeSession('writer')
@@ -57,22 +57,28 @@ describe('LiveDocument edit path', () => {
       d.getText('t').insert(1, 'b')
       d.getText('t').insert(2, 'c')
     })
-    doc.applyUpdate(writer, 2, u2!) // depends on u1: held as pending
-    doc.applyUpdate(writer, 3, u3!) // merged into the same pending object
+    doc.applyUpdate(writer, 2, u2!) // depends on u1
+    doc.applyUpdate(writer, 3, u3!)
     await settle()
-    expect(writer.acks.sort()).toEqual([2, 3])
-    expect((await storage.load('d')).updates).toHaveLength(2)
-    // nothing the server could not integrate reaches anyone
+    expect(writer.errors).toEqual([
+      { code: 'CONCORD_ERR_UPDATE_OUT_OF_ORDER', seq: 2, closed: false },
+      { code: 'CONCORD_ERR_UPDATE_OUT_OF_ORDER', seq: 3, closed: false },
+    ])
+    expect(writer.acks).toEqual([])
+    expect((await storage.load('d')).updates).toHaveLength(0)
+    expect(doc.ydoc.store.pendingStructs).toBeNull()
     expect(listener.updates).toEqual([])
+    // the client re-sends what is unacked, in order
     doc.applyUpdate(writer, 1, u1!)
+    doc.applyUpdate(writer, 2, u2!)
+    doc.applyUpdate(writer, 3, u3!)
     await settle()
+    expect(writer.acks.sort()).toEqual([1, 2, 3])
     expect(doc.ydoc.getText('t').toString()).toBe('abc')
-    // the listener can rebuild the text from what it was sent, with nothing held back
     const replica = new Y.Doc()
     for (const u of listener.updates) Y.applyUpdate(replica, u)
     expect(replica.getText('t').toString()).toBe('abc')
     expect(replica.store.pendingStructs).toBeNull()
-    // and so can a reload from the store
     const reloaded = await load(storage)
     expect(reloaded.ydoc.getText('t').toString()).toBe('abc')
   })

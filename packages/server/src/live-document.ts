@@ -150,8 +150,6 @@ export class LiveDocument {
    * clocks its owner is about to use, and the owner's re-sent edit would be skipped as known.
    */
   readonly #owners = new Map<number, string>()
-  /** Updates per user that Yjs holds back for missing changes of that user's own client ids. */
-  readonly #waitingBy = new Map<string | null, number>()
   /** The authors being written (compaction waits for them: the log tail is their fallback). */
   #authorsWrite: Promise<void> = Promise.resolve()
   #pendingAuthors: { client: number; userId: string }[] = []
@@ -546,10 +544,9 @@ export class LiveDocument {
   /**
    * Client-id ownership and missing dependencies (ARCHITECTURE.md section 3): new items only under
    * client ids the sender owns or claims now (items already known are duplicates and change
-   * nothing), and nothing held back by Yjs that waits for another user's changes: such an update
-   * would sit in Yjs's pending state and be integrated by someone else's later update (the
-   * poisoned-pending attack). Waiting for the sender's own missing changes is allowed, bounded
-   * per user. Claims of new client ids are recorded here, before Yjs sees the update.
+   * nothing), and nothing Yjs would hold back for missing changes (the poisoned-pending attack:
+   * held-back items are integrated by someone else's later update). Claims of new client ids are
+   * recorded here, before Yjs sees the update.
    */
   #admitClients(session: DocumentSession | null, seq: number, inspection: UpdateInspection): boolean {
     const store = this.ydoc.store
@@ -568,37 +565,16 @@ export class LiveDocument {
       }
       if (owner === undefined && userId !== null) (claims ??= []).push(client)
     }
-    const mine = (client: number): boolean => (this.#owners.get(client) ?? (claims?.includes(client) ? userId : null)) === userId
-    let waits = false
-    const missing = (client: number): void => {
-      waits = true
-      if (mine(client)) return
-      throw new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
-        `the update depends on changes of Yjs client id ${client} (another user's) that the server does not have; it was not applied`, { document: this.name })
-    }
-    try {
-      for (const [client, start] of inspection.starts) if (start > Y.getState(store, client)) missing(client)
-      for (const [client, end] of inspection.gaps) if (end > Y.getState(store, client)) missing(client)
-      for (const [client, end] of inspection.needs) {
-        const state = Y.getState(store, client)
-        if (end <= state) continue
-        const start = inspection.starts.get(client)
-        const available = start !== undefined && start <= state ? Math.max(state, inspection.ends.get(client) ?? 0) : state
-        if (end > available) missing(client)
-      }
-    } catch (err) {
-      this.#refuse(session, err as ConcordError, seq, false)
+    // nothing is held back: an update Yjs would keep waiting for missing changes is refused
+    // (the JS client re-sends everything unacked after a pause; a y-websocket client reconnects
+    // and sends its whole diff). What Yjs holds waits outside every check, is re-applied with each
+    // later update, goes out in every full encode (a joiner's copy would then carry it back under
+    // someone else's client id), and could be integrated by another user's update.
+    const missing = this.#missingDependency(inspection)
+    if (missing !== null) {
+      this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
+        `the update depends on changes the server does not have (Yjs client id ${missing.client} from clock ${missing.clock}); send those first`, { document: this.name }), seq, false)
       return false
-    }
-    if (waits) {
-      const n = this.#waitingBy.get(userId) ?? 0
-      if (n >= MAX_WAITING_UPDATES) {
-        // each update Yjs must hold costs a merge with everything held: bound how many
-        this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_OUT_OF_ORDER',
-          `the document already holds ${n} of your updates waiting for your missing changes; send those first`, { document: this.name }), seq, false)
-        return false
-      }
-      this.#waitingBy.set(userId, n + 1)
     }
     if (claims !== null) for (const client of claims) this.#owners.set(client, userId!)
     return true
@@ -622,7 +598,6 @@ export class LiveDocument {
     }
     const pendingChanged = this.#pendingChangedSince(before)
     const changed = this.#changed || pendingChanged
-    this.#countWaiting()
     if (!changed) {
       // nothing new: ack once whatever carried this content before is durable
       if (seq > 0 && session !== null) this.#afterBarrier(() => this.#ack(session, seq, at))
@@ -684,8 +659,7 @@ export class LiveDocument {
             continue
           }
           const pendingChanged = this.#pendingChangedSince(before)
-          this.#countWaiting()
-          let changed = pendingChanged
+                let changed = pendingChanged
           let i = 0
           for (const client of inspection.ends.keys()) if (!changed && Y.getState(store, client) > states[i++]!) changed = true
           i = 0
@@ -726,10 +700,29 @@ export class LiveDocument {
     return store.pendingStructs !== before.structs || store.pendingStructs?.update !== before.update || store.pendingDs !== before.ds
   }
 
-  /** Yjs holds nothing back any more: nobody's updates are waiting. */
-  #countWaiting(): void {
+  /**
+   * The first change an update needs that the document does not have (and the update does not
+   * carry from the document's state on): where its items start, what they refer to, and the gaps
+   * inside it. Null when Yjs can integrate all of it now.
+   */
+  #missingDependency(inspection: UpdateInspection): { client: number; clock: number } | null {
     const store = this.ydoc.store
-    if (store.pendingStructs === null && store.pendingDs === null && this.#waitingBy.size > 0) this.#waitingBy.clear()
+    for (const [client, start] of inspection.starts) {
+      const state = Y.getState(store, client)
+      if (start > state) return { client, clock: state }
+    }
+    for (const [client, end] of inspection.gaps) {
+      const state = Y.getState(store, client)
+      if (end > state) return { client, clock: state }
+    }
+    for (const [client, end] of inspection.needs) {
+      const state = Y.getState(store, client)
+      if (end <= state) continue
+      const start = inspection.starts.get(client)
+      const available = start !== undefined && start <= state ? Math.max(state, inspection.ends.get(client) ?? 0) : state
+      if (end > available) return { client, clock: available }
+    }
+    return null
   }
 
   #noteApplied(update: Uint8Array): void {
@@ -763,7 +756,6 @@ export class LiveDocument {
       return
     }
     const pendingChanged = this.#pendingChangedSince(before)
-    this.#countWaiting()
     if (!this.#changed && !pendingChanged) return
     const forward = !pendingChanged ? update
       : this.#changed && this.#beforeState !== null ? Y.encodeStateAsUpdate(this.ydoc, encodeStateVectorOf(this.#beforeState)) : null
@@ -833,7 +825,7 @@ export class LiveDocument {
       const known = this.awareness.meta.get(entry.clientId)
       if (known !== undefined && (known.clock > entry.clock || (known.clock === entry.clock && (entry.json !== 'null' || !this.awareness.states.has(entry.clientId))))) continue
       if (!this.#mayChangePresence(session, entry.clientId)) continue
-      if (this.#awarenessOwner.get(entry.clientId) !== session && entry.json !== 'null') introduced++
+      if (!this.#awarenessOwner.has(entry.clientId) && entry.json !== 'null') introduced++
       let json = entry.json
       if (session.userId !== null) {
         const stamped = stampUser(json, session.userId)
@@ -864,12 +856,13 @@ export class LiveDocument {
     const owner = this.#awarenessOwner.get(id)
     if (owner !== undefined) {
       if (owner === session) return true
-      // the same user again (a reconnect whose old socket is not yet gone): the id moves over
-      if (owner.userId === null || owner.userId !== session.userId) return false
-      owner.awarenessClientIds.delete(id)
-      this.#awarenessOwner.delete(id)
-      return true
+      // the same user in another session (a reconnect whose old socket is not yet gone, another
+      // tab echoing it): it may update the state, and the id stays with the session that showed it
+      return owner.userId !== null && owner.userId === session.userId
     }
+    // an id that belongs to a user of this document (its edits or its earlier presence): only theirs
+    const docOwner = this.#owners.get(id)
+    if (docOwner !== undefined && docOwner !== session.userId) return false
     if (this.#remoteAwareness.has(id)) {
       // a session on another node: only its own user (reconnected here) may change it
       const current = this.awareness.getStates().get(id)
@@ -1282,10 +1275,11 @@ export class LiveDocument {
         const user = stampedUser(this.awareness.getStates().get(id))
         if (user !== null && !this.#owners.has(id)) this.#owners.set(id, user)
       }
-      for (const id of removed) this.#remoteAwareness.delete(id)
     } else if (session !== null) {
       for (const id of added.concat(updated)) this.#remoteAwareness.delete(id)
     }
+    // however it was removed (a session left, another node said so, or it timed out)
+    for (const id of removed) this.#remoteAwareness.delete(id)
     for (const id of added.concat(updated)) {
       if (session !== null && !this.#awarenessOwner.has(id)) {
         this.#awarenessOwner.set(id, session)
@@ -1366,8 +1360,6 @@ export const DEFAULT_MAX_PRESENCE_BYTES = 64 * 1024
 /** Awareness client ids one session may show at once (an honest one shows one, a few after reconnects). */
 const MAX_PRESENCE_CLIENTS = 8
 
-/** How many updates waiting for missing changes of a user's own client ids a document holds before it refuses more of that user's. */
-const MAX_WAITING_UPDATES = 256
 
 function merge(items: Outgoing[]): Uint8Array {
   return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))

@@ -146,8 +146,10 @@ export class SessionGuard {
       this.stop()
       return new ConcordError('CONCORD_ERR_AUTH_FORBIDDEN', 'an administrator removed this user\'s access to the document')
     }
+    // only ever lower: the grant already holds what onAuthorize decided on top of the overrides
+    // of its time, and an override that stands is not a reason to give back what it took away
     const role = override ?? this.grant.credentialRole
-    if (role !== this.grant.role) this.grant = { ...this.grant, role }
+    if (ROLE_RANK[role] < ROLE_RANK[this.grant.role]) this.grant = { ...this.grant, role }
     return null
   }
 
@@ -197,3 +199,5 @@ export class SessionGuard {
     this.#timer.unref()
   }
 }
+
+const ROLE_RANK: Record<Role, number> = { read: 0, write: 1, admin: 2 }
