@@ -136,17 +136,8 @@ export function cleanupAfterEach(): { server: RunningServer | null; clients: Con
   return live
 }
 
-/** A small seeded PRNG (mulberry32) for reproducible randomised tests. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A small seeded PRNG (mulberry32) for reproducible randomised tests (the server's unit tests use the same). */
+export { seededRandom } from '../packages/server/src/testing.js'
 
 /**
  * A native-protocol client that says HELLO, sends `frames`, and then never

@@ -232,6 +232,61 @@ describe('no update from one user makes another user\'s update wait, fail or res
   })
 })
 
+describe('every new item sits where a real Yjs document could have put it', () => {
+  it('offline writers\' merged updates are checked on a copy; past the document\'s share of such checks one is refused (retryable), and the SDK re-sends it until it is stored', async () => {
+    // about 20 KB of text; 4,000 bytes a second (a 16,000-byte burst): the first check overdraws it
+    const server = await start({ maxUpdateCheckBytesPerSecond: 4_000 })
+    const alice = connectClient(server.url, { getToken: () => token('alice') })
+    clients.push(alice)
+    const a = alice.open(DOC)
+    await a.whenSynced()
+    a.doc.getText('t').insert(0, 'x'.repeat(20_000))
+    await a.whenSaved()
+    // carol and bob each type offline at the spot where alice types too; once they have her edit,
+    // each types between their own text and hers, so their merged update places an item next to a
+    // character it does not carry
+    const base = Y.encodeStateAsUpdate(a.doc)
+    const offline = (clientID: number, at: number, words: string): Y.Doc => {
+      const d = new Y.Doc()
+      d.clientID = clientID
+      Y.applyUpdate(d, base)
+      d.getText('t').insert(at, words)
+      return d
+    }
+    const c = offline(3, 100, 'cc')
+    const b = offline(4, 200, 'bb')
+    const alices: Uint8Array[] = []
+    a.doc.on('update', (u: Uint8Array) => alices.push(u))
+    a.doc.getText('t').insert(200, 'AA')
+    a.doc.getText('t').insert(100, 'AA')
+    await a.whenSaved()
+    for (const d of [c, b]) {
+      for (const u of alices) Y.applyUpdate(d, u)
+      const t = d.getText('t')
+      t.insert(t.toString().indexOf(d === c ? 'ccAA' : 'bbAA') + 2, d === c ? 'C' : 'B')
+    }
+    const carol = connectClient(server.url, { getToken: () => token('carol') })
+    const bob = connectClient(server.url, { getToken: () => token('bob') })
+    clients.push(carol, bob)
+    const ch = carol.open(DOC, { doc: c })
+    await ch.whenSynced()
+    await ch.whenSaved()
+    const errors: string[] = []
+    const bh = bob.open(DOC, { doc: b })
+    bh.on('error', e => errors.push(e.code))
+    await bh.whenSynced()
+    await waitFor(() => bh.pendingCount === 0 && bh.saved, { timeoutMs: 20_000, message: () => `bob's edit saved (errors so far: ${errors.join(', ')})` })
+    expect(errors.length).toBeGreaterThan(0)
+    expect(new Set(errors)).toEqual(new Set(['CONCORD_ERR_LIMIT_UPDATE_CHECKS']))
+    // everyone, and a newcomer loading the document afresh, reads the same text with all four edits
+    const fresh = await textOfFreshReader(server.url)
+    await waitFor(() => [a.doc, c, b].every(d => d.getText('t').toString() === fresh), { message: 'every copy equal to a fresh load' })
+    expect(fresh).toContain('ccCAA')
+    expect(fresh).toContain('bbBAA')
+    expect(fresh.length).toBe(20_000 + 4 * 2 + 2)
+  })
+})
+
 describe('revocation while the document loads', () => {
   it('a token revoked while its OPEN waits for the document to load never opens it and cannot write', async () => {
     const inner = createMemoryStorage()

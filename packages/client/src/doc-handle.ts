@@ -391,7 +391,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         }
         this.emit('error', { code: frame.code, message: frame.message, seq: frame.seq, closed: frame.closed })
         // over the rate limit: what was refused is still pending; send it again after a pause
-        if ((frame.code === 'CONCORD_ERR_LIMIT_RATE' || frame.code === 'CONCORD_ERR_UPDATE_OUT_OF_ORDER') && !frame.closed) this.#scheduleResend()
+        if ((frame.code === 'CONCORD_ERR_LIMIT_RATE' || frame.code === 'CONCORD_ERR_UPDATE_OUT_OF_ORDER' || frame.code === 'CONCORD_ERR_LIMIT_UPDATE_CHECKS') && !frame.closed) this.#scheduleResend()
         if (frame.closed) this.#cancelRefresh()
         // an expired token: open again, which asks getToken() for a fresh one
         const reopen = frame.code === 'CONCORD_ERR_AUTH_EXPIRED' || (isErrorCode(frame.code) && ERROR_CODES[frame.code].retryable)

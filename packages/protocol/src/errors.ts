@@ -76,11 +76,15 @@ export const ERROR_CODES = {
   },
   CONCORD_ERR_UPDATE_MALFORMED: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
-    description: 'A Yjs update could not be decoded. It was not applied, stored or forwarded.',
+    description: 'A Yjs update could not be decoded, or it places an item where no Yjs document would (between two characters that are not in order in one parent: loaded afresh, the document would differ). It was not applied, stored or forwarded.',
   },
   CONCORD_ERR_UPDATE_OUT_OF_ORDER: {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
     description: 'The update depends on changes the server does not have: it deletes items the document does not have yet, starts beyond, refers to or skips over changes the server has not received (Yjs would hold it back, and nothing is held back). It was not applied; send the missing changes first (the JS client re-sends everything unacked after a pause).',
+  },
+  CONCORD_ERR_LIMIT_UPDATE_CHECKS: {
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT,
+    description: 'The update places items next to changes it does not carry (a merged update after working offline, say), so the server checked it on a copy of the document, and the document has used its share of such checks for now (maxUpdateCheckBytesPerSecond of copied document, default 8 MiB a second). It was not applied; send it again in a moment (the JS client re-sends unacked updates after a pause).',
   },
   CONCORD_ERR_UPDATE_FOREIGN_CLIENT: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,

@@ -8,4 +8,4 @@ export { chunkFrame, needsChunking, ChunkAssembler, type ChunkAssemblerOptions }
 export { PROTOCOL_VERSIONS, PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX, NATIVE_SUBPROTOCOL, negotiateVersion } from './version.js'
 export { MAX_DOCUMENT_NAME_BYTES, documentNameProblem, assertDocumentName } from './document-name.js'
 export { Y_MESSAGE, Y_SYNC, encodeYMessage, encodeYMessageParts, decodeYMessage, YMessageDecodeError, type YMessage } from './y-websocket-message.js'
-export { validateUpdate, inspectUpdate, encodeStateVectorOf, type UpdateInspection } from './update.js'
+export { validateUpdate, inspectUpdate, encodeStateVectorOf, type UpdateInspection, type InspectedItem, type IdLike } from './update.js'

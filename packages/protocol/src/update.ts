@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 
-type IdLike = { client: number; clock: number }
+export type IdLike = { client: number; clock: number }
 
 function isId(value: unknown): value is IdLike {
   return typeof value === 'object' && value !== null && 'client' in value && 'clock' in value
@@ -38,6 +38,17 @@ export interface UpdateInspection {
   needs: Map<number, number>
   /** Per client, the end of the last gap (skip) inside the update: what follows a gap needs the document to hold it. */
   gaps: Map<number, number>
+  /** The update's items in the order Yjs decodes them, with the neighbours they were inserted between (for the server's order check). */
+  items: InspectedItem[]
+}
+
+/** An item an update carries: its id and length, and the ids of the characters it was inserted between (null: the start or end of its parent). */
+export interface InspectedItem {
+  client: number
+  clock: number
+  length: number
+  origin: IdLike | null
+  rightOrigin: IdLike | null
 }
 
 /** `validateUpdate`, also returning what the update deletes and inserts (one decode for all). */
@@ -47,6 +58,7 @@ export function inspectUpdate(update: Uint8Array): UpdateInspection {
   const starts = new Map<number, number>()
   const needs = new Map<number, number>()
   const gaps = new Map<number, number>()
+  const items: InspectedItem[] = []
   const need = (client: number, end: number): void => { if (end > (needs.get(client) ?? 0)) needs.set(client, end) }
   let structs: unknown[]
   let ds: { clients: Map<number, { clock: number; len: number }[]> }
@@ -55,24 +67,24 @@ export function inspectUpdate(update: Uint8Array): UpdateInspection {
     structs = decoded.structs
     ds = decoded.ds as unknown as typeof ds
   } catch (err) {
-    return { problem: err instanceof Error ? err.message : String(err), deletes: none, ends, starts, needs, gaps }
+    return { problem: err instanceof Error ? err.message : String(err), deletes: none, ends, starts, needs, gaps, items }
   }
   // a delete range of length 0 decodes, but Yjs throws ("Unexpected case") while
   // applying it, after the transaction has begun: the server would have to reload the document
   for (const [client, ranges] of ds.clients) {
     for (const r of ranges) {
       if (!(r.len > 0) || !Number.isSafeInteger(r.clock + r.len) || r.clock < 0) {
-        return { problem: `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`, deletes: none, ends, starts, needs, gaps }
+        return { problem: `delete set of client ${client} has an invalid range ${r.clock}+${r.len}`, deletes: none, ends, starts, needs, gaps, items }
       }
     }
   }
   for (const s of structs) {
     const len = (s as { length?: number }).length
-    if (typeof len === 'number' && !(len > 0)) return { problem: 'an item of length 0', deletes: none, ends, starts, needs, gaps }
+    if (typeof len === 'number' && !(len > 0)) return { problem: 'an item of length 0', deletes: none, ends, starts, needs, gaps, items }
     const id = (s as { id?: IdLike }).id
     // clocks beyond 2^53 lose precision (clock + 1 === clock): Yjs then loops for ever merging them
     if (id !== undefined && (!Number.isSafeInteger(id.clock + (typeof len === 'number' ? len : 0)) || id.clock < 0 || !Number.isSafeInteger(id.client))) {
-      return { problem: `struct ${id.client}:${id.clock} has a client or clock beyond 2^53`, deletes: none, ends, starts, needs, gaps }
+      return { problem: `struct ${id.client}:${id.clock} has a client or clock beyond 2^53`, deletes: none, ends, starts, needs, gaps, items }
     }
     if (s instanceof Y.Skip) {
       // a gap inside the update: what follows it needs the document to hold the skipped clocks
@@ -87,15 +99,16 @@ export function inspectUpdate(update: Uint8Array): UpdateInspection {
     const { client, clock } = s.id
     for (const ref of [s.origin, s.rightOrigin, s.parent]) {
       if (isId(ref) && (!Number.isSafeInteger(ref.clock) || ref.clock < 0 || !Number.isSafeInteger(ref.client))) {
-        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, beyond 2^53`, deletes: none, ends, starts, needs, gaps }
+        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, beyond 2^53`, deletes: none, ends, starts, needs, gaps, items }
       }
       if (isId(ref) && ref.client === client && ref.clock >= clock) {
-        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`, deletes: none, ends, starts, needs, gaps }
+        return { problem: `item ${client}:${clock} refers to ${ref.client}:${ref.clock}, which cannot precede it`, deletes: none, ends, starts, needs, gaps, items }
       }
       if (isId(ref)) need(ref.client, ref.clock + 1)
     }
+    items.push({ client, clock, length: s.length, origin: s.origin, rightOrigin: s.rightOrigin })
   }
-  return { problem: null, deletes: ds.clients, ends, starts, needs, gaps }
+  return { problem: null, deletes: ds.clients, ends, starts, needs, gaps, items }
 }
 
 /** Encode a state vector held as a map of client id to clock (as Yjs's `encodeStateVector` would for a document in that state). */

@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks'
 import * as Y from 'yjs'
 import { documentToJson } from './document-export.js'
 import { attribution, diffVersions, restoreUpdate, textAt, type DiffOp } from './history-ops.js'
+import { seededRandom } from './testing.js'
 
 const ALICE = 1
 const BOB = 2
@@ -46,18 +47,6 @@ function olderText(ops: readonly DiffOp[]): string {
 
 function newerText(ops: readonly DiffOp[]): string {
   return ops.filter(o => o.op !== 'delete').map(o => o.text).join('')
-}
-
-/** Seeded PRNG (mulberry32), so that a failing random run can be reproduced from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 describe('attribution', () => {
@@ -393,7 +382,7 @@ describe('restoreUpdate', () => {
 })
 
 function randomRestoreRun(seed: number): void {
-  const random = prng(seed)
+  const random = seededRandom(seed)
   const int = (n: number): number => Math.floor(random() * n)
   const word = (): string => Array.from({ length: 1 + int(5) }, () => String.fromCharCode(97 + int(26))).join('')
   const server = new Y.Doc()

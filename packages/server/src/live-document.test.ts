@@ -1,30 +1,11 @@
 import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
-import type { ConcordError, Role } from '@concord/protocol'
 import { LiveDocument } from './live-document.js'
 import { createMemoryStorage } from './storage/memory-storage.js'
 import { silentLogger } from './logger.js'
-import type { DocumentSession } from './document-session.js'
-import type { SharedMessage } from './shared-message.js'
+import { FakeSession } from './testing.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
-
-class FakeSession implements DocumentSession {
-  readonly awarenessClientIds = new Set<number>()
-  readonly protocol = 'native'
-  readonly openedAt = Date.now()
-  readonly updates: Uint8Array[] = []
-  readonly awareness: Uint8Array[] = []
-  readonly acks: number[] = []
-  readonly errors: { code: string; seq: number; closed: boolean }[] = []
-  constructor(readonly id: string, readonly role: Role = 'write', readonly userId: string | null = id) {}
-  sendUpdate(m: SharedMessage): void { this.updates.push(m.payload) }
-  sendUpdates(ms: readonly SharedMessage[]): void { for (const m of ms) this.sendUpdate(m) }
-  sendAwareness(m: SharedMessage): void { this.awareness.push(m.payload) }
-  ack(seq: number): void { this.acks.push(seq) }
-  documentError(e: ConcordError, seq: number, closed: boolean): void { this.errors.push({ code: e.code, seq, closed }) }
-  accessChanged(): void { /* no access control in these tests */ }
-}
 
 function load(storage: StorageAdapter, opts: Partial<{ compactEveryUpdates: number; onFailed: () => void }> = {}): Promise<LiveDocument> {
   return LiveDocument.load('d', {

@@ -13,6 +13,7 @@ import { foldState } from './storage/fold.js'
 import { randomUUID } from 'node:crypto'
 import { decodeAwarenessEntries, encodeAwarenessEntries, stampUser, stampedUser, type AwarenessEntry } from './presence-filter.js'
 import type { StoredVersion } from './storage/storage-adapter.js'
+import { checkItemOrder, trialItemOrder } from './item-order.js'
 import { LARGE_DOCUMENT_BYTES, SyncReplies, type SyncReply } from './sync-replies.js'
 import type { MergeWorker } from './merge-worker.js'
 
@@ -28,6 +29,8 @@ export interface LiveDocumentOptions {
   maxDocumentBytes?: number
   /** Largest presence (awareness) state of one client, as JSON bytes (default 64 KiB). */
   maxPresenceBytes?: number
+  /** Bytes of document copies a second for checking updates by trial (default 8 MiB; a burst of four seconds' worth). */
+  maxUpdateCheckBytesPerSecond?: number
   /** Called once when the document can no longer guarantee durability (storage failed). */
   onFailed?: (document: LiveDocument, error: unknown) => void
   /** Other nodes: what this node applies is published, what they apply is applied here. */
@@ -89,6 +92,8 @@ export class LiveDocument {
 
   #outbox: Outgoing[] = []
   #incoming: Incoming[] = []
+  #trialTokens = Number.POSITIVE_INFINITY
+  #trialAt = 0
   #incomingScheduled = false
   /** The state vector before the last transaction (from Yjs's afterTransaction). */
   #beforeState: Map<number, number> | null = null
@@ -537,7 +542,7 @@ export class LiveDocument {
         }
       }
     }
-    if (!this.#admitClients(session, seq, inspection)) return null
+    if (!this.#admitClients(session, seq, inspection, update)) return null
     return inspection
   }
 
@@ -548,7 +553,7 @@ export class LiveDocument {
    * held-back items are integrated by someone else's later update). Claims of new client ids are
    * recorded here, before Yjs sees the update.
    */
-  #admitClients(session: DocumentSession | null, seq: number, inspection: UpdateInspection): boolean {
+  #admitClients(session: DocumentSession | null, seq: number, inspection: UpdateInspection, update: Uint8Array): boolean {
     const store = this.ydoc.store
     const userId = session?.userId ?? null
     let claims: number[] | null = null
@@ -576,7 +581,34 @@ export class LiveDocument {
         `the update depends on changes the server does not have (Yjs client id ${missing.client} from clock ${missing.clock}); send those first`, { document: this.name }), seq, false)
       return false
     }
+    // every new item between neighbours in order, or loaded afresh the document would differ
+    const order = checkItemOrder(store, inspection.items)
+    if (order.ok === 'trial' && !this.#mayTrial()) {
+      this.#refuse(session, new ConcordError('CONCORD_ERR_LIMIT_UPDATE_CHECKS',
+        'the update places items next to changes it does not carry, and this document has used its share of checks on a copy for now; send it again in a moment', { document: this.name }), seq, false)
+      return false
+    }
+    const disorder = order.ok === true ? null : order.ok === false ? order.problem : trialItemOrder(this.ydoc, update, inspection.items)
+    if (disorder !== null) {
+      this.#refuse(session, new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', `update rejected: ${disorder}`, { document: this.name }), seq, false)
+      return false
+    }
     if (claims !== null) for (const client of claims) this.#owners.set(client, userId!)
+    return true
+  }
+
+  /**
+   * A trial copies the document: a token bucket of copied bytes per second (a burst of four
+   * seconds' worth) keeps a writer who forces trials from spending the node's CPU on them.
+   */
+  #mayTrial(): boolean {
+    const rate = this.#opts.maxUpdateCheckBytesPerSecond ?? 8 * 1024 * 1024
+    const now = performance.now()
+    this.#trialTokens = Math.min(4 * rate, this.#trialTokens + (now - this.#trialAt) / 1000 * rate)
+    this.#trialAt = now
+    if (this.#trialTokens <= 0) return false
+    // a document larger than the burst waits the burst's time after each of its trials
+    this.#trialTokens = Math.max(this.#trialTokens - this.#approxBytes, -4 * rate)
     return true
   }
 

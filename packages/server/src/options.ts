@@ -167,6 +167,12 @@ export interface ServerOptions {
   maxDocumentBytes?: number
   /** Largest presence (awareness) state of one client, as JSON bytes; larger ones are refused (CONCORD_ERR_LIMIT_PRESENCE). */
   maxPresenceBytes?: number
+  /**
+   * Per document: how many bytes of document copies a second the server may make to check updates
+   * whose items sit next to changes they do not carry (a burst of four seconds' worth); an update
+   * beyond is refused, retryably (CONCORD_ERR_LIMIT_UPDATE_CHECKS).
+   */
+  maxUpdateCheckBytesPerSecond?: number
   /** Open WebSockets per client IP address. */
   maxConnectionsPerIp?: number
   /**
@@ -240,6 +246,7 @@ export const DEFAULTS = {
   rateLimitBytesBurst: 128 * 1024 * 1024,
   maxDocumentBytes: 512 * 1024 * 1024,
   maxPresenceBytes: 64 * 1024,
+  maxUpdateCheckBytesPerSecond: 8 * 1024 * 1024,
   maxConnectionsPerIp: 1_000,
   // a user may create a version every 0.2 s (a read every 20 ms) for as long as they like, and
   // 50 versions (500 reads) at once: far above an editor's clicks, far below what fills a disk

@@ -60,6 +60,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     compactEveryBytes: opts.compactEveryBytes,
     maxDocumentBytes: opts.maxDocumentBytes,
     maxPresenceBytes: opts.maxPresenceBytes,
+    maxUpdateCheckBytesPerSecond: opts.maxUpdateCheckBytesPerSecond,
     metrics: opts.metrics,
     history: {
       checkpointEveryMs: options.history?.checkpointEveryMs ?? 10 * 60_000,
