@@ -84,7 +84,7 @@ server commands ({port} {host} {data} are substituted; 'node' is this Node binar
 
 function defaultConcordCmd () {
   const bin = 'packages/server/bin/concord.js'
-  const cli = 'packages/server/dist/cli.js'
+  const cli = 'packages/server/dist/cli/cli.js'
   const script = existsSync(join(repoRoot, bin)) || !existsSync(join(repoRoot, cli)) ? bin : cli
   // no rate limits and no per-IP cap: the load generator is one IP sending far more than one user would
   return `node ${script} serve --port {port} --host {host} --data {data} --auth none --log-level warn --rate-limit-messages 100000000 --rate-limit-bytes 100000000000 --max-connections-per-ip 1000000`

@@ -137,7 +137,7 @@ export function cleanupAfterEach(): { server: RunningServer | null; clients: Con
 }
 
 /** A small seeded PRNG (mulberry32) for reproducible randomised tests (the server's unit tests use the same). */
-export { seededRandom } from '../packages/server/src/testing.js'
+export { seededRandom } from '../packages/server/src/documents/testing.js'
 
 /**
  * A native-protocol client that says HELLO, sends `frames`, and then never

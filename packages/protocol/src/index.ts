@@ -1,5 +1,5 @@
 export { CLOSE_CODES, classifyCloseCode, type CloseCode, type CloseCodeClass } from './close-codes.js'
-export { ERROR_CODES, ConcordError, isErrorCode, type ErrorCode, type ErrorCodeInfo, type ErrorScope, type ConcordErrorOptions } from './errors.js'
+export { ERROR_CODES, ConcordError, isErrorCode, toConcordError, type ErrorCode, type ErrorCodeInfo, type ErrorScope, type ConcordErrorOptions } from './errors.js'
 export {
   FRAME_KINDS, encodeFrame, encodeFrameParts, FRAME_PARTS_MIN_PAYLOAD, decodeFrame, isUnknownFrame, FrameDecodeError, toSeqRanges, inSeqRanges,
   type Frame, type FrameKind, type FrameOf, type UnknownFrame, type Role, type SeqRange,

@@ -2,22 +2,22 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { AddressInfo } from 'node:net'
 import { ConcordError } from '@concord/protocol'
 import type { Logger } from 'pino'
-import { resolveOptions, type ResolvedServerOptions, type ServerOptions } from './options.js'
+import { resolveOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js'
 import { createMemoryStorage } from './storage/memory-storage.js'
-import { DocumentRegistry } from './document-registry.js'
-import { Gateway } from './gateway.js'
-import { createHttpHandler } from './http-routes.js'
-import { silentLogger } from './logger.js'
+import { DocumentRegistry } from './documents/document-registry.js'
+import { Gateway } from './gateway/gateway.js'
+import { createHttpHandler } from './http/routes.js'
+import { silentLogger } from './ops/logger.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import { AccessControl } from './auth/access-control.js'
-import { AdminOperations } from './admin-operations.js'
-import { StatsHistory } from './stats-history.js'
-import type { MetricsSources } from './metrics.js'
-import { createRecorder } from './recording/recorder.js'
-import { createWebhooks } from './webhooks.js'
-import { DocumentHistory } from './document-history.js'
-import { createMergeWorker } from './merge-worker.js'
-import { HttpRateLimiter } from './http-rate-limit.js'
+import { AdminOperations } from './http/admin-operations.js'
+import { StatsHistory } from './ops/stats-samples.js'
+import type { MetricsSources } from './ops/metrics.js'
+import { createRecorder } from './ops/recording/recorder.js'
+import { createWebhooks } from './ops/webhooks.js'
+import { DocumentHistory } from './content/versions.js'
+import { createMergeWorker } from './documents/merge-worker.js'
+import { HttpRateLimiter } from './http/rate-limit.js'
 
 export const VERSION = '0.1.0'
 
@@ -63,9 +63,9 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     maxUpdateCheckBytesPerSecond: opts.maxUpdateCheckBytesPerSecond,
     metrics: opts.metrics,
     history: {
-      checkpointEveryMs: options.history?.checkpointEveryMs ?? 10 * 60_000,
-      retentionMs: options.history?.retentionMs ?? 30 * 86_400_000,
-      ...(options.history?.minCheckpointIntervalMs !== undefined ? { minCheckpointIntervalMs: options.history.minCheckpointIntervalMs } : {}),
+      checkpointEveryMs: opts.checkpointEveryMs,
+      retentionMs: opts.versionRetentionMs,
+      minCheckpointIntervalMs: opts.minCheckpointIntervalMs,
       ...(webhooks !== null ? { onEvent: (event, data) => webhooks.emit(event, data) } : {}),
     },
     ...(recorder !== undefined ? { recorder } : {}),

@@ -1,7 +1,10 @@
 import { mkdir, readFile, rename, writeFile, open as openFile } from 'node:fs/promises'
+import type { AccessState, AccessStore, RoleOverride } from '../storage/access-store.js'
+import type { AccessChange } from '../backplane/backplane.js'
 import { dirname } from 'node:path'
-import type { Role } from '@concord/protocol'
 import { isRole, matchesPattern, roleFor, ROLE_ORDER } from './patterns.js'
+
+export type { AccessState, AccessStore, RoleOverride, AccessChange }
 
 /** Who a session is, as far as revocation and role overrides are concerned. */
 export interface SessionIdentity {
@@ -12,42 +15,6 @@ export interface SessionIdentity {
   /** For a share link: its id (the link token's `jti`). */
   shareId: string | null
 }
-
-/** A role, or `none`: no access at all. */
-export type RoleOverride = Role | 'none'
-
-export interface AccessState {
-  /** Users cut off (every token of theirs is refused) until reinstated. */
-  revokedUsers: { tenant: string; userId: string; at: number }[]
-  /**
-   * Token and share-link ids refused until `until` (ms since epoch; 0: for good). With a
-   * `tenant` (a tenant admin's revocation), only that tenant's credentials with the id are
-   * refused; without one (the static admin token's), every credential with the id.
-   */
-  revokedTokens: { id: string; until: number; at: number; tenant?: string | null }[]
-  /** Per user and document pattern, a role that replaces what the token says. */
-  roles: { tenant: string; userId: string; pattern: string; role: RoleOverride }[]
-}
-
-/** Where the access state is kept. */
-export interface AccessStore {
-  load(): Promise<AccessState | null>
-  save(state: AccessState): Promise<void>
-  /**
-   * Apply `edit` to the stored state atomically (several nodes may change it at once) and
-   * return the result. Stores shared by several nodes implement it; others are saved whole.
-   */
-  update?(edit: (state: AccessState) => void): Promise<AccessState>
-}
-
-/** What changed, so that live sessions can be checked again. */
-export type AccessChange =
-  | { kind: 'revoked-user'; tenant: string; userId: string }
-  /** `tenant`: the revocation concerns that tenant's credentials only (absent or null: all). */
-  | { kind: 'revoked-token'; id: string; tenant?: string | null }
-  | { kind: 'role'; tenant: string; userId: string; pattern: string }
-  /** Anything may have changed (the state was read again after changes may have been missed). */
-  | { kind: 'all' }
 
 const OVERRIDE_ORDER: readonly RoleOverride[] = ['none', ...ROLE_ORDER]
 

@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { randomUUID } from 'node:crypto'
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, SignJWT, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { ConcordError, type Role } from '@concord/protocol'
-import type { Authenticate, AuthResult } from '../options.js'
+import type { Authenticate, AuthResult, JwtConfig } from './auth-hooks.js'
+
+export type { JwtConfig }
 import { inTenant, isRole, roleFor, ROLE_ORDER } from './patterns.js'
 
 /**
@@ -20,23 +22,6 @@ export interface ConcordClaims extends JWTPayload {
   share?: { doc: string; role: Role }
   admin?: boolean
 }
-
-/** What both kinds of key accept besides the key. */
-interface JwtClaimRules {
-  issuer?: string
-  audience?: string
-  clockToleranceSec?: number
-  /**
-   * Accept tokens without an `exp` claim (they never expire; only a revocation ends them).
-   * Default false: such a token is refused with CONCORD_ERR_AUTH_DENIED. The server warns
-   * in its log at start when this is on.
-   */
-  allowTokensWithoutExp?: boolean
-}
-
-export type JwtConfig =
-  | ({ secret: string } & JwtClaimRules)
-  | ({ jwks: string | JSONWebKeySet } & JwtClaimRules)
 
 /** A verified token. */
 export interface VerifiedToken {

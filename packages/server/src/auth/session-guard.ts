@@ -1,6 +1,5 @@
 import { ConcordError, type Role } from '@concord/protocol'
-import type { Log } from '../connection-log.js'
-import type { Authenticate, AuthenticateContext, Authorize } from '../options.js'
+import type { Authenticate, AuthenticateContext, Authorize } from './auth-hooks.js'
 import { AccessControl, type AccessChange, type SessionIdentity } from './access-control.js'
 import { isRole } from './patterns.js'
 
@@ -34,7 +33,7 @@ export class Authorizer {
     this.access = options.access
   }
 
-  async grant(context: AuthenticateContext, log: Pick<Log, 'error'>): Promise<SessionGrant> {
+  async grant(context: AuthenticateContext, log: { error(obj: object, msg: string): void }): Promise<SessionGrant> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new ConcordError('CONCORD_ERR_AUTH_TIMEOUT', `authentication took longer than ${this.#opts.timeoutMs} ms`)), this.#opts.timeoutMs)

@@ -1,4 +1,3 @@
-import type { AccessChange } from '../auth/access-control.js'
 
 /**
  * What connects the nodes of a cluster: every node serves any document, and the
@@ -44,3 +43,12 @@ export interface Backplane {
   ping(): Promise<void>
   close(): Promise<void>
 }
+
+/** What changed, so that live sessions can be checked again. */
+export type AccessChange =
+  | { kind: 'revoked-user'; tenant: string; userId: string }
+  /** `tenant`: the revocation concerns that tenant's credentials only (absent or null: all). */
+  | { kind: 'revoked-token'; id: string; tenant?: string | null }
+  | { kind: 'role'; tenant: string; userId: string; pattern: string }
+  /** Anything may have changed (the state was read again after changes may have been missed). */
+  | { kind: 'all' }

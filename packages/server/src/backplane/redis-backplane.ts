@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
-import type { Logger } from 'pino'
+import { pino, type Logger } from 'pino'
 import type { Backplane, BackplaneHandlers, ControlMessage } from './backplane.js'
 
 export interface RedisBackplaneOptions {
   /** redis://host:port */
   url: string
-  logger: Logger
+  /** pino logger (default: silent). */
+  logger?: Logger
   /**
    * Entries kept per document stream (at least; trimming is approximate; default 10,000). A node
    * that falls further behind than this (stalled, or its read connection slow) notices the gap
@@ -43,6 +44,14 @@ const CONTROL_KEY = 'concord:control'
  * flushes its documents' logs, announces a resync on each stream, and reloads
  * them from storage, which holds everything durable.
  */
+/**
+ * The backplane of a cluster: every node of one region on the same Redis (streams per document,
+ * a control stream for revocations, kicks and deletions) and the same storage.
+ */
+export function createRedisBackplane(options: RedisBackplaneOptions): Backplane {
+  return new RedisBackplane(options)
+}
+
 export class RedisBackplane implements Backplane {
   readonly nodeId = randomBytes(6).toString('hex')
   readonly #pub: Redis
@@ -65,7 +74,7 @@ export class RedisBackplane implements Backplane {
   #controlId: string | null = null
 
   constructor(options: RedisBackplaneOptions) {
-    this.#log = options.logger
+    this.#log = options.logger ?? pino({ level: 'silent' })
     this.#maxLen = options.maxLen ?? 10_000
     this.#blockMs = options.blockMs ?? 100
     const common = { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000) }

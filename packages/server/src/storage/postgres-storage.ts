@@ -2,7 +2,7 @@ import pg from 'pg'
 import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate, StoredVersion } from './storage-adapter.js'
 import { GroupCommit } from './group-commit.js'
 import { snapshotHash } from './snapshot-hash.js'
-import type { AccessState, AccessStore } from '../auth/access-control.js'
+import type { AccessState, AccessStore } from './access-store.js'
 
 /** The PostgreSQL store also keeps the access state (revocations, role overrides) every node shares. */
 export interface PostgresStorage extends StorageAdapter {

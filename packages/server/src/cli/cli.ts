@@ -1,0 +1,623 @@
+import { parseArgs } from 'node:util'
+import { join, resolve } from 'node:path'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import type { Role } from '@concord/protocol'
+import { AccessControl, createFileAccessStore } from '../auth/access-control.js'
+import { mintToken } from '../auth/jwt.js'
+import { isRole } from '../auth/patterns.js'
+import { DEFAULTS } from '../config/server-config.js'
+import type { AuthConfig } from '../auth/auth-hooks.js'
+import type { LevelWithSilent } from 'pino'
+import { createServer, VERSION } from '../server.js'
+import { createLogger } from '../ops/logger.js'
+import type { StorageAdapter } from '../storage/storage-adapter.js'
+import type { Backplane } from '../backplane/backplane.js'
+import type { PostgresStorage } from '../storage/postgres-storage.js'
+
+const HELP = `concord ${VERSION}: real-time collaboration server (Yjs)
+
+Usage:
+  concord serve [options]
+  concord token [options]     mint an HS256 token (development, tests, share links)
+  concord replay <file> [--realtime]
+                              re-run a recording (serve --record-*) against a fresh in-memory
+                              server and report whether the final state matches (exit 0 if it does)
+  concord bench [options]     benchmark Concord against Hocuspocus and the y-websocket reference
+                              server, or any server URL (--url); needs the repository's bench/
+                              package (concord bench --help lists the options; docs/benchmarks.md)
+  concord --help | --version
+
+Options of serve (each also read from the environment variable shown):
+  --port <n>         port to listen on                      CONCORD_PORT       (default 1234)
+  --host <address>   address to bind                        CONCORD_HOST       (default 0.0.0.0)
+  --store <kind>     sqlite | memory | postgres://user:pass@host:port/db  CONCORD_STORE (default sqlite)
+  --data <dir>       folder of the SQLite store             CONCORD_DATA       (default ./data)
+  --redis <url>      redis://host:port: join the other nodes on the same --store postgres://
+                     (document updates between nodes on Redis Streams)  CONCORD_REDIS
+  --redis-stream-max-len <n>   entries kept per document stream; a node further behind
+                               reloads the document from the store  CONCORD_REDIS_STREAM_MAX_LEN (default 10000)
+  --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
+  --compact-every-updates <n>  compact a document's log after n updates  CONCORD_COMPACT_EVERY_UPDATES (default 1000)
+  --max-message-bytes <n>      largest message accepted                  CONCORD_MAX_MESSAGE_BYTES (default 67108864)
+  --sqlite-synchronous <s>     full: an ack survives power loss; normal: it survives a process crash
+                               (kill -9) but not an OS crash, and costs fewer fsyncs
+                                                                         CONCORD_SQLITE_SYNCHRONOUS (default full)
+  --commit-window-ms <n>       group commit: an append to an idle store waits this long for
+                               others                                     CONCORD_COMMIT_WINDOW_MS (default 2)
+  --busy-commit-window-ms <n>  the window under steady load (the last commit ended less than this
+                               long ago)  CONCORD_BUSY_COMMIT_WINDOW_MS (default 10 for SQLite; 2 for
+                               PostgreSQL, where other nodes see an update once it is committed)
+                               (--sqlite-commit-window-ms and --sqlite-busy-commit-window-ms: old names)
+  --rate-limit-messages <n>    messages per second per socket (burst 5x)  CONCORD_RATE_LIMIT_MESSAGES (default 1000)
+  --rate-limit-bytes <n>       bytes per second per socket                CONCORD_RATE_LIMIT_BYTES (default 16777216)
+  --max-document-bytes <n>     largest document                           CONCORD_MAX_DOCUMENT_BYTES (default 536870912)
+  --max-presence-bytes <n>     largest presence state of one client       CONCORD_MAX_PRESENCE_BYTES (default 65536)
+  --max-connections-per-ip <n> open sockets per client address            CONCORD_MAX_CONNECTIONS_PER_IP (default 1000)
+  --http-rate-limit <n>        HTTP API requests per second per user (or address without one; burst
+                               10x; creating a version, restore, diff count 10)  CONCORD_HTTP_RATE_LIMIT (default 50)
+  --trust-proxy <n>            proxies in front that append to X-Forwarded-For: the client address
+                               is the n-th entry from its right        CONCORD_TRUST_PROXY (default 0: the peer)
+
+  Authentication (exactly one is required; docs/security.md):
+  --auth-secret <s>  HS256 shared secret, at least 32 characters       CONCORD_AUTH_SECRET
+  --auth-jwks <f|u>  RS256/ES256 public keys: a JWKS file or URL        CONCORD_AUTH_JWKS
+  --auth none        no authentication: anyone may write anything      CONCORD_AUTH=none
+  --demo             serve the demo app (apps/demo) at / with development sign-in (implies --auth dev;
+                     never use in production)                      CONCORD_DEMO=1
+  --auth dev         development: HS256 with a secret kept in <data>/dev-auth-secret; with --demo,
+                     POST /dev/token mints tokens for anyone (never use in production)
+  --auth-issuer <i>, --auth-audience <a>   required iss / aud claims
+  --auth-allow-no-exp  accept tokens without an exp claim (they never expire; warned about at
+                     start; default: refused)                       CONCORD_AUTH_ALLOW_NO_EXP=1
+  --admin-token <t>  bearer token for the admin HTTP API (all tenants)  CONCORD_ADMIN_TOKEN
+  --record-dir <dir>           record documents' inbound messages to files here     CONCORD_RECORD_DIR
+  --record-documents <a,b>     documents recorded every time they load             CONCORD_RECORD_DOCUMENTS
+  --record-sample <0..1>       share of the other documents recorded (default 0)   CONCORD_RECORD_SAMPLE
+  --checkpoint-every-minutes <n>  a version (checkpoint) once a document has changed for n minutes
+                               (and when its last session leaves)  CONCORD_CHECKPOINT_EVERY_MINUTES (default 10)
+  --history-retention-days <n> checkpoints older than n days are pruned (named versions stay; 0: never)
+                                                                   CONCORD_HISTORY_RETENTION_DAYS (default 30)
+  --max-named-versions <n>     named versions per document; more are refused until one is deleted
+                                                                   CONCORD_MAX_NAMED_VERSIONS (default 100)
+  --webhook-url <url>          POST signed events (document.changed/created/deleted, version.created)
+  --webhook-secret <s>         the HMAC secret they are signed with   CONCORD_WEBHOOK_URL, CONCORD_WEBHOOK_SECRET
+  --otel <url>                 export OpenTelemetry spans (connect, document load, apply, append)
+                               over OTLP/HTTP to <url>/v1/traces (off by default)  CONCORD_OTEL
+  --metrics-token <t>  GET /metrics needs this bearer token (or the admin token); default: open
+                                                                   CONCORD_METRICS_TOKEN
+  -h, --help         show this help
+
+Options of token:
+  --tenant <t>       the namespace: documents are named <tenant>/...  (required)
+  --user <id>        the user id (sub)
+  --doc <pattern=role>  a role on documents matching pattern (repeatable), e.g. --doc 'acme/*=write'
+  --share <document> a share link for one document, with --role read|write
+  --admin            the token may use the admin HTTP API for its tenant
+  --expires <t>      lifetime: 90s, 30m, 12h, 7d (default 1h)
+  --secret <s>       the HS256 secret (or CONCORD_AUTH_SECRET); --dev [--data <dir>] uses the dev secret
+  --json             print {"token","id","expiresAt"} instead of the bare token
+
+Endpoints:
+  ws://<host>:<port>/<room>        y-websocket protocol (stock WebsocketProvider)
+  ws://<host>:<port>/ + subprotocol "concord"   native multiplexed protocol (@concord/client)
+  GET /healthz, GET /readyz
+  /admin/...                       revocations and roles (docs/security.md)
+`
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+class UsageError extends Error {}
+
+export interface CliConfig {
+  port: number
+  host: string
+  store: 'sqlite' | 'memory' | 'postgres'
+  /** The connection string, for `postgres`. */
+  storeUrl?: string
+  /** redis:// URL of the backplane (several nodes). */
+  redis?: string
+  redisStreamMaxLen: number | undefined
+  data: string
+  logLevel: LevelWithSilent
+  compactEveryUpdates: number | undefined
+  maxMessageBytes: number | undefined
+  sqliteSynchronous: 'FULL' | 'NORMAL'
+  commitWindowMs: number
+  /** undefined: the store's default (10 ms SQLite, 2 ms PostgreSQL) */
+  busyCommitWindowMs: number | undefined
+  auth: { mode: 'none' } | { mode: 'dev' } | { mode: 'secret'; secret: string } | { mode: 'jwks'; jwks: string }
+  authIssuer: string | undefined
+  authAudience: string | undefined
+  /** Accept JWTs without `exp` (default: refused). */
+  authAllowNoExp: boolean
+  adminToken: string | undefined
+  metricsToken: string | undefined
+  recording: { dir: string; documents: string[]; sampleRate: number } | undefined
+  checkpointEveryMinutes: number
+  historyRetentionDays: number
+  webhook: { url: string; secret: string } | undefined
+  /** Serve the demo app (apps/demo, built) and its development sign-in. */
+  demo: boolean
+  /** OTLP/HTTP base URL spans are exported to (off when undefined). */
+  otel: string | undefined
+  rateLimitMessages: number | undefined
+  rateLimitBytes: number | undefined
+  maxDocumentBytes: number | undefined
+  maxPresenceBytes: number | undefined
+  maxConnectionsPerIp: number | undefined
+  /** HTTP API requests per second per caller (undefined: the default). */
+  httpRateLimit: number | undefined
+  maxNamedVersions: number | undefined
+  trustProxyHops: number
+}
+
+function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
+  const upper = text.toUpperCase()
+  if (upper !== 'FULL' && upper !== 'NORMAL') throw new UsageError(`invalid --sqlite-synchronous ${JSON.stringify(text)}: use full or normal`)
+  return upper
+}
+
+function parseWindow(text: string, name: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: 0 to 1000`)
+  return n
+}
+
+function parseRecording(dir: string | undefined, documents: string | undefined, sample: string | undefined): CliConfig['recording'] {
+  if (dir === undefined) {
+    if (documents !== undefined || sample !== undefined) throw new UsageError('--record-documents and --record-sample need --record-dir <dir>')
+    return undefined
+  }
+  const sampleRate = sample === undefined ? 0 : Number(sample)
+  if (!(sampleRate >= 0 && sampleRate <= 1)) throw new UsageError(`invalid --record-sample ${JSON.stringify(sample)}: a share from 0 to 1`)
+  const names = (documents ?? '').split(',').map(d => d.trim()).filter(d => d !== '')
+  if (names.length === 0 && sampleRate === 0) throw new UsageError('--record-dir records nothing without --record-documents or --record-sample')
+  return { dir: resolve(dir), documents: names, sampleRate }
+}
+
+/** The built demo app (apps/demo/dist of the repository). */
+function demoDir(): string {
+  const dir = fileURLToPath(new URL('../../../../apps/demo/dist', import.meta.url))
+  if (!existsSync(join(dir, 'index.html'))) throw new UsageError(`--demo needs the built demo app in ${dir}: run npm run build at the repository root`)
+  return dir
+}
+
+function parseNonNegative(name: string, text: string): number {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: a number, 0 or more`)
+  return n
+}
+
+function parseWebhook(url: string | undefined, secret: string | undefined): CliConfig['webhook'] {
+  if (url === undefined && secret === undefined) return undefined
+  if (url === undefined || secret === undefined) throw new UsageError('--webhook-url and --webhook-secret go together')
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`invalid --webhook-url ${JSON.stringify(url)}`)
+  if (secret.length < 16) throw new UsageError('--webhook-secret must be at least 16 characters')
+  return { url, secret }
+}
+
+function parseOtel(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`invalid --otel ${JSON.stringify(url)}: the OTLP/HTTP base URL of a collector, e.g. http://collector:4318`)
+  return url
+}
+
+function parseHops(text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0 || n > 16) throw new UsageError(`invalid --trust-proxy ${JSON.stringify(text)}: the number of proxies in front, 0 to 16`)
+  return n
+}
+
+function optionalPositiveInt(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: a positive integer is needed`)
+  return n
+}
+
+/** Command-line flags win over environment variables, which win over defaults. */
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      store: { type: 'string' },
+      redis: { type: 'string' },
+      'redis-stream-max-len': { type: 'string' },
+      data: { type: 'string' },
+      'log-level': { type: 'string' },
+      'compact-every-updates': { type: 'string' },
+      'max-message-bytes': { type: 'string' },
+      'sqlite-synchronous': { type: 'string' },
+      'commit-window-ms': { type: 'string' },
+      'busy-commit-window-ms': { type: 'string' },
+      'sqlite-commit-window-ms': { type: 'string' },
+      'sqlite-busy-commit-window-ms': { type: 'string' },
+      auth: { type: 'string' },
+      'auth-secret': { type: 'string' },
+      'auth-jwks': { type: 'string' },
+      'auth-issuer': { type: 'string' },
+      'auth-audience': { type: 'string' },
+      'auth-allow-no-exp': { type: 'boolean' },
+      'admin-token': { type: 'string' },
+      'metrics-token': { type: 'string' },
+      otel: { type: 'string' },
+      demo: { type: 'boolean' },
+      'checkpoint-every-minutes': { type: 'string' },
+      'history-retention-days': { type: 'string' },
+      'webhook-url': { type: 'string' },
+      'webhook-secret': { type: 'string' },
+      'record-dir': { type: 'string' },
+      'record-documents': { type: 'string' },
+      'record-sample': { type: 'string' },
+      'rate-limit-messages': { type: 'string' },
+      'rate-limit-bytes': { type: 'string' },
+      'max-document-bytes': { type: 'string' },
+      'max-presence-bytes': { type: 'string' },
+      'max-connections-per-ip': { type: 'string' },
+      'trust-proxy': { type: 'string' },
+      'http-rate-limit': { type: 'string' },
+      'max-named-versions': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  })
+  const portText = values.port ?? env.CONCORD_PORT ?? '1234'
+  const port = Number(portText)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`invalid port ${JSON.stringify(portText)}`)
+  const storeText = values.store ?? env.CONCORD_STORE ?? 'sqlite'
+  const isPostgres = /^postgres(ql)?:\/\//.test(storeText)
+  const store = isPostgres ? 'postgres' : storeText
+  if (store !== 'sqlite' && store !== 'memory' && store !== 'postgres') {
+    throw new UsageError(`invalid store ${JSON.stringify(storeText)}: use sqlite, memory or a postgres:// URL`)
+  }
+  const redisUrl = values.redis ?? env.CONCORD_REDIS
+  if (redisUrl !== undefined) {
+    if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`invalid --redis ${JSON.stringify(redisUrl)}: use redis://host:port`)
+    // nodes share documents through the store: each node's own SQLite file cannot be shared
+    if (store !== 'postgres') throw new UsageError('--redis needs --store postgres://...: the nodes of a cluster share one store')
+  }
+  const demo = values.demo === true || env.CONCORD_DEMO === '1'
+  if (demo && (values.auth ?? env.CONCORD_AUTH ?? 'dev') !== 'dev') throw new UsageError('--demo signs users in with development tokens: it goes with --auth dev (the default with --demo) only')
+  const busyWindow = values['busy-commit-window-ms'] ?? values['sqlite-busy-commit-window-ms'] ?? env.CONCORD_BUSY_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_BUSY_COMMIT_WINDOW_MS
+  const logLevel = values['log-level'] ?? env.CONCORD_LOG_LEVEL ?? 'info'
+  if (!LEVELS.has(logLevel)) throw new UsageError(`invalid log level ${JSON.stringify(logLevel)}`)
+  return {
+    port,
+    host: values.host ?? env.CONCORD_HOST ?? '0.0.0.0',
+    store,
+    ...(isPostgres ? { storeUrl: storeText } : {}),
+    ...(redisUrl !== undefined ? { redis: redisUrl } : {}),
+    redisStreamMaxLen: optionalPositiveInt('--redis-stream-max-len', values['redis-stream-max-len'] ?? env.CONCORD_REDIS_STREAM_MAX_LEN),
+    data: resolve(values.data ?? env.CONCORD_DATA ?? './data'),
+    logLevel: logLevel as LevelWithSilent,
+    compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
+    maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),
+    sqliteSynchronous: parseSynchronous(values['sqlite-synchronous'] ?? env.CONCORD_SQLITE_SYNCHRONOUS ?? 'full'),
+    commitWindowMs: parseWindow(values['commit-window-ms'] ?? values['sqlite-commit-window-ms'] ?? env.CONCORD_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2', '--commit-window-ms'),
+    busyCommitWindowMs: busyWindow === undefined ? undefined : parseWindow(busyWindow, '--busy-commit-window-ms'),
+    auth: parseAuth(values.auth ?? env.CONCORD_AUTH ?? (demo ? 'dev' : undefined), values['auth-secret'] ?? env.CONCORD_AUTH_SECRET, values['auth-jwks'] ?? env.CONCORD_AUTH_JWKS),
+    demo,
+    authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
+    authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
+    authAllowNoExp: values['auth-allow-no-exp'] === true || env.CONCORD_AUTH_ALLOW_NO_EXP === '1',
+    adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
+    metricsToken: values['metrics-token'] ?? env.CONCORD_METRICS_TOKEN,
+    otel: parseOtel(values.otel ?? env.CONCORD_OTEL),
+    checkpointEveryMinutes: parseNonNegative('--checkpoint-every-minutes', values['checkpoint-every-minutes'] ?? env.CONCORD_CHECKPOINT_EVERY_MINUTES ?? '10'),
+    historyRetentionDays: parseNonNegative('--history-retention-days', values['history-retention-days'] ?? env.CONCORD_HISTORY_RETENTION_DAYS ?? '30'),
+    webhook: parseWebhook(values['webhook-url'] ?? env.CONCORD_WEBHOOK_URL, values['webhook-secret'] ?? env.CONCORD_WEBHOOK_SECRET),
+    recording: parseRecording(values['record-dir'] ?? env.CONCORD_RECORD_DIR, values['record-documents'] ?? env.CONCORD_RECORD_DOCUMENTS, values['record-sample'] ?? env.CONCORD_RECORD_SAMPLE),
+    rateLimitMessages: optionalPositiveInt('--rate-limit-messages', values['rate-limit-messages'] ?? env.CONCORD_RATE_LIMIT_MESSAGES),
+    rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
+    maxDocumentBytes: optionalPositiveInt('--max-document-bytes', values['max-document-bytes'] ?? env.CONCORD_MAX_DOCUMENT_BYTES),
+    maxPresenceBytes: optionalPositiveInt('--max-presence-bytes', values['max-presence-bytes'] ?? env.CONCORD_MAX_PRESENCE_BYTES),
+    maxConnectionsPerIp: optionalPositiveInt('--max-connections-per-ip', values['max-connections-per-ip'] ?? env.CONCORD_MAX_CONNECTIONS_PER_IP),
+    trustProxyHops: parseHops(values['trust-proxy'] ?? env.CONCORD_TRUST_PROXY ?? '0'),
+    httpRateLimit: optionalPositiveInt('--http-rate-limit', values['http-rate-limit'] ?? env.CONCORD_HTTP_RATE_LIMIT),
+    maxNamedVersions: optionalPositiveInt('--max-named-versions', values['max-named-versions'] ?? env.CONCORD_MAX_NAMED_VERSIONS),
+  }
+}
+
+function parseAuth(mode: string | undefined, secret: string | undefined, jwks: string | undefined): CliConfig['auth'] {
+  const chosen = [mode !== undefined, secret !== undefined, jwks !== undefined].filter(Boolean).length
+  if (chosen === 0) {
+    throw new UsageError('choose how sessions are authenticated: --auth-secret <secret>, --auth-jwks <file or URL>, --auth none, or --auth dev')
+  }
+  if (chosen > 1) throw new UsageError('give only one of --auth-secret, --auth-jwks and --auth')
+  if (secret !== undefined) {
+    if (secret.length < 32) throw new UsageError('--auth-secret must be at least 32 characters')
+    return { mode: 'secret', secret }
+  }
+  if (jwks !== undefined) return { mode: 'jwks', jwks }
+  if (mode === 'none' || mode === 'dev') return { mode }
+  throw new UsageError(`invalid --auth ${JSON.stringify(mode)}: use none or dev (or --auth-secret / --auth-jwks)`)
+}
+
+/** The development secret: created once in the data folder, readable by its owner only. */
+async function devSecret(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'dev-auth-secret')
+  try {
+    return (await readFile(file, 'utf8')).trim()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  await mkdir(dataDir, { recursive: true })
+  const secret = randomBytes(32).toString('base64url')
+  await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' }).catch(async err => {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  })
+  return (await readFile(file, 'utf8')).trim()
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const config = parseServeConfig(argv, process.env)
+  const logger = createLogger(config.logLevel)
+  let storage: StorageAdapter
+  let postgres: PostgresStorage | null = null
+  if (config.store === 'sqlite') {
+    const { createSqliteStorage } = await import('../storage/sqlite-storage.js')
+    const windows = { commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 10 }
+    storage = createSqliteStorage({ dataDir: config.data, synchronous: config.sqliteSynchronous, ...windows })
+    logger.info({ data: config.data, synchronous: config.sqliteSynchronous, ...windows }, 'using SQLite store')
+  } else if (config.store === 'postgres') {
+    const { createPostgresStorage } = await import('../storage/postgres-storage.js')
+    storage = postgres = await createPostgresStorage({
+      connectionString: config.storeUrl!, commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2,
+    })
+    logger.info({ postgres: redactUrl(config.storeUrl!), commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2 }, 'using PostgreSQL store')
+  } else {
+    const { createMemoryStorage } = await import('../storage/memory-storage.js')
+    storage = createMemoryStorage()
+    logger.warn('using the in-memory store: documents are lost when the server stops')
+  }
+  let auth: AuthConfig
+  const claims = {
+    ...(config.authIssuer !== undefined ? { issuer: config.authIssuer } : {}),
+    ...(config.authAudience !== undefined ? { audience: config.authAudience } : {}),
+    ...(config.authAllowNoExp ? { allowTokensWithoutExp: true } : {}),
+  }
+  switch (config.auth.mode) {
+    case 'none':
+      auth = 'none'
+      break
+    case 'dev':
+      auth = { secret: await devSecret(config.data), ...claims }
+      logger.warn({ secretFile: join(config.data, 'dev-auth-secret') },
+        'DEVELOPMENT configuration (--auth dev): tokens are signed with a local secret and POST /dev/token hands them to anyone; never use this in production')
+      break
+    case 'secret':
+      auth = { secret: config.auth.secret, ...claims }
+      break
+    case 'jwks':
+      auth = { jwks: config.auth.jwks, ...claims }
+      break
+  }
+  // revocations and role overrides: in PostgreSQL, shared by the nodes; else in <data>/access.json
+  let access: AccessControl
+  if (postgres !== null) {
+    const store = postgres.accessStore()
+    if (postgres.ready) {
+      access = await AccessControl.open(store)
+    } else {
+      // PostgreSQL was unreachable at startup: the state is read before the store reports ready
+      const unloaded = AccessControl.unloaded(store)
+      postgres.beforeReady(() => unloaded.reload())
+      access = unloaded
+    }
+  } else {
+    access = config.store === 'sqlite' ? await AccessControl.open(createFileAccessStore(join(config.data, 'access.json'))) : AccessControl.inMemory()
+  }
+  let backplane: Backplane | undefined
+  if (config.redis !== undefined) {
+    const { RedisBackplane } = await import('../backplane/redis-backplane.js')
+    backplane = new RedisBackplane({ url: config.redis, logger, ...(config.redisStreamMaxLen !== undefined ? { maxLen: config.redisStreamMaxLen } : {}) })
+    logger.info({ redis: redactUrl(config.redis), node: backplane.nodeId }, 'joined the cluster through Redis')
+  }
+  let stopTracing: (() => Promise<void>) | null = null
+  if (config.otel !== undefined) {
+    const { startTracing } = await import('../ops/tracing.js')
+    stopTracing = await startTracing({ url: config.otel, serviceName: 'concord', serviceVersion: VERSION, ...(backplane !== undefined ? { instanceId: backplane.nodeId } : {}) })
+    logger.info({ otlp: redactUrl(config.otel) }, 'exporting OpenTelemetry spans')
+  }
+  const server = createServer({
+    storage, logger, ...(backplane !== undefined ? { backplane } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
+    auth, access, devTokens: config.demo, ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
+    ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
+    ...(config.recording !== undefined ? { recording: config.recording } : {}),
+    ...(config.demo ? { staticDir: demoDir() } : {}),
+    history: { checkpointEveryMs: config.checkpointEveryMinutes * 60_000, retentionMs: config.historyRetentionDays * 86_400_000 },
+    ...(config.webhook !== undefined ? { webhooks: [config.webhook] } : {}),
+    ...(config.rateLimitMessages !== undefined
+      ? { rateLimitMessagesPerSecond: config.rateLimitMessages, rateLimitMessagesBurst: Math.max(DEFAULTS.rateLimitMessagesBurst, 5 * config.rateLimitMessages) }
+      : {}),
+    ...(config.rateLimitBytes !== undefined
+      ? { rateLimitBytesPerSecond: config.rateLimitBytes, rateLimitBytesBurst: Math.max(DEFAULTS.rateLimitBytesBurst, 2 * config.rateLimitBytes) }
+      : {}),
+    maxDocumentBytes: config.maxDocumentBytes, maxPresenceBytes: config.maxPresenceBytes, maxConnectionsPerIp: config.maxConnectionsPerIp, trustProxyHops: config.trustProxyHops,
+    ...(config.httpRateLimit !== undefined
+      ? { httpRequestsPerSecond: config.httpRateLimit, httpRequestsBurst: Math.max(DEFAULTS.httpExpensiveRequestCost, 10 * config.httpRateLimit) }
+      : {}),
+    maxNamedVersionsPerDocument: config.maxNamedVersions,
+  })
+  const adminApi = [config.adminToken !== undefined ? 'admin token' : null, config.auth.mode === 'none' ? null : 'admin JWTs'].filter(Boolean).join(' and ') || 'off'
+  logger.info({ auth: config.auth.mode, adminApi }, 'authentication')
+  await server.listen(config.port, config.host)
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without waiting')
+      process.exit(1)
+    }
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    server.close().then(() => stopTracing?.()).then(() => process.exit(0), err => {
+      logger.error({ err }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+/** `concord token`: mint an HS256 token with Concord's claims. */
+export async function token(argv: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      tenant: { type: 'string' },
+      user: { type: 'string' },
+      doc: { type: 'string', multiple: true },
+      share: { type: 'string' },
+      role: { type: 'string' },
+      admin: { type: 'boolean' },
+      expires: { type: 'string' },
+      secret: { type: 'string' },
+      dev: { type: 'boolean' },
+      data: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: false,
+  })
+  const tenant = values.tenant
+  if (tenant === undefined || tenant === '' || tenant.includes('/')) throw new UsageError('--tenant <name> is required (no "/")')
+  const docs: Record<string, Role> = {}
+  for (const rule of values.doc ?? []) {
+    const at = rule.lastIndexOf('=')
+    const pattern = rule.slice(0, at)
+    const role = rule.slice(at + 1)
+    if (at <= 0 || !isRole(role)) throw new UsageError(`invalid --doc ${JSON.stringify(rule)}: use <pattern>=read|write|admin`)
+    if (!pattern.startsWith(`${tenant}/`)) throw new UsageError(`--doc pattern ${JSON.stringify(pattern)} must start with "${tenant}/"`)
+    docs[pattern] = role
+  }
+  let share: { doc: string; role: Role } | undefined
+  if (values.share !== undefined) {
+    const role = values.role ?? 'read'
+    if (!isRole(role) || role === 'admin') throw new UsageError(`invalid --role ${JSON.stringify(role)}: a share link grants read or write`)
+    if (!values.share.startsWith(`${tenant}/`)) throw new UsageError(`--share document must start with "${tenant}/"`)
+    if (values.doc !== undefined) throw new UsageError('a share link carries one document: give --share or --doc, not both')
+    share = { doc: values.share, role }
+  }
+  if (share === undefined && values.doc === undefined && values.admin !== true) throw new UsageError('give --doc, --share or --admin')
+  const secret = values.dev === true ? await devSecret(resolve(values.data ?? env.CONCORD_DATA ?? './data')) : values.secret ?? env.CONCORD_AUTH_SECRET
+  if (secret === undefined) throw new UsageError('give --secret (or CONCORD_AUTH_SECRET), or --dev for the development secret')
+  const minted = await mintToken({
+    secret, tenant, docs: values.doc !== undefined ? docs : undefined, share, admin: values.admin === true,
+    expiresInSec: parseDuration(values.expires ?? '1h'), ...(values.user !== undefined ? { userId: values.user } : {}),
+  })
+  return values.json === true ? JSON.stringify(minted) : minted.token
+}
+
+/** A connection string without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password !== '') u.password = '***'
+    return u.toString()
+  } catch {
+    return 'postgres://…'
+  }
+}
+
+/** `concord replay <file>`: exit 0 when the replayed state matches the recorded one, 1 when not, 3 when it could not be compared. */
+async function replay(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { realtime: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  if (values.help === true) {
+    process.stdout.write(HELP)
+    return 0
+  }
+  if (positionals.length !== 1) throw new UsageError('concord replay takes one recording file')
+  const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout) * 1000
+  if (timeoutMs !== undefined && !(timeoutMs > 0)) throw new UsageError(`invalid --timeout ${JSON.stringify(values.timeout)}: seconds`)
+  const { replayRecording, formatReplayReport } = await import('./replay.js')
+  const { RecordingFormatError } = await import('../ops/recording/recording-file.js')
+  let report
+  try {
+    report = await replayRecording(resolve(positionals[0]!), { speed: values.realtime === true ? 'realtime' : 'asap', ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
+  } catch (err) {
+    // a file that is not a readable recording: say why, no stack
+    if (err instanceof RecordingFormatError || (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') {
+      process.stderr.write(`concord replay: ${(err as Error).message}\n`)
+      return 2
+    }
+    throw err
+  }
+  process.stdout.write(`${formatReplayReport(report)}\n`)
+  return report.matches === true ? 0 : report.matches === false ? 1 : 3
+}
+
+/** Runs the benchmark runner of the `@concord/bench` workspace package with these arguments. */
+async function bench(args: string[]): Promise<number> {
+  let runner: string
+  try {
+    runner = createRequire(import.meta.url).resolve('@concord/bench/run.mjs')
+  } catch {
+    throw new UsageError('concord bench needs the @concord/bench package, which is part of the repository (run `npm ci` at its root)')
+  }
+  const child = spawn(process.execPath, [runner, ...args], { stdio: 'inherit' })
+  const forward = (signal: NodeJS.Signals): void => { child.kill(signal) }
+  process.on('SIGINT', forward)
+  process.on('SIGTERM', forward)
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.once('error', reject)
+      child.once('exit', (code, signal) => resolve(code ?? (signal !== null ? 130 : 1)))
+    })
+  } finally {
+    process.off('SIGINT', forward)
+    process.off('SIGTERM', forward)
+  }
+}
+
+function parseDuration(text: string): number {
+  const m = /^(\d+)([smhd])$/.exec(text)
+  if (m === null) throw new UsageError(`invalid --expires ${JSON.stringify(text)}: use e.g. 90s, 30m, 12h, 7d`)
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd']
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(HELP)
+      return command === undefined ? 1 : 0
+    }
+    if (command === '--version' || command === '-v') {
+      process.stdout.write(`${VERSION}\n`)
+      return 0
+    }
+    if (command === 'token') {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(HELP)
+        return 0
+      }
+      process.stdout.write(`${await token(rest, process.env)}\n`)
+      return 0
+    }
+    if (command === 'bench') return await bench(rest)
+    if (command === 'replay') return await replay(rest)
+    if (command === 'serve') {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(HELP)
+        return 0
+      }
+      await serve(rest)
+      return -1 // keeps running
+    }
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`concord: ${(err as Error).message}\n\n${HELP}`)
+      return 2
+    }
+    throw err
+  }
+}

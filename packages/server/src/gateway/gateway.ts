@@ -1,0 +1,316 @@
+import { clientAddress } from '../auth/client-address.js'
+import type { IncomingMessage, Server as HttpServer } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { randomUUID } from 'node:crypto'
+import { WebSocketServer, type WebSocket, type RawData } from 'ws'
+import type { Logger } from 'pino'
+import { ConcordError, documentNameProblem, NATIVE_SUBPROTOCOL, type ErrorCode } from '@concord/protocol'
+import type { DocumentRegistry } from '../documents/document-registry.js'
+import type { ResolvedServerOptions } from '../server-options.js'
+import { endSpan, startSpan } from '../ops/tracing.js'
+import { NativeConnection } from './native-transport.js'
+import { YWebsocketConnection } from './y-websocket-transport.js'
+import { ConnectionLog } from './connection-log.js'
+
+interface Connection {
+  readonly id: string
+  readonly sender: { readonly pendingBytes: number }
+  /** Bytes received from the socket and held, not yet handled (rate limit, chunks, pre-open queue). */
+  readonly heldBytes: number
+  /** The most `heldBytes` seen on this socket. */
+  readonly peakHeldBytes: number
+  /** Now while the rate limit keeps the socket unread; otherwise when it last resumed reading (0: never paused). */
+  readonly readPausedAt: number
+  receive(data: Uint8Array): void
+  close(error?: ConcordError): void
+  dispose(): void
+}
+
+interface Tracked {
+  connection: Connection
+  ws: WebSocket
+  alive: boolean
+  native: boolean
+  ip: string
+  logger: ConnectionLog
+  gateway: Gateway
+}
+
+/**
+ * Each socket's record, on the socket itself: the listeners below are shared by
+ * every socket (a closure per socket and event would cost about half a kilobyte
+ * per idle connection, and one of them kept the upgrade request alive).
+ */
+const kTracked = Symbol('concord.tracked')
+type TrackedSocket = WebSocket & { [kTracked]: Tracked }
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const t = (this as TrackedSocket)[kTracked]
+  t.alive = true
+  if (!isBinary) {
+    t.connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
+    return
+  }
+  try {
+    t.connection.receive(toBytes(data))
+  } catch (err) {
+    t.logger.error({ err }, 'unexpected error handling a message')
+    t.connection.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
+  }
+}
+
+function onPong(this: WebSocket): void {
+  (this as TrackedSocket)[kTracked].alive = true
+}
+
+function onError(this: WebSocket, err: Error): void {
+  // ws closes the socket itself for protocol violations (1002) and oversized messages (1009)
+  (this as TrackedSocket)[kTracked].logger.info({ code: (err as { code?: string }).code, err: err.message }, 'socket error')
+}
+
+function onClose(this: WebSocket, code: number): void {
+  const t = (this as TrackedSocket)[kTracked]
+  t.gateway.forget(t)
+  t.connection.dispose()
+  t.logger.debug({ code }, 'disconnected')
+}
+
+export interface GatewayStats {
+  connections: number
+  native: number
+  yWebsocket: number
+  /** Bytes waiting to be read by peers, all sockets together, and the most for one socket. */
+  pendingBytes: number
+  maxPendingBytes: number
+  /** Bytes received and not yet handled, all sockets together, and the most for one socket. */
+  heldBytes: number
+  maxHeldBytes: number
+  /** The most bytes one socket held at once since the server started (closed sockets included). */
+  peakHeldBytes: number
+  /** Sockets not being read right now because they are over their rate limit. */
+  readPaused: number
+}
+
+/**
+ * The WebSocket side of the HTTP server: upgrades, routing to the native or the
+ * y-websocket transport, ping heartbeats, and closing everything on shutdown.
+ * Native clients ask for the `concord` subprotocol; everything else is a
+ * y-websocket client whose URL path names the room.
+ */
+export class Gateway {
+  readonly #wss: WebSocketServer
+  readonly #options: ResolvedServerOptions
+  readonly #registry: DocumentRegistry
+  readonly #log: Logger
+  readonly #tracked = new Map<WebSocket, Tracked>()
+  /** Open sockets per remote address. */
+  readonly #perIp = new Map<string, number>()
+  #heartbeat: NodeJS.Timeout | null = null
+  #lastSweepAt = Date.now()
+  #peakHeldBytes = 0
+  #draining = false
+  #nativeCount = 0
+  /**
+   * Connection ids: a random prefix per gateway plus a counter. (randomUUID()
+   * strings are rope strings of a dozen parts in V8, about 450 bytes each, kept
+   * for the life of every connection.)
+   */
+  readonly #idPrefix = randomUUID().replace(/-/g, '').slice(0, 10)
+  #idCounter = 0
+
+  constructor(http: HttpServer, options: ResolvedServerOptions, registry: DocumentRegistry) {
+    this.#options = options
+    this.#registry = registry
+    this.#log = options.logger
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxMessageBytes,
+      perMessageDeflate: false,
+      handleProtocols: protocols => (protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false),
+    })
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      try {
+        this.#upgrade(req, socket, head)
+      } catch (err) {
+        this.#log.error({ err }, 'upgrade failed')
+        this.#refuse(socket, 500, 'CONCORD_ERR_SERVER_INTERNAL')
+      }
+    })
+    this.#heartbeat = setInterval(() => this.#sweep(), options.heartbeatIntervalMs)
+    this.#heartbeat.unref()
+  }
+
+  stats(): GatewayStats {
+    let pendingBytes = 0
+    let maxPendingBytes = 0
+    let heldBytes = 0
+    let maxHeldBytes = 0
+    let readPaused = 0
+    const now = Date.now()
+    for (const t of this.#tracked.values()) {
+      const n = t.connection.sender.pendingBytes
+      pendingBytes += n
+      if (n > maxPendingBytes) maxPendingBytes = n
+      const h = t.connection.heldBytes
+      heldBytes += h
+      if (h > maxHeldBytes) maxHeldBytes = h
+      if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
+      if (t.connection.readPausedAt >= now) readPaused++
+    }
+    return {
+      connections: this.#tracked.size, native: this.#nativeCount, yWebsocket: this.#tracked.size - this.#nativeCount,
+      pendingBytes, maxPendingBytes, heldBytes, maxHeldBytes, peakHeldBytes: this.#peakHeldBytes, readPaused,
+    }
+  }
+
+  /** Refuse new upgrades from now on. */
+  drain(): void {
+    this.#draining = true
+  }
+
+  /** Close every socket with `error` (1001 on shutdown) and wait until they are gone. */
+  async closeAll(error: ConcordError, timeoutMs = 5_000): Promise<void> {
+    if (this.#heartbeat) clearInterval(this.#heartbeat)
+    this.#heartbeat = null
+    const sockets = [...this.#tracked.values()]
+    const closed = sockets.map(t => new Promise<void>(resolve => {
+      if (t.ws.readyState === t.ws.CLOSED) resolve()
+      else t.ws.once('close', () => resolve())
+    }))
+    for (const t of sockets) t.connection.close(error)
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.all(closed), new Promise<void>(r => { timer = setTimeout(r, timeoutMs) })])
+    clearTimeout(timer)
+    for (const t of this.#tracked.values()) t.ws.terminate()
+    this.#wss.close()
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#draining) {
+      this.#refuse(socket, 503, 'CONCORD_ERR_SERVER_SHUTTING_DOWN')
+      return
+    }
+    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map(s => s.trim())
+    const native = protocols.includes(NATIVE_SUBPROTOCOL)
+    let document = ''
+    let token = ''
+    if (!native) {
+      try {
+        const url = new URL(req.url ?? '/', 'http://localhost')
+        document = decodeURIComponent(url.pathname.slice(1))
+        token = url.searchParams.get('token') ?? ''
+      } catch {
+        this.#refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
+        return
+      }
+      if (documentNameProblem(document) !== null) {
+        this.#refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
+        return
+      }
+    }
+    const ip = clientAddress(req, this.#options.trustProxyHops)
+    const span = startSpan('concord.connect', { 'concord.transport': native ? 'native' : 'y-websocket', ...(native ? {} : { 'concord.document': document }) })
+    this.#wss.handleUpgrade(req, socket, head, ws => {
+      const id = this.#upgraded(ws, req, native, document, token, ip)
+      endSpan(span, id === null ? 'connection refused' : undefined, id === null ? undefined : { 'concord.connection_id': id })
+    })
+  }
+
+  #refuse(socket: Duplex, status: number, code: ErrorCode): void {
+    this.#options.metrics.refused(code)
+    refuse(socket, status, code)
+  }
+
+  /** Returns the new connection's id, or null when it was refused. */
+  #upgraded(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string, ip: string): string | null {
+    // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
+    const open = this.#perIp.get(ip) ?? 0
+    if (open >= this.#options.maxConnectionsPerIp) {
+      this.#log.info({ ip, open, code: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' }, 'too many connections from one address')
+      const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#options.maxConnectionsPerIp} connections per address`)
+      this.#options.metrics.refused(e.code)
+      ws.close(e.closeCode ?? 1013, e.code)
+      return null
+    }
+    this.#perIp.set(ip, open + 1)
+    const connectionId = `${this.#idPrefix}-${(++this.#idCounter).toString(36)}`
+    const logger = new ConnectionLog(this.#log, connectionId, native ? null : document)
+    let connection: Connection
+    try {
+      const deps = { registry: this.#registry, options: this.#options, logger, connectionId }
+      connection = native
+        ? new NativeConnection(ws, req, deps)
+        : new YWebsocketConnection(ws, req, document, token, deps)
+    } catch (err) {
+      this.#releaseIp(ip)
+      // after the 101 response: close as a WebSocket, not with an HTTP reply
+      this.#log.error({ err }, 'accepting a connection failed')
+      ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
+      return null
+    }
+    const tracked: Tracked = { connection, ws, alive: true, native, ip, logger, gateway: this }
+    ;(ws as TrackedSocket)[kTracked] = tracked
+    this.#tracked.set(ws, tracked)
+    if (native) this.#nativeCount++
+    logger.debug({ remote: ip }, 'connected')
+    ws.on('message', onMessage)
+    ws.on('pong', onPong)
+    ws.on('error', onError)
+    ws.on('close', onClose)
+    return connectionId
+  }
+
+  /** A socket closed: stop tracking it. */
+  forget(t: Tracked): void {
+    if (this.#tracked.get(t.ws) !== t) return
+    this.#tracked.delete(t.ws)
+    if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
+    if (t.native) this.#nativeCount--
+    this.#releaseIp(t.ip)
+  }
+
+  #releaseIp(ip: string): void {
+    const n = (this.#perIp.get(ip) ?? 1) - 1
+    if (n <= 0) this.#perIp.delete(ip)
+    else this.#perIp.set(ip, n)
+  }
+
+  /**
+   * One timer for all sockets: terminate those that did not answer the last ping. A socket
+   * the rate limit kept unread at some point since the last sweep is spared: its pong
+   * may still be waiting, unread, behind what it sent before.
+   */
+  #sweep(): void {
+    const since = this.#lastSweepAt
+    this.#lastSweepAt = Date.now()
+    for (const t of this.#tracked.values()) {
+      if (!t.alive && t.connection.readPausedAt < since) {
+        this.#log.info({ connectionId: t.connection.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
+        t.ws.terminate()
+        continue
+      }
+      t.alive = false
+      try {
+        t.ws.ping()
+      } catch {
+        t.ws.terminate()
+      }
+    }
+  }
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data)
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  return data
+}
+
+/** Refuse an upgrade with an HTTP status and the error code as the body. */
+function refuse(socket: Duplex, status: number, code: ErrorCode): void {
+  const body = JSON.stringify({ error: code })
+  const text = status === 503 ? 'Service Unavailable' : status === 500 ? 'Internal Server Error' : 'Bad Request'
+  socket.end(`HTTP/1.1 ${status} ${text}\r\n` +
+    'Content-Type: application/json\r\nConnection: close\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+}
+

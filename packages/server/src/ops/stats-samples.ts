@@ -1,0 +1,168 @@
+import type { DocumentRegistry } from '../documents/document-registry.js'
+import type { FastHistogram, MetricsSources, ServerMetrics } from './metrics.js'
+
+/** One point of the dashboard's charts. */
+export interface StatsSample {
+  /** ms since the epoch */
+  t: number
+  connections: number
+  sessions: number
+  documentsLoaded: number
+  /** Client updates that changed a document, per second over the last interval. */
+  updatesPerSecond: number
+  /** Messages received per second over the last interval. */
+  messagesInPerSecond: number
+  /** Ack latency over the last interval (ms), estimated from the histogram; null without acks. */
+  ackP50Ms: number | null
+  ackP99Ms: number | null
+  rssBytes: number
+  heapUsedBytes: number
+}
+
+export interface BusyRoom {
+  name: string
+  sessions: number
+  updatesPerSecond: number
+  bytes: number
+}
+
+export interface StatsSnapshot {
+  now: StatsSample
+  intervalMs: number
+  history: StatsSample[]
+  busiest: BusyRoom[]
+}
+
+type Buckets = { le: number; count: number }[]
+
+/**
+ * The live dashboard's data: a sample of the server's figures every `intervalMs`
+ * (default 2 s), the last `keep` of them (default 300: ten minutes), and the
+ * busiest rooms of the last interval. Started by `start()`, stopped by `stop()`.
+ */
+export class StatsHistory {
+  readonly #metrics: ServerMetrics
+  readonly #sources: MetricsSources
+  readonly #registry: DocumentRegistry
+  readonly #intervalMs: number
+  readonly #keep: number
+  readonly #samples: StatsSample[] = []
+  #timer: NodeJS.Timeout | null = null
+  #last: { t: number; updates: number; messagesIn: number; ack: Buckets; perDoc: Map<string, number> } | null = null
+  #busiest: BusyRoom[] = []
+
+  constructor(deps: { metrics: ServerMetrics; sources: MetricsSources; registry: DocumentRegistry; intervalMs?: number; keep?: number }) {
+    this.#metrics = deps.metrics
+    this.#sources = deps.sources
+    this.#registry = deps.registry
+    this.#intervalMs = deps.intervalMs ?? 2_000
+    this.#keep = deps.keep ?? 300
+  }
+
+  start(): void {
+    if (this.#timer !== null) return
+    void this.#sample()
+    this.#timer = setInterval(() => { void this.#sample() }, this.#intervalMs)
+    this.#timer.unref()
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#timer = null
+  }
+
+  async snapshot(): Promise<StatsSnapshot> {
+    const last = this.#samples[this.#samples.length - 1]
+    const c = this.#sources.connections()
+    const mem = process.memoryUsage()
+    const now: StatsSample = {
+      t: Date.now(),
+      connections: c.native + c.yWebsocket,
+      sessions: this.#sources.sessions(),
+      documentsLoaded: this.#sources.documentsLoaded(),
+      updatesPerSecond: last?.updatesPerSecond ?? 0,
+      messagesInPerSecond: last?.messagesInPerSecond ?? 0,
+      ackP50Ms: last?.ackP50Ms ?? null,
+      ackP99Ms: last?.ackP99Ms ?? null,
+      rssBytes: mem.rss,
+      heapUsedBytes: mem.heapUsed,
+    }
+    return { now, intervalMs: this.#intervalMs, history: [...this.#samples], busiest: this.#busiest }
+  }
+
+  async #sample(): Promise<void> {
+    const t = Date.now()
+    const updates = await counterValue(this.#metrics.updatesApplied)
+    const messagesIn = await this.#metrics.messagesReceived()
+    const ack = await buckets(this.#metrics.ack)
+    const perDoc = new Map<string, number>()
+    const rooms: BusyRoom[] = []
+    const prev = this.#last
+    const seconds = prev === null ? 0 : (t - prev.t) / 1000
+    for (const name of this.#registry.names()) {
+      const doc = this.#registry.loaded(name)
+      if (doc === undefined) continue
+      perDoc.set(name, doc.updatesApplied)
+      const before = prev?.perDoc.get(name) ?? doc.updatesApplied
+      rooms.push({ name, sessions: doc.sessions.size, updatesPerSecond: seconds > 0 ? Math.max(0, doc.updatesApplied - before) / seconds : 0, bytes: doc.approxBytes })
+    }
+    rooms.sort((a, b) => b.updatesPerSecond - a.updatesPerSecond || b.sessions - a.sessions)
+    this.#busiest = rooms.slice(0, 10)
+    const c = this.#sources.connections()
+    const mem = process.memoryUsage()
+    const sample: StatsSample = {
+      t,
+      connections: c.native + c.yWebsocket,
+      sessions: this.#sources.sessions(),
+      documentsLoaded: this.#sources.documentsLoaded(),
+      updatesPerSecond: prev !== null && seconds > 0 ? (updates - prev.updates) / seconds : 0,
+      messagesInPerSecond: prev !== null && seconds > 0 ? (messagesIn - prev.messagesIn) / seconds : 0,
+      ackP50Ms: prev !== null ? quantileMs(difference(ack, prev.ack), 0.5) : null,
+      ackP99Ms: prev !== null ? quantileMs(difference(ack, prev.ack), 0.99) : null,
+      rssBytes: mem.rss,
+      heapUsedBytes: mem.heapUsed,
+    }
+    this.#last = { t, updates, messagesIn, ack, perDoc }
+    this.#samples.push(sample)
+    if (this.#samples.length > this.#keep) this.#samples.shift()
+  }
+}
+
+async function counterValue(counter: { get(): Promise<{ values: { value: number }[] }> }): Promise<number> {
+  return (await counter.get()).values.reduce((n, v) => n + v.value, 0)
+}
+
+/** Cumulative bucket counts of a histogram, by upper bound (+Inf last). */
+async function buckets(h: FastHistogram): Promise<Buckets> {
+  const out: Buckets = []
+  for (const v of (await h.get()).values) {
+    if (!v.metricName?.endsWith('_bucket')) continue
+    const le = v.labels.le
+    out.push({ le: le === '+Inf' ? Infinity : Number(le), count: v.value })
+  }
+  return out.sort((a, b) => a.le - b.le)
+}
+
+function difference(now: Buckets, before: Buckets): Buckets {
+  return now.map((b, i) => ({ le: b.le, count: b.count - (before[i]?.count ?? 0) }))
+}
+
+/** The quantile of cumulative buckets, interpolated within its bucket (as Prometheus's histogram_quantile). */
+export function quantileMs(cumulative: Buckets, q: number): number | null {
+  const total = cumulative[cumulative.length - 1]?.count ?? 0
+  if (total <= 0) return null
+  const rank = q * total
+  let lower = 0
+  let below = 0
+  for (const b of cumulative) {
+    if (b.count >= rank) {
+      if (b.le === Infinity) return lower * 1000
+      const inBucket = b.count - below
+      const share = inBucket > 0 ? (rank - below) / inBucket : 1
+      return (lower + (b.le - lower) * share) * 1000
+    }
+    lower = b.le
+    below = b.count
+  }
+  return lower * 1000
+}
