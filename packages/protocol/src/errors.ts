@@ -8,7 +8,7 @@ import { CLOSE_CODES } from './close-codes.js'
  * - `connection`: the socket is closed with `closeCode`, reason = the error code.
  * - `http`: refused before the WebSocket upgrade with `httpStatus`.
  */
-export type ErrorScope = 'document' | 'connection' | 'http'
+export type ErrorScope = 'document' | 'connection' | 'http' | 'config'
 
 export interface ErrorCodeInfo {
   readonly scope: ErrorScope
@@ -189,6 +189,10 @@ export const ERROR_CODES = {
   CONCORD_ERR_SERVER_INTERNAL: {
     scope: 'connection', retryable: true, closeCode: CLOSE_CODES.INTERNAL_ERROR, httpStatus: 500,
     description: 'An unexpected server error. It is logged with the connection id.',
+  },
+  CONCORD_ERR_CONFIG_INVALID: {
+    scope: 'config', retryable: false,
+    description: 'The server was started with options it cannot run with (createServer throws, concord serve exits 2); the message names the option.',
   },
   CONCORD_ERR_HEARTBEAT_TIMEOUT: {
     scope: 'connection', retryable: true, closeCode: CLOSE_CODES.GOING_AWAY,

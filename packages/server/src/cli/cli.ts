@@ -10,7 +10,7 @@ import type { Role } from '@concord/protocol'
 import { AccessControl, createFileAccessStore } from '../auth/access-control.js'
 import { mintToken } from '../auth/jwt.js'
 import { isRole } from '../auth/patterns.js'
-import { DEFAULTS } from '../config/server-config.js'
+import { ConfigError, DEFAULTS } from '../config/server-config.js'
 import type { AuthConfig } from '../auth/auth-hooks.js'
 import type { LevelWithSilent } from 'pino'
 import { createServer, VERSION } from '../server.js'
@@ -616,6 +616,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`concord: ${(err as Error).message}\n\n${HELP}`)
+      return 2
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`concord: ${err.message} (${err.code})\n`)
       return 2
     }
     throw err

@@ -1,3 +1,5 @@
+import type { ErrorCode } from '@concord/protocol'
+
 /**
  * The server's configuration: values only (no services), every default in one place, validated
  * and frozen at start-up so that misconfiguration fails fast with a coded error.
@@ -5,7 +7,7 @@
 
 /** A configuration value the server cannot run with. A `TypeError`, with a stable code. */
 export class ConfigError extends TypeError {
-  readonly code = 'CONCORD_ERR_CONFIG_INVALID'
+  readonly code: ErrorCode = 'CONCORD_ERR_CONFIG_INVALID'
   constructor(message: string) {
     super(message)
     this.name = 'ConfigError'
