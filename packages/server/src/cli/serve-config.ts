@@ -1,0 +1,242 @@
+// `concord serve`'s configuration from its arguments and the environment: pure (the only reader of
+// the environment is `main`, which passes it in), so every option is unit-tested without a server.
+import { parseArgs } from 'node:util'
+import { join, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { LevelWithSilent } from 'pino'
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+/** A command line the CLI cannot run: printed with the help, exit code 2. */
+export class UsageError extends Error {}
+
+export interface CliConfig {
+  port: number
+  host: string
+  store: 'sqlite' | 'memory' | 'postgres'
+  /** The connection string, for `postgres`. */
+  storeUrl?: string
+  /** redis:// URL of the backplane (several nodes). */
+  redis?: string
+  redisStreamMaxLen: number | undefined
+  data: string
+  logLevel: LevelWithSilent
+  compactEveryUpdates: number | undefined
+  maxMessageBytes: number | undefined
+  sqliteSynchronous: 'FULL' | 'NORMAL'
+  commitWindowMs: number
+  /** undefined: the store's default (10 ms SQLite, 2 ms PostgreSQL) */
+  busyCommitWindowMs: number | undefined
+  auth: { mode: 'none' } | { mode: 'dev' } | { mode: 'secret'; secret: string } | { mode: 'jwks'; jwks: string }
+  authIssuer: string | undefined
+  authAudience: string | undefined
+  /** Accept JWTs without `exp` (default: refused). */
+  authAllowNoExp: boolean
+  adminToken: string | undefined
+  metricsToken: string | undefined
+  recording: { dir: string; documents: string[]; sampleRate: number } | undefined
+  checkpointEveryMinutes: number
+  historyRetentionDays: number
+  webhook: { url: string; secret: string } | undefined
+  /** Serve the demo app (apps/demo, built) and its development sign-in. */
+  demo: boolean
+  /** OTLP/HTTP base URL spans are exported to (off when undefined). */
+  otel: string | undefined
+  rateLimitMessages: number | undefined
+  rateLimitBytes: number | undefined
+  maxDocumentBytes: number | undefined
+  maxPresenceBytes: number | undefined
+  maxConnectionsPerIp: number | undefined
+  /** HTTP API requests per second per caller (undefined: the default). */
+  httpRateLimit: number | undefined
+  maxNamedVersions: number | undefined
+  trustProxyHops: number
+}
+
+function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
+  const upper = text.toUpperCase()
+  if (upper !== 'FULL' && upper !== 'NORMAL') throw new UsageError(`invalid --sqlite-synchronous ${JSON.stringify(text)}: use full or normal`)
+  return upper
+}
+
+function parseWindow(text: string, name: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: 0 to 1000`)
+  return n
+}
+
+function parseRecording(dir: string | undefined, documents: string | undefined, sample: string | undefined): CliConfig['recording'] {
+  if (dir === undefined) {
+    if (documents !== undefined || sample !== undefined) throw new UsageError('--record-documents and --record-sample need --record-dir <dir>')
+    return undefined
+  }
+  const sampleRate = sample === undefined ? 0 : Number(sample)
+  if (!(sampleRate >= 0 && sampleRate <= 1)) throw new UsageError(`invalid --record-sample ${JSON.stringify(sample)}: a share from 0 to 1`)
+  const names = (documents ?? '').split(',').map(d => d.trim()).filter(d => d !== '')
+  if (names.length === 0 && sampleRate === 0) throw new UsageError('--record-dir records nothing without --record-documents or --record-sample')
+  return { dir: resolve(dir), documents: names, sampleRate }
+}
+
+/** The built demo app (apps/demo/dist of the repository). */
+export function demoDir(): string {
+  const dir = fileURLToPath(new URL('../../../../apps/demo/dist', import.meta.url))
+  if (!existsSync(join(dir, 'index.html'))) throw new UsageError(`--demo needs the built demo app in ${dir}: run npm run build at the repository root`)
+  return dir
+}
+
+function parseNonNegative(name: string, text: string): number {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: a number, 0 or more`)
+  return n
+}
+
+function parseWebhook(url: string | undefined, secret: string | undefined): CliConfig['webhook'] {
+  if (url === undefined && secret === undefined) return undefined
+  if (url === undefined || secret === undefined) throw new UsageError('--webhook-url and --webhook-secret go together')
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`invalid --webhook-url ${JSON.stringify(url)}`)
+  if (secret.length < 16) throw new UsageError('--webhook-secret must be at least 16 characters')
+  return { url, secret }
+}
+
+function parseOtel(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`invalid --otel ${JSON.stringify(url)}: the OTLP/HTTP base URL of a collector, e.g. http://collector:4318`)
+  return url
+}
+
+function parseHops(text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0 || n > 16) throw new UsageError(`invalid --trust-proxy ${JSON.stringify(text)}: the number of proxies in front, 0 to 16`)
+  return n
+}
+
+function optionalPositiveInt(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`invalid ${name} ${JSON.stringify(text)}: a positive integer is needed`)
+  return n
+}
+
+/** Command-line flags win over environment variables, which win over defaults. */
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      store: { type: 'string' },
+      redis: { type: 'string' },
+      'redis-stream-max-len': { type: 'string' },
+      data: { type: 'string' },
+      'log-level': { type: 'string' },
+      'compact-every-updates': { type: 'string' },
+      'max-message-bytes': { type: 'string' },
+      'sqlite-synchronous': { type: 'string' },
+      'commit-window-ms': { type: 'string' },
+      'busy-commit-window-ms': { type: 'string' },
+      'sqlite-commit-window-ms': { type: 'string' },
+      'sqlite-busy-commit-window-ms': { type: 'string' },
+      auth: { type: 'string' },
+      'auth-secret': { type: 'string' },
+      'auth-jwks': { type: 'string' },
+      'auth-issuer': { type: 'string' },
+      'auth-audience': { type: 'string' },
+      'auth-allow-no-exp': { type: 'boolean' },
+      'admin-token': { type: 'string' },
+      'metrics-token': { type: 'string' },
+      otel: { type: 'string' },
+      demo: { type: 'boolean' },
+      'checkpoint-every-minutes': { type: 'string' },
+      'history-retention-days': { type: 'string' },
+      'webhook-url': { type: 'string' },
+      'webhook-secret': { type: 'string' },
+      'record-dir': { type: 'string' },
+      'record-documents': { type: 'string' },
+      'record-sample': { type: 'string' },
+      'rate-limit-messages': { type: 'string' },
+      'rate-limit-bytes': { type: 'string' },
+      'max-document-bytes': { type: 'string' },
+      'max-presence-bytes': { type: 'string' },
+      'max-connections-per-ip': { type: 'string' },
+      'trust-proxy': { type: 'string' },
+      'http-rate-limit': { type: 'string' },
+      'max-named-versions': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  })
+  const portText = values.port ?? env.CONCORD_PORT ?? '1234'
+  const port = Number(portText)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`invalid port ${JSON.stringify(portText)}`)
+  const storeText = values.store ?? env.CONCORD_STORE ?? 'sqlite'
+  const isPostgres = /^postgres(ql)?:\/\//.test(storeText)
+  const store = isPostgres ? 'postgres' : storeText
+  if (store !== 'sqlite' && store !== 'memory' && store !== 'postgres') {
+    throw new UsageError(`invalid store ${JSON.stringify(storeText)}: use sqlite, memory or a postgres:// URL`)
+  }
+  const redisUrl = values.redis ?? env.CONCORD_REDIS
+  if (redisUrl !== undefined) {
+    if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`invalid --redis ${JSON.stringify(redisUrl)}: use redis://host:port`)
+    // nodes share documents through the store: each node's own SQLite file cannot be shared
+    if (store !== 'postgres') throw new UsageError('--redis needs --store postgres://...: the nodes of a cluster share one store')
+  }
+  const demo = values.demo === true || env.CONCORD_DEMO === '1'
+  if (demo && (values.auth ?? env.CONCORD_AUTH ?? 'dev') !== 'dev') throw new UsageError('--demo signs users in with development tokens: it goes with --auth dev (the default with --demo) only')
+  const busyWindow = values['busy-commit-window-ms'] ?? values['sqlite-busy-commit-window-ms'] ?? env.CONCORD_BUSY_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_BUSY_COMMIT_WINDOW_MS
+  const logLevel = values['log-level'] ?? env.CONCORD_LOG_LEVEL ?? 'info'
+  if (!LEVELS.has(logLevel)) throw new UsageError(`invalid log level ${JSON.stringify(logLevel)}`)
+  return {
+    port,
+    host: values.host ?? env.CONCORD_HOST ?? '0.0.0.0',
+    store,
+    ...(isPostgres ? { storeUrl: storeText } : {}),
+    ...(redisUrl !== undefined ? { redis: redisUrl } : {}),
+    redisStreamMaxLen: optionalPositiveInt('--redis-stream-max-len', values['redis-stream-max-len'] ?? env.CONCORD_REDIS_STREAM_MAX_LEN),
+    data: resolve(values.data ?? env.CONCORD_DATA ?? './data'),
+    logLevel: logLevel as LevelWithSilent,
+    compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
+    maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),
+    sqliteSynchronous: parseSynchronous(values['sqlite-synchronous'] ?? env.CONCORD_SQLITE_SYNCHRONOUS ?? 'full'),
+    commitWindowMs: parseWindow(values['commit-window-ms'] ?? values['sqlite-commit-window-ms'] ?? env.CONCORD_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2', '--commit-window-ms'),
+    busyCommitWindowMs: busyWindow === undefined ? undefined : parseWindow(busyWindow, '--busy-commit-window-ms'),
+    auth: parseAuth(values.auth ?? env.CONCORD_AUTH ?? (demo ? 'dev' : undefined), values['auth-secret'] ?? env.CONCORD_AUTH_SECRET, values['auth-jwks'] ?? env.CONCORD_AUTH_JWKS),
+    demo,
+    authIssuer: values['auth-issuer'] ?? env.CONCORD_AUTH_ISSUER,
+    authAudience: values['auth-audience'] ?? env.CONCORD_AUTH_AUDIENCE,
+    authAllowNoExp: values['auth-allow-no-exp'] === true || env.CONCORD_AUTH_ALLOW_NO_EXP === '1',
+    adminToken: values['admin-token'] ?? env.CONCORD_ADMIN_TOKEN,
+    metricsToken: values['metrics-token'] ?? env.CONCORD_METRICS_TOKEN,
+    otel: parseOtel(values.otel ?? env.CONCORD_OTEL),
+    checkpointEveryMinutes: parseNonNegative('--checkpoint-every-minutes', values['checkpoint-every-minutes'] ?? env.CONCORD_CHECKPOINT_EVERY_MINUTES ?? '10'),
+    historyRetentionDays: parseNonNegative('--history-retention-days', values['history-retention-days'] ?? env.CONCORD_HISTORY_RETENTION_DAYS ?? '30'),
+    webhook: parseWebhook(values['webhook-url'] ?? env.CONCORD_WEBHOOK_URL, values['webhook-secret'] ?? env.CONCORD_WEBHOOK_SECRET),
+    recording: parseRecording(values['record-dir'] ?? env.CONCORD_RECORD_DIR, values['record-documents'] ?? env.CONCORD_RECORD_DOCUMENTS, values['record-sample'] ?? env.CONCORD_RECORD_SAMPLE),
+    rateLimitMessages: optionalPositiveInt('--rate-limit-messages', values['rate-limit-messages'] ?? env.CONCORD_RATE_LIMIT_MESSAGES),
+    rateLimitBytes: optionalPositiveInt('--rate-limit-bytes', values['rate-limit-bytes'] ?? env.CONCORD_RATE_LIMIT_BYTES),
+    maxDocumentBytes: optionalPositiveInt('--max-document-bytes', values['max-document-bytes'] ?? env.CONCORD_MAX_DOCUMENT_BYTES),
+    maxPresenceBytes: optionalPositiveInt('--max-presence-bytes', values['max-presence-bytes'] ?? env.CONCORD_MAX_PRESENCE_BYTES),
+    maxConnectionsPerIp: optionalPositiveInt('--max-connections-per-ip', values['max-connections-per-ip'] ?? env.CONCORD_MAX_CONNECTIONS_PER_IP),
+    trustProxyHops: parseHops(values['trust-proxy'] ?? env.CONCORD_TRUST_PROXY ?? '0'),
+    httpRateLimit: optionalPositiveInt('--http-rate-limit', values['http-rate-limit'] ?? env.CONCORD_HTTP_RATE_LIMIT),
+    maxNamedVersions: optionalPositiveInt('--max-named-versions', values['max-named-versions'] ?? env.CONCORD_MAX_NAMED_VERSIONS),
+  }
+}
+
+function parseAuth(mode: string | undefined, secret: string | undefined, jwks: string | undefined): CliConfig['auth'] {
+  const chosen = [mode !== undefined, secret !== undefined, jwks !== undefined].filter(Boolean).length
+  if (chosen === 0) {
+    throw new UsageError('choose how sessions are authenticated: --auth-secret <secret>, --auth-jwks <file or URL>, --auth none, or --auth dev')
+  }
+  if (chosen > 1) throw new UsageError('give only one of --auth-secret, --auth-jwks and --auth')
+  if (secret !== undefined) {
+    if (secret.length < 32) throw new UsageError('--auth-secret must be at least 32 characters')
+    return { mode: 'secret', secret }
+  }
+  if (jwks !== undefined) return { mode: 'jwks', jwks }
+  if (mode === 'none' || mode === 'dev') return { mode }
+  throw new UsageError(`invalid --auth ${JSON.stringify(mode)}: use none or dev (or --auth-secret / --auth-jwks)`)
+}
+
+/** The development secret: created once in the data folder, readable by its owner only. */
