@@ -1,5 +1,9 @@
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
-import type { Logger } from 'pino'
+import { randomUUID } from 'node:crypto'
+import { isDelayMs, isWebhookEvent, MAX_TIMER_MS, validateOptions, type Webhooks, type WebhooksOptions, type WebhookEndpoint, type WebhookEvent, type WebhookAttemptInfo, type WebhookAttemptResult } from './webhook-config.js'
+import { signWebhook } from './webhook-signature.js'
+
+export { WEBHOOK_EVENTS, type WebhookEvent, type WebhookEndpoint, type WebhookAttemptResult, type WebhookAttemptInfo, type WebhooksOptions, type Webhooks } from './webhook-config.js'
+export { signWebhook, verifyWebhookSignature } from './webhook-signature.js'
 
 /**
  * Webhook sender for the history feature: signed JSON POSTs, one delivery per endpoint per event,
@@ -10,71 +14,8 @@ import type { Logger } from 'pino'
  * deduplicates by `id` (the same on every retry) and orders by `createdAt`.
  */
 
-export const WEBHOOK_EVENTS = ['document.changed', 'document.created', 'document.deleted', 'version.created'] as const
-export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number]
-
-export interface WebhookEndpoint {
-  /** http(s) URL; user:password in it is sent as basic auth, never logged. */
-  url: string
-  secret: string
-  /** Events it wants; default all. */
-  events?: WebhookEvent[]
-}
-
-export type WebhookAttemptResult = 'delivered' | 'retrying' | 'failed'
-
-export interface WebhookAttemptInfo {
-  event: WebhookEvent
-  /** The endpoint URL without credentials, query or fragment. */
-  endpoint: string
-  result: WebhookAttemptResult
-  /** 1-based. */
-  attempt: number
-  /** HTTP status, or null for a network error or a timeout. */
-  status: number | null
-  error?: string
-}
-
-export interface WebhooksOptions {
-  endpoints: WebhookEndpoint[]
-  logger: Logger
-  /** document.changed is sent once per document after this much quiet (default 2000 ms), at most maxDebounceMs after the first change (default 30000) */
-  debounceMs?: number
-  maxDebounceMs?: number
-  /** attempts per delivery (default 8), backoff base (default 500 ms, doubling, +-20% jitter, capped at maxBackoffMs default 60000) */
-  maxAttempts?: number
-  backoffMs?: number
-  maxBackoffMs?: number
-  /** per attempt (default 10000 ms) */
-  timeoutMs?: number
-  /** told of every attempt's outcome, for metrics: 'failed' means it gave up */
-  onAttempt?: (info: WebhookAttemptInfo) => void
-  /**
-   * Deliveries one endpoint may have waiting to start (default 10000; besides the 4 in flight or
-   * waiting to retry). When it is full, the oldest waiting one is dropped to make room: an
-   * endpoint that is down while many documents change costs bounded memory.
-   */
-  maxQueuedEvents?: number
-  /** told of each delivery dropped because its endpoint's queue was full, for metrics */
-  onDropped?: (info: { event: WebhookEvent; endpoint: string }) => void
-  /** injectable for tests */
-  fetch?: typeof fetch
-  now?: () => number
-}
-
-export interface Webhooks {
-  /** Queue an event; returns at once and never throws. document.changed is debounced per `data.document`. */
-  emit(event: WebhookEvent, data: Record<string, unknown> & { document: string }): void
-  /** How many deliveries are queued, in flight or waiting to retry (debounced events not yet sent are not counted). */
-  readonly pending: number
-  /** Send debounced events now, wait up to `deadlineMs` (default 5000) for deliveries, then stop retrying (what is left is logged as dropped). */
-  close(deadlineMs?: number): Promise<void>
-}
-
 /** Deliveries of one endpoint in progress at once (including those waiting to retry); others queue. */
 const MAX_CONCURRENT_PER_ENDPOINT = 4
-/** setTimeout fires at once for larger delays. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 /** Deliveries dropped from a full queue are logged at most once per this interval, per endpoint. */
 const DROP_LOG_INTERVAL_MS = 10_000
 
@@ -370,47 +311,6 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
   }
 }
 
-/** The `x-concord-signature` value: `t=<timestampSec>,v1=<hex HMAC-SHA256(secret, "<timestampSec>.<body>")>`. */
-export function signWebhook(secret: string, body: string, timestampSec: number): string {
-  if (typeof secret !== 'string' || secret === '') throw new TypeError('signWebhook: secret must be a non-empty string')
-  if (!Number.isSafeInteger(timestampSec) || timestampSec < 0) throw new TypeError('signWebhook: timestampSec must be a non-negative integer')
-  return `t=${timestampSec},v1=${hmacHex(secret, timestampSec, body)}`
-}
-
-/**
- * Checks an `x-concord-signature` header against the raw request body (the exact bytes received,
- * as a string; not re-serialised JSON). True when one of its v1 values matches and `t` is within
- * `toleranceSec` (default 300) of `nowSec` (default: the clock). Never throws.
- */
-export function verifyWebhookSignature(
-  secret: string, header: string, body: string, options: { toleranceSec?: number; nowSec?: number } = {},
-): boolean {
-  if (typeof secret !== 'string' || secret === '' || typeof header !== 'string' || typeof body !== 'string') return false
-  const toleranceSec = options.toleranceSec ?? 300
-  const nowSec = options.nowSec ?? Math.floor(Date.now() / 1000)
-  let timestampSec: number | null = null
-  const signatures: Buffer[] = []
-  for (const part of header.split(',')) {
-    const eq = part.indexOf('=')
-    if (eq < 0) continue
-    const key = part.slice(0, eq).trim()
-    const value = part.slice(eq + 1).trim()
-    if (key === 't') {
-      if (timestampSec !== null || !/^\d{1,15}$/.test(value)) return false
-      timestampSec = Number(value)
-    } else if (key === 'v1' && /^[0-9a-f]{64}$/i.test(value)) {
-      signatures.push(Buffer.from(value.toLowerCase(), 'hex'))
-    }
-  }
-  if (timestampSec === null || signatures.length === 0) return false
-  if (!(Math.abs(nowSec - timestampSec) <= toleranceSec)) return false
-  const expected = Buffer.from(hmacHex(secret, timestampSec, body), 'hex')
-  let ok = false
-  // compare against every value so the time taken does not say which one matched
-  for (const signature of signatures) ok = timingSafeEqual(signature, expected) || ok
-  return ok
-}
-
 /**
  * Wait before the attempt after `attemptsMade` failures: `backoffMs * 2^(attemptsMade - 1)` capped at
  * `maxBackoffMs`, times a random factor in [0.8, 1.2), and never more than `maxBackoffMs`.
@@ -418,21 +318,6 @@ export function verifyWebhookSignature(
 export function retryDelayMs(attemptsMade: number, backoffMs: number, maxBackoffMs: number, random: () => number = Math.random): number {
   const base = Math.min(maxBackoffMs, backoffMs * 2 ** Math.max(0, attemptsMade - 1))
   return Math.min(maxBackoffMs, base * (0.8 + 0.4 * random()))
-}
-
-/** Looked up per call, so the global in use at send time is the one used. */
-const globalFetch: typeof fetch = (input, init) => globalThis.fetch(input, init)
-
-function hmacHex(secret: string, timestampSec: number, body: string): string {
-  return createHmac('sha256', secret).update(`${timestampSec}.${body}`).digest('hex')
-}
-
-function isWebhookEvent(value: unknown): value is WebhookEvent {
-  return (WEBHOOK_EVENTS as readonly unknown[]).includes(value)
-}
-
-function isDelayMs(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_TIMER_MS
 }
 
 function errorText(err: unknown): string {
@@ -464,85 +349,4 @@ function toEndpointState(endpoint: Readonly<Required<WebhookEndpoint>>): Endpoin
     lastDropLogAt: -Infinity,
     dropLogTimer: null,
   }
-}
-
-interface ResolvedOptions {
-  readonly endpoints: readonly Readonly<Required<WebhookEndpoint>>[]
-  readonly logger: Logger
-  readonly debounceMs: number
-  readonly maxDebounceMs: number
-  readonly maxAttempts: number
-  readonly backoffMs: number
-  readonly maxBackoffMs: number
-  readonly timeoutMs: number
-  readonly onAttempt: ((info: WebhookAttemptInfo) => void) | undefined
-  readonly maxQueuedEvents: number
-  readonly onDropped: ((info: { event: WebhookEvent; endpoint: string }) => void) | undefined
-  readonly fetch: typeof fetch
-  readonly now: () => number
-}
-
-function validateOptions(options: WebhooksOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError('createWebhooks: options must be an object')
-  if (!Array.isArray(options.endpoints)) throw new TypeError('createWebhooks: endpoints must be an array')
-  const endpoints = options.endpoints.map((endpoint, i) => {
-    const where = `createWebhooks: endpoints[${i}]`
-    if (typeof endpoint !== 'object' || endpoint === null) throw new TypeError(`${where} must be an object`)
-    let url: URL
-    try {
-      url = new URL(endpoint.url)
-    } catch {
-      throw new TypeError(`${where}.url is not a valid URL`)
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${where}.url must be http or https, got ${url.protocol}`)
-    if (typeof endpoint.secret !== 'string' || endpoint.secret === '') throw new TypeError(`${where}.secret must be a non-empty string`)
-    let events: WebhookEvent[] = [...WEBHOOK_EVENTS]
-    if (endpoint.events !== undefined) {
-      if (!Array.isArray(endpoint.events) || endpoint.events.length === 0) {
-        throw new TypeError(`${where}.events must be a non-empty array (omit it for all events)`)
-      }
-      for (const event of endpoint.events) {
-        if (!isWebhookEvent(event)) throw new TypeError(`${where}.events: unknown event ${JSON.stringify(event)} (known: ${WEBHOOK_EVENTS.join(', ')})`)
-      }
-      events = [...new Set(endpoint.events)]
-    }
-    return Object.freeze({ url: endpoint.url, secret: endpoint.secret, events: Object.freeze(events) as WebhookEvent[] })
-  })
-  const logger = options.logger
-  if (typeof logger !== 'object' || logger === null || typeof logger.child !== 'function') throw new TypeError('createWebhooks: logger must be a pino logger')
-
-  const delay = (name: string, value: number | undefined, fallback: number, min = 0): number => {
-    const v = value ?? fallback
-    if (!isDelayMs(v) || v < min) throw new TypeError(`createWebhooks: ${name} must be a number of ms from ${min} to ${MAX_TIMER_MS}, got ${String(value)}`)
-    return v
-  }
-  const debounceMs = delay('debounceMs', options.debounceMs, 2000)
-  const maxDebounceMs = delay('maxDebounceMs', options.maxDebounceMs, Math.max(30_000, debounceMs), debounceMs)
-  const backoffMs = delay('backoffMs', options.backoffMs, 500)
-  const maxBackoffMs = delay('maxBackoffMs', options.maxBackoffMs, Math.max(60_000, backoffMs), backoffMs)
-  const timeoutMs = delay('timeoutMs', options.timeoutMs, 10_000, 1)
-  const maxAttempts = options.maxAttempts ?? 8
-  if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`createWebhooks: maxAttempts must be an integer >= 1, got ${String(options.maxAttempts)}`)
-
-  const maxQueuedEvents = options.maxQueuedEvents ?? 10_000
-  if (!Number.isSafeInteger(maxQueuedEvents) || maxQueuedEvents < 1) throw new TypeError(`createWebhooks: maxQueuedEvents must be an integer >= 1, got ${String(options.maxQueuedEvents)}`)
-
-  for (const name of ['onAttempt', 'onDropped', 'fetch', 'now'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`createWebhooks: ${name} must be a function`)
-  }
-  return Object.freeze({
-    endpoints: Object.freeze(endpoints),
-    logger,
-    debounceMs,
-    maxDebounceMs,
-    maxAttempts,
-    backoffMs,
-    maxBackoffMs,
-    timeoutMs,
-    onAttempt: options.onAttempt,
-    maxQueuedEvents,
-    onDropped: options.onDropped,
-    fetch: options.fetch ?? globalFetch,
-    now: options.now ?? Date.now,
-  })
 }
