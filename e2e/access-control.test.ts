@@ -196,6 +196,7 @@ describe('revocation, role changes and expiry while a document is open', () => {
       while (typing && typed < 500) {
         t.doc.getText('t').insert(t.doc.getText('t').length, 'm')
         typed++
+        // typing pace (a typist, not a flood): not synchronisation
         await new Promise(r => setTimeout(r, 10))
       }
     })()
@@ -211,7 +212,9 @@ describe('revocation, role changes and expiry while a document is open', () => {
     expect(await ywsClosed).toEqual({ code: 4403, reason: 'CONCORD_ERR_AUTH_REVOKED' })
     expect(t.status).toBe('error')
 
-    // what the server holds now is final for mallory: later edits, raw frames and re-opens change nothing
+    // what the server holds now is final for mallory: later edits, raw frames and re-opens change nothing.
+    // A pause, kept on purpose: there is no event for "every update accepted before the cut has landed",
+    // and `frozen` must be taken after them; the assertions below are on equality, never on time
     await new Promise(r => setTimeout(r, 100))
     const frozen = server.server.registry.peek('acme/plan')!.ydoc.getText('t').toString()
     let mark = raw.frames.length
@@ -220,6 +223,7 @@ describe('revocation, role changes and expiry while a document is open', () => {
     mark = raw.frames.length
     raw.sendFrame({ kind: FRAME_KINDS.OPEN, document: 'acme/plan', token, stateVector: new Uint8Array() })
     expect(await raw.next(FRAME_KINDS.ERROR, 'acme/plan', mark)).toMatchObject({ code: 'CONCORD_ERR_AUTH_REVOKED' })
+    // kept on purpose: proves that nothing changes while mallory keeps typing for 300 ms more
     await new Promise(r => setTimeout(r, 300))
     typing = false
     await typingLoop
@@ -285,6 +289,7 @@ describe('revocation, role changes and expiry while a document is open', () => {
     // through three lifetimes of the token, editing all along
     for (let i = 0; i < 30; i++) {
       h.doc.getText('t').insert(0, 'x')
+      // kept on purpose: the 6 s of editing must outlast three 2 s token lifetimes
       await new Promise(r => setTimeout(r, 200))
     }
     await h.whenSaved()

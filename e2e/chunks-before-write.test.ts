@@ -42,6 +42,7 @@ function sampler(port: number): { stop: () => Promise<{ maxHeldBytes: number; pa
       if (i === null) break
       seen.maxHeldBytes = Math.max(seen.maxHeldBytes, i.maxHeldBytes)
       if (i.readPaused > 0) seen.pausedSeen = true
+      // sampling period of a poll that runs until stopped, not a wait for a condition
       await new Promise(r => setTimeout(r, 20))
     }
   })()

@@ -24,8 +24,8 @@ describe('status a client can trust', () => {
     h.doc.getText('t').insert(0, 'careful')
     expect(h.saved).toBe(false)
     expect(events).toEqual(['unsaved'])
-    await new Promise(r => setTimeout(r, 150))
-    // applied and relayed long ago, but not durable yet
+    // applied by the server (well inside the 800 ms commit delay), but not durable yet
+    await waitFor(() => live.server!.server.registry.peek('slow-save')?.ydoc.getText('t').toString() === 'careful', { message: 'the edit applied by the server' })
     expect(live.server.server.registry.peek('slow-save')?.ydoc.getText('t').toString()).toBe('careful')
     expect(h.saved).toBe(false)
     await waitFor(() => h.saved, { message: 'saved after the commit' })
@@ -47,11 +47,13 @@ describe('status a client can trust', () => {
     // a blip: the socket drops and comes back at once
     client.reconnect()
     await waitFor(() => h.status === 'synced' && client.status === 'connected')
+    // kept on purpose: proves no 'offline' event follows a blip (half of offlineAfterMs later)
     await new Promise(r => setTimeout(r, 500))
     expect(events).toEqual([])
     // the server goes away for longer
     await live.server.close()
     live.server = null
+    // kept on purpose: proves the handle is not offline before offlineAfterMs has passed
     await new Promise(r => setTimeout(r, 200))
     expect(h.offline).toBe(false)
     await waitFor(() => h.offline, { message: 'offline after 1 s' })
@@ -108,6 +110,7 @@ function scriptedSocket(code: number, reason: string): WebSocketConstructor & { 
     onmessage: ((ev: { data: unknown }) => void) | null = null
     constructor() {
       created.push(Date.now())
+      // the scripted close comes asynchronously, as a real socket's would (not a wait)
       setTimeout(() => {
         this.readyState = 3
         this.onclose?.({ code, reason })

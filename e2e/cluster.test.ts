@@ -57,6 +57,7 @@ describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
     await Promise.all(handles.map(async ({ h, who }) => {
       for (let i = 0; i < EDITS; i++) {
         h.doc.getArray<string>('items').push([`${who}-${i}`])
+        // pacing the load (bursts of five), not synchronisation
         if (i % 5 === 4) await new Promise(r => setTimeout(r, 5))
       }
     }))
@@ -158,6 +159,7 @@ describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
     const typing = Promise.all(writers.map(async w => {
       while (w.sent < PER) {
         w.h.doc.getArray<string>('items').push([`w${w.i}-${w.sent++}`])
+        // typing pace, so the kill lands mid-stream; not synchronisation
         await new Promise(r => setTimeout(r, 3))
       }
     }))
@@ -226,6 +228,7 @@ describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
         for (let i = 0; i < n; i++) {
           ha.doc.getArray<string>('items').push([`${prefix}-a-${i}`])
           hb.doc.getArray<string>('items').push([`${prefix}-b-${i}`])
+          // typing pace: many small updates, not one batch; not synchronisation
           await new Promise(r => setTimeout(r, 2))
         }
         await waitFor(() => ha.pendingCount === 0 && hb.pendingCount === 0, { message: 'every edit acked' })
@@ -277,6 +280,7 @@ describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
       // latest of them, so B's next read starts after a gap
       for (let i = 0; i < 400; i++) {
         ha.doc.getArray<string>('items').push([`a-${i}`])
+        // one update per tick, so each is its own stream entry; not synchronisation
         await new Promise(r => setTimeout(r, 1))
       }
       await waitFor(() => ha.pendingCount === 0, { message: 'node A acked every update' })

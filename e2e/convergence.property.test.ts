@@ -80,6 +80,7 @@ describe('convergence under faults (property)', () => {
               break
             }
             case 'sleep':
+              // a pause drawn by the property (part of the random schedule), not synchronisation
               await new Promise(r => setTimeout(r, a.ms))
               break
           }

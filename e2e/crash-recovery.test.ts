@@ -54,6 +54,7 @@ describe('crash safety with SQLite', () => {
       while (sent < TOTAL) {
         const burst = 1 + Math.floor(random() * 20)
         for (let k = 0; k < burst && sent < TOTAL; k++) items.push([sent++])
+        // pacing the stream of bursts, so the kill lands mid-stream; not synchronisation
         await new Promise(r => setTimeout(r, 2))
       }
     })()

@@ -75,6 +75,7 @@ function sampleStats(srv: RunningServer): { stop: () => Promise<{ pausedSeen: bo
       seen.samples++
       if (s.readPaused > 0) seen.pausedSeen = true
       seen.maxHeldBytes = Math.max(seen.maxHeldBytes, s.maxHeldBytes)
+      // sampling period of a poll that runs until stopped, not a wait for a condition
       await new Promise(r => setTimeout(r, 50))
     }
   })()

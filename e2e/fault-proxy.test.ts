@@ -38,6 +38,7 @@ describe('clients behind a faulty network', () => {
           handles[c]![d]!.doc.getText('t').insert(0, `${c}`)
           expected.add(`${names[d]}:${item}`)
         }
+        // seeded pacing between rounds, so cuts land between edits; not synchronisation
         await new Promise(r => setTimeout(r, 5 + Math.floor(random() * 20)))
         if (round % 20 === 19) proxy.cutAll()
       }

@@ -187,6 +187,7 @@ describe('fuzzing the server with hostile frames while honest clients edit', () 
         const t = h.doc.getText('t')
         if (t.length > 10 && n % 4 === 0) t.delete(Math.floor(random() * (t.length - 3)), 3)
         else t.insert(Math.floor(random() * (t.length + 1)), `h${n} `)
+        // editing pace of the honest clients, not synchronisation
         await new Promise(r => setTimeout(r, 15))
       }
     })()
@@ -241,11 +242,13 @@ describe('fuzzing the server with hostile frames while honest clients edit', () 
         if (ws.readyState === WebSocket.OPEN) {
           ws.send(hostile(random, valid))
           sent++
+          // the close, if the server closes for this frame, or 100 ms without one (then it answered in-band or let it be)
           await Promise.race([closed, new Promise(r => setTimeout(r, 100))])
           if (close.code !== 0 && close.code !== 1006) handled++
           else if (ws.readyState === WebSocket.OPEN) handled++ // answered in-band: the socket stays open
         }
         if (ws.readyState === WebSocket.OPEN) ws.close()
+        // the close handshake, with a 2 s deadline before terminating
         await Promise.race([closed, new Promise(r => setTimeout(r, 2_000))])
         if ((ws.readyState as number) !== WebSocket.CLOSED) ws.terminate()
       }
@@ -279,6 +282,7 @@ describe('fuzzing the server with hostile frames while honest clients edit', () 
     }
 
     // memory: bounded while under attack, and back near where it was once the attack is over
+    // (a second for the server to release what the attack held; rssEnd is printed, not asserted)
     await new Promise(r => setTimeout(r, 1_000))
     const rssEnd = rssBytes(server.child.pid!)
     const mb = (n: number): string => (n / 1024 / 1024).toFixed(0)

@@ -218,6 +218,7 @@ describe('history: checkpoints and retention', () => {
     // changes for longer than checkpointEveryMs: a checkpoint while both are still here
     ha.doc.getText('t').insert(0, 'x')
     await ha.whenSaved()
+    // kept on purpose: the changes must span more than checkpointEveryMs (300 ms)
     await new Promise(r => setTimeout(r, 350))
     ha.doc.getText('t').insert(0, 'y')
     await ha.whenSaved()
@@ -238,6 +239,7 @@ describe('history: checkpoints and retention', () => {
     expect(text.body.text).toBe(expectedText)
     expect(expectedText.startsWith('zyx')).toBe(true)
     // 1.5 s later, a new version prunes the old checkpoints, never the named one
+    // (kept on purpose: the checkpoints must be older than retentionMs when the new version is made)
     await new Promise(r => setTimeout(r, 1_600))
     await api(srv, '/v1/documents/acme%2Fnotes/versions', 'ann', { method: 'POST', body: { name: 'later' } })
     const after = (await api(srv, '/v1/documents/acme%2Fnotes/versions', 'ann')).body.versions as { id: string; kind: string; name: string | null }[]

@@ -147,6 +147,7 @@ describe('hostile writer (property)', () => {
               break
             }
             case 'sleep':
+              // a pause drawn by the property (part of the random schedule), not synchronisation
               await new Promise(r => setTimeout(r, a.ms))
               break
             case 'forge': {

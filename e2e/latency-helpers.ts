@@ -94,6 +94,7 @@ export function measureTyping(typist: DocHandle, watcher: DocHandle, everyMs = 2
         typist.doc.getMap('ticks').set('n', i)
       })
       typist.awareness.setLocalStateField('cursor', i)
+      // typing pace (one keystroke every everyMs), not synchronisation
       await new Promise(r => setTimeout(r, everyMs))
     }
   })()

@@ -51,6 +51,7 @@ describe('behind nginx (docs/deployment/nginx.conf)', () => {
     const typing = Promise.all(writers.map(async w => {
       while (w.sent < PER) {
         w.h.doc.getArray<string>('items').push([`w${w.i}-${w.sent++}`])
+        // typing pace, so the kill lands mid-stream; not synchronisation
         await new Promise(r => setTimeout(r, 4))
       }
     }))

@@ -207,6 +207,7 @@ describe('operations: the admin API round trip', () => {
     expect(await kicked.json()).toEqual({ kicked: 1, otherNodesTold: false })
     await waitFor(() => errors2.includes('CONCORD_ERR_SESSION_KICKED'), { message: 'erin kicked' })
     // not kicked again by reconnecting: the SDK does not reopen a kicked document by itself
+    // (kept on purpose: 300 ms in which no session may come back)
     await new Promise(r => setTimeout(r, 300))
     expect(((await (await admin(srv.http, '/admin/sessions')).json()) as { sessions: unknown[] }).sessions).toEqual([])
 
@@ -276,6 +277,7 @@ describe('operations: OpenTelemetry traces', () => {
       await h2.whenSynced()
       h2.doc.getText('t').insert(0, 'x')
       await h2.whenSaved()
+      // kept on purpose: five export periods (OTEL_BSP_SCHEDULE_DELAY 100 ms) in which no span may arrive
       await new Promise(r => setTimeout(r, 500))
       expect(spans.slice(before).filter(s => s.attributes['concord.document'] === 'untraced')).toEqual([])
     } finally {

@@ -49,6 +49,7 @@ describe('Concord on PostgreSQL', () => {
     const writer = (async () => {
       while (sent < TOTAL) {
         for (let k = 0; k < 10 && sent < TOTAL; k++) items.push([sent++])
+        // pacing the stream, so the kill lands mid-stream; not synchronisation
         await new Promise(r => setTimeout(r, 2))
       }
     })()
@@ -94,6 +95,7 @@ describe('Concord on PostgreSQL', () => {
       for (let i = 50; i < 100; i++) items.push([i])
       // the other client still gets every edit at once: the room does not wait for storage
       await waitFor(() => r.doc.getArray('items').length === 100, { message: 'edits relayed during the outage' })
+      // kept on purpose: 500 ms in which no ack may arrive while PostgreSQL is down
       await new Promise(resolve => setTimeout(resolve, 500))
       expect(acks).toBe(acksBefore)
       expect(w.pendingCount).toBeGreaterThan(0)

@@ -95,6 +95,7 @@ describe('one noisy or hostile session does not hurt the others', () => {
       const now = await stats(srv)
       maxPending = Math.max(maxPending, now.maxPendingBytes)
       slowClosed = now.connections === 3
+      // the writer's pace (32 KiB every 10 ms), not synchronisation
       await new Promise(r => setTimeout(r, 10))
     }
     await typing.stop()
@@ -151,7 +152,7 @@ describe('behind a proxy', () => {
     const via = (chain: string): Promise<{ code: number; reason: string } | null> => {
       const s = new RawNativeSocket(srv.url, { 'x-forwarded-for': chain })
       cleanups.push(() => s.close())
-      // open and still open a moment later, or closed by the server
+      // open and still open a moment later, or closed by the server (the 300 ms is on purpose: a refusal comes well within it)
       return Promise.race([s.closed, s.opened.then(() => new Promise<{ code: number; reason: string } | null>(resolve => setTimeout(() => resolve(s.closeCode === null ? null : { code: s.closeCode, reason: s.closeReason }), 300)))])
     }
     // two clients behind the same proxy (the socket peer is 127.0.0.1 for both): each has its own budget
@@ -186,6 +187,7 @@ function sampleServer(port: number): { stop: () => Promise<{ pausedSeen: boolean
       const s = await stats({ port }).catch(() => null)
       if (s === null) break
       if (s.readPaused > 0) seen.pausedSeen = true
+      // sampling period of a poll that runs until stopped, not a wait for a condition
       await new Promise(r => setTimeout(r, 50))
     }
   })()

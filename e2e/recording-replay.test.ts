@@ -38,6 +38,7 @@ describe('recording and concord replay', () => {
       ha.doc.getMap('m').set('last', `a${i}`)
       hb.doc.getMap('m').set('last', `b${i}`)
       if (i % 5 === 4) hb.doc.getText('t').delete(0, 2)
+      // editing pace, so the recording holds many interleaved frames; not synchronisation
       await new Promise(r => setTimeout(r, 3))
     }
     other.doc.getText('t').insert(0, 'x')

@@ -26,6 +26,8 @@ afterEach(async () => {
 async function heapAfterGc(): Promise<number> {
   for (let i = 0; i < 3; i++) {
     gc()
+    // a turn of the event loop between collections, for finalizers and weak references to run
+    // (a measurement, printed and bounded loosely below; there is no event to wait for)
     await new Promise(r => setTimeout(r, 20))
   }
   return process.memoryUsage().heapUsed
@@ -74,6 +76,7 @@ describe('document registry lifecycle', () => {
       kind: inner.kind,
       load: async name => {
         loads++
+        // a slow storage load is the fixture of this test, not synchronisation
         await new Promise(r => setTimeout(r, 200))
         return inner.load(name)
       },
@@ -83,7 +86,8 @@ describe('document registry lifecycle', () => {
     const b = connectClient(running.url)
     clients.push(a, b)
     const ha = a.open('slow')
-    await new Promise(r => setTimeout(r, 50))
+    // b joins while a's load is under way (each load takes 200 ms)
+    await waitFor(() => loads === 1, { message: "a's load to start" })
     const hb = b.open('slow')
     const texts: string[] = []
     for (const h of [ha, hb]) h.on('synced', () => texts.push(h.doc.getText('t').toString()))
