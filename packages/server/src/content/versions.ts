@@ -21,7 +21,7 @@ function notFound(message: string): ConcordError {
  * Versions, time travel, diffs, attribution and restore of documents, over the
  * registry (for documents loaded here) and storage (for the rest).
  */
-export class DocumentHistory {
+export class DocumentVersions {
   readonly #registry: DocumentRegistry
   readonly #storage: StorageAdapter
   readonly #maxNamedVersions: number

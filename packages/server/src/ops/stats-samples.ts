@@ -40,7 +40,7 @@ type Buckets = { le: number; count: number }[]
  * (default 2 s), the last `keep` of them (default 300: ten minutes), and the
  * busiest rooms of the last interval. Started by `start()`, stopped by `stop()`.
  */
-export class StatsHistory {
+export class StatsSamples {
   readonly #metrics: ServerMetrics
   readonly #sources: MetricsSources
   readonly #registry: DocumentRegistry
