@@ -8,6 +8,7 @@ import { DASHBOARD_CSP, dashboardHtml } from './dashboard/dashboard-page.js'
 import type { HttpDeps } from './http-deps.js'
 import { methodAllowed, sendCode, sendError, sendJson, sendPage, sendText } from './responder.js'
 
+/** The methods of every route that only reads (everything here but the admin and history APIs). */
 const READ_METHODS = ['GET', 'HEAD'] as const
 
 /**
@@ -15,28 +16,30 @@ const READ_METHODS = ['GET', 'HEAD'] as const
  * `Authorization: Bearer <metrics token>` (the admin token works too).
  */
 function metrics(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): void {
-  const o = deps
   if (!methodAllowed(req, res, READ_METHODS)) {
     sendCode(res, 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED')
     return
   }
-  if (o.metricsToken !== null) {
+  if (deps.metricsToken !== null) {
     const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? ''
-    if (!sameSecret(presented, o.metricsToken) && (o.adminToken === null || !sameSecret(presented, o.adminToken))) {
+    if (!sameSecret(presented, deps.metricsToken) && (deps.adminToken === null || !sameSecret(presented, deps.adminToken))) {
       res.setHeader('www-authenticate', 'Bearer')
       sendError(res, new ConcordError('CONCORD_ERR_AUTH_DENIED', 'metrics need Authorization: Bearer <metrics token>'))
       return
     }
   }
-  o.metrics.text().then(text => {
-    sendText(res, text, o.metrics.registry.contentType)
+  deps.metrics.text().then(text => {
+    sendText(res, text, deps.metrics.registry.contentType)
   }, err => {
     deps.logger.error({ err }, 'collecting metrics failed')
     sendCode(res, 'CONCORD_ERR_SERVER_INTERNAL')
   })
 }
 
-/** Plain HTTP endpoints: health, readiness, and a short description of the server. */
+/**
+ * The server's HTTP routes: the admin API, the history API, /metrics, the dashboard, health,
+ * readiness, a short description of the server, and the served app (staticDir).
+ */
 export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const statics = deps.staticDir !== null ? createStaticHandler(deps.staticDir) : null
   const serveStatic = (req: IncomingMessage, res: ServerResponse, path: string): void => {
