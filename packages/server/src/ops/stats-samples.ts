@@ -29,6 +29,7 @@ export interface BusyRoom {
 export interface StatsSnapshot {
   now: StatsSample
   intervalMs: number
+  /** The samples kept, oldest first (named `history` in GET /admin/stats, which the dashboard reads). */
   history: StatsSample[]
   busiest: BusyRoom[]
 }
