@@ -139,7 +139,7 @@ describe('ConcordError', () => {
     expect(err.message).toBe('append failed')
     expect(err.retryable).toBe(true)
     expect(err.closeCode).toBe(4503)
-    expect(err.httpStatus).toBeUndefined()
+    expect(err.httpStatus).toBe(503)
     expect(err.document).toBe('notes/1')
     expect(err.cause).toBe(cause)
   })

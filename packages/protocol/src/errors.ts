@@ -55,7 +55,7 @@ export const ERROR_CODES = {
     description: 'A chunk sequence was inconsistent (index out of order, total changed, too many in flight).',
   },
   CONCORD_ERR_MESSAGE_TOO_LARGE: {
-    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.MESSAGE_TOO_BIG,
+    scope: 'connection', retryable: false, closeCode: CLOSE_CODES.MESSAGE_TOO_BIG, httpStatus: 413,
     description: 'A WebSocket message, or a reassembled chunked message, exceeded maxMessageBytes.',
   },
   CONCORD_ERR_DOC_INVALID_NAME: {
@@ -71,7 +71,7 @@ export const ERROR_CODES = {
     description: 'OPEN was sent for a document that is already open on this socket.',
   },
   CONCORD_ERR_DOC_LOAD_FAILED: {
-    scope: 'document', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE,
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE, httpStatus: 503,
     description: 'The document could not be loaded from storage. Nothing was changed; open it again later.',
   },
   CONCORD_ERR_UPDATE_MALFORMED: {
@@ -99,7 +99,7 @@ export const ERROR_CODES = {
     description: 'An awareness update could not be decoded. It was dropped for everyone.',
   },
   CONCORD_ERR_STORAGE_WRITE_FAILED: {
-    scope: 'document', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE,
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE, httpStatus: 503,
     description: 'Appending an update to the log failed. The update is not acked; the client keeps it and re-sends it after reconnecting.',
   },
   CONCORD_ERR_BACKPLANE_UNAVAILABLE: {

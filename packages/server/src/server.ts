@@ -11,11 +11,11 @@ import { silentLogger } from './ops/logger.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import { AccessControl } from './auth/access-control.js'
 import { AdminOperations } from './http/admin-operations.js'
-import { StatsHistory } from './ops/stats-samples.js'
+import { StatsSamples } from './ops/stats-samples.js'
 import type { MetricsSources } from './ops/metrics.js'
 import { createRecorder } from './ops/recording/recorder.js'
 import { createWebhooks } from './ops/webhooks.js'
-import { DocumentHistory } from './content/versions.js'
+import { DocumentVersions } from './content/versions.js'
 import { createMergeWorker } from './documents/merge-worker.js'
 import { HttpRateLimiter } from './http/rate-limit.js'
 
@@ -86,7 +86,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     registry, storage: opts.storage, backplane: opts.backplane, logger: log,
     onDeleted: document => webhooks?.emit('document.deleted', { document }),
   })
-  const history = new DocumentHistory({ registry, storage: opts.storage, maxNamedVersions: opts.maxNamedVersionsPerDocument })
+  const versions = new DocumentVersions({ registry, storage: opts.storage, maxNamedVersions: opts.maxNamedVersionsPerDocument })
   const limiter = new HttpRateLimiter({
     requestsPerSecond: opts.httpRequestsPerSecond, requestsBurst: opts.httpRequestsBurst, expensiveRequestCost: opts.httpExpensiveRequestCost,
     maxCallers: opts.httpRateLimitMaxCallers, trustProxyHops: opts.trustProxyHops, onRefused: code => opts.metrics.refused(code),
@@ -100,17 +100,28 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     },
     documentsLoaded: () => registry.size,
   }
-  const stats = new StatsHistory({ metrics: opts.metrics, sources, registry })
+  const stats = new StatsSamples({ metrics: opts.metrics, sources, registry })
   const http = createHttpServer(createHttpHandler({
-    storage: opts.storage,
-    registry,
-    gateway: () => gateway!,
-    isDraining: () => draining,
     version: VERSION,
     logger: log,
-    options: opts,
-    admin: { operations, stats, options: opts },
-    history,
+    storage: opts.storage,
+    backplane: opts.backplane,
+    metrics: opts.metrics,
+    isDraining: () => draining,
+    documentsLoaded: () => registry.size,
+    connectionStats: () => gateway!.stats(),
+    staticDir: opts.staticDir,
+    metricsToken: opts.metricsToken,
+    adminToken: opts.adminToken,
+    tokens: opts.tokens,
+    access: opts.authorizer.access,
+    authorizer: opts.authorizer,
+    signingSecret: opts.signingSecret,
+    devTokens: opts.devTokens,
+    maxMessageBytes: opts.maxMessageBytes,
+    operations,
+    stats,
+    versions,
     limiter,
   }))
   gateway = new Gateway(http, opts, registry)

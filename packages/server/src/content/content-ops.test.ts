@@ -4,7 +4,8 @@ import { gunzipSync } from 'node:zlib'
 import { performance } from 'node:perf_hooks'
 import * as Y from 'yjs'
 import { documentToJson } from './document-export.js'
-import { attribution, diffVersions, restoreUpdate, textAt, type DiffOp } from './content-ops.js'
+import { attribution, diffVersions, textAt, type DiffOp } from './content-ops.js'
+import { restoreUpdate } from './restore.js'
 import { seededRandom } from '../documents/testing.js'
 
 const ALICE = 1

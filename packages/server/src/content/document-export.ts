@@ -34,14 +34,14 @@ export interface ProseMirrorNode {
   marks?: ProseMirrorMark[]
 }
 
-/** Root names tried, in order, when several roots could hold the document's text. */
-const PREFERRED_FIELDS = ['default', 'prosemirror', 'content'] as const
+/** Root names tried, in order, when several roots could hold the document's text (content-ops.ts chooses the same way). */
+export const PREFERRED_FIELDS = ['default', 'prosemirror', 'content'] as const
 
 /** Inline nodes that stand for a line break inside a paragraph (TipTap, prosemirror-schema-basic). */
-const LINE_BREAK_NODES = new Set(['hardBreak', 'hard_break'])
+export const LINE_BREAK_NODES = new Set(['hardBreak', 'hard_break'])
 
 /** Block leaves without text: they produce no line of their own. */
-const TEXTLESS_BLOCK_NODES = new Set(['horizontalRule', 'horizontal_rule', 'image'])
+export const TEXTLESS_BLOCK_NODES = new Set(['horizontalRule', 'horizontal_rule', 'image'])
 
 /** y-prosemirror stores overlapping marks as `<mark>--<8-char hash>`; this recovers the mark name. */
 const HASHED_MARK_NAME = /(.*)(--[a-zA-Z0-9+/=]{8})$/

@@ -2,7 +2,8 @@ import { foldState } from '../storage/fold.js'
 import { ConcordError } from '@concord/protocol'
 import type { DocumentRegistry } from '../documents/document-registry.js'
 import type { StorageAdapter, StoredVersion } from '../storage/storage-adapter.js'
-import { attribution, diffVersions, restoreUpdate, type AttributedSpan, type DiffOp } from './content-ops.js'
+import { attribution, diffVersions, type AttributedSpan, type DiffOp } from './content-ops.js'
+import { restoreUpdate } from './restore.js'
 
 /** What a document looked like at a moment: a version, plus the logged updates after it when the log still has them. */
 export interface ContentAt {
@@ -21,7 +22,7 @@ function notFound(message: string): ConcordError {
  * Versions, time travel, diffs, attribution and restore of documents, over the
  * registry (for documents loaded here) and storage (for the rest).
  */
-export class DocumentHistory {
+export class DocumentVersions {
   readonly #registry: DocumentRegistry
   readonly #storage: StorageAdapter
   readonly #maxNamedVersions: number

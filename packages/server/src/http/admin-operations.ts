@@ -2,6 +2,7 @@ import { ConcordError } from '@concord/protocol'
 import type { Logger } from 'pino'
 import type { DocumentRegistry } from '../documents/document-registry.js'
 import type { DocumentSession } from '../documents/document-session.js'
+import type { LiveDocument } from '../documents/live-document.js'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { Backplane, ControlMessage } from '../backplane/backplane.js'
 import { inTenant } from '../auth/patterns.js'
@@ -61,28 +62,17 @@ export class AdminOperations {
     for (const d of await this.#storage.list()) {
       byName.set(d.name, { name: d.name, bytes: d.bytes, tailUpdates: d.tailUpdates, lastChangeAt: d.updatedAt, loaded: false, sessions: 0, updatesApplied: 0 })
     }
-    for (const name of this.#registry.names()) {
-      const doc = this.#registry.loaded(name)
-      if (doc === undefined) continue
+    for (const [name, doc] of this.#loadedDocuments()) {
+      const here = loadedSummary(name, doc)
       const stored = byName.get(name)
-      byName.set(name, {
-        name,
-        bytes: Math.max(doc.approxBytes, stored?.bytes ?? 0),
-        tailUpdates: doc.tail.updates,
-        lastChangeAt: Math.max(doc.lastChangeAt, stored?.lastChangeAt ?? 0),
-        loaded: true,
-        sessions: doc.sessions.size,
-        updatesApplied: doc.updatesApplied,
-      })
+      byName.set(name, { ...here, bytes: Math.max(here.bytes, stored?.bytes ?? 0), lastChangeAt: Math.max(here.lastChangeAt, stored?.lastChangeAt ?? 0) })
     }
     return [...byName.values()].filter(d => tenant === null || inTenant(tenant, d.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   }
 
   async describe(name: string): Promise<DocumentSummary | null> {
     const doc = this.#registry.loaded(name)
-    if (doc !== undefined) {
-      return { name, bytes: doc.approxBytes, tailUpdates: doc.tail.updates, lastChangeAt: doc.lastChangeAt, loaded: true, sessions: doc.sessions.size, updatesApplied: doc.updatesApplied }
-    }
+    if (doc !== undefined) return loadedSummary(name, doc)
     const stored = await this.#storage.load(name)
     if (stored.snapshot === null && stored.updates.length === 0) return null
     const bytes = (stored.snapshot?.length ?? 0) + stored.updates.reduce((n, u) => n + u.update.length, 0)
@@ -115,11 +105,9 @@ export class AdminOperations {
 
   sessions(filter: { document?: string; tenant: string | null }): SessionSummary[] {
     const out: SessionSummary[] = []
-    for (const name of this.#registry.names()) {
+    for (const [name, doc] of this.#loadedDocuments()) {
       if (filter.document !== undefined && name !== filter.document) continue
       if (filter.tenant !== null && !inTenant(filter.tenant, name)) continue
-      const doc = this.#registry.loaded(name)
-      if (doc === undefined) continue
       for (const s of doc.sessions) out.push(summary(s, name))
     }
     return out
@@ -136,9 +124,7 @@ export class AdminOperations {
 
   #kickHere(filter: KickFilter): number {
     const ended: [DocumentSession, string][] = []
-    for (const name of this.#registry.names()) {
-      const doc = this.#registry.loaded(name)
-      if (doc === undefined) continue
+    for (const [name, doc] of this.#loadedDocuments()) {
       for (const s of doc.sessions) {
         const inScope = filter.tenant === undefined || filter.tenant === null || inTenant(filter.tenant, name)
         if (inScope && ('session' in filter ? s.id === filter.session : s.userId === filter.user)) ended.push([s, name])
@@ -149,6 +135,14 @@ export class AdminOperations {
     }
     if (ended.length > 0) this.#log.info({ sessions: ended.map(([s]) => s.id), users: [...new Set(ended.map(([s]) => s.userId))] }, 'sessions kicked')
     return ended.length
+  }
+
+  /** The documents held in memory on this node, by name. */
+  *#loadedDocuments(): Generator<[string, LiveDocument]> {
+    for (const name of this.#registry.names()) {
+      const doc = this.#registry.loaded(name)
+      if (doc !== undefined) yield [name, doc]
+    }
   }
 
   /** A control message from another node. Returns false when it is not one of these operations. */
@@ -171,6 +165,11 @@ export class AdminOperations {
 
 function deletedError(document: string): ConcordError {
   return new ConcordError('CONCORD_ERR_DOC_DELETED', 'an administrator deleted this document', { document })
+}
+
+/** What this node knows of a document it holds (the only place the admin API reads a live document's figures). */
+function loadedSummary(name: string, doc: LiveDocument): DocumentSummary {
+  return { name, bytes: doc.approxBytes, tailUpdates: doc.tail.updates, lastChangeAt: doc.lastChangeAt, loaded: true, sessions: doc.sessions.size, updatesApplied: doc.updatesApplied }
 }
 
 function summary(s: DocumentSession, document: string): SessionSummary {

@@ -1,51 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { timingSafeEqual } from 'node:crypto'
-import { ConcordError, documentNameProblem, type ErrorCode } from '@concord/protocol'
-import type { ResolvedServerOptions } from '../server-options.js'
+import { ConcordError, documentNameProblem } from '@concord/protocol'
 import { mintToken } from '../auth/jwt.js'
 import { inTenant, isRole } from '../auth/patterns.js'
 import type { RoleOverride } from '../auth/access-control.js'
 
 import { readJsonObject } from './body.js'
-import { routeDocuments, type AdminCaller, type AdminContext } from './admin-documents.js'
-import type { HttpRateLimiter } from './rate-limit.js'
+import { routeDocuments } from './admin-documents.js'
+import type { AdminDeps } from './http-deps.js'
+import { authenticateAdmin, type AdminCaller } from './admin-auth.js'
+import { answerFailure, requireMethod, sendError, sendJson } from './responder.js'
 
 type Caller = AdminCaller
-
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
-  res.end(text)
-}
-
-function fail(res: ServerResponse, status: number, error: ErrorCode | 'CONCORD_ERR_HTTP_UNAUTHORIZED', message: string): void {
-  sendJson(res, status, { error, message })
-}
-
-
-export function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
-}
-
-/** The admin token or an admin JWT (not revoked), or null. */
-export async function authenticateAdmin(req: IncomingMessage, opts: ResolvedServerOptions): Promise<Caller | null> {
-  const header = req.headers.authorization ?? ''
-  const m = /^Bearer (.+)$/.exec(header)
-  if (m === null) return null
-  const presented = m[1]!
-  if (opts.adminToken !== null && sameSecret(presented, opts.adminToken)) return { tenant: null, userId: null }
-  if (opts.tokens === null) return null
-  try {
-    const verified = await (await opts.tokens).verify(presented)
-    if (verified.claims.admin !== true) return null
-    if (opts.authorizer.access.revoked(verified) !== null) return null
-    return { tenant: verified.tenant, userId: verified.userId }
-  } catch {
-    return null
-  }
-}
 
 function str(body: Record<string, unknown>, key: string): string | undefined {
   const v = body[key]
@@ -69,63 +34,40 @@ function tenantOf(caller: Caller, body: Record<string, unknown>): string {
  * The admin HTTP API (docs/security.md): revocations, reinstatement, role
  * overrides, share links. Returns false when the path is not one of its routes.
  */
-export function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL, ctx: AdminContext, limiter?: HttpRateLimiter): boolean {
+export function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL, deps: AdminDeps): boolean {
   const path = url.pathname
-  const opts = ctx.options
   if (!path.startsWith('/admin/') && path !== '/dev/token') return false
   void (async () => {
     try {
       if (path === '/dev/token') {
-        await devToken(req, res, opts)
+        await devToken(req, res, deps)
         return
       }
-      const caller = await authenticateAdmin(req, opts)
+      const caller = await authenticateAdmin(req, deps)
       if (caller === null) {
         res.setHeader('www-authenticate', 'Bearer')
-        fail(res, 401, 'CONCORD_ERR_AUTH_DENIED', 'the admin API needs Authorization: Bearer <admin token or JWT with admin: true>')
+        sendError(res, new ConcordError('CONCORD_ERR_AUTH_DENIED', 'the admin API needs Authorization: Bearer <admin token or JWT with admin: true>'))
         return
       }
       // per caller (the static token has no user: its address); the routes of one document build it
-      if (limiter !== undefined && !limiter.admit(req, res, caller, path.startsWith('/admin/documents/'))) return
-      if (await routeDocuments(req, res, url, ctx, caller)) return
-      await route(req, res, path, opts, caller)
+      if (!deps.limiter.admit(req, res, caller, path.startsWith('/admin/documents/'))) return
+      if (await routeDocuments(req, res, url, deps, caller)) return
+      await route(req, res, path, deps, caller)
     } catch (err) {
-      if (err instanceof ConcordError) {
-        if (res.headersSent) {
-          res.destroy()
-          return
-        }
-        fail(res, statusOf(err), err.code, err.message)
-        return
-      }
-      opts.logger.error({ err, path }, 'admin request failed')
-      if (!res.headersSent) fail(res, 500, 'CONCORD_ERR_SERVER_INTERNAL', 'the request failed; see the server log')
+      answerFailure(res, err, unexpected => {
+        deps.logger.error({ err: unexpected, path }, 'admin request failed')
+        return new ConcordError('CONCORD_ERR_SERVER_INTERNAL', 'the request failed; see the server log')
+      })
     }
   })()
   return true
 }
 
-function statusOf(err: ConcordError): number {
-  switch (err.code) {
-    case 'CONCORD_ERR_AUTH_FORBIDDEN': return 403
-    case 'CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED': return 405
-    case 'CONCORD_ERR_HTTP_NOT_FOUND': return 404
-    case 'CONCORD_ERR_MESSAGE_TOO_LARGE': return 413
-    case 'CONCORD_ERR_STORAGE_WRITE_FAILED':
-    case 'CONCORD_ERR_DOC_LOAD_FAILED': return 503
-    default: return 400
-  }
-}
-
-function requireMethod(req: IncomingMessage, ...methods: string[]): void {
-  if (!methods.includes(req.method ?? '')) throw new ConcordError('CONCORD_ERR_HTTP_METHOD_NOT_ALLOWED', `use ${methods.join(' or ')}`)
-}
-
-async function route(req: IncomingMessage, res: ServerResponse, path: string, opts: ResolvedServerOptions, caller: Caller): Promise<void> {
-  const access = opts.authorizer.access
+async function route(req: IncomingMessage, res: ServerResponse, path: string, opts: AdminDeps, caller: Caller): Promise<void> {
+  const access = opts.access
   switch (path) {
     case '/admin/access': {
-      requireMethod(req, 'GET')
+      requireMethod(req, res, 'GET')
       const state = access.snapshot()
       if (caller.tenant !== null) {
         state.revokedUsers = state.revokedUsers.filter(u => u.tenant === caller.tenant)
@@ -136,7 +78,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       return
     }
     case '/admin/revoke': {
-      requireMethod(req, 'POST')
+      requireMethod(req, res, 'POST')
       const body = await readJsonObject(req)
       const user = str(body, 'user')
       const tokenId = str(body, 'token') ?? str(body, 'share')
@@ -153,7 +95,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       return
     }
     case '/admin/reinstate': {
-      requireMethod(req, 'POST')
+      requireMethod(req, res, 'POST')
       const body = await readJsonObject(req)
       const user = str(body, 'user')
       if (user === undefined) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 'user is required')
@@ -163,7 +105,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       return
     }
     case '/admin/roles': {
-      requireMethod(req, 'PUT')
+      requireMethod(req, res, 'PUT')
       const body = await readJsonObject(req)
       const tenant = tenantOf(caller, body)
       const user = str(body, 'user')
@@ -178,7 +120,7 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       return
     }
     case '/admin/share-links': {
-      requireMethod(req, 'POST')
+      requireMethod(req, res, 'POST')
       const body = await readJsonObject(req)
       const tenant = tenantOf(caller, body)
       const document = str(body, 'document')
@@ -196,17 +138,17 @@ async function route(req: IncomingMessage, res: ServerResponse, path: string, op
       return
     }
     default:
-      fail(res, 404, 'CONCORD_ERR_HTTP_NOT_FOUND', 'no such admin route')
+      sendError(res, new ConcordError('CONCORD_ERR_HTTP_NOT_FOUND', 'no such admin route'))
   }
 }
 
 /** Development only (`--auth dev`): a token for anyone who asks. */
-async function devToken(req: IncomingMessage, res: ServerResponse, opts: ResolvedServerOptions): Promise<void> {
+async function devToken(req: IncomingMessage, res: ServerResponse, opts: AdminDeps): Promise<void> {
   if (!opts.devTokens || opts.signingSecret === null) {
-    fail(res, 404, 'CONCORD_ERR_HTTP_NOT_FOUND', 'development tokens are available only with --auth dev')
+    sendError(res, new ConcordError('CONCORD_ERR_HTTP_NOT_FOUND', 'development tokens are available only with --auth dev'))
     return
   }
-  requireMethod(req, 'POST')
+  requireMethod(req, res, 'POST')
   const body = await readJsonObject(req)
   const user = str(body, 'user') ?? 'guest'
   const tenant = str(body, 'tenant') ?? 'dev'

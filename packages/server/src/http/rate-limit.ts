@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { ERROR_CODES } from '@concord/protocol'
-import { TokenBucket } from '../gateway/rate-limiter.js'
+import type { ErrorCode } from '@concord/protocol'
 import { clientAddress } from '../auth/client-address.js'
+import { sendJson, statusOf } from './responder.js'
 
 export interface HttpRateLimitOptions {
   /** Tokens each caller gets back per second; a cheap request costs 1. */
@@ -22,6 +22,36 @@ export interface HttpRateLimitOptions {
 export interface RateCaller {
   userId: string | null
   tenant?: string | null
+}
+
+/**
+ * A token bucket: `rate` tokens per second, holding at most `burst`. (The gateway's per-socket
+ * TokenBucket is the same idea; the HTTP layer keeps its own, since http/ never imports gateway/.)
+ */
+class TokenBucket {
+  readonly #rate: number
+  readonly #burst: number
+  #tokens: number
+  #at: number
+
+  constructor(rate: number, burst: number, now: number) {
+    this.#rate = rate
+    this.#burst = burst
+    this.#tokens = burst
+    this.#at = now
+  }
+
+  /** Take `n` tokens if there are enough; otherwise take none and return false. */
+  take(n: number, now: number): boolean {
+    const elapsed = now - this.#at
+    if (elapsed > 0) {
+      this.#tokens = Math.min(this.#burst, this.#tokens + (elapsed * this.#rate) / 1000)
+      this.#at = now
+    }
+    if (this.#tokens < n) return false
+    this.#tokens -= n
+    return true
+  }
 }
 
 /**
@@ -83,20 +113,16 @@ export class HttpRateLimiter {
     const cost = expensive ? this.#o.expensiveRequestCost : 1
     const verdict = this.take(this.keyOf(req, caller), cost)
     if (verdict.ok) return true
-    const code = 'CONCORD_ERR_LIMIT_HTTP_RATE' satisfies keyof typeof ERROR_CODES
+    const code = 'CONCORD_ERR_LIMIT_HTTP_RATE' satisfies ErrorCode
     this.#o.onRefused?.(code)
-    const body = JSON.stringify({
+    res.setHeader('retry-after', String(verdict.retryAfterSeconds))
+    // a request body not read is discarded by node's HTTP server once the answer is sent
+    sendJson(res, statusOf(code), {
       error: code,
       message: `too many requests: retry after ${verdict.retryAfterSeconds} s (each caller gets ${this.#o.requestsPerSecond} requests per second, ` +
         `bursts of ${this.#o.requestsBurst}; this request counts as ${cost})`,
       retryAfterSeconds: verdict.retryAfterSeconds,
     })
-    res.writeHead(ERROR_CODES[code].httpStatus, {
-      'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store',
-      'retry-after': String(verdict.retryAfterSeconds),
-    })
-    // a request body not read is discarded by node's HTTP server once the answer is sent
-    res.end(body)
     return false
   }
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { extname, join, resolve, sep } from 'node:path'
+import { SECURITY_HEADERS } from './responder.js'
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -75,10 +76,8 @@ export function createStaticHandler(dir: string): (req: IncomingMessage, res: Se
       'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
       'content-length': info.size,
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-      'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
       'content-security-policy': APP_CSP,
-      'x-frame-options': 'DENY',
+      ...SECURITY_HEADERS,
     })
     if (req.method === 'HEAD') {
       res.end()

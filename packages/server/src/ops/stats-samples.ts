@@ -29,6 +29,7 @@ export interface BusyRoom {
 export interface StatsSnapshot {
   now: StatsSample
   intervalMs: number
+  /** The samples kept, oldest first (named `history` in GET /admin/stats, which the dashboard reads). */
   history: StatsSample[]
   busiest: BusyRoom[]
 }
@@ -40,7 +41,7 @@ type Buckets = { le: number; count: number }[]
  * (default 2 s), the last `keep` of them (default 300: ten minutes), and the
  * busiest rooms of the last interval. Started by `start()`, stopped by `stop()`.
  */
-export class StatsHistory {
+export class StatsSamples {
   readonly #metrics: ServerMetrics
   readonly #sources: MetricsSources
   readonly #registry: DocumentRegistry
