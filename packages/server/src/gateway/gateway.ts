@@ -11,6 +11,7 @@ import { endSpan, startSpan } from '../ops/tracing.js'
 import { NativeConnection } from './native-transport.js'
 import { YWebsocketConnection } from './y-websocket-transport.js'
 import { ConnectionLog } from './connection-log.js'
+import { SOCKET_CLOSED, type SocketLike } from './socket-like.js'
 
 interface Connection {
   readonly id: string
@@ -28,7 +29,7 @@ interface Connection {
 
 interface Tracked {
   connection: Connection
-  ws: WebSocket
+  ws: SocketLike
   alive: boolean
   native: boolean
   ip: string
@@ -102,7 +103,7 @@ export class Gateway {
   readonly #deps: GatewayDeps
   readonly #config: GatewayConfig
   readonly #log: Logger
-  readonly #tracked = new Map<WebSocket, Tracked>()
+  readonly #tracked = new Map<SocketLike, Tracked>()
   /** Open sockets per remote address. */
   readonly #perIp = new Map<string, number>()
   #heartbeat: NodeJS.Timeout | null = null
@@ -175,7 +176,7 @@ export class Gateway {
     this.#heartbeat = null
     const sockets = [...this.#tracked.values()]
     const closed = sockets.map(t => new Promise<void>(resolve => {
-      if (t.ws.readyState === t.ws.CLOSED) resolve()
+      if (t.ws.readyState === SOCKET_CLOSED) resolve()
       else t.ws.once('close', () => resolve())
     }))
     for (const t of sockets) t.connection.close(error)

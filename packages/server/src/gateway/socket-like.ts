@@ -40,3 +40,5 @@ export interface SocketLike {
 
 /** `WebSocket.OPEN`. */
 export const SOCKET_OPEN = 1
+/** `WebSocket.CLOSED`. */
+export const SOCKET_CLOSED = 3

@@ -1,4 +1,4 @@
-import { SOCKET_OPEN, type SocketLike } from './socket-like.js'
+import { SOCKET_CLOSED, SOCKET_OPEN, type SocketLike } from './socket-like.js'
 
 /**
  * A socket for unit tests (used by the gateway's tests only): records what is sent, how it was
@@ -49,7 +49,7 @@ export class FakeSocket implements SocketLike {
 
   terminate(): void {
     this.terminated = true
-    this.readyState = 3
+    this.readyState = SOCKET_CLOSED
     for (const fn of this.#onClose.splice(0)) fn()
   }
 
