@@ -3,58 +3,11 @@ import type { IncomingMessage } from 'node:http'
 import { ConcordError, type Role } from '@concord/protocol'
 import { AccessControl } from '../auth/access-control.js'
 import type { SessionGrant } from '../auth/session-guard.js'
-import type { DocumentSession } from '../documents/document-session.js'
 import { SharedMessage } from '../documents/shared-message.js'
-import type { SyncReply } from '../documents/sync-replies.js'
-import type { GatewayMetrics, SessionDocument } from './gateway-deps.js'
+import type { GatewayMetrics } from './gateway-deps.js'
 import { SocketSender } from './socket-sender.js'
-import { FakeSocket } from './testing.js'
+import { FakeSocket, FakeSource, recordingLog } from './testing.js'
 import { noteClose, TransportSession, type SessionSocket, type TransportSessionDeps } from './transport-session.js'
-
-type Entry = [level: string, obj: Record<string, unknown>, msg: string]
-
-function recordingLog(): { entries: Entry[]; trace: (o: object, m: string) => void; debug: (o: object, m: string) => void; info: (o: object, m: string) => void; warn: (o: object, m: string) => void; error: (o: object, m: string) => void } {
-  const entries: Entry[] = []
-  const at = (level: string) => (obj: object, msg: string): void => { entries.push([level, obj as Record<string, unknown>, msg]) }
-  return { entries, trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
-}
-
-class FakeDocument implements SessionDocument {
-  failed = false
-  readonly sessions = new Set<DocumentSession>()
-  readonly writes: number[][] = []
-  readonly presence: number[][] = []
-  awareness: Uint8Array | null = null
-  addSession(session: DocumentSession): void { this.sessions.add(session) }
-  removeSession(session: DocumentSession): void { this.sessions.delete(session) }
-  whenIntegrated(fn: () => void): void { fn() }
-  stateVector(): Uint8Array { return new Uint8Array([0]) }
-  awarenessSnapshot(): Uint8Array | null { return this.awareness }
-  presenceSnapshot(): Uint8Array | null { return this.awareness }
-  enqueueUpdate(_session: DocumentSession, _seq: number, update: Uint8Array): void { this.writes.push([...update]) }
-  applyAwareness(_session: DocumentSession, update: Uint8Array): void { this.presence.push([...update]) }
-  prepareSyncReply(stateVector?: Uint8Array): SyncReply {
-    return { updates: [new Uint8Array([9])], step2: stateVector ?? new Uint8Array() }
-  }
-}
-
-/** A document source whose loads the test completes (`load`, `fail`). */
-class FakeSource {
-  readonly doc = new FakeDocument()
-  releases = 0
-  acquires = 0
-  #pending: { resolve: (lease: { doc: SessionDocument; release(): void }) => void; reject: (err: unknown) => void }[] = []
-  acquire(): Promise<{ doc: SessionDocument; release(): void }> {
-    this.acquires++
-    return new Promise((resolve, reject) => this.#pending.push({ resolve, reject }))
-  }
-  load(): void {
-    for (const p of this.#pending.splice(0)) p.resolve({ doc: this.doc, release: () => { this.releases++ } })
-  }
-  fail(err: unknown): void {
-    for (const p of this.#pending.splice(0)) p.reject(err)
-  }
-}
 
 function grantOf(role: Role, expiresAt: number | null = null): SessionGrant {
   return { tenant: null, userId: 'ada', tokenId: null, shareId: null, role, credentialRole: role, expiresAt }
