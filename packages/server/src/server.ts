@@ -124,7 +124,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     versions,
     limiter,
   }))
-  gateway = new Gateway(http, opts, registry)
+  gateway = new Gateway(http, { config: opts, documents: registry, authorizer: opts.authorizer, metrics: opts.metrics, logger: opts.logger })
   opts.metrics.setSources(sources)
   if (opts.backplane !== null) opts.backplane.onLag = seconds => opts.metrics.backplaneLag.observe(seconds)
   // an administrator's change reaches every open session at once

@@ -5,12 +5,13 @@ import { randomUUID } from 'node:crypto'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
 import type { Logger } from 'pino'
 import { ConcordError, documentNameProblem, NATIVE_SUBPROTOCOL, type ErrorCode } from '@concord/protocol'
-import type { DocumentRegistry } from '../documents/document-registry.js'
-import type { ResolvedServerOptions } from '../server-options.js'
+import type { GatewayConfig, GatewayDeps } from './gateway-deps.js'
+import type { ConnectionDeps } from './connection-deps.js'
 import { endSpan, startSpan } from '../ops/tracing.js'
 import { NativeConnection } from './native-transport.js'
 import { YWebsocketConnection } from './y-websocket-transport.js'
 import { ConnectionLog } from './connection-log.js'
+import { SOCKET_CLOSED, type SocketLike } from './socket-like.js'
 
 interface Connection {
   readonly id: string
@@ -28,7 +29,7 @@ interface Connection {
 
 interface Tracked {
   connection: Connection
-  ws: WebSocket
+  ws: SocketLike
   alive: boolean
   native: boolean
   ip: string
@@ -99,10 +100,10 @@ export interface GatewayStats {
  */
 export class Gateway {
   readonly #wss: WebSocketServer
-  readonly #options: ResolvedServerOptions
-  readonly #registry: DocumentRegistry
+  readonly #deps: GatewayDeps
+  readonly #config: GatewayConfig
   readonly #log: Logger
-  readonly #tracked = new Map<WebSocket, Tracked>()
+  readonly #tracked = new Map<SocketLike, Tracked>()
   /** Open sockets per remote address. */
   readonly #perIp = new Map<string, number>()
   #heartbeat: NodeJS.Timeout | null = null
@@ -118,10 +119,11 @@ export class Gateway {
   readonly #idPrefix = randomUUID().replace(/-/g, '').slice(0, 10)
   #idCounter = 0
 
-  constructor(http: HttpServer, options: ResolvedServerOptions, registry: DocumentRegistry) {
-    this.#options = options
-    this.#registry = registry
-    this.#log = options.logger
+  constructor(http: HttpServer, deps: GatewayDeps) {
+    this.#deps = deps
+    this.#config = deps.config
+    this.#log = deps.logger
+    const options = deps.config
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.maxMessageBytes,
@@ -174,7 +176,7 @@ export class Gateway {
     this.#heartbeat = null
     const sockets = [...this.#tracked.values()]
     const closed = sockets.map(t => new Promise<void>(resolve => {
-      if (t.ws.readyState === t.ws.CLOSED) resolve()
+      if (t.ws.readyState === SOCKET_CLOSED) resolve()
       else t.ws.once('close', () => resolve())
     }))
     for (const t of sockets) t.connection.close(error)
@@ -208,7 +210,7 @@ export class Gateway {
         return
       }
     }
-    const ip = clientAddress(req, this.#options.trustProxyHops)
+    const ip = clientAddress(req, this.#config.trustProxyHops)
     const span = startSpan('concord.connect', { 'concord.transport': native ? 'native' : 'y-websocket', ...(native ? {} : { 'concord.document': document }) })
     this.#wss.handleUpgrade(req, socket, head, ws => {
       const id = this.#upgraded(ws, req, native, document, token, ip)
@@ -217,7 +219,7 @@ export class Gateway {
   }
 
   #refuse(socket: Duplex, status: number, code: ErrorCode): void {
-    this.#options.metrics.refused(code)
+    this.#deps.metrics.refused(code)
     refuse(socket, status, code)
   }
 
@@ -225,10 +227,10 @@ export class Gateway {
   #upgraded(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string, ip: string): string | null {
     // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
     const open = this.#perIp.get(ip) ?? 0
-    if (open >= this.#options.maxConnectionsPerIp) {
+    if (open >= this.#config.maxConnectionsPerIp) {
       this.#log.info({ ip, open, code: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' }, 'too many connections from one address')
-      const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#options.maxConnectionsPerIp} connections per address`)
-      this.#options.metrics.refused(e.code)
+      const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#config.maxConnectionsPerIp} connections per address`)
+      this.#deps.metrics.refused(e.code)
       ws.close(e.closeCode ?? 1013, e.code)
       return null
     }
@@ -237,7 +239,8 @@ export class Gateway {
     const logger = new ConnectionLog(this.#log, connectionId, native ? null : document)
     let connection: Connection
     try {
-      const deps = { registry: this.#registry, options: this.#options, logger, connectionId }
+      const g = this.#deps
+      const deps: ConnectionDeps = { config: g.config, documents: g.documents, authorizer: g.authorizer, metrics: g.metrics, logger, connectionId }
       connection = native
         ? new NativeConnection(ws, req, deps)
         : new YWebsocketConnection(ws, req, document, token, deps)

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { MAX_HELD_MESSAGES, ReadThrottle, type ReadThrottleOptions } from './read-throttle.js'
-import { SocketRateLimiter, TokenBucket } from './rate-limiter.js'
 
 /** A socket that records pause/resume (ws pauses its TCP socket; here nothing stops the test from delivering more). */
 function fakeSocket(): { pause(): void; resume(): void; paused: boolean; pauses: number; resumes: number } {
@@ -150,31 +149,5 @@ describe('ReadThrottle: errors', () => {
     expect(handled).toEqual([0, 1, 2, 3, 4, 5, 6])
     expect(errors).toHaveLength(1)
     expect(throttle.heldBytes).toBe(0)
-  })
-})
-
-describe('SocketRateLimiter', () => {
-  it('takes a message from both budgets or from neither', () => {
-    const limiter = new SocketRateLimiter({ messagesPerSecond: 1, messagesBurst: 2, bytesPerSecond: 1, bytesBurst: 100 })
-    const now = Date.now()
-    // too many bytes: refused, and the message token is not spent
-    expect(limiter.take(150, now)).toBe(false)
-    expect(limiter.take(50, now)).toBe(true)
-    expect(limiter.take(50, now)).toBe(true)
-    expect(limiter.take(0, now)).toBe(false)
-    expect(limiter.waitMs(0, now)).toBe(1_000)
-    expect(limiter.waitMs(10, now)).toBe(10_000)
-  })
-
-  it('TokenBucket refills at its rate up to its burst, and says when', () => {
-    const t0 = 1_000_000
-    const bucket = new TokenBucket(10, 5, t0)
-    for (let i = 0; i < 5; i++) expect(bucket.take(1, t0)).toBe(true)
-    expect(bucket.take(1, t0)).toBe(false)
-    expect(bucket.waitMs(1, t0)).toBe(100)
-    expect(bucket.waitMs(6, t0)).toBe(Infinity)
-    expect(bucket.take(1, t0 + 100)).toBe(true)
-    expect(bucket.take(5, t0 + 60_000)).toBe(true)
-    expect(bucket.take(1, t0 + 60_000)).toBe(false)
   })
 })

@@ -1,10 +1,8 @@
 import { SocketRateLimiter, type RateLimits } from './rate-limiter.js'
+import type { SocketLike } from './socket-like.js'
 
 /** What the throttle needs of a socket: ws's `pause()` / `resume()`, which stop and restart reading its TCP socket. */
-export interface PausableSocket {
-  pause(): void
-  resume(): void
-}
+export type PausableSocket = Pick<SocketLike, 'pause' | 'resume'>
 
 /**
  * After `pause()`, ws still emits the messages it has already parsed from the

@@ -1,5 +1,5 @@
-import type { WebSocket } from 'ws'
-import type { ResolvedServerOptions } from '../server-options.js'
+import type { GatewayConfig } from './gateway-deps.js'
+import type { SocketLike } from './socket-like.js'
 
 /**
  * What a socket may make the server hold before it has write access to any
@@ -8,7 +8,7 @@ import type { ResolvedServerOptions } from '../server-options.js'
  * whose OPEN is not yet accepted. The pre-open queue's budget, but never below
  * `chunkBytes` (a native client may send any message up to it unchunked).
  */
-export function bytesBeforeWriteAccess(o: ResolvedServerOptions): number {
+export function bytesBeforeWriteAccess(o: Pick<GatewayConfig, 'maxMessageBytes' | 'maxQueuedBytesBeforeOpen' | 'chunkBytes'>): number {
   return Math.min(o.maxMessageBytes, Math.max(o.maxQueuedBytesBeforeOpen, o.chunkBytes))
 }
 
@@ -20,7 +20,7 @@ export function bytesBeforeWriteAccess(o: ResolvedServerOptions): number {
  * the socket with 1009 at the frame header). Without that field (another ws
  * version) the server-wide `maxMessageBytes` applies.
  */
-export function setReceiveLimit(ws: WebSocket, bytes: number): void {
-  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver
+export function setReceiveLimit(ws: SocketLike, bytes: number): void {
+  const receiver = ws._receiver
   if (receiver !== undefined && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes
 }

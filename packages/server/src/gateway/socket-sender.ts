@@ -1,8 +1,30 @@
-import type { WebSocket } from 'ws'
-import { chunkFrame, ConcordError } from '@concord/protocol'
+import { chunkFrame, ConcordError, type ErrorCode } from '@concord/protocol'
+import { SOCKET_OPEN, type SocketLike } from './socket-like.js'
 
 /** How long a socket closed as a slow reader gets to read its close frame before it is cut. */
 export const SLOW_READER_GRACE_MS = 2_000
+
+/**
+ * Closing with these codes means the peer is not reading (or is abusing the server): it will
+ * not read the close frame either, so its socket is cut off `SLOW_READER_GRACE_MS` later.
+ */
+const CUT_OFF_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['CONCORD_ERR_LIMIT_SLOW_READER', 'CONCORD_ERR_LIMIT_RATE', 'CONCORD_ERR_LIMIT_CHUNKS_BEFORE_WRITE'])
+
+/** What a sender is configured with (values of the server's configuration, per transport). */
+export interface SocketSenderOptions {
+  /** Frames above this are chunked (0: never chunk, for y-websocket). */
+  chunkBytes: number
+  maxBufferedBytes: number
+  slowReaderStallMs: number
+  backpressureBytes: number
+  /** Chunk bytes outstanding before a PING must be answered (0: no window). */
+  chunkWindowBytes?: number
+  ping?: Uint8Array | null
+  /** Told of every message sent (its first part, and its whole length), for metrics. */
+  onSend?: (first: Uint8Array, length: number) => void
+  /** When the server last stopped reading this socket for its rate limit (now while it does; 0: never). */
+  readPausedAt?: () => number
+}
 
 /** The connection a sender writes for; told when its peer reads too slowly (the sender has stopped). */
 export interface SlowReaderTarget {
@@ -15,7 +37,7 @@ export interface SlowReaderTarget {
  * process), so small frames and cursors slip in between them.
  */
 export class SocketSender {
-  readonly #ws: WebSocket
+  readonly #ws: SocketLike
   readonly #owner: SlowReaderTarget
   /** Frames above this are chunked (0: never chunk, for y-websocket). */
   readonly #chunkBytes: number
@@ -43,16 +65,7 @@ export class SocketSender {
   readonly #onSend: ((first: Uint8Array, length: number) => void) | null
   readonly #readPausedAt: (() => number) | null
 
-  constructor(ws: WebSocket, owner: SlowReaderTarget, options: {
-    chunkBytes: number; maxBufferedBytes: number; slowReaderStallMs: number; backpressureBytes: number
-    /** Chunk bytes outstanding before a PING must be answered (0: no window). */
-    chunkWindowBytes?: number
-    ping?: Uint8Array | null
-    /** Told of every message sent (its first part, and its whole length), for metrics. */
-    onSend?: (first: Uint8Array, length: number) => void
-    /** When the server last stopped reading this socket for its rate limit (now while it does; 0: never). */
-    readPausedAt?: () => number
-  }) {
+  constructor(ws: SocketLike, owner: SlowReaderTarget, options: SocketSenderOptions) {
     this.#onSend = options.onSend ?? null
     this.#readPausedAt = options.readPausedAt ?? null
     this.#ping = options.ping ?? null
@@ -149,7 +162,7 @@ export class SocketSender {
    * concatenation is the message: parts are never copied into one buffer.
    */
   send(message: Uint8Array | readonly Uint8Array[], document = ''): void {
-    if (this.#stopped || this.#ws.readyState !== this.#ws.OPEN) return
+    if (this.#stopped || this.#ws.readyState !== SOCKET_OPEN) return
     const length = message instanceof Uint8Array ? message.length : message.reduce((n, p) => n + p.length, 0)
     if (this.#tooSlow(length)) {
       this.#slow()
@@ -175,7 +188,7 @@ export class SocketSender {
    * system call each: the socket is corked around it.
    */
   corked(fn: () => void): void {
-    const socket = (this.#ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
+    const socket = this.#ws._socket
     if (socket === undefined) {
       fn()
       return
@@ -185,6 +198,21 @@ export class SocketSender {
       fn()
     } finally {
       socket.uncork()
+    }
+  }
+
+  /**
+   * Stop sending and close the socket: 1000 without an error, else the error's close code
+   * with its code as the reason. A peer closed for not reading (or for abuse) will not complete
+   * the close handshake either: its socket is cut off after `SLOW_READER_GRACE_MS`.
+   */
+  closeSocket(error?: ConcordError): void {
+    this.stop()
+    if (error === undefined) this.#ws.close(1000)
+    else this.#ws.close(error.closeCode ?? 1011, error.code)
+    if (error !== undefined && CUT_OFF_CODES.has(error.code)) {
+      const ws = this.#ws
+      setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref()
     }
   }
 
@@ -244,7 +272,7 @@ export class SocketSender {
       if (next.done) continue
       // round-robin between large messages
       this.#large.push(entry)
-      if (this.#ws.readyState !== this.#ws.OPEN) return
+      if (this.#ws.readyState !== SOCKET_OPEN) return
       // the message's bytes leave the queue as its chunks go out
       const sent = Math.min(this.#chunkBytes, entry.remaining)
       entry.remaining -= sent

@@ -10,12 +10,12 @@ export interface SyncReplySource {
 export interface SyncResponderOptions {
   document: SyncReplySource
   /** The session's socket: a reply is outstanding while it is above the backpressure mark. */
-  sender: SocketSender
+  sender: Pick<SocketSender, 'congested' | 'whenDrained'>
   /** Send a reply to the peer (updates first, then step 2). */
   send: (reply: SyncReply) => void
   /** True once the session has ended: nothing more is sent. */
   closed: () => boolean
-  metrics?: ServerMetrics
+  metrics?: Pick<ServerMetrics, 'syncStep1Coalesced'>
 }
 
 /**

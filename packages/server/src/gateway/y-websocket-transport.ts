@@ -1,19 +1,14 @@
 import type { IncomingMessage } from 'node:http'
-import type { WebSocket } from 'ws'
 import type { Log } from './connection-log.js'
-import { ConcordError, toConcordError, decodeYMessage, encodeYMessage, encodeYMessageParts, YMessageDecodeError, type Role, type YMessage } from '@concord/protocol'
-import type { DocumentSession } from '../documents/document-session.js'
-import type { DocumentLease } from '../documents/document-registry.js'
+import { ConcordError, decodeYMessage, encodeYMessage, encodeYMessageParts, YMessageDecodeError, type YMessage } from '@concord/protocol'
 import type { SharedMessage } from '../documents/shared-message.js'
-import { rateLimitsOf, type ConnectionDeps } from './native-transport.js'
 import { ReadThrottle } from './read-throttle.js'
 import { bytesBeforeWriteAccess, setReceiveLimit } from './receive-limit.js'
-import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
-import { CongestionHold } from './congestion.js'
-import { SyncResponder, type SyncReplySource } from './sync-responder.js'
-import { SessionGuard } from '../auth/session-guard.js'
-import type { AccessChange } from '../auth/access-control.js'
+import { SocketSender } from './socket-sender.js'
 import { yWebsocketKind } from '../ops/metrics.js'
+import type { SocketLike } from './socket-like.js'
+import { rateLimitsOf, senderOptionsOf, type ConnectionDeps } from './connection-deps.js'
+import { noteClose, TransportSession, type SessionSocket } from './transport-session.js'
 
 /**
  * A stock y-websocket client: one document per socket, named by the URL path,
@@ -21,125 +16,56 @@ import { yWebsocketKind } from '../ops/metrics.js'
  * protocol, so every failure closes the socket with a coded reason, except a
  * refused write, which is answered with y-protocols' permission-denied message.
  */
-export class YWebsocketConnection implements DocumentSession {
+export class YWebsocketConnection implements SessionSocket {
   readonly id: string
-  readonly document: string
-  readonly awarenessClientIds = new Set<number>()
-  readonly protocol = 'y-websocket'
-  readonly openedAt = Date.now()
-  #guard: SessionGuard | null = null
-  /** Created when the socket first congests (most never do). */
-  #hold: CongestionHold | null = null
-  /** Answers the peer's sync step 1, one reply outstanding at a time. */
-  #sync: SyncResponder | null = null
+  readonly #session: YWebsocketSession
   readonly #throttle: ReadThrottle
   /** Runs while the rate limit slows this socket (see `#slowed`). */
   #keepalive: NodeJS.Timeout | null = null
-  readonly #ws: WebSocket
-  #request: IncomingMessage | null
-  #token: string
+  readonly #ws: SocketLike
   readonly #deps: ConnectionDeps
   readonly #log: Log
   readonly #sender: SocketSender
-  #lease: DocumentLease | null = null
-  #queue: Uint8Array[] = []
-  #queuedBytes = 0
+  /** Bytes queued before the session's document was open. */
+  queuedBytes = 0
   #closed = false
-  #sawStep2 = false
 
-  constructor(ws: WebSocket, request: IncomingMessage, document: string, token: string, deps: ConnectionDeps) {
+  constructor(ws: SocketLike, request: IncomingMessage, document: string, token: string, deps: ConnectionDeps) {
     this.id = deps.connectionId
-    this.document = document
     this.#ws = ws
-    this.#request = request
-    this.#token = token
     this.#deps = deps
     this.#log = deps.logger
-    const metrics = deps.options.metrics
-    this.#sender = new SocketSender(ws, this, { ...deps.options, chunkBytes: 0, onSend: (first, length) => metrics.message('out', 'y-websocket', yWebsocketKind(first), length) })
+    const metrics = deps.metrics
+    this.#sender = new SocketSender(ws, this, {
+      ...senderOptionsOf(deps.config, 0), onSend: (first, length) => metrics.message('out', 'y-websocket', yWebsocketKind(first), length),
+    })
     const onError = (err: unknown): void => {
       this.#log.error({ err }, 'unexpected error handling a message')
       this.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
     }
-    this.#throttle = new ReadThrottle(ws, { ...rateLimitsOf(deps.options), onPause: () => this.#slowed(), onError }, data => this.#receive(data), reason => {
+    this.#throttle = new ReadThrottle(ws, { ...rateLimitsOf(deps.config), onPause: () => this.#slowed(), onError }, data => this.#receive(data), reason => {
       this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', reason))
       this.#ws.pause()
     })
     // until the session may write, a message may be at most the pre-open budget
-    setReceiveLimit(ws, bytesBeforeWriteAccess(deps.options))
-    void this.#start()
+    setReceiveLimit(ws, bytesBeforeWriteAccess(deps.config))
+    this.#session = new YWebsocketSession(this, document, deps)
+    // the upgrade request and the token are not kept: an idle socket should not keep them alive
+    void this.#session.start(token, request)
   }
 
-  async #start(): Promise<void> {
-    const o = this.#deps.options
-    let lease: DocumentLease
-    try {
-      const grant = await o.authorizer.grant({
-        document: this.document, token: this.#token, transport: 'y-websocket', request: this.#request!,
-      }, this.#log)
-      // an idle socket should not keep the upgrade request (headers and all) alive
-      this.#request = null
-      this.#token = ''
-      if (this.#closed) return
-      this.#guard = new SessionGuard(grant, this.document, o.authorizer.access, this)
-      lease = await this.#deps.registry.acquire(this.document).catch(err => {
-        this.#log.error({ err, document: this.document }, 'document load failed')
-        throw new ConcordError('CONCORD_ERR_DOC_LOAD_FAILED', `could not load document: ${(err as Error).message}`, { cause: err })
-      })
-    } catch (err) {
-      const e = toConcordError(err)
-      if (e.code === 'CONCORD_ERR_AUTH_DENIED' || e.code === 'CONCORD_ERR_AUTH_FORBIDDEN') {
-        this.#send(encodeYMessage({ type: 'permission-denied', reason: e.code }))
-      }
-      this.close(e)
-      return
-    }
-    if (this.#closed) {
-      lease.release()
-      return
-    }
-    this.#lease = lease
-    // revoked or changed while the document loaded: the session never heard of that change
-    const stale = this.#guard!.recheck()
-    if (stale !== null) {
-      this.close(stale)
-      return
-    }
-    const doc = lease.doc
-    const presence = doc.awarenessSnapshot()
-    if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
-    if (this.#closed) return
-    if (this.role !== 'read') setReceiveLimit(this.#ws, this.#deps.options.maxMessageBytes)
-    doc.addSession(this)
-    this.#log.debug({ sessionId: this.id, document: this.document, userId: this.userId, role: this.role }, 'session opened')
-    // What the client sent while the document loaded (its sync step 1, typically) is
-    // answered first, then the server's own step 1: the client's step 1 of an empty
-    // document is answered from the stored bytes, before a freshly loaded large document
-    // is integrated into its Y.Doc (which its state vector needs).
-    const queued = this.#queue
-    this.#queue = []
-    this.#queuedBytes = 0
-    for (const data of queued) {
-      if (this.#closed) break
-      this.#handle(data)
-    }
-    doc.whenIntegrated(() => {
-      if (!this.#closed) this.#send(encodeYMessage({ type: 'sync-step1', stateVector: doc.stateVector() }))
-    })
+  get log(): Log {
+    return this.#log
   }
 
-  /** SessionGuard: y-websocket has no in-band errors and no way to refresh a token, so close with the coded reason. */
-  revoke(error: ConcordError): void {
-    this.close(error)
+  get sender(): SocketSender {
+    return this.#sender
   }
-
-  /** SessionGuard: a downgraded session's writes are refused from now on; nothing to tell the client. */
-  changeRole(): void {}
 
   /** One message arrived: handled within the socket's rate limit, the socket read more slowly above it (`ReadThrottle`). */
   receive(data: Uint8Array): void {
     if (this.#closed) return
-    this.#deps.options.metrics.message('in', 'y-websocket', yWebsocketKind(data), data.length)
+    this.#deps.metrics.message('in', 'y-websocket', yWebsocketKind(data), data.length)
     this.#throttle.receive(data)
     const held = this.heldBytes
     if (held > this.peakHeldBytes) this.peakHeldBytes = held
@@ -156,21 +82,21 @@ export class YWebsocketConnection implements DocumentSession {
    */
   #slowed(): void {
     if (this.#keepalive !== null) return
-    const every = Math.min(KEEPALIVE_MS, this.#deps.options.heartbeatIntervalMs)
+    const every = Math.min(KEEPALIVE_MS, this.#deps.config.heartbeatIntervalMs)
     this.#keepalive = setInterval(() => {
       if (this.#closed || Date.now() - this.#throttle.pausedAt > every) {
         if (this.#keepalive !== null) clearInterval(this.#keepalive)
         this.#keepalive = null
         return
       }
-      this.#send(EMPTY_AWARENESS)
+      this.#sender.send(EMPTY_AWARENESS)
     }, every)
     this.#keepalive.unref()
   }
 
   /** Bytes received from this socket and held: waiting for the rate limit, or queued before the session started. */
   get heldBytes(): number {
-    return this.#throttle.heldBytes + this.#queuedBytes
+    return this.#throttle.heldBytes + this.queuedBytes
   }
 
   /** Now while its reading is paused by the rate limit; otherwise when it was last resumed (0: never paused). */
@@ -180,34 +106,82 @@ export class YWebsocketConnection implements DocumentSession {
 
   #receive(data: Uint8Array): void {
     if (this.#closed) return
-    if (this.#lease === null) {
-      const o = this.#deps.options
-      this.#queuedBytes += data.length
-      if (this.#queue.length >= o.maxQueuedMessagesBeforeOpen || this.#queuedBytes > o.maxQueuedBytesBeforeOpen) {
-        this.close(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE'))
-        return
-      }
-      this.#queue.push(data)
-      return
-    }
-    this.#handle(data)
+    this.#session.receive(data)
   }
 
-  #handle(data: Uint8Array): void {
+  /** The session may write: from now on a message may be up to `maxMessageBytes`. */
+  grantWrite(): void {
+    setReceiveLimit(this.#ws, this.#deps.config.maxMessageBytes)
+  }
+
+  close(error?: ConcordError): void {
+    if (this.#closed) return
+    if (error !== undefined) noteClose(error, this.#log, this.#deps.metrics)
+    this.#sender.closeSocket(error)
+    this.dispose()
+  }
+
+  dispose(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#sender.stop()
+    this.#throttle.stop()
+    if (this.#keepalive !== null) clearInterval(this.#keepalive)
+    this.#keepalive = null
+    this.#session.end()
+  }
+}
+
+/** The one room of a y-websocket socket: y-protocols messages around the shared lifecycle. */
+class YWebsocketSession extends TransportSession<Uint8Array> {
+  readonly protocol = 'y-websocket'
+  readonly #conn: YWebsocketConnection
+  readonly #metrics: ConnectionDeps['metrics']
+  #sawStep2 = false
+
+  constructor(conn: YWebsocketConnection, document: string, deps: ConnectionDeps) {
+    super(conn.id, document, conn, deps)
+    this.#conn = conn
+    this.#metrics = deps.metrics
+  }
+
+  /**
+   * Grant and load, then the room's presence, and the session joins the document. What the
+   * client sent while the document loaded (its sync step 1, typically) is answered first, then
+   * the server's own step 1: the client's step 1 of an empty document is answered from the
+   * stored bytes, before a freshly loaded large document is integrated into its Y.Doc (which
+   * its state vector needs).
+   */
+  async start(token: string, request: IncomingMessage): Promise<void> {
+    if (!(await this.open(token, request))) return
+    this.sendPresenceSnapshot()
+    if (this.closed) return
+    if (this.role !== 'read') this.#conn.grantWrite()
+    this.join()
+    this.sendStep1WhenIntegrated()
+  }
+
+  receive(data: Uint8Array): void {
+    if (this.isOpen) {
+      this.handle(data)
+      return
+    }
+    if (!this.queue(data, data.length)) this.#conn.close(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE'))
+  }
+
+  protected handle(data: Uint8Array): void {
     let message: YMessage
     try {
       message = decodeYMessage(data)
     } catch (err) {
       const e = err as YMessageDecodeError
-      this.close(new ConcordError(e.unknownType !== undefined ? 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND' : 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message))
+      this.#conn.close(new ConcordError(e.unknownType !== undefined ? 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND' : 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message))
       return
     }
-    const doc = this.#lease!.doc
     switch (message.type) {
       case 'sync-step1':
-        // at most one reply outstanding: step 1 messages meanwhile are answered together, once
-        this.#responder(doc).request(message.stateVector,
-          () => this.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded')))
+        this.requestSync(message.stateVector,
+          () => this.#conn.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded')))
         return
       case 'sync-step2':
       case 'update':
@@ -218,124 +192,69 @@ export class YWebsocketConnection implements DocumentSession {
             this.#sawStep2 = true
             return
           }
-          this.#deps.options.metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
-          this.#log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
-          this.#send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
+          this.#refuseWrite()
           return
         }
-        doc.enqueueUpdate(this, 0, message.update)
+        this.write(0, message.update)
         return
       case 'awareness':
-        doc.applyAwareness(this, message.update)
+        this.applyPresence(message.update)
         return
-      case 'query-awareness': {
-        const presence = doc.awarenessSnapshot()
-        if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
+      case 'query-awareness':
+        this.sendPresenceSnapshot()
         return
-      }
       case 'permission-denied':
         return
     }
   }
 
-  #responder(doc: SyncReplySource): SyncResponder {
-    this.#sync ??= new SyncResponder({
-      document: doc, sender: this.#sender, metrics: this.#deps.options.metrics, closed: () => this.#closed,
-      send: reply => {
-        // updates first: the peer holds them pending until the base state in step 2 arrives
-        for (const update of reply.updates) this.#send(encodeYMessageParts({ type: 'update', update }))
-        this.#send(encodeYMessageParts({ type: 'sync-step2', update: reply.step2 }))
-      },
-    })
-    return this.#sync
+  #refuseWrite(): void {
+    this.#metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
+    this.#conn.log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
+    this.sender.send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
   }
 
-  #send(bytes: Uint8Array | readonly Uint8Array[]): void {
-    this.#sender.send(bytes)
+  protected refused(error: ConcordError): void {
+    if (error.code === 'CONCORD_ERR_AUTH_DENIED' || error.code === 'CONCORD_ERR_AUTH_FORBIDDEN') {
+      this.sender.send(encodeYMessage({ type: 'permission-denied', reason: error.code }))
+    }
+    this.#conn.close(error)
   }
 
-  sendUpdate(message: SharedMessage): void {
-    if (this.#closed || ((this.#hold !== null || this.#sender.congested) && this.#congestion().holdUpdate(message.payload))) return
-    this.#send(message.yWebsocket())
+  /** y-websocket has no in-band errors and no way to refresh a token, so close with the coded reason. */
+  revoke(error: ConcordError): void {
+    this.#conn.close(error)
   }
 
-  sendUpdates(messages: readonly SharedMessage[]): void {
-    this.#sender.corked(() => { for (const m of messages) this.sendUpdate(m) })
-  }
-
-  sendAwareness(message: SharedMessage): void {
-    if (this.#closed || ((this.#hold !== null || this.#sender.congested) && this.#congestion().holdPresence())) return
-    this.#send(message.yWebsocket())
-  }
-
-  /** The socket drained: what was held goes out, merged. */
-  #congestion(): CongestionHold {
-    this.#hold ??= new CongestionHold(this.#sender, (update, presence) => this.#flushHeld(update, presence))
-    return this.#hold
-  }
-
-  #flushHeld(update: Uint8Array | null, presence: boolean): void {
-    if (this.#closed) return
-    if (update !== null) this.#send(encodeYMessageParts({ type: 'update', update }))
-    const snapshot = presence ? this.#lease?.doc.presenceSnapshot() : null
-    if (snapshot) this.#send(encodeYMessage({ type: 'awareness', update: snapshot }))
-  }
-
-  get sender(): SocketSender {
-    return this.#sender
-  }
-
-  get userId(): string | null {
-    return this.#guard?.grant.userId ?? null
-  }
-
-  get role(): Role {
-    return this.#guard?.role ?? 'read'
-  }
-
-  accessChanged(change: AccessChange): void {
-    if (!this.#closed) this.#guard?.accessChanged(change)
-  }
+  /** A downgraded session's writes are refused from now on; nothing to tell the client. */
+  changeRole(): void {}
 
   ack(): void {
     // y-websocket has no save acks
   }
 
   documentError(error: ConcordError): void {
-    this.close(error)
+    this.#conn.close(error)
   }
 
-  close(error?: ConcordError): void {
-    if (this.#closed) return
-    if (error !== undefined) this.#deps.options.metrics.refused(error.code)
-    if (error !== undefined && error.code !== 'CONCORD_ERR_SERVER_SHUTTING_DOWN') {
-      this.#log.info({ code: error.code, document: this.document }, 'closing y-websocket connection')
-    }
-    this.#sender.stop()
-    if (error === undefined) this.#ws.close(1000)
-    else this.#ws.close(error.closeCode ?? 1011, error.code)
-    // a reader that is not reading will not complete the close handshake either
-    if (error?.code === 'CONCORD_ERR_LIMIT_SLOW_READER' || error?.code === 'CONCORD_ERR_LIMIT_RATE') setTimeout(() => this.#ws.terminate(), SLOW_READER_GRACE_MS).unref()
-    this.dispose()
+  protected sendShared(message: SharedMessage): void {
+    this.sender.send(message.yWebsocket())
   }
 
-  dispose(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#guard?.stop()
-    this.#sender.stop()
-    this.#throttle.stop()
-    if (this.#keepalive !== null) clearInterval(this.#keepalive)
-    this.#keepalive = null
-    this.#queue = []
-    this.#queuedBytes = 0
-    const lease = this.#lease
-    this.#lease = null
-    if (lease !== null) {
-      this.#log.debug({ sessionId: this.id, document: this.document }, 'session closed')
-      lease.doc.removeSession(this)
-      lease.release()
-    }
+  protected sendUpdateBytes(update: Uint8Array): void {
+    this.sender.send(encodeYMessageParts({ type: 'update', update }))
+  }
+
+  protected sendStep1(stateVector: Uint8Array): void {
+    this.sender.send(encodeYMessage({ type: 'sync-step1', stateVector }))
+  }
+
+  protected sendStep2(update: Uint8Array): void {
+    this.sender.send(encodeYMessageParts({ type: 'sync-step2', update }))
+  }
+
+  protected sendPresence(update: Uint8Array): void {
+    this.sender.send(encodeYMessage({ type: 'awareness', update }))
   }
 }
 

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino'
+import type { ServerConfig } from '../config/server-config.js'
+import type { ServerMetrics } from '../ops/metrics.js'
+import type { Authorizer } from '../auth/session-guard.js'
+import type { DocumentSession } from '../documents/document-session.js'
+import type { SyncReply } from '../documents/sync-replies.js'
+
+/** The configuration values the gateway reads (a `ServerConfig` has them all). */
+export type GatewayConfig = Pick<ServerConfig,
+  | 'maxMessageBytes' | 'chunkBytes' | 'chunkWindowBytes' | 'heartbeatIntervalMs' | 'handshakeTimeoutMs' | 'serverName'
+  | 'maxDocumentsPerConnection' | 'maxPendingDocuments' | 'maxQueuedMessagesBeforeOpen' | 'maxQueuedBytesBeforeOpen'
+  | 'maxBufferedBytes' | 'slowReaderStallMs' | 'backpressureBytes'
+  | 'rateLimitMessagesPerSecond' | 'rateLimitMessagesBurst' | 'rateLimitBytesPerSecond' | 'rateLimitBytesBurst'
+  | 'maxConnectionsPerIp' | 'trustProxyHops'>
+
+/** The metrics the gateway counts. */
+export type GatewayMetrics = Pick<ServerMetrics, 'message' | 'refused' | 'syncStep1Coalesced'>
+
+/** Grants a session access to a document (`Authorizer`): the permission check, and the access state its guard watches. */
+export type SessionAuthorizer = Pick<Authorizer, 'grant' | 'access'>
+
+/**
+ * What a transport session calls on its document (`LiveDocument`): every call the gateway
+ * makes to a document is one of these, made from `TransportSession`.
+ */
+export interface SessionDocument {
+  /** The document failed after it loaded (its sessions were told). */
+  readonly failed: boolean
+  addSession(session: DocumentSession): void
+  removeSession(session: DocumentSession): void
+  /** `fn` runs once the document's Y.Doc holds its state (at once, or after a large document's load). */
+  whenIntegrated(fn: () => void): void
+  stateVector(): Uint8Array
+  /** Every client's presence, for a session that just joined or asked (null: nobody's). */
+  awarenessSnapshot(): Uint8Array | null
+  /** The room's latest presence, for a session whose presence was held while it was congested. */
+  presenceSnapshot(): Uint8Array | null
+  enqueueUpdate(session: DocumentSession, seq: number, update: Uint8Array): void
+  applyAwareness(session: DocumentSession, update: Uint8Array): void
+  /** The reply to a peer's sync step 1: now, or (a large document) from the merge worker. */
+  prepareSyncReply(stateVector?: Uint8Array): SyncReply | Promise<SyncReply>
+}
+
+/** Where sessions get their documents (`DocumentRegistry`): a lease keeps one loaded until released. */
+export interface DocumentSource {
+  acquire(name: string): Promise<{ readonly doc: SessionDocument; release(): void }>
+}
+
+/** What the gateway needs: the composition root builds it from the resolved options. */
+export interface GatewayDeps {
+  readonly config: GatewayConfig
+  readonly documents: DocumentSource
+  readonly authorizer: SessionAuthorizer
+  readonly metrics: GatewayMetrics
+  readonly logger: Logger
+}

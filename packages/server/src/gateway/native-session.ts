@@ -1,0 +1,184 @@
+import {
+  ConcordError, toConcordError, encodeFrame, encodeFrameParts, FRAME_KINDS, toSeqRanges,
+  type ErrorCode, type Frame, type Role,
+} from '@concord/protocol'
+import type { SharedMessage } from '../documents/shared-message.js'
+import type { SessionGrant } from '../auth/session-guard.js'
+import { TransportSession, type SessionSocket, type TransportSessionDeps } from './transport-session.js'
+
+/** What a native document session needs of its connection (`NativeConnection`). */
+export interface NativeSessionSocket extends SessionSocket {
+  readonly id: string
+  sendFrame(bytes: Uint8Array | readonly Uint8Array[], document?: string): void
+  sendError(document: string, code: ErrorCode, message: string, seq: number, closed: boolean): void
+  /** Check a fresh token for an open document (AUTH). */
+  authorize(document: string, token: string): Promise<SessionGrant>
+  /** The session ended: the connection forgets it. */
+  forget(session: NativeDocSession): void
+}
+
+/** One document on a native connection: native frames (OPENED, ACK, AUTH_STATE, in-band ERROR) around the shared lifecycle. */
+export class NativeDocSession extends TransportSession<Frame> {
+  readonly protocol = 'native'
+  readonly #conn: NativeSessionSocket
+  #acks: number[] = []
+  #ackScheduled = false
+
+  constructor(conn: NativeSessionSocket, document: string, deps: TransportSessionDeps) {
+    super(`${conn.id}/${document}`, document, conn, deps)
+    this.#conn = conn
+  }
+
+  /**
+   * The document is open (`open` returned true): OPENED, the reply to OPEN's state vector, the
+   * server's step 1 and the room's presence, then the session joins the document.
+   */
+  start(clientStateVector: Uint8Array): void {
+    if (this.documentFailed) {
+      // it failed between loading and now; its sessions were already told
+      this.documentError(new ConcordError('CONCORD_ERR_DOC_RESET', 'the document was reloaded from its log; open it again'), 0, true)
+      return
+    }
+    const c = this.#conn
+    const role = this.role
+    c.sendFrame(encodeFrame({ kind: FRAME_KINDS.OPENED, document: this.document, role }))
+    const expiresAt = this.expiresAt
+    if (expiresAt !== null) this.changeRole(role, expiresAt)
+    // answered now, or (a large document's diff, computed off the main thread) after what follows;
+    // the session joins below, in this turn, so it receives every update applied after the reply's state
+    this.requestSync(clientStateVector.length > 0 ? clientStateVector : undefined,
+      () => this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'the state vector in OPEN could not be decoded'), 0, true))
+    if (this.closed) return
+    // a client may receive updates before the server's state vector
+    this.sendStep1WhenIntegrated()
+    this.sendPresenceSnapshot()
+    // a send above may have closed the socket (slow reader); then the lease is already released
+    if (this.closed) return
+    this.join()
+  }
+
+  /** A frame for this document: queued until the document is open, then handled. */
+  receive(frame: Frame, size: number): void {
+    if (this.isOpen) {
+      this.handle(frame)
+      return
+    }
+    if (frame.kind === FRAME_KINDS.CLOSE) {
+      this.end()
+      return
+    }
+    if (!this.queue(frame, size)) {
+      // bounded per document, and for all opening documents of the socket together
+      const o = this.config
+      this.documentError(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE',
+        `more than ${o.maxQueuedMessagesBeforeOpen} frames or ${o.maxQueuedBytesBeforeOpen} bytes before OPEN was accepted`), 0, true)
+    }
+  }
+
+  protected handle(frame: Frame): void {
+    switch (frame.kind) {
+      case FRAME_KINDS.CLOSE:
+        this.end()
+        return
+      case FRAME_KINDS.SYNC_STEP1:
+        this.requestSync(frame.stateVector,
+          () => this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'), 0, false))
+        return
+      case FRAME_KINDS.SYNC_STEP2:
+      case FRAME_KINDS.UPDATE: {
+        const seq = frame.kind === FRAME_KINDS.UPDATE ? frame.seq : 0
+        if (this.role === 'read') {
+          this.documentError(new ConcordError('CONCORD_ERR_AUTH_FORBIDDEN', 'this session may only read the document'), seq, false)
+          return
+        }
+        this.write(seq, frame.update)
+        return
+      }
+      case FRAME_KINDS.AWARENESS:
+        this.applyPresence(frame.update)
+        return
+      case FRAME_KINDS.AUTH:
+        void this.#refresh(frame.token)
+        return
+      case FRAME_KINDS.QUERY_AWARENESS:
+        this.sendPresenceSnapshot()
+        return
+      default:
+        return
+    }
+  }
+
+  async #refresh(token: string): Promise<void> {
+    let grant: SessionGrant
+    try {
+      grant = await this.#conn.authorize(this.document, token)
+    } catch (err) {
+      // the old credential stays in force until it expires
+      const e = toConcordError(err)
+      if (!this.closed) this.#conn.sendError(this.document, e.code, e.message, 0, false)
+      return
+    }
+    this.replaceGrant(grant)
+  }
+
+  protected refused(error: ConcordError): void {
+    if (error.code !== 'CONCORD_ERR_DOC_LOAD_FAILED') this.#conn.log.info({ document: this.document, code: error.code }, 'open refused')
+    this.documentError(error, 0, true)
+  }
+
+  revoke(error: ConcordError): void {
+    this.documentError(error, 0, true)
+  }
+
+  /** AUTH_STATE: the session's role, and how long its credential is good for (0: no expiry). */
+  changeRole(role: Role, expiresAt: number | null): void {
+    if (this.closed) return
+    const expiresInMs = expiresAt === null ? 0 : Math.max(1, expiresAt - Date.now())
+    this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.AUTH_STATE, document: this.document, role, expiresInMs }), this.document)
+  }
+
+  protected sendShared(message: SharedMessage): void {
+    this.sender.send(message.native(), this.document)
+  }
+
+  protected sendUpdateBytes(update: Uint8Array): void {
+    this.sender.send(encodeFrameParts({ kind: FRAME_KINDS.UPDATE, document: this.document, seq: 0, update }), this.document)
+  }
+
+  protected sendStep1(stateVector: Uint8Array): void {
+    this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: this.document, stateVector }))
+  }
+
+  protected sendStep2(update: Uint8Array): void {
+    this.sender.send(encodeFrameParts({ kind: FRAME_KINDS.SYNC_STEP2, document: this.document, update }), this.document)
+  }
+
+  protected sendPresence(update: Uint8Array): void {
+    this.sender.send(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: this.document, update }), this.document)
+  }
+
+  ack(seq: number): void {
+    if (this.closed) return
+    this.#acks.push(seq)
+    if (this.#ackScheduled) return
+    this.#ackScheduled = true
+    // acks resolved by one commit go out as one frame
+    queueMicrotask(() => {
+      this.#ackScheduled = false
+      const seqs = this.#acks
+      this.#acks = []
+      if (this.closed || seqs.length === 0) return
+      this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.ACK, document: this.document, ranges: toSeqRanges(seqs) }))
+    })
+  }
+
+  documentError(error: ConcordError, seq: number, closed: boolean): void {
+    if (this.closed) return
+    this.#conn.sendError(this.document, error.code, error.message, seq, closed)
+    if (closed) this.end()
+  }
+
+  protected override ended(): void {
+    this.#conn.forget(this)
+  }
+}

@@ -1,0 +1,171 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { ConcordError, decodeFrame, encodeFrame, FRAME_KINDS } from '@concord/protocol'
+import { SLOW_READER_GRACE_MS, SocketSender, type SocketSenderOptions } from './socket-sender.js'
+import { FakeSocket } from './testing.js'
+
+const OPTIONS: SocketSenderOptions = { chunkBytes: 0, maxBufferedBytes: 1_000, slowReaderStallMs: 500, backpressureBytes: 100 }
+
+function setup(options: Partial<SocketSenderOptions> = {}): { socket: FakeSocket; sender: SocketSender; closed: ConcordError[] } {
+  const socket = new FakeSocket()
+  const closed: ConcordError[] = []
+  const sender = new SocketSender(socket, { close: e => closed.push(e) }, { ...OPTIONS, ...options })
+  return { socket, sender, closed }
+}
+
+const bytes = (n: number, fill = 1): Uint8Array => new Uint8Array(n).fill(fill)
+
+describe('SocketSender', () => {
+  beforeEach(() => { vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] }) })
+  afterEach(() => { vi.useRealTimers() })
+
+  it('sends a message at once, and a message given as parts as fragments of one message', () => {
+    const { socket, sender } = setup()
+    const seen: number[] = []
+    const s2 = new SocketSender(socket, { close: () => undefined }, { ...OPTIONS, onSend: (_first, length) => seen.push(length) })
+    sender.send(bytes(3))
+    s2.send([bytes(2), bytes(4)])
+    expect(socket.sent.map(f => [f.data.length, f.fin])).toEqual([[3, true], [2, false], [4, true]])
+    expect(seen).toEqual([6])
+  })
+
+  it('sends nothing once stopped or once the socket is no longer open', () => {
+    const { socket, sender } = setup()
+    socket.readyState = 2
+    sender.send(bytes(3))
+    socket.readyState = 1
+    sender.stop()
+    sender.send(bytes(3))
+    expect(socket.sent).toEqual([])
+  })
+
+  it('is congested above the backpressure mark, and calls whenDrained once below it', () => {
+    const { socket, sender } = setup()
+    expect(sender.congested).toBe(false)
+    socket.bufferedAmount = 101
+    expect(sender.congested).toBe(true)
+    let drained = 0
+    sender.whenDrained(() => drained++)
+    // still congested but reading (the buffer shrinks): not a slow reader
+    for (let i = 0; i < 10; i++) {
+      socket.bufferedAmount -= 0.1
+      vi.advanceTimersByTime(100)
+    }
+    expect(drained).toBe(0)
+    socket.bufferedAmount = 50
+    vi.advanceTimersByTime(20)
+    expect(drained).toBe(1)
+  })
+
+  it('closes a congested socket that reads nothing for the stall time as a slow reader', () => {
+    const { socket, sender, closed } = setup()
+    socket.bufferedAmount = 500
+    sender.whenDrained(() => { throw new Error('never drained') })
+    vi.advanceTimersByTime(OPTIONS.slowReaderStallMs)
+    expect(closed).toEqual([])
+    vi.advanceTimersByTime(40)
+    expect(closed.map(e => e.code)).toEqual(['CONCORD_ERR_LIMIT_SLOW_READER'])
+  })
+
+  it('a reader with more than maxBufferedBytes waiting is cut off once it stalls, or at once above four times that', () => {
+    const { socket, sender, closed } = setup()
+    socket.bufferedAmount = 1_200
+    sender.send(bytes(10))
+    expect(closed).toEqual([])
+    vi.advanceTimersByTime(OPTIONS.slowReaderStallMs + 1)
+    sender.send(bytes(10))
+    expect(closed.map(e => e.code)).toEqual(['CONCORD_ERR_LIMIT_SLOW_READER'])
+    // stopped: nothing more goes out, and it is not reported twice
+    sender.send(bytes(10))
+    expect(socket.sent).toHaveLength(1)
+    expect(closed).toHaveLength(1)
+
+    const other = setup()
+    other.socket.bufferedAmount = 4_001
+    other.sender.send(bytes(10))
+    expect(other.closed.map(e => e.code)).toEqual(['CONCORD_ERR_LIMIT_SLOW_READER'])
+    expect(other.socket.sent).toEqual([])
+  })
+
+  it('counts held bytes against maxBufferedBytes: beyond it the socket is a slow reader', () => {
+    const { sender, closed } = setup()
+    expect(sender.hold(600)).toBe(true)
+    expect(sender.pendingBytes).toBe(600)
+    expect(sender.hold(-600)).toBe(true)
+    expect(sender.hold(900)).toBe(true)
+    expect(sender.hold(200)).toBe(false)
+    expect(closed.map(e => e.code)).toEqual(['CONCORD_ERR_LIMIT_SLOW_READER'])
+  })
+
+  it('chunks a large native frame, one chunk in flight at a time, a PING after each window, the next window after PONG', () => {
+    const ping = encodeFrame({ kind: FRAME_KINDS.PING, document: '' })
+    const { socket, sender, closed } = setup({ chunkBytes: 10, chunkWindowBytes: 20, ping })
+    const frame = encodeFrame({ kind: FRAME_KINDS.UPDATE, document: 'd', seq: 1, update: bytes(45, 7) })
+    sender.send(frame, 'd')
+    expect(socket.sent).toHaveLength(1)
+    expect(sender.pendingBytes).toBe(frame.length - 10)
+    // a small frame slips in between chunks
+    sender.send(encodeFrame({ kind: FRAME_KINDS.PONG, document: '' }))
+    expect(socket.sent).toHaveLength(2)
+    socket.flush()
+    expect(socket.sent).toHaveLength(3)
+    socket.flush()
+    // a window (20 bytes) is out: PING, and nothing more until PONG
+    expect(socket.sent).toHaveLength(4)
+    expect(decodeFrame(socket.sent[3]!.data).kind).toBe(FRAME_KINDS.PING)
+    socket.flush()
+    expect(socket.sent).toHaveLength(4)
+    sender.pong()
+    for (let i = 0; i < 10 && socket.inFlight > 0; i++) {
+      socket.flush()
+      if (socket.inFlight === 0 && decodeFrame(socket.sent.at(-1)!.data).kind === FRAME_KINDS.PING) sender.pong()
+    }
+    const chunks = socket.sent.filter(f => decodeFrame(f.data).kind === FRAME_KINDS.CHUNK)
+    expect(chunks.reduce((n, f) => n + (decodeFrame(f.data) as { data: Uint8Array }).data.length, 0)).toBe(frame.length)
+    expect(sender.pendingBytes).toBe(0)
+    expect(closed).toEqual([])
+  })
+
+  it('a peer that does not answer the PING within the stall time is a slow reader, unless its reading was paused meanwhile', () => {
+    const ping = encodeFrame({ kind: FRAME_KINDS.PING, document: '' })
+    let pausedAt = 0
+    const { socket, sender, closed } = setup({ chunkBytes: 10, chunkWindowBytes: 10, ping, readPausedAt: () => pausedAt })
+    sender.send(encodeFrame({ kind: FRAME_KINDS.UPDATE, document: 'd', seq: 1, update: bytes(40) }), 'd')
+    socket.flush()
+    expect(decodeFrame(socket.sent.at(-1)!.data).kind).toBe(FRAME_KINDS.PING)
+    pausedAt = Date.now() + 100
+    vi.advanceTimersByTime(OPTIONS.slowReaderStallMs)
+    expect(closed).toEqual([])
+    vi.advanceTimersByTime(OPTIONS.slowReaderStallMs)
+    expect(closed.map(e => e.code)).toEqual(['CONCORD_ERR_LIMIT_SLOW_READER'])
+  })
+
+  it('corks the socket around a batch of sends', () => {
+    const { socket, sender } = setup()
+    sender.corked(() => {
+      expect(socket.corked).toBe(1)
+      sender.send(bytes(1))
+      sender.send(bytes(1))
+    })
+    expect(socket.corked).toBe(0)
+    expect(socket.sent).toHaveLength(2)
+  })
+
+  it('closes with the error\'s close code, and cuts off a slow reader after the grace time', () => {
+    const { socket, sender } = setup()
+    sender.closeSocket(new ConcordError('CONCORD_ERR_LIMIT_SLOW_READER'))
+    expect(socket.closedWith?.reason).toBe('CONCORD_ERR_LIMIT_SLOW_READER')
+    expect(socket.closedWith?.code).toBe(new ConcordError('CONCORD_ERR_LIMIT_SLOW_READER').closeCode)
+    vi.advanceTimersByTime(SLOW_READER_GRACE_MS - 1)
+    expect(socket.terminated).toBe(false)
+    vi.advanceTimersByTime(1)
+    expect(socket.terminated).toBe(true)
+
+    const other = setup()
+    other.sender.closeSocket()
+    expect(other.socket.closedWith).toEqual({ code: 1000, reason: undefined })
+    other.sender.send(bytes(1))
+    vi.advanceTimersByTime(SLOW_READER_GRACE_MS * 2)
+    expect(other.socket.terminated).toBe(false)
+    expect(other.socket.sent).toEqual([])
+  })
+})

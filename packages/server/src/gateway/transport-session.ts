@@ -1,0 +1,300 @@
+import type { IncomingMessage } from 'node:http'
+import { ConcordError, toConcordError, type Role } from '@concord/protocol'
+import type { DocumentSession } from '../documents/document-session.js'
+import type { SharedMessage } from '../documents/shared-message.js'
+import type { SyncReply } from '../documents/sync-replies.js'
+import type { AccessChange } from '../auth/access-control.js'
+import { SessionGuard, type SessionGrant } from '../auth/session-guard.js'
+import { CongestionHold } from './congestion.js'
+import { SyncResponder } from './sync-responder.js'
+import type { SocketSender } from './socket-sender.js'
+import type { Log } from './connection-log.js'
+import type { GatewayConfig, GatewayDeps, GatewayMetrics, SessionDocument } from './gateway-deps.js'
+
+/** What a transport session needs of the gateway's dependencies. */
+export interface TransportSessionDeps extends Pick<GatewayDeps, 'documents' | 'authorizer' | 'metrics'> {
+  readonly config: Pick<GatewayConfig, 'maxQueuedMessagesBeforeOpen' | 'maxQueuedBytesBeforeOpen'>
+}
+
+/** The socket a session is on (a native socket carries many sessions, a y-websocket socket one). */
+export interface SessionSocket {
+  readonly sender: SocketSender
+  /** The connection's logger. */
+  readonly log: Log
+  /** Bytes queued by all the sessions of this socket whose document is not open yet. */
+  queuedBytes: number
+}
+
+interface Lease {
+  readonly doc: SessionDocument
+  release(): void
+}
+
+/**
+ * One socket's session on one document, whatever the transport: the lifecycle both transports
+ * share. It is granted access (`open`: authenticate and authorize, then acquire the document
+ * from the registry, then check the grant again against what changed while the document
+ * loaded), queues what the peer sends before the document is open (bounded), joins the
+ * document and hands it the queue, forwards the document's updates and presence (held and
+ * merged while the socket is congested), answers sync step 1 one reply at a time, and leaves
+ * the document (`end`). Every call the gateway makes to a document is made here.
+ *
+ * A transport supplies its framing (the `send…` methods), what to do with a message once the
+ * document is open (`handle`), and how a refusal or revocation reaches its peer: a native
+ * socket answers in-band for that document, a y-websocket socket closes.
+ *
+ * Its public members are those of `DocumentSession` and of SessionGuard's `GuardedSession`
+ * (`revoke`, `changeRole`), plus `document`, `closed`, `open` and `end`.
+ */
+export abstract class TransportSession<Message> implements DocumentSession {
+  readonly id: string
+  readonly document: string
+  abstract readonly protocol: 'native' | 'y-websocket'
+  readonly openedAt = Date.now()
+  readonly awarenessClientIds = new Set<number>()
+  protected readonly sender: SocketSender
+  /** The bounds of the queue before the document is open. */
+  protected readonly config: TransportSessionDeps['config']
+  readonly #socket: SessionSocket
+  readonly #deps: TransportSessionDeps
+  #guard: SessionGuard | null = null
+  /** Created when the socket first congests (most never do). */
+  #hold: CongestionHold | null = null
+  /** Answers the peer's sync step 1 (and native OPEN's state vector), one reply outstanding at a time. */
+  #sync: SyncResponder | null = null
+  #lease: Lease | null = null
+  /** What the peer sent before the document was open. */
+  #queue: Message[] = []
+  #queuedBytes = 0
+  #closed = false
+
+  constructor(id: string, document: string, socket: SessionSocket, deps: TransportSessionDeps) {
+    this.id = id
+    this.document = document
+    this.#socket = socket
+    this.sender = socket.sender
+    this.config = deps.config
+    this.#deps = deps
+  }
+
+  /** The peer was refused (the grant or the load failed); not called once the session has ended. */
+  protected abstract refused(error: ConcordError): void
+  /** A message that arrived while the document is open (queued ones included, in order). */
+  protected abstract handle(message: Message): void
+  /** A message shared by the document's sessions (encoded once per transport). */
+  protected abstract sendShared(message: SharedMessage): void
+  /** One document update of the server's (a sync reply's, or what was held while congested). */
+  protected abstract sendUpdateBytes(update: Uint8Array): void
+  protected abstract sendStep1(stateVector: Uint8Array): void
+  protected abstract sendStep2(update: Uint8Array): void
+  protected abstract sendPresence(update: Uint8Array): void
+  /** SessionGuard: the session may no longer see the document. */
+  abstract revoke(error: ConcordError): void
+  /** SessionGuard: the session continues with another role. */
+  abstract changeRole(role: Role, expiresAt: number | null): void
+  abstract ack(seq: number): void
+  abstract documentError(error: ConcordError, seq: number, closed: boolean): void
+  /** The session has ended (called by `end`, each time). */
+  protected ended(): void {}
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** The document is open: its lease is held (false before, and after the session ended). */
+  protected get isOpen(): boolean {
+    return this.#lease !== null
+  }
+
+  get userId(): string | null {
+    return this.#guard?.grant.userId ?? null
+  }
+
+  get role(): Role {
+    return this.#guard?.role ?? 'read'
+  }
+
+  /** When the credential expires (null: never, or not granted yet). */
+  protected get expiresAt(): number | null {
+    return this.#guard?.grant.expiresAt ?? null
+  }
+
+  /**
+   * Grant the peer access (its token checked against the document), then acquire the document.
+   * Returns true when the document is open for this session; false when the session ended
+   * meanwhile or was refused (`refused` told it, or `revoke` when the grant was revoked or
+   * expired while the document loaded).
+   */
+  async open(token: string, request: IncomingMessage): Promise<boolean> {
+    const deps = this.#deps
+    const log = this.#socket.log
+    let grant: SessionGrant
+    let lease: Lease
+    try {
+      grant = await deps.authorizer.grant({ document: this.document, token, transport: this.protocol, request }, log)
+      if (this.#closed) return false
+      lease = await deps.documents.acquire(this.document).catch(err => {
+        // logged with the storage's own error, before it is wrapped for the peer
+        log.error({ err, document: this.document }, 'document load failed')
+        throw new ConcordError('CONCORD_ERR_DOC_LOAD_FAILED', `could not load document: ${(err as Error).message}`, { cause: err })
+      })
+    } catch (err) {
+      this.refused(toConcordError(err))
+      return false
+    }
+    if (this.#closed) {
+      lease.release()
+      return false
+    }
+    this.#lease = lease
+    this.#guard = new SessionGuard(grant, this.document, deps.authorizer.access, this)
+    // revoked or changed while the document loaded: the session never hears of that change otherwise
+    const stale = this.#guard.recheck()
+    if (stale !== null) {
+      this.revoke(stale)
+      return false
+    }
+    return true
+  }
+
+  /**
+   * A message that arrived before the document is open is queued until `join`. Returns false
+   * (nothing queued) when that exceeds the bounds: per session, and for all opening sessions of
+   * the socket together.
+   */
+  protected queue(message: Message, size: number): boolean {
+    const o = this.config
+    this.#queuedBytes += size
+    this.#socket.queuedBytes += size
+    if (this.#queue.length >= o.maxQueuedMessagesBeforeOpen || this.#queuedBytes > o.maxQueuedBytesBeforeOpen ||
+      this.#socket.queuedBytes > o.maxQueuedBytesBeforeOpen) return false
+    this.#queue.push(message)
+    return true
+  }
+
+  #dropQueue(): void {
+    this.#socket.queuedBytes -= this.#queuedBytes
+    this.#queuedBytes = 0
+    this.#queue = []
+  }
+
+  /** The document failed between loading and now (its sessions were already told). */
+  protected get documentFailed(): boolean {
+    return this.#lease?.doc.failed ?? false
+  }
+
+  /** Join the document (it sends this session every update from now on), then handle what was queued. */
+  protected join(): void {
+    this.#lease!.doc.addSession(this)
+    this.#socket.log.debug({ sessionId: this.id, document: this.document, userId: this.userId, role: this.role }, 'session opened')
+    const queued = this.#queue
+    this.#dropQueue()
+    for (const message of queued) {
+      if (this.#closed) break
+      this.handle(message)
+    }
+  }
+
+  /**
+   * The server's sync step 1, once the document's Y.Doc holds its state (which a large
+   * document just loaded gets after the first replies went out).
+   */
+  protected sendStep1WhenIntegrated(): void {
+    const doc = this.#lease?.doc
+    doc?.whenIntegrated(() => {
+      if (!this.#closed) this.sendStep1(doc.stateVector())
+    })
+  }
+
+  /** Every client's presence, when there is any. */
+  protected sendPresenceSnapshot(): void {
+    const presence = this.#lease!.doc.awarenessSnapshot()
+    if (presence !== null) this.sendPresence(presence)
+  }
+
+  /** Answer a sync step 1 (at most one reply outstanding; step 1 messages meanwhile are answered together, once). */
+  protected requestSync(stateVector: Uint8Array | undefined, malformed: () => void): void {
+    this.#sync ??= new SyncResponder({
+      document: this.#lease!.doc, sender: this.sender, metrics: this.#deps.metrics,
+      send: reply => this.#sendSyncReply(reply), closed: () => this.#closed,
+    })
+    this.#sync.request(stateVector, malformed)
+  }
+
+  /** Updates first (the peer holds them pending until the base state arrives), then step 2. */
+  #sendSyncReply(reply: SyncReply): void {
+    for (const update of reply.updates) this.sendUpdateBytes(update)
+    this.sendStep2(reply.step2)
+  }
+
+  /** A write of the peer's (the caller checked the role). */
+  protected write(seq: number, update: Uint8Array): void {
+    this.#lease!.doc.enqueueUpdate(this, seq, update)
+  }
+
+  /** A presence update of the peer's. */
+  protected applyPresence(update: Uint8Array): void {
+    this.#lease!.doc.applyAwareness(this, update)
+  }
+
+  /** A refreshed credential (native AUTH) replaces the old one. */
+  protected replaceGrant(grant: SessionGrant): void {
+    if (!this.#closed) this.#guard?.replace(grant)
+  }
+
+  accessChanged(change: AccessChange): void {
+    if (!this.#closed) this.#guard?.accessChanged(change)
+  }
+
+  sendUpdate(message: SharedMessage): void {
+    if (this.#closed || ((this.#hold !== null || this.sender.congested) && this.#congestion().holdUpdate(message.payload))) return
+    this.sendShared(message)
+  }
+
+  sendUpdates(messages: readonly SharedMessage[]): void {
+    this.sender.corked(() => { for (const m of messages) this.sendUpdate(m) })
+  }
+
+  sendAwareness(message: SharedMessage): void {
+    if (this.#closed || ((this.#hold !== null || this.sender.congested) && this.#congestion().holdPresence())) return
+    this.sendShared(message)
+  }
+
+  /** The socket drained: what was held goes out, merged. */
+  #congestion(): CongestionHold {
+    this.#hold ??= new CongestionHold(this.sender, (update, presence) => this.#flushHeld(update, presence))
+    return this.#hold
+  }
+
+  #flushHeld(update: Uint8Array | null, presence: boolean): void {
+    if (this.#closed) return
+    if (update !== null) this.sendUpdateBytes(update)
+    const snapshot = presence ? this.#lease?.doc.presenceSnapshot() : null
+    if (snapshot) this.sendPresence(snapshot)
+  }
+
+  /** Leave the document and drop what was queued (idempotent). */
+  end(): void {
+    this.#closed = true
+    this.#guard?.stop()
+    this.#dropQueue()
+    const lease = this.#lease
+    this.#lease = null
+    if (lease !== null) {
+      this.#socket.log.debug({ sessionId: this.id, document: this.document }, 'session closed')
+      lease.doc.removeSession(this)
+      lease.release()
+    }
+    this.ended()
+  }
+}
+
+/**
+ * A connection closes with a coded reason: counted, and logged (at debug when the server shuts
+ * down, at info otherwise), with the same keys for both transports.
+ */
+export function noteClose(error: ConcordError, log: Log, metrics: GatewayMetrics): void {
+  metrics.refused(error.code)
+  const level = error.code === 'CONCORD_ERR_SERVER_SHUTTING_DOWN' ? 'debug' : 'info'
+  log[level]({ code: error.code, reason: error.message }, 'closing connection')
+}
