@@ -213,7 +213,7 @@ describe('LiveDocument edit path', () => {
     const local = new Awareness(new Y.Doc())
     for (let i = 0; i < 20; i++) {
       local.setLocalStateField('cursor', i)
-      doc.applyAwareness(a, encodeAwarenessUpdate(local, [local.clientID]))
+      doc.presence.apply(a, encodeAwarenessUpdate(local, [local.clientID]))
     }
     await new Promise(r => setTimeout(r, 80))
     // 20 changes inside one throttle window: at most 2 relays (leading and trailing)
@@ -267,7 +267,7 @@ describe('LiveDocument initial sync of a large document', () => {
     }, author)
     for (const [i, u] of live.entries()) doc.applyUpdate(writer, i + 1, u)
 
-    const reply = doc.syncReply()
+    const reply = doc.sync.reply()
     // the base is the stored snapshot and the rest follows as updates
     expect(reply.step2).toEqual(base)
     expect(reply.updates.length).toBeGreaterThan(0)
@@ -277,7 +277,7 @@ describe('LiveDocument initial sync of a large document', () => {
     expect(peer.getText('t').toString()).toBe(author.getText('t').toString())
     expect(peer.store.pendingStructs).toBeNull()
     // an empty state vector counts as fresh
-    expect(doc.syncReply(Y.encodeStateVector(new Y.Doc())).step2).toBe(reply.step2)
+    expect(doc.sync.reply(Y.encodeStateVector(new Y.Doc())).step2).toBe(reply.step2)
   })
 
   it('answers a peer that already holds most of the document with a small diff instead', async () => {
@@ -292,7 +292,7 @@ describe('LiveDocument initial sync of a large document', () => {
     const writer = new FakeSession('writer', 'write', null)
     doc.addSession(writer)
     doc.applyUpdate(writer, 1, updatesOf(d => { d.getText('t').insert(0, 'new ') }, author)[0]!)
-    const reply = doc.syncReply(Y.encodeStateVector(peer))
+    const reply = doc.sync.reply(Y.encodeStateVector(peer))
     expect(reply.updates).toEqual([])
     expect(reply.step2.length).toBeLessThan(10_000)
     Y.applyUpdate(peer, reply.step2)
@@ -308,13 +308,13 @@ describe('LiveDocument initial sync of a large document', () => {
     const small = updatesOf(d => { d.getText('t').insert(0, 'small') }, author)
     doc.applyUpdate(writer, 1, small[0]!)
     // small: a fresh encode every time
-    expect(doc.syncReply().updates).toEqual([])
+    expect(doc.sync.reply().updates).toEqual([])
     const big = updatesOf(d => { bigText(d, 300 * 1024) }, author)
     for (const [i, u] of big.entries()) doc.applyUpdate(writer, i + 2, u)
     await settle()
     const compacted = (await storage.load('d')).snapshot
     expect(compacted).not.toBeNull()
-    const reply = doc.syncReply()
+    const reply = doc.sync.reply()
     expect(reply.step2.length).toBeGreaterThanOrEqual(256 * 1024)
     const peer = replay([...reply.updates, reply.step2])
     expect(peer.getText('t').toString()).toBe(author.getText('t').toString())

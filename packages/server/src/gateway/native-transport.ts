@@ -7,7 +7,7 @@ import {
   type ErrorCode, type Frame, type Role, type UnknownFrame,
 } from '@concord/protocol'
 import type { DocumentSession } from '../documents/document-session.js'
-import type { DocumentLease, DocumentRegistry } from '../documents/document-registry.js'
+import type { DocumentHandle, DocumentRegistry } from '../documents/document-registry.js'
 import type { ResolvedServerOptions } from '../server-options.js'
 import type { SharedMessage } from '../documents/shared-message.js'
 import { SocketSender, SLOW_READER_GRACE_MS } from './socket-sender.js'
@@ -282,7 +282,7 @@ export class NativeConnection {
     this.#docs.set(name, session)
     this.#pendingOpens++
     let grant: SessionGrant
-    let lease: DocumentLease
+    let lease: DocumentHandle
     try {
       grant = await o.authorizer.grant({ document: name, token: frame.token, transport: 'native', request: this.#request }, this.#log)
       if (session.closed) return
@@ -383,7 +383,7 @@ class NativeDocSession implements DocumentSession {
   #hold: CongestionHold | null = null
   /** Answers the peer's sync step 1 (and OPEN's state vector), one reply outstanding at a time. */
   #sync: SyncResponder | null = null
-  #lease: DocumentLease | null = null
+  #lease: DocumentHandle | null = null
   #queue: { frame: Frame; size: number }[] = []
   #queuedBytes = 0
   #acks: number[] = []
@@ -406,7 +406,7 @@ class NativeDocSession implements DocumentSession {
     return this.#guard?.role ?? 'read'
   }
 
-  start(lease: DocumentLease, grant: SessionGrant, clientStateVector: Uint8Array): void {
+  start(lease: DocumentHandle, grant: SessionGrant, clientStateVector: Uint8Array): void {
     this.#lease = lease
     this.#guard = new SessionGuard(grant, this.document, this.#conn.options.authorizer.access, {
       revoke: error => this.documentError(error, 0, true),
@@ -431,15 +431,15 @@ class NativeDocSession implements DocumentSession {
     if (grant.expiresAt !== null) this.#sendAuthState(role, grant.expiresAt)
     // answered now, or (a large document's diff, computed off the main thread) after what follows;
     // the session is added below, in this turn, so it receives every update applied after the reply's state
-    this.#responder(doc).request(clientStateVector.length > 0 ? clientStateVector : undefined,
+    this.#responder(doc.sync).request(clientStateVector.length > 0 ? clientStateVector : undefined,
       () => this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'the state vector in OPEN could not be decoded'), 0, true))
     if (this.closed) return
     // the server's state vector needs the Y.Doc, which a large document just loaded gets
     // right after these replies went out (a client may receive updates before it)
-    doc.whenIntegrated(() => {
-      if (!this.closed) c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: name, stateVector: doc.stateVector() }))
+    doc.sync.whenIntegrated(() => {
+      if (!this.closed) c.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: name, stateVector: doc.sync.stateVector() }))
     })
-    const presence = doc.awarenessSnapshot()
+    const presence = doc.presence.states()
     if (presence !== null) c.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: name, update: presence }), name)
     // a send above may have closed the socket (slow reader); then the lease is already released
     if (this.closed) return
@@ -498,7 +498,7 @@ class NativeDocSession implements DocumentSession {
         return
       case FRAME_KINDS.SYNC_STEP1:
         // at most one reply outstanding: step 1 frames meanwhile are answered together, once
-        this.#responder(doc).request(frame.stateVector,
+        this.#responder(doc.sync).request(frame.stateVector,
           () => this.documentError(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded'), 0, false))
         return
       case FRAME_KINDS.SYNC_STEP2:
@@ -512,13 +512,13 @@ class NativeDocSession implements DocumentSession {
         return
       }
       case FRAME_KINDS.AWARENESS:
-        doc.applyAwareness(this, frame.update)
+        doc.presence.apply(this, frame.update)
         return
       case FRAME_KINDS.AUTH:
         void this.#refresh(frame.token)
         return
       case FRAME_KINDS.QUERY_AWARENESS: {
-        const presence = doc.awarenessSnapshot()
+        const presence = doc.presence.states()
         if (presence !== null) this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: this.document, update: presence }), this.document)
         return
       }
@@ -574,7 +574,7 @@ class NativeDocSession implements DocumentSession {
     if (this.closed) return
     const name = this.document
     if (update !== null) this.#conn.sendFrame(encodeFrameParts({ kind: FRAME_KINDS.UPDATE, document: name, seq: 0, update }), name)
-    const snapshot = presence ? this.#lease?.doc.presenceSnapshot() : null
+    const snapshot = presence ? this.#lease?.doc.presence.snapshot() : null
     if (snapshot) this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.AWARENESS, document: name, update: snapshot }), name)
   }
 

@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws'
 import type { Log } from './connection-log.js'
 import { ConcordError, toConcordError, decodeYMessage, encodeYMessage, encodeYMessageParts, YMessageDecodeError, type Role, type YMessage } from '@concord/protocol'
 import type { DocumentSession } from '../documents/document-session.js'
-import type { DocumentLease } from '../documents/document-registry.js'
+import type { DocumentHandle } from '../documents/document-registry.js'
 import type { SharedMessage } from '../documents/shared-message.js'
 import { rateLimitsOf, type ConnectionDeps } from './native-transport.js'
 import { ReadThrottle } from './read-throttle.js'
@@ -41,7 +41,7 @@ export class YWebsocketConnection implements DocumentSession {
   readonly #deps: ConnectionDeps
   readonly #log: Log
   readonly #sender: SocketSender
-  #lease: DocumentLease | null = null
+  #lease: DocumentHandle | null = null
   #queue: Uint8Array[] = []
   #queuedBytes = 0
   #closed = false
@@ -72,7 +72,7 @@ export class YWebsocketConnection implements DocumentSession {
 
   async #start(): Promise<void> {
     const o = this.#deps.options
-    let lease: DocumentLease
+    let lease: DocumentHandle
     try {
       const grant = await o.authorizer.grant({
         document: this.document, token: this.#token, transport: 'y-websocket', request: this.#request!,
@@ -106,7 +106,7 @@ export class YWebsocketConnection implements DocumentSession {
       return
     }
     const doc = lease.doc
-    const presence = doc.awarenessSnapshot()
+    const presence = doc.presence.states()
     if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
     if (this.#closed) return
     if (this.role !== 'read') setReceiveLimit(this.#ws, this.#deps.options.maxMessageBytes)
@@ -123,8 +123,8 @@ export class YWebsocketConnection implements DocumentSession {
       if (this.#closed) break
       this.#handle(data)
     }
-    doc.whenIntegrated(() => {
-      if (!this.#closed) this.#send(encodeYMessage({ type: 'sync-step1', stateVector: doc.stateVector() }))
+    doc.sync.whenIntegrated(() => {
+      if (!this.#closed) this.#send(encodeYMessage({ type: 'sync-step1', stateVector: doc.sync.stateVector() }))
     })
   }
 
@@ -206,7 +206,7 @@ export class YWebsocketConnection implements DocumentSession {
     switch (message.type) {
       case 'sync-step1':
         // at most one reply outstanding: step 1 messages meanwhile are answered together, once
-        this.#responder(doc).request(message.stateVector,
+        this.#responder(doc.sync).request(message.stateVector,
           () => this.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded')))
         return
       case 'sync-step2':
@@ -226,10 +226,10 @@ export class YWebsocketConnection implements DocumentSession {
         doc.enqueueUpdate(this, 0, message.update)
         return
       case 'awareness':
-        doc.applyAwareness(this, message.update)
+        doc.presence.apply(this, message.update)
         return
       case 'query-awareness': {
-        const presence = doc.awarenessSnapshot()
+        const presence = doc.presence.states()
         if (presence !== null) this.#send(encodeYMessage({ type: 'awareness', update: presence }))
         return
       }
@@ -277,7 +277,7 @@ export class YWebsocketConnection implements DocumentSession {
   #flushHeld(update: Uint8Array | null, presence: boolean): void {
     if (this.#closed) return
     if (update !== null) this.#send(encodeYMessageParts({ type: 'update', update }))
-    const snapshot = presence ? this.#lease?.doc.presenceSnapshot() : null
+    const snapshot = presence ? this.#lease?.doc.presence.snapshot() : null
     if (snapshot) this.#send(encodeYMessage({ type: 'awareness', update: snapshot }))
   }
 

@@ -62,26 +62,26 @@ export class AdminOperations {
       byName.set(d.name, { name: d.name, bytes: d.bytes, tailUpdates: d.tailUpdates, lastChangeAt: d.updatedAt, loaded: false, sessions: 0, updatesApplied: 0 })
     }
     for (const name of this.#registry.names()) {
-      const doc = this.#registry.loaded(name)
-      if (doc === undefined) continue
+      const doc = this.#registry.peek(name)
+      if (doc === null) continue
       const stored = byName.get(name)
       byName.set(name, {
         name,
-        bytes: Math.max(doc.approxBytes, stored?.bytes ?? 0),
-        tailUpdates: doc.tail.updates,
-        lastChangeAt: Math.max(doc.lastChangeAt, stored?.lastChangeAt ?? 0),
+        bytes: Math.max(doc.stats.approxBytes, stored?.bytes ?? 0),
+        tailUpdates: doc.stats.tail.updates,
+        lastChangeAt: Math.max(doc.stats.lastChangeAt, stored?.lastChangeAt ?? 0),
         loaded: true,
         sessions: doc.sessions.size,
-        updatesApplied: doc.updatesApplied,
+        updatesApplied: doc.stats.updatesApplied,
       })
     }
     return [...byName.values()].filter(d => tenant === null || inTenant(tenant, d.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   }
 
   async describe(name: string): Promise<DocumentSummary | null> {
-    const doc = this.#registry.loaded(name)
-    if (doc !== undefined) {
-      return { name, bytes: doc.approxBytes, tailUpdates: doc.tail.updates, lastChangeAt: doc.lastChangeAt, loaded: true, sessions: doc.sessions.size, updatesApplied: doc.updatesApplied }
+    const doc = this.#registry.peek(name)
+    if (doc !== null) {
+      return { name, bytes: doc.stats.approxBytes, tailUpdates: doc.stats.tail.updates, lastChangeAt: doc.stats.lastChangeAt, loaded: true, sessions: doc.sessions.size, updatesApplied: doc.stats.updatesApplied }
     }
     const stored = await this.#storage.load(name)
     if (stored.snapshot === null && stored.updates.length === 0) return null
@@ -118,8 +118,8 @@ export class AdminOperations {
     for (const name of this.#registry.names()) {
       if (filter.document !== undefined && name !== filter.document) continue
       if (filter.tenant !== null && !inTenant(filter.tenant, name)) continue
-      const doc = this.#registry.loaded(name)
-      if (doc === undefined) continue
+      const doc = this.#registry.peek(name)
+      if (doc === null) continue
       for (const s of doc.sessions) out.push(summary(s, name))
     }
     return out
@@ -137,8 +137,8 @@ export class AdminOperations {
   #kickHere(filter: KickFilter): number {
     const ended: [DocumentSession, string][] = []
     for (const name of this.#registry.names()) {
-      const doc = this.#registry.loaded(name)
-      if (doc === undefined) continue
+      const doc = this.#registry.peek(name)
+      if (doc === null) continue
       for (const s of doc.sessions) {
         const inScope = filter.tenant === undefined || filter.tenant === null || inTenant(filter.tenant, name)
         if (inScope && ('session' in filter ? s.id === filter.session : s.userId === filter.user)) ended.push([s, name])
