@@ -2,11 +2,10 @@ import * as Y from 'yjs'
 import { ConcordError } from '@concord/protocol'
 import type { Logger } from 'pino'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
-import type { Backplane } from '../backplane/backplane.js'
 import type { DocumentSession } from './document-session.js'
 import { LARGE_DOCUMENT_BYTES, SyncReplies } from './sync-replies.js'
-import type { MergeWorker } from './merge-worker.js'
-import { secondsSince, type DocumentEventHandler, type DocumentMetrics, type DocumentRecorder, type DocumentRecording, type DocumentTracer, type DocumentEvent } from './ports.js'
+import { secondsSince, type DocumentRecording } from './ports.js'
+import type { LiveDocumentOptions } from './live-document-options.js'
 import { ClientOwners } from './client-owners.js'
 import { Admission } from './admission.js'
 import { Integrator, OTHER_NODE, type Incoming, type IntegrateHost } from './integrate.js'
@@ -14,7 +13,7 @@ import { FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
 import { Presence, errorMessage } from './presence.js'
 import { DurableLog } from './durable-log.js'
 import { Compactor } from './compactor.js'
-import { Versions, type VersionPolicy } from './versions.js'
+import { Versions } from './versions.js'
 import { ServerOrigin, type UpdateOrigin } from './origins.js'
 import { DocumentStats, DocumentSync } from './document-views.js'
 
@@ -22,43 +21,7 @@ export { LARGE_DOCUMENT_BYTES } from './sync-replies.js'
 export { DEFAULT_MAX_PRESENCE_BYTES } from './presence.js'
 export type { VersionPolicy } from './versions.js'
 export type { DocumentEvent, DocumentEventHandler } from './ports.js'
-
-export interface LiveDocumentOptions {
-  storage: StorageAdapter
-  logger: Logger
-  presenceThrottleMs: number
-  compactEveryUpdates: number
-  compactEveryBytes: number
-  /** Updates that would make the document larger than this (approximately) are refused. */
-  maxDocumentBytes?: number
-  /** Largest presence (awareness) state of one client, as JSON bytes (default 64 KiB). */
-  maxPresenceBytes?: number
-  /** Bytes of document copies a second for checking updates by trial (default 8 MiB; a burst of four seconds' worth). */
-  maxUpdateCheckBytesPerSecond?: number
-  /** Called once when the document can no longer guarantee durability (storage failed). */
-  onFailed?: (document: LiveDocument, error: unknown) => void
-  /** Other nodes: what this node applies is published, what they apply is applied here. */
-  backplane?: Backplane
-  metrics?: DocumentMetrics
-  /** Spans of load, apply and append (without it: none). */
-  tracer?: DocumentTracer
-  /** Records the inbound messages of the documents it chooses (`concord replay` re-runs them). */
-  recorder?: DocumentRecorder
-  /** When versions are saved on their own (checkpoints) and kept; without it, no checkpoint and no event. */
-  versions?: VersionPolicy
-  /** document.changed (each durable update), document.created (its first), version.created. */
-  onEvent?: DocumentEventHandler
-  /** Where diffs and merges of a large document's kept state run for sync replies (without it: on the main thread). */
-  mergeWorker?: MergeWorker
-}
-
-/** @deprecated the document's events are `DocumentEvent`. */
-export type HistoryEvent = DocumentEvent
-
-/** @deprecated `VersionPolicy` and `onEvent` in `LiveDocumentOptions`. */
-export interface HistoryOptions extends VersionPolicy {
-  onEvent?: DocumentEventHandler
-}
+export type { LiveDocumentOptions, HistoryEvent, HistoryOptions } from './live-document-options.js'
 
 /** The session id under which a recording holds the updates other nodes applied. */
 const REMOTE_SESSION = 'backplane'
