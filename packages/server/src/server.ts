@@ -14,7 +14,7 @@ import { AdminOperations } from './http/admin-operations.js'
 import { StatsHistory } from './ops/stats-samples.js'
 import type { MetricsSources } from './ops/metrics.js'
 import { createRecorder } from './ops/recording/recorder.js'
-import { endSpan, startSpan } from './ops/tracing.js'
+import { documentTracer } from './ops/tracing.js'
 import { createWebhooks } from './ops/webhooks.js'
 import { DocumentHistory } from './content/versions.js'
 import { createMergeWorker } from './documents/merge-worker.js'
@@ -69,7 +69,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
       minCheckpointIntervalMs: opts.minCheckpointIntervalMs,
     },
     ...(webhooks !== null ? { onEvent: (event, data) => webhooks.emit(event, data) } : {}),
-    tracer: { startSpan, endSpan },
+    tracer: documentTracer,
     ...(recorder !== undefined ? { recorder } : {}),
     ...(opts.backplane !== null ? { backplane: opts.backplane } : {}),
   })

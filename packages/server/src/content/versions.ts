@@ -156,7 +156,7 @@ export class DocumentHistory {
 /** A document's whole state as one update: from memory when it is loaded here, else from storage. */
 export async function currentState(registry: DocumentRegistry, storage: StorageAdapter, document: string): Promise<Uint8Array> {
   const doc = registry.peek(document)
-  if (doc !== null && !doc.failed) return doc.sync.encodeState()
+  if (doc !== null && !doc.stats.failed) return doc.sync.encodeState()
   const stored = await storage.load(document)
   return foldState(stored.snapshot, stored.updates.map(u => u.update))
 }

@@ -158,7 +158,7 @@ describe('LiveDocument edit path', () => {
     expect(s.acks).toEqual([])
     expect(s.errors).toEqual([{ code: 'CONCORD_ERR_STORAGE_WRITE_FAILED', seq: 0, closed: true }])
     expect(failed).toBe(1)
-    expect(doc.failed).toBe(true)
+    expect(doc.stats.failed).toBe(true)
   })
 
   it('an update Yjs fails to integrate: its sender gets UPDATE_MALFORMED, everyone gets DOC_RESET, and the owner reloads from the log', async () => {
@@ -377,7 +377,7 @@ describe('LiveDocument failures in callbacks of the event loop', () => {
     // the integration runs from setImmediate: before, its throw was an uncaught exception
     await new Promise(r => setTimeout(r, 50))
     expect(failures).toHaveLength(1)
-    expect(doc.failed).toBe(true)
+    expect(doc.stats.failed).toBe(true)
     expect(reader.errors).toEqual([{ code: 'CONCORD_ERR_DOC_LOAD_FAILED', seq: 0, closed: true }])
   })
 })

@@ -257,10 +257,6 @@ export class LiveDocument {
     return this.#owners.of(client)
   }
 
-  get failed(): boolean {
-    return this.#failed
-  }
-
   /**
    * Before the document leaves memory: everything is durable, and a log tail long
    * enough to compact is compacted now, so the next load reads a snapshot and a

@@ -420,7 +420,7 @@ class NativeDocSession implements DocumentSession {
     }
     const role = this.#guard.role
     const doc = lease.doc
-    if (doc.failed) {
+    if (doc.stats.failed) {
       // it failed between loading and now; its sessions were already told
       this.documentError(new ConcordError('CONCORD_ERR_DOC_RESET', 'the document was reloaded from its log; open it again'), 0, true)
       return
