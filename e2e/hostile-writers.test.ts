@@ -97,7 +97,7 @@ describe('a Yjs client id belongs to the user who first wrote under it', () => {
     v.doc.getText('t').insert(6, 'world')
     await v.whenSaved()
     expect(await textOfFreshReader(server.url)).toBe('hello world')
-    const attribution = server.server.registry.loaded(DOC)!.ownerOf(v.doc.clientID)
+    const attribution = server.server.registry.peek(DOC)!.ownerOf(v.doc.clientID)
     expect(attribution).toBe('victim')
 
     // after a restart the binding still holds (it is stored with the document)
@@ -198,7 +198,7 @@ describe('no update from one user makes another user\'s update wait, fail or res
     victim.sendFrame({ kind: FRAME_KINDS.UPDATE, document: DOC, seq: 2, update: Y.encodeStateAsUpdate(vdoc, sv) })
     await acked(victim, 2)
     expect(victim.frames.filter(f => f.kind === FRAME_KINDS.ERROR)).toEqual([])
-    const live = server.server.registry.loaded(DOC)!
+    const live = server.server.registry.peek(DOC)!
     expect(live.ydoc.getText('t').toString()).toBe('abcdef')
     expect(live.ydoc.store.pendingStructs).toBeNull()
     await live.whenFlushed()
@@ -226,7 +226,7 @@ describe('no update from one user makes another user\'s update wait, fail or res
     writer.sendFrame({ kind: FRAME_KINDS.UPDATE, document: DOC, seq: 3, update: updates[1]! })
     await acked(writer, 1)
     await acked(writer, 3)
-    const live = server.server.registry.loaded(DOC)!
+    const live = server.server.registry.peek(DOC)!
     expect(live.ydoc.getText('t').toString()).toBe('one two')
     expect(live.ydoc.store.pendingStructs).toBeNull()
   })

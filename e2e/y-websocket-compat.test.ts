@@ -56,7 +56,7 @@ describe('stock y-websocket providers', () => {
     a.shouldConnect = false
     ;(a.ws as unknown as WebSocket).terminate()
     await waitFor(() => !b.awareness.getStates().has(aId), { message: 'a\'s awareness removed at b' })
-    expect(running.server.registry.peek('room/with space')?.awareness.getStates().has(aId)).toBe(false)
+    expect(running.server.registry.peek('room/with space')?.presence.awareness.getStates().has(aId)).toBe(false)
   })
 
   it('a late joiner receives the whole document and current presence', async () => {
@@ -66,7 +66,7 @@ describe('stock y-websocket providers', () => {
     a.doc.getText('t').insert(0, 'x'.repeat(10_000))
     a.awareness.setLocalStateField('cursor', 42)
     await waitFor(() => running!.server.registry.peek('late')?.ydoc.getText('t').length === 10_000)
-    await waitFor(() => running!.server.registry.peek('late')?.awareness.getStates().has(a.awareness.clientID))
+    await waitFor(() => running!.server.registry.peek('late')?.presence.awareness.getStates().has(a.awareness.clientID))
     const b = provider(running.url, 'late')
     await waitFor(() => b.synced && b.doc.getText('t').length === 10_000, { message: 'late joiner has the text' })
     await waitFor(() => b.awareness.getStates().has(a.awareness.clientID), { message: 'late joiner sees presence' })

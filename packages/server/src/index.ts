@@ -20,15 +20,17 @@ export type { Backplane, BackplaneHandlers, ControlMessage } from './backplane/b
 
 // Internals exported by 0.1. They still work, but they are not the API: a library user configures
 // `createServer` and talks to documents over the protocols or the HTTP API (docs/embedding.md).
-import { DocumentRegistry as DocumentRegistryClass, type DocumentLease as DocumentLeaseType } from './documents/document-registry.js'
+import { DocumentRegistry as DocumentRegistryClass, type DocumentHandle as DocumentHandleType } from './documents/document-registry.js'
 import { LiveDocument as LiveDocumentClass } from './documents/live-document.js'
 import type { DocumentSession as DocumentSessionType } from './documents/document-session.js'
 /** @deprecated internal: the server's registry of loaded documents (reach it as `server.registry` if you must). */
 export const DocumentRegistry = DocumentRegistryClass
 /** @deprecated internal. */
 export type DocumentRegistry = DocumentRegistryClass
-/** @deprecated internal. */
-export type DocumentLease = DocumentLeaseType
+/** @deprecated internal: what `registry.acquire` returns (a reference that keeps a document loaded). */
+export type DocumentHandle = DocumentHandleType
+/** @deprecated internal: the 0.1 name of `DocumentHandle`. */
+export type DocumentLease = DocumentHandleType
 /** @deprecated internal: one loaded document. */
 export const LiveDocument = LiveDocumentClass
 /** @deprecated internal. */

@@ -14,6 +14,7 @@ import { AdminOperations } from './http/admin-operations.js'
 import { StatsSamples } from './ops/stats-samples.js'
 import type { MetricsSources } from './ops/metrics.js'
 import { createRecorder } from './ops/recording/recorder.js'
+import { documentTracer } from './ops/tracing.js'
 import { createWebhooks } from './ops/webhooks.js'
 import { DocumentVersions } from './content/versions.js'
 import { createMergeWorker } from './documents/merge-worker.js'
@@ -62,12 +63,13 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     maxPresenceBytes: opts.maxPresenceBytes,
     maxUpdateCheckBytesPerSecond: opts.maxUpdateCheckBytesPerSecond,
     metrics: opts.metrics,
-    history: {
+    versions: {
       checkpointEveryMs: opts.checkpointEveryMs,
       retentionMs: opts.versionRetentionMs,
       minCheckpointIntervalMs: opts.minCheckpointIntervalMs,
-      ...(webhooks !== null ? { onEvent: (event, data) => webhooks.emit(event, data) } : {}),
     },
+    ...(webhooks !== null ? { onEvent: (event, data) => webhooks.emit(event, data) } : {}),
+    tracer: documentTracer,
     ...(recorder !== undefined ? { recorder } : {}),
     ...(opts.backplane !== null ? { backplane: opts.backplane } : {}),
   })
@@ -75,7 +77,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     // after a backplane outage: what this node applied meanwhile is made durable before the
     // other nodes are told to reload from storage
     opts.backplane.onReconnect = async documents => {
-      await Promise.all(documents.map(d => registry.loaded(d)?.whenFlushed()))
+      await Promise.all(documents.map(d => registry.peek(d)?.whenFlushed()))
       // revocations made on other nodes meanwhile: read the shared state again and check every session
       await opts.authorizer.access.applyRemote({ kind: 'all' }).catch(err => log.error({ err }, 'reading the access state after the outage failed'))
     }

@@ -243,8 +243,8 @@ async function runRecords(recording: Recording, url: string, speed: 'asap' | 're
 
 /** The replay server's document, as one update. */
 async function documentState(server: ConcordServer, storage: StorageAdapter, document: string): Promise<Uint8Array> {
-  const live = server.registry.loaded(document)
-  if (live !== undefined) return Y.encodeStateAsUpdate(live.ydoc)
+  const live = server.registry.peek(document)
+  if (live !== null) return Y.encodeStateAsUpdate(live.ydoc)
   // unloaded (its sessions were ended): what storage holds
   const loaded = await storage.load(document)
   const doc = new Y.Doc({ gc: false })

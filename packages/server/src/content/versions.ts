@@ -55,7 +55,7 @@ export class DocumentVersions {
       }
       const lease = await this.#registry.acquire(document)
       try {
-        return await lease.doc.createVersion('named', name, createdBy)
+        return await lease.doc.versions.create('named', name, createdBy)
       } finally {
         lease.release()
       }
@@ -140,7 +140,7 @@ export class DocumentVersions {
     const { version, snapshot } = await this.version(document, id)
     const lease = await this.#registry.acquire(document)
     try {
-      const update = restoreUpdate(lease.doc.encodeState(), snapshot)
+      const update = restoreUpdate(lease.doc.sync.encodeState(), snapshot)
       if (update === null) return { changed: false, version }
       const result = await lease.doc.applyServerUpdate(update, userId)
       return { changed: result.changed, version }
@@ -156,8 +156,8 @@ export class DocumentVersions {
 
 /** A document's whole state as one update: from memory when it is loaded here, else from storage. */
 export async function currentState(registry: DocumentRegistry, storage: StorageAdapter, document: string): Promise<Uint8Array> {
-  const doc = registry.loaded(document)
-  if (doc !== undefined && !doc.failed) return doc.encodeState()
+  const doc = registry.peek(document)
+  if (doc !== null && !doc.stats.failed) return doc.sync.encodeState()
   const stored = await storage.load(document)
   return foldState(stored.snapshot, stored.updates.map(u => u.update))
 }

@@ -3,13 +3,19 @@ import type { ConcordError } from '@concord/protocol'
 import type { DocumentSession } from './document-session.js'
 import { LiveDocument, type LiveDocumentOptions } from './live-document.js'
 
-/** A counted reference to a loaded document. `release` is idempotent. */
-export interface DocumentLease {
+/**
+ * A counted reference to a loaded document (the document stays in memory while one is held).
+ * `release` is idempotent. Not `StorageAdapter.lease`, which is a compaction lock.
+ */
+export interface DocumentHandle {
   readonly doc: LiveDocument
   release(): void
 }
 
-class Lease implements DocumentLease {
+/** @deprecated renamed `DocumentHandle` (a reference count, not the storage's compaction lease). */
+export type DocumentLease = DocumentHandle
+
+class Handle implements DocumentHandle {
   readonly doc: LiveDocument
   #release: (() => void) | null
 
@@ -70,16 +76,16 @@ export class DocumentRegistry {
     return [...this.#entries.keys()]
   }
 
-  /** The loaded document, if it is loaded (no reference taken). */
+  /** The loaded document, if it is loaded (not while it loads; no reference taken). */
   peek(name: string): LiveDocument | null {
     return this.#entries.get(name)?.doc ?? null
   }
 
   /**
-   * Take a reference to `name`, loading it if needed. Release the lease when
+   * Take a reference to `name`, loading it if needed. Release the handle when
    * done; when the load fails, the reference is dropped with it.
    */
-  async acquire(name: string): Promise<DocumentLease> {
+  async acquire(name: string): Promise<DocumentHandle> {
     if (this.#closed) throw new Error('the document registry is closed')
     let entry = this.#entries.get(name)
     if (entry === undefined) {
@@ -113,7 +119,7 @@ export class DocumentRegistry {
     entry.refs++
     const taken = entry
     const doc = await taken.loading
-    return new Lease(doc, () => this.#release(taken))
+    return new Handle(doc, () => this.#release(taken))
   }
 
   #release(entry: Entry): void {
@@ -135,11 +141,6 @@ export class DocumentRegistry {
       this.#log.debug({ document: name }, 'document unloaded')
       this.#notifyIdle()
     }, () => undefined)
-  }
-
-  /** The document if it is loaded (not while it loads). */
-  loaded(name: string): LiveDocument | undefined {
-    return this.#entries.get(name)?.doc ?? undefined
   }
 
   /** Resolves when no document is loaded. */

@@ -4,7 +4,7 @@ import * as encoding from 'lib0/encoding'
 import { LiveDocument } from './live-document.js'
 import { createMemoryStorage } from '../storage/memory-storage.js'
 import { silentLogger } from '../ops/logger.js'
-import { FakeSession } from './testing.js'
+import { FakeSession, until } from './testing.js'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 
 function load(storage: StorageAdapter, opts: Partial<{ compactEveryUpdates: number; onFailed: () => void }> = {}): Promise<LiveDocument> {
@@ -13,8 +13,6 @@ function load(storage: StorageAdapter, opts: Partial<{ compactEveryUpdates: numb
     compactEveryUpdates: opts.compactEveryUpdates ?? 1000, compactEveryBytes: 1 << 30, onFailed: opts.onFailed,
   })
 }
-
-const settle = (): Promise<void> => new Promise(r => setTimeout(r, 20))
 
 function updatesOf(fn: (d: Y.Doc) => void, doc = new Y.Doc()): Uint8Array[] {
   const out: Uint8Array[] = []
@@ -40,7 +38,7 @@ describe('LiveDocument edit path', () => {
     })
     doc.applyUpdate(writer, 2, u2!) // depends on u1
     doc.applyUpdate(writer, 3, u3!)
-    await settle()
+    await until(() => writer.errors.length >= 2, 'both refusals')
     expect(writer.errors).toEqual([
       { code: 'CONCORD_ERR_UPDATE_OUT_OF_ORDER', seq: 2, closed: false },
       { code: 'CONCORD_ERR_UPDATE_OUT_OF_ORDER', seq: 3, closed: false },
@@ -53,7 +51,8 @@ describe('LiveDocument edit path', () => {
     doc.applyUpdate(writer, 1, u1!)
     doc.applyUpdate(writer, 2, u2!)
     doc.applyUpdate(writer, 3, u3!)
-    await settle()
+    // the three go out in one fan-out (one event-loop turn), the acks once they are durable
+    await until(() => writer.acks.length >= 3 && listener.updates.length > 0, 'the acks and the fan-out')
     expect(writer.acks.sort()).toEqual([1, 2, 3])
     expect(doc.ydoc.getText('t').toString()).toBe('abc')
     const replica = new Y.Doc()
@@ -97,7 +96,8 @@ describe('LiveDocument edit path', () => {
     const b = updatesOf(d => { for (let i = 0; i < 5; i++) d.getArray('x').push([i]) }, d2)
     a.forEach((u, i) => doc.applyUpdate(w1, i + 1, u))
     b.forEach((u, i) => doc.applyUpdate(w2, i + 1, u))
-    await settle()
+    // everything applied in this turn goes out in one fan-out
+    await until(() => l.updates.length > 0, 'the fan-out')
     // the listener gets one merged frame; each writer gets the other's updates as they were
     expect(l.updates).toHaveLength(1)
     expect(w1.updates).toHaveLength(b.length)
@@ -125,7 +125,7 @@ describe('LiveDocument edit path', () => {
     const b = updatesOf(d => { d.getArray('x').push([1]) }, new Y.Doc())
     a.forEach((u, i) => doc.applyUpdate(w1, i + 1, u))
     b.forEach((u, i) => doc.applyUpdate(w2, i + 1, u))
-    await settle()
+    await until(() => l.updates.length > 0, 'the fan-out')
     expect(l.updates).toEqual([...a, ...b])
     expect(w1.updates).toEqual(b)
     expect(w2.updates).toEqual(a)
@@ -139,7 +139,7 @@ describe('LiveDocument edit path', () => {
     const [good] = updatesOf(d => d.getText('t').insert(0, 'ok'))
     doc.applyUpdate(s, 1, good!)
     doc.applyUpdate(s, 2, good!.subarray(0, good!.length - 2))
-    await settle()
+    await until(() => s.acks.length > 0, 'the ack of the good update')
     expect(s.errors).toEqual([{ code: 'CONCORD_ERR_UPDATE_MALFORMED', seq: 2, closed: false }])
     expect(s.acks).toEqual([1])
     expect(doc.ydoc.getText('t').toString()).toBe('ok')
@@ -154,11 +154,11 @@ describe('LiveDocument edit path', () => {
     doc.addSession(s)
     const [u] = updatesOf(d => d.getText('t').insert(0, 'lost?'))
     doc.applyUpdate(s, 1, u!)
-    await settle()
+    await until(() => failed > 0, 'the failure')
     expect(s.acks).toEqual([])
     expect(s.errors).toEqual([{ code: 'CONCORD_ERR_STORAGE_WRITE_FAILED', seq: 0, closed: true }])
     expect(failed).toBe(1)
-    expect(doc.failed).toBe(true)
+    expect(doc.stats.failed).toBe(true)
   })
 
   it('an update Yjs fails to integrate: its sender gets UPDATE_MALFORMED, everyone gets DOC_RESET, and the owner reloads from the log', async () => {
@@ -194,7 +194,8 @@ describe('LiveDocument edit path', () => {
     const ups = updatesOf(d => { for (let i = 0; i < 35; i++) d.getText('t').insert(i, String(i % 10)) })
     ups.forEach((u, i) => doc.applyUpdate(s, i + 1, u))
     await doc.whenFlushed()
-    await settle()
+    // compactions follow one another until the tail is below the threshold
+    await until(() => doc.stats.tail.updates < 10, 'the compactions')
     const loaded = await storage.load('d')
     expect(loaded.snapshot).not.toBeNull()
     expect(loaded.updates.length).toBeLessThan(10)
@@ -213,7 +214,7 @@ describe('LiveDocument edit path', () => {
     const local = new Awareness(new Y.Doc())
     for (let i = 0; i < 20; i++) {
       local.setLocalStateField('cursor', i)
-      doc.applyAwareness(a, encodeAwarenessUpdate(local, [local.clientID]))
+      doc.presence.apply(a, encodeAwarenessUpdate(local, [local.clientID]))
     }
     await new Promise(r => setTimeout(r, 80))
     // 20 changes inside one throttle window: at most 2 relays (leading and trailing)
@@ -267,7 +268,7 @@ describe('LiveDocument initial sync of a large document', () => {
     }, author)
     for (const [i, u] of live.entries()) doc.applyUpdate(writer, i + 1, u)
 
-    const reply = doc.syncReply()
+    const reply = doc.sync.reply()
     // the base is the stored snapshot and the rest follows as updates
     expect(reply.step2).toEqual(base)
     expect(reply.updates.length).toBeGreaterThan(0)
@@ -277,7 +278,7 @@ describe('LiveDocument initial sync of a large document', () => {
     expect(peer.getText('t').toString()).toBe(author.getText('t').toString())
     expect(peer.store.pendingStructs).toBeNull()
     // an empty state vector counts as fresh
-    expect(doc.syncReply(Y.encodeStateVector(new Y.Doc())).step2).toBe(reply.step2)
+    expect(doc.sync.reply(Y.encodeStateVector(new Y.Doc())).step2).toBe(reply.step2)
   })
 
   it('answers a peer that already holds most of the document with a small diff instead', async () => {
@@ -292,7 +293,7 @@ describe('LiveDocument initial sync of a large document', () => {
     const writer = new FakeSession('writer', 'write', null)
     doc.addSession(writer)
     doc.applyUpdate(writer, 1, updatesOf(d => { d.getText('t').insert(0, 'new ') }, author)[0]!)
-    const reply = doc.syncReply(Y.encodeStateVector(peer))
+    const reply = doc.sync.reply(Y.encodeStateVector(peer))
     expect(reply.updates).toEqual([])
     expect(reply.step2.length).toBeLessThan(10_000)
     Y.applyUpdate(peer, reply.step2)
@@ -308,13 +309,13 @@ describe('LiveDocument initial sync of a large document', () => {
     const small = updatesOf(d => { d.getText('t').insert(0, 'small') }, author)
     doc.applyUpdate(writer, 1, small[0]!)
     // small: a fresh encode every time
-    expect(doc.syncReply().updates).toEqual([])
+    expect(doc.sync.reply().updates).toEqual([])
     const big = updatesOf(d => { bigText(d, 300 * 1024) }, author)
     for (const [i, u] of big.entries()) doc.applyUpdate(writer, i + 2, u)
-    await settle()
+    await until(async () => (await storage.load('d')).snapshot !== null, 'the compaction')
     const compacted = (await storage.load('d')).snapshot
     expect(compacted).not.toBeNull()
-    const reply = doc.syncReply()
+    const reply = doc.sync.reply()
     expect(reply.step2.length).toBeGreaterThanOrEqual(256 * 1024)
     const peer = replay([...reply.updates, reply.step2])
     expect(peer.getText('t').toString()).toBe(author.getText('t').toString())
@@ -376,7 +377,7 @@ describe('LiveDocument failures in callbacks of the event loop', () => {
     // the integration runs from setImmediate: before, its throw was an uncaught exception
     await new Promise(r => setTimeout(r, 50))
     expect(failures).toHaveLength(1)
-    expect(doc.failed).toBe(true)
+    expect(doc.stats.failed).toBe(true)
     expect(reader.errors).toEqual([{ code: 'CONCORD_ERR_DOC_LOAD_FAILED', seq: 0, closed: true }])
   })
 })

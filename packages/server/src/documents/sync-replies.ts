@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import type { ServerMetrics } from '../ops/metrics.js'
+import type { DocumentMetrics } from './ports.js'
 import type { MergeWorker } from './merge-worker.js'
 
 /** The answer to a peer's sync step 1: `updates` to send first (possibly none), then `step2`. */
@@ -23,7 +23,7 @@ export interface SyncRepliesOptions {
   approxBytes: () => number
   compactEveryBytes: number
   compactEveryUpdates: number
-  metrics?: ServerMetrics
+  metrics?: DocumentMetrics
   /** Where large diffs and merges run; without it, on the main thread. */
   worker?: MergeWorker
 }

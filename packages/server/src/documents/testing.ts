@@ -36,3 +36,17 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
+
+/**
+ * Resolves once `condition` holds (checked after each turn of the event loop, then every few
+ * milliseconds); rejects with `message` after `timeoutMs`. What a test waits for, instead of a
+ * fixed sleep.
+ */
+export async function until(condition: () => boolean | Promise<boolean>, message = 'condition', timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  for (let i = 0; ; i++) {
+    if (await condition()) return
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}`)
+    await new Promise(resolve => i < 10 ? setImmediate(resolve) : setTimeout(resolve, 5))
+  }
+}

@@ -24,21 +24,27 @@ export type SessionAuthorizer = Pick<Authorizer, 'grant' | 'access'>
  * makes to a document is one of these, made from `TransportSession`.
  */
 export interface SessionDocument {
-  /** The document failed after it loaded (its sessions were told). */
-  readonly failed: boolean
+  readonly stats: {
+    /** The document failed after it loaded (its sessions were told). */
+    readonly failed: boolean
+  }
   addSession(session: DocumentSession): void
   removeSession(session: DocumentSession): void
-  /** `fn` runs once the document's Y.Doc holds its state (at once, or after a large document's load). */
-  whenIntegrated(fn: () => void): void
-  stateVector(): Uint8Array
-  /** Every client's presence, for a session that just joined or asked (null: nobody's). */
-  awarenessSnapshot(): Uint8Array | null
-  /** The room's latest presence, for a session whose presence was held while it was congested. */
-  presenceSnapshot(): Uint8Array | null
   enqueueUpdate(session: DocumentSession, seq: number, update: Uint8Array): void
-  applyAwareness(session: DocumentSession, update: Uint8Array): void
-  /** The reply to a peer's sync step 1: now, or (a large document) from the merge worker. */
-  prepareSyncReply(stateVector?: Uint8Array): SyncReply | Promise<SyncReply>
+  readonly sync: {
+    /** `fn` runs once the document's Y.Doc holds its state (at once, or after a large document's load). */
+    whenIntegrated(fn: () => void): void
+    stateVector(): Uint8Array
+    /** The reply to a peer's sync step 1: now, or (a large document) from the merge worker. */
+    prepareReply(stateVector?: Uint8Array): SyncReply | Promise<SyncReply>
+  }
+  readonly presence: {
+    /** Every client's presence, for a session that just joined or asked (null: nobody's). */
+    states(): Uint8Array | null
+    /** The room's latest presence, for a session whose presence was held while it was congested. */
+    snapshot(): Uint8Array | null
+    apply(session: DocumentSession, update: Uint8Array): void
+  }
 }
 
 /** Where sessions get their documents (`DocumentRegistry`): a lease keeps one loaded until released. */

@@ -20,7 +20,7 @@ class FakeDocument implements SyncReplySource {
   asked: (Uint8Array | undefined)[] = []
   later = false
   #resolvers: (() => void)[] = []
-  prepareSyncReply(stateVector?: Uint8Array): SyncReply | Promise<SyncReply> {
+  prepareReply(stateVector?: Uint8Array): SyncReply | Promise<SyncReply> {
     if (stateVector !== undefined && stateVector[0] === 0xff) throw new Error('cannot decode')
     this.asked.push(stateVector)
     const reply = { updates: [], step2: stateVector ?? new Uint8Array() }

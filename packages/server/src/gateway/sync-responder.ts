@@ -2,9 +2,9 @@ import type { SyncReply } from '../documents/sync-replies.js'
 import type { SocketSender } from './socket-sender.js'
 import type { ServerMetrics } from '../ops/metrics.js'
 
-/** What a responder asks its document for (`LiveDocument.prepareSyncReply`). */
+/** What a responder asks its document for (`LiveDocument.sync.prepareReply`). */
 export interface SyncReplySource {
-  prepareSyncReply(stateVector?: Uint8Array): SyncReply | Promise<SyncReply>
+  prepareReply(stateVector?: Uint8Array): SyncReply | Promise<SyncReply>
 }
 
 export interface SyncResponderOptions {
@@ -58,7 +58,7 @@ export class SyncResponder {
     this.#busy = true
     let reply: SyncReply | Promise<SyncReply>
     try {
-      reply = this.#opts.document.prepareSyncReply(stateVector)
+      reply = this.#opts.document.prepareReply(stateVector)
     } catch {
       // the state vector could not be decoded
       this.#busy = false

@@ -87,21 +87,24 @@ export function recordingLog(): { entries: Entry[]; trace: (o: object, m: string
 
 /** A document that records what sessions do to it. */
 export class FakeDocument implements SessionDocument {
-  failed = false
+  readonly stats = { failed: false }
   readonly sessions = new Set<DocumentSession>()
   readonly writes: number[][] = []
-  readonly presence: number[][] = []
+  /** The presence updates sessions applied. */
+  readonly presenceUpdates: number[][] = []
   awareness: Uint8Array | null = null
   addSession(session: DocumentSession): void { this.sessions.add(session) }
   removeSession(session: DocumentSession): void { this.sessions.delete(session) }
-  whenIntegrated(fn: () => void): void { fn() }
-  stateVector(): Uint8Array { return new Uint8Array([0]) }
-  awarenessSnapshot(): Uint8Array | null { return this.awareness }
-  presenceSnapshot(): Uint8Array | null { return this.awareness }
   enqueueUpdate(_session: DocumentSession, _seq: number, update: Uint8Array): void { this.writes.push([...update]) }
-  applyAwareness(_session: DocumentSession, update: Uint8Array): void { this.presence.push([...update]) }
-  prepareSyncReply(stateVector?: Uint8Array): SyncReply {
-    return { updates: [new Uint8Array([9])], step2: stateVector ?? new Uint8Array() }
+  readonly sync = {
+    whenIntegrated: (fn: () => void): void => { fn() },
+    stateVector: (): Uint8Array => new Uint8Array([0]),
+    prepareReply: (stateVector?: Uint8Array): SyncReply => ({ updates: [new Uint8Array([9])], step2: stateVector ?? new Uint8Array() }),
+  }
+  readonly presence = {
+    states: (): Uint8Array | null => this.awareness,
+    snapshot: (): Uint8Array | null => this.awareness,
+    apply: (_session: DocumentSession, update: Uint8Array): void => { this.presenceUpdates.push([...update]) },
   }
 }
 

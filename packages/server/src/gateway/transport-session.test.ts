@@ -104,7 +104,7 @@ describe('TransportSession', () => {
     expect(on.queuedBytes).toBe(0)
     expect(source.doc.sessions.has(session)).toBe(true)
     expect(source.doc.writes).toHaveLength(1)
-    expect(source.doc.presence).toEqual([[1]])
+    expect(source.doc.presenceUpdates).toEqual([[1]])
     expect(session.out).toEqual(['step1'])
     expect(session.role).toBe('write')
     expect(session.userId).toBe('ada')

@@ -180,7 +180,7 @@ export abstract class TransportSession<Message> implements DocumentSession {
 
   /** The document failed between loading and now (its sessions were already told). */
   protected get documentFailed(): boolean {
-    return this.#lease?.doc.failed ?? false
+    return this.#lease?.doc.stats.failed ?? false
   }
 
   /** Join the document (it sends this session every update from now on), then handle what was queued. */
@@ -201,21 +201,21 @@ export abstract class TransportSession<Message> implements DocumentSession {
    */
   protected sendStep1WhenIntegrated(): void {
     const doc = this.#lease?.doc
-    doc?.whenIntegrated(() => {
-      if (!this.#closed) this.sendStep1(doc.stateVector())
+    doc?.sync.whenIntegrated(() => {
+      if (!this.#closed) this.sendStep1(doc.sync.stateVector())
     })
   }
 
   /** Every client's presence, when there is any. */
   protected sendPresenceSnapshot(): void {
-    const presence = this.#lease!.doc.awarenessSnapshot()
+    const presence = this.#lease!.doc.presence.states()
     if (presence !== null) this.sendPresence(presence)
   }
 
   /** Answer a sync step 1 (at most one reply outstanding; step 1 messages meanwhile are answered together, once). */
   protected requestSync(stateVector: Uint8Array | undefined, malformed: () => void): void {
     this.#sync ??= new SyncResponder({
-      document: this.#lease!.doc, sender: this.sender, metrics: this.#deps.metrics,
+      document: this.#lease!.doc.sync, sender: this.sender, metrics: this.#deps.metrics,
       send: reply => this.#sendSyncReply(reply), closed: () => this.#closed,
     })
     this.#sync.request(stateVector, malformed)
@@ -234,7 +234,7 @@ export abstract class TransportSession<Message> implements DocumentSession {
 
   /** A presence update of the peer's. */
   protected applyPresence(update: Uint8Array): void {
-    this.#lease!.doc.applyAwareness(this, update)
+    this.#lease!.doc.presence.apply(this, update)
   }
 
   /** A refreshed credential (native AUTH) replaces the old one. */
@@ -269,7 +269,7 @@ export abstract class TransportSession<Message> implements DocumentSession {
   #flushHeld(update: Uint8Array | null, presence: boolean): void {
     if (this.#closed) return
     if (update !== null) this.sendUpdateBytes(update)
-    const snapshot = presence ? this.#lease?.doc.presenceSnapshot() : null
+    const snapshot = presence ? this.#lease?.doc.presence.snapshot() : null
     if (snapshot) this.sendPresence(snapshot)
   }
 

@@ -71,8 +71,8 @@ export class AdminOperations {
   }
 
   async describe(name: string): Promise<DocumentSummary | null> {
-    const doc = this.#registry.loaded(name)
-    if (doc !== undefined) return loadedSummary(name, doc)
+    const doc = this.#registry.peek(name)
+    if (doc !== null) return loadedSummary(name, doc)
     const stored = await this.#storage.load(name)
     if (stored.snapshot === null && stored.updates.length === 0) return null
     const bytes = (stored.snapshot?.length ?? 0) + stored.updates.reduce((n, u) => n + u.update.length, 0)
@@ -140,8 +140,8 @@ export class AdminOperations {
   /** The documents held in memory on this node, by name. */
   *#loadedDocuments(): Generator<[string, LiveDocument]> {
     for (const name of this.#registry.names()) {
-      const doc = this.#registry.loaded(name)
-      if (doc !== undefined) yield [name, doc]
+      const doc = this.#registry.peek(name)
+      if (doc !== null) yield [name, doc]
     }
   }
 
@@ -169,7 +169,8 @@ function deletedError(document: string): ConcordError {
 
 /** What this node knows of a document it holds (the only place the admin API reads a live document's figures). */
 function loadedSummary(name: string, doc: LiveDocument): DocumentSummary {
-  return { name, bytes: doc.approxBytes, tailUpdates: doc.tail.updates, lastChangeAt: doc.lastChangeAt, loaded: true, sessions: doc.sessions.size, updatesApplied: doc.updatesApplied }
+  const { stats } = doc
+  return { name, bytes: stats.approxBytes, tailUpdates: stats.tail.updates, lastChangeAt: stats.lastChangeAt, loaded: true, sessions: doc.sessions.size, updatesApplied: stats.updatesApplied }
 }
 
 function summary(s: DocumentSession, document: string): SessionSummary {

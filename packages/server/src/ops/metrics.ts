@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { FRAME_KINDS } from '@concord/protocol'
+import type { DocumentMetrics } from '../documents/ports.js'
 
 /** What the gauges read when /metrics is scraped. */
 export interface MetricsSources {
@@ -137,7 +138,7 @@ export class FastCounter {
  * Hot paths use pre-resolved label children, so counting a message is a map
  * lookup and an addition.
  */
-export class ServerMetrics {
+export class ServerMetrics implements DocumentMetrics {
   readonly registry = new Registry()
   readonly #messages = new FastCounter('concord_messages_total', 'WebSocket messages, by direction (in, out), protocol and kind.')
   readonly #bytes = new FastCounter('concord_message_bytes_total', 'WebSocket message bytes, by direction (in, out), protocol and kind.')

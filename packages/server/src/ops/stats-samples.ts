@@ -101,11 +101,11 @@ export class StatsSamples {
     const prev = this.#last
     const seconds = prev === null ? 0 : (t - prev.t) / 1000
     for (const name of this.#registry.names()) {
-      const doc = this.#registry.loaded(name)
-      if (doc === undefined) continue
-      perDoc.set(name, doc.updatesApplied)
-      const before = prev?.perDoc.get(name) ?? doc.updatesApplied
-      rooms.push({ name, sessions: doc.sessions.size, updatesPerSecond: seconds > 0 ? Math.max(0, doc.updatesApplied - before) / seconds : 0, bytes: doc.approxBytes })
+      const doc = this.#registry.peek(name)
+      if (doc === null) continue
+      perDoc.set(name, doc.stats.updatesApplied)
+      const before = prev?.perDoc.get(name) ?? doc.stats.updatesApplied
+      rooms.push({ name, sessions: doc.sessions.size, updatesPerSecond: seconds > 0 ? Math.max(0, doc.stats.updatesApplied - before) / seconds : 0, bytes: doc.stats.approxBytes })
     }
     rooms.sort((a, b) => b.updatesPerSecond - a.updatesPerSecond || b.sessions - a.sessions)
     this.#busiest = rooms.slice(0, 10)

@@ -1,4 +1,5 @@
 import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
+import type { DocumentTracer } from '../documents/ports.js'
 
 /**
  * OpenTelemetry spans for connect, document load, apply and append. Off unless
@@ -29,6 +30,9 @@ export function endSpan(span: Span | null, error?: unknown, attributes?: Attribu
   }
   span.end()
 }
+
+/** The tracer documents use (their load, apply and append spans). */
+export const documentTracer: DocumentTracer = { startSpan, endSpan }
 
 /**
  * Export spans over OTLP/HTTP (JSON) to `<url>/v1/traces` in batches. Returns the

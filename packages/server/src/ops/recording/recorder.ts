@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks'
 import { finished } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Role } from '@concord/protocol'
+import type { DocumentRecorder } from '../../documents/ports.js'
 import {
   encodeBase64, encodeRecord, RECORDING_FORMAT, RECORDING_VERSION,
   type RecordedProtocol, type RecordingReason, type RecordingRecord, type UpdateRecord,
@@ -57,7 +58,7 @@ export interface DocumentRecording {
   end(finalUpdate: Uint8Array): Promise<void>
 }
 
-export interface Recorder {
+export interface Recorder extends DocumentRecorder {
   /**
    * Begin recording a document that just loaded, or null when it is not chosen. `baseUpdate`
    * may be a function, called only when the document is chosen (encoding a document costs).

@@ -1,0 +1,88 @@
+import { describe, it, expect } from 'vitest'
+import * as Y from 'yjs'
+import { FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
+import { FakeSession, seededRandom } from './testing.js'
+import type { DocumentSession } from './document-session.js'
+
+/** `n` updates of one writer (each one character). */
+function updates(n: number, doc = new Y.Doc()): Uint8Array[] {
+  const out: Uint8Array[] = []
+  doc.on('update', (u: Uint8Array) => { out.push(u) })
+  for (let i = 0; i < n; i++) doc.getText('t').insert(i, 'x')
+  return out
+}
+
+function fanOut(sessions: DocumentSession[]): FanOut {
+  return new FanOut('d', new Set(sessions), undefined, fn => fn())
+}
+
+function textOf(received: Uint8Array[]): string {
+  const doc = new Y.Doc()
+  for (const u of received) Y.applyUpdate(doc, u)
+  return doc.getText('t').toString()
+}
+
+describe('FanOut grouping', () => {
+  it('a few updates go out as they are, one write per session, and nobody gets their own back', () => {
+    const writer = new FakeSession('w')
+    const listener = new FakeSession('l')
+    const fan = fanOut([writer, listener])
+    const ups = updates(3)
+    for (const u of ups) fan.enqueue(u, writer)
+    fan.flush()
+    expect(listener.updates).toEqual(ups)
+    expect(writer.updates).toEqual([])
+  })
+
+  it('a burst is merged into frames of at most MERGE_GROUP updates for those who wrote none of it; a writer gets the others\' as they are', () => {
+    const seed = Math.floor(Math.random() * 2 ** 31)
+    console.log(`fan-out grouping seed ${seed}`)
+    const random = seededRandom(seed)
+    const a = new FakeSession('a')
+    const b = new FakeSession('b')
+    const listener = new FakeSession('l')
+    const fan = fanOut([a, b, listener])
+    const fromA = updates(MERGE_GROUP + 10)
+    const fromB = updates(5)
+    // interleaved at random: the order within each writer is kept
+    let i = 0
+    let j = 0
+    while (i < fromA.length || j < fromB.length) {
+      if (j >= fromB.length || (i < fromA.length && random() < 0.9)) fan.enqueue(fromA[i++]!, a)
+      else fan.enqueue(fromB[j++]!, b)
+    }
+    fan.flush()
+    const total = fromA.length + fromB.length
+    expect(listener.updates).toHaveLength(Math.ceil(total / MERGE_GROUP))
+    expect(textOf(listener.updates)).toBe(textOf([...fromA, ...fromB]))
+    // a wrote in every frame: it gets b's updates as they are; b gets a merged frame where it wrote nothing
+    expect(a.updates).toEqual(fromB)
+    expect(textOf(b.updates)).toBe(textOf(fromA))
+    for (const u of fromB) expect(b.updates).not.toContain(u)
+  })
+
+  it('a large update goes out alone, as received', () => {
+    const writer = new FakeSession('w')
+    const listener = new FakeSession('l')
+    const fan = fanOut([writer, listener])
+    const small = updates(10)
+    const big = new Y.Doc()
+    let large: Uint8Array | null = null
+    big.on('update', (u: Uint8Array) => { large = u })
+    big.getText('t').insert(0, 'y'.repeat(LARGE_UPDATE_BYTES))
+    for (const u of small) fan.enqueue(u, writer)
+    fan.enqueue(large!, writer)
+    fan.flush()
+    expect(listener.updates).toHaveLength(2)
+    expect(listener.updates[1]).toBe(large)
+  })
+
+  it('nothing is sent when nobody is there, and a cleared outbox sends nothing', () => {
+    const listener = new FakeSession('l')
+    const fan = fanOut([listener])
+    fan.enqueue(updates(1)[0]!, null)
+    fan.clear()
+    fan.flush()
+    expect(listener.updates).toEqual([])
+  })
+})

@@ -1,0 +1,134 @@
+import * as Y from 'yjs'
+import { SharedMessage } from './shared-message.js'
+import type { DocumentSession } from './document-session.js'
+import { secondsSince, type DocumentMetrics } from './ports.js'
+
+/** Up to this many updates of one event-loop turn go out unmerged (see `FanOut`). */
+const SEPARATE_MAX = 8
+
+/** A burst is merged into frames of at most this many updates (Y.mergeUpdates grows faster than linearly). */
+export const MERGE_GROUP = 64
+
+/** Updates at least this large are forwarded on their own, never merged with others. */
+export const LARGE_UPDATE_BYTES = 64 * 1024
+
+/** An update to send, and who it came from (not sent back to them; null: everyone gets it). */
+export interface Outgoing {
+  update: Uint8Array
+  origin: object | null
+}
+
+/**
+ * Everything applied in one event-loop turn goes out together. A few updates go
+ * out as they are, each encoded once and shared, handed to each socket's kernel
+ * buffer in one write (Y.mergeUpdates costs more than the frames it saves when
+ * there are few). More than that are merged into frames of at most MERGE_GROUP
+ * updates for the sessions that wrote none of them; a session that wrote some
+ * gets the others' as they are. Nobody is sent its own updates back.
+ */
+export class FanOut {
+  readonly #document: string
+  readonly #sessions: ReadonlySet<DocumentSession>
+  readonly #metrics: DocumentMetrics | undefined
+  /** Runs the flush from the event loop (a throw fails the document, not the process). */
+  readonly #flushContained: () => void
+  #outbox: Outgoing[] = []
+  #scheduled = false
+
+  constructor(document: string, sessions: ReadonlySet<DocumentSession>, metrics: DocumentMetrics | undefined, contain: (fn: () => void) => void) {
+    this.#document = document
+    this.#sessions = sessions
+    this.#metrics = metrics
+    this.#flushContained = () => { contain(this.flush) }
+  }
+
+  /** Send `update` to every session but `origin`, with the rest of this event-loop turn. */
+  enqueue(update: Uint8Array, origin: object | null): void {
+    this.#outbox.push({ update, origin })
+    if (this.#scheduled) return
+    this.#scheduled = true
+    setImmediate(this.#flushContained)
+  }
+
+  /** Forget what is queued (the document leaves memory). */
+  clear(): void {
+    this.#outbox = []
+  }
+
+  readonly flush = (): void => {
+    this.#scheduled = false
+    const items = this.#outbox
+    this.#outbox = []
+    if (items.length === 0 || this.#sessions.size === 0) return
+    const start = performance.now()
+    this.#fanoutItems(items)
+    this.#metrics?.fanout.observe(secondsSince(start))
+  }
+
+  #fanoutItems(items: Outgoing[]): void {
+    if (items.length <= SEPARATE_MAX) {
+      this.#sendSeparately(items)
+      return
+    }
+    // Y.mergeUpdates grows faster than linearly with the number of updates, so
+    // a large burst goes out as a few frames of at most MERGE_GROUP updates each;
+    // a large update goes out alone, as received (merging would re-encode all of it)
+    let group: Outgoing[] = []
+    for (const item of items) {
+      if (item.update.length >= LARGE_UPDATE_BYTES) {
+        if (group.length > 0) this.#send(group)
+        group = []
+        this.#send([item])
+        continue
+      }
+      group.push(item)
+      if (group.length === MERGE_GROUP) {
+        this.#send(group)
+        group = []
+      }
+    }
+    if (group.length > 0) this.#send(group)
+  }
+
+  #sendSeparately(items: Outgoing[]): void {
+    const messages = items.map(i => new SharedMessage('update', this.#document, i.update))
+    if (items.length === 1) {
+      const origin = items[0]!.origin
+      for (const s of this.#sessions) if (s !== origin) s.sendUpdate(messages[0]!)
+      return
+    }
+    for (const s of this.#sessions) {
+      let own = 0
+      for (const i of items) if (i.origin === s) own++
+      if (own === 0) s.sendUpdates(messages)
+      else if (own < items.length) s.sendUpdates(messages.filter((_, k) => items[k]!.origin !== s))
+    }
+  }
+
+  #send(items: Outgoing[]): void {
+    const all = new SharedMessage('update', this.#document, merge(items))
+    if (items.length === 1) {
+      const origin = items[0]!.origin
+      for (const s of this.#sessions) if (s !== origin) s.sendUpdate(all)
+      return
+    }
+    const origins = new Set<object | null>()
+    for (const i of items) origins.add(i.origin)
+    let separate: SharedMessage[] | null = null
+    for (const s of this.#sessions) {
+      if (!origins.has(s)) {
+        s.sendUpdate(all)
+        continue
+      }
+      // the session wrote part of this batch: it gets the others' updates as they
+      // are (one merge per writer would cost more than the frames it saves)
+      separate ??= items.map(i => new SharedMessage('update', this.#document, i.update))
+      const others = separate.filter((_, k) => items[k]!.origin !== s)
+      if (others.length > 0) s.sendUpdates(others)
+    }
+  }
+}
+
+function merge(items: Outgoing[]): Uint8Array {
+  return items.length === 1 ? items[0]!.update : Y.mergeUpdates(items.map(i => i.update))
+}
