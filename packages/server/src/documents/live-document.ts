@@ -38,6 +38,10 @@ type FailureCode = 'CONCORD_ERR_STORAGE_WRITE_FAILED' | 'CONCORD_ERR_DOC_RESET' 
  * It coordinates the modules of documents/: admission (the checks before Yjs sees an update),
  * integrate (the one apply path), fan-out, presence, the durable log (appends, acks, barrier),
  * client owners (and the authors table), compaction, versions, and the sync replies.
+ *
+ * Its public members (18, a few over the ~15 of a class here) are its lifecycle (load, sessions,
+ * updates, flush, unload, deletion, destroy) and four groups that callers reach by name:
+ * `stats`, `sync`, `presence` and `versions`.
  */
 export class LiveDocument {
   readonly name: string
