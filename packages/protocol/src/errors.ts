@@ -102,6 +102,14 @@ export const ERROR_CODES = {
     scope: 'document', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE, httpStatus: 503,
     description: 'Appending an update to the log failed. The update is not acked; the client keeps it and re-sends it after reconnecting.',
   },
+  CONCORD_ERR_STORAGE_UNAVAILABLE: {
+    scope: 'http', retryable: true, httpStatus: 503,
+    description: 'The store is closed or not reachable yet (thrown by a storage adapter; on a socket it arrives as DOC_LOAD_FAILED or STORAGE_WRITE_FAILED).',
+  },
+  CONCORD_ERR_STORAGE_SCHEMA_TOO_NEW: {
+    scope: 'config', retryable: false,
+    description: 'The database was written by a newer Concord (its schema version is higher than this server knows): upgrade the server.',
+  },
   CONCORD_ERR_BACKPLANE_UNAVAILABLE: {
     scope: 'connection', retryable: true, closeCode: CLOSE_CODES.STORAGE_UNAVAILABLE, httpStatus: 503,
     description: 'The node cannot reach the backplane (Redis) that connects it to the other nodes. /readyz reports it; the node keeps serving its own sessions and catches up when Redis is back.',

@@ -6,6 +6,7 @@ import type { Authenticate, AuthResult, JwtConfig } from './auth-hooks.js'
 
 export type { JwtConfig }
 import { inTenant, isRole, roleFor, ROLE_ORDER } from './patterns.js'
+import { ConfigError } from '../config/server-config.js'
 
 /**
  * The claims Concord reads from a JWT (docs/security.md):
@@ -46,7 +47,7 @@ export async function createTokenVerifier(config: JwtConfig): Promise<TokenVerif
   let key: Uint8Array | JWTVerifyGetKey
   let algorithms: string[]
   if ('secret' in config) {
-    if (config.secret.length < 32) throw new TypeError('the HS256 secret must be at least 32 characters')
+    if (config.secret.length < 32) throw new ConfigError('the HS256 secret must be at least 32 characters')
     key = new TextEncoder().encode(config.secret)
     algorithms = SECRET_ALGORITHMS
   } else {
@@ -55,7 +56,7 @@ export async function createTokenVerifier(config: JwtConfig): Promise<TokenVerif
       key = createRemoteJWKSet(new URL(config.jwks), { timeoutDuration: 5_000, cooldownDuration: 30_000 })
     } else {
       const set = typeof config.jwks === 'string' ? JSON.parse(await readFile(config.jwks, 'utf8')) as JSONWebKeySet : config.jwks
-      if (!Array.isArray(set.keys) || set.keys.length === 0) throw new TypeError('the JWKS has no keys')
+      if (!Array.isArray(set.keys) || set.keys.length === 0) throw new ConfigError('the JWKS has no keys')
       key = createLocalJWKSet(set)
     }
   }

@@ -2,6 +2,7 @@ import * as Y from 'yjs'
 import { ConcordError, inspectUpdate, type UpdateInspection } from '@concord/protocol'
 import { checkItemOrder, trialItemOrder } from './item-order.js'
 import type { ClientOwners } from './client-owners.js'
+import { DEFAULTS } from '../config/server-config.js'
 
 export interface AdmissionOptions {
   /** Updates that would make the document larger than this (approximately) are refused. */
@@ -116,7 +117,7 @@ export class Admission {
    * seconds' worth) keeps a writer who forces trials from spending the node's CPU on them.
    */
   #mayTrial(): boolean {
-    const rate = this.#opts.maxUpdateCheckBytesPerSecond ?? 8 * 1024 * 1024
+    const rate = this.#opts.maxUpdateCheckBytesPerSecond ?? DEFAULTS.maxUpdateCheckBytesPerSecond
     const now = performance.now()
     this.#trialTokens = Math.min(4 * rate, this.#trialTokens + (now - this.#trialAt) / 1000 * rate)
     this.#trialAt = now

@@ -8,9 +8,10 @@ import type { ClientOwners } from './client-owners.js'
 import type { DocumentMetrics, DocumentRecording } from './ports.js'
 import { SharedMessage } from './shared-message.js'
 import { decodeAwarenessEntries, encodeAwarenessEntries, stampUser, stampedUser, type AwarenessEntry } from './presence-filter.js'
+import { DEFAULTS } from '../config/server-config.js'
 
 /** Default largest presence state of one client (JSON bytes). */
-export const DEFAULT_MAX_PRESENCE_BYTES = 64 * 1024
+export const DEFAULT_MAX_PRESENCE_BYTES = DEFAULTS.maxPresenceBytes
 
 /** Awareness client ids one session may show at once (an honest one shows one, a few after reconnects). */
 const MAX_PRESENCE_CLIENTS = 8

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { StorageAdapter, StoredVersion } from '../storage/storage-adapter.js'
 import type { DocumentEventHandler } from './ports.js'
+import { DEFAULTS } from '../config/server-config.js'
 
 /** When a document's versions are saved on their own (checkpoints) and how long they are kept. */
 export interface VersionPolicy {
@@ -84,7 +85,7 @@ export class Versions {
   lastSessionLeft(): void {
     const policy = this.#opts.versions
     if (this.#changes > 0 && policy !== undefined && this.#host.open &&
-      Date.now() - this.#lastVersionAt >= (policy.minCheckpointIntervalMs ?? 60_000)) {
+      Date.now() - this.#lastVersionAt >= (policy.minCheckpointIntervalMs ?? DEFAULTS.minCheckpointIntervalMs)) {
       this.#checkpoint()
     }
   }

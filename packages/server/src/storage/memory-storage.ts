@@ -1,6 +1,7 @@
 import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, StoredUpdate, StoredVersion } from './storage-adapter.js'
 import { GroupCommit } from './group-commit.js'
 import { snapshotHash } from './snapshot-hash.js'
+import { ConcordError } from '@concord/protocol'
 
 interface MemoryDoc {
   snapshot: Uint8Array | null
@@ -41,7 +42,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     return d
   }
   const check = (): void => {
-    if (closed) throw new Error('storage is closed')
+    if (closed) throw new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'storage is closed')
   }
   const committer = new GroupCommit<{ document: string; record: AppendRecord }, number>(async batch => {
     if (options.commitDelayMs) await new Promise(r => setTimeout(r, options.commitDelayMs))
@@ -62,7 +63,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       return { snapshot: d.snapshot, snapshotSeq: d.snapshotSeq, updates: d.updates.slice() }
     },
     append(document, record) {
-      if (closed) return Promise.reject(new Error(`${this.kind} storage is closed`))
+      if (closed) return Promise.reject(new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', `${this.kind} storage is closed`))
       return committer.enqueue({ document, record })
     },
     async compact(document, snapshot, upToSeq) {

@@ -3,6 +3,7 @@ import type { AppendRecord, DocumentInfo, LoadedDocument, StorageAdapter, Stored
 import { GroupCommit } from './group-commit.js'
 import { snapshotHash } from './snapshot-hash.js'
 import type { AccessState, AccessStore } from './access-store.js'
+import { ConcordError } from '@concord/protocol'
 
 /** The PostgreSQL store also keeps the access state (revocations, role overrides) every node shares. */
 export interface PostgresStorage extends StorageAdapter {
@@ -186,14 +187,14 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
     busyLingerMs: options.busyCommitWindowMs ?? 2,
   })
   const open = (): void => {
-    if (closed) throw new Error('postgres storage is closed')
-    if (!migrated) throw new Error('PostgreSQL is not reachable yet (its schema has not been checked)')
+    if (closed) throw new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'postgres storage is closed')
+    if (!migrated) throw new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'PostgreSQL is not reachable yet (its schema has not been checked)')
   }
 
   const EMPTY: AccessState = { revokedUsers: [], revokedTokens: [], roles: [] }
   const schemaOpen = (): void => {
-    if (closed) throw new Error('postgres storage is closed')
-    if (!schemaChecked) throw new Error('PostgreSQL is not reachable yet (its schema has not been checked)')
+    if (closed) throw new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'postgres storage is closed')
+    if (!schemaChecked) throw new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'PostgreSQL is not reachable yet (its schema has not been checked)')
   }
   const accessStore: AccessStore = {
     async load() {
@@ -248,8 +249,8 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
       }
     },
     append(document, record) {
-      if (closed) return Promise.reject(new Error('postgres storage is closed'))
-      if (!migrated) return Promise.reject(new Error('PostgreSQL is not reachable yet (its schema has not been checked)'))
+      if (closed) return Promise.reject(new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'postgres storage is closed'))
+      if (!migrated) return Promise.reject(new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'PostgreSQL is not reachable yet (its schema has not been checked)'))
       return committer.enqueue({ document, record })
     },
     async compact(document, snapshot, upToSeq) {
@@ -429,7 +430,7 @@ async function migrate(pool: pg.Pool): Promise<void> {
     const r = await client.query<{ version: number | null }>('SELECT MAX(version) AS version FROM concord_migrations')
     const current = r.rows[0]?.version ?? 0
     if (current > MIGRATIONS.length) {
-      throw new Error(`the database's schema is version ${current}, newer than this server knows (${MIGRATIONS.length}): upgrade the server`)
+      throw new ConcordError('CONCORD_ERR_STORAGE_SCHEMA_TOO_NEW', `the database's schema is version ${current}, newer than this server knows (${MIGRATIONS.length}): upgrade the server`)
     }
     for (let v = current + 1; v <= MIGRATIONS.length; v++) {
       await client.query(MIGRATIONS[v - 1]!)

@@ -3,6 +3,8 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { AppendRecord, DocumentInfo, LoadedDocument, NewVersion, StoredUpdate, StoredVersion, VersionStorage } from './storage-adapter.js'
 import { snapshotHash } from './snapshot-hash.js'
+import { ConcordError } from '@concord/protocol'
+import { ConfigError } from '../config/server-config.js'
 
 export interface SqliteStorageOptions {
   /** Folder that holds `concord.db` (created if missing). Use `filename` for an exact path. */
@@ -131,7 +133,7 @@ export class SqliteLog {
   constructor(options: SqliteStorageOptions) {
     let filename = options.filename
     if (filename === undefined) {
-      if (options.dataDir === undefined) throw new TypeError('SQLite storage needs dataDir or filename')
+      if (options.dataDir === undefined) throw new ConfigError('SQLite storage needs dataDir or filename')
       mkdirSync(options.dataDir, { recursive: true })
       filename = join(options.dataDir, 'concord.db')
     }
@@ -307,7 +309,7 @@ function view(b: Buffer): Uint8Array {
 function migrate(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number
   if (current > SCHEMA_VERSION) {
-    throw new Error(`database schema version ${current} is newer than this server understands (${SCHEMA_VERSION})`)
+    throw new ConcordError('CONCORD_ERR_STORAGE_SCHEMA_TOO_NEW', `database schema version ${current} is newer than this server understands (${SCHEMA_VERSION})`)
   }
   for (let v = current; v < SCHEMA_VERSION; v++) {
     db.transaction(() => {

@@ -4,6 +4,7 @@ import { GroupCommit } from './group-commit.js'
 import { SqliteLog, type AppendItem, type SqliteStorageOptions } from './sqlite-log.js'
 import { packAppendBatch } from './append-packing.js'
 import type { HistoryMethod, SqliteRequest, SqliteResponse } from './sqlite-worker.js'
+import { ConcordError } from '@concord/protocol'
 
 export type { SqliteStorageOptions } from './sqlite-log.js'
 
@@ -35,7 +36,7 @@ function adapterOver(backend: Backend, commitWindowMs: number, busyCommitWindowM
   const committer = new GroupCommit<AppendItem, number>(batch => backend.append(batch), { lingerMs: commitWindowMs, busyLingerMs: busyCommitWindowMs })
   let closed = false
   const open = (): void => {
-    if (closed) throw new Error('sqlite storage is closed')
+    if (closed) throw new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'sqlite storage is closed')
   }
   return {
     kind: 'sqlite',
@@ -44,7 +45,7 @@ function adapterOver(backend: Backend, commitWindowMs: number, busyCommitWindowM
       return backend.load(document)
     },
     append(document, record) {
-      if (closed) return Promise.reject(new Error('sqlite storage is closed'))
+      if (closed) return Promise.reject(new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', 'sqlite storage is closed'))
       return committer.enqueue({ document, record })
     },
     async compact(document, snapshot, upToSeq) {

@@ -7,6 +7,7 @@ import { finished } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Role } from '@concord/protocol'
 import type { DocumentRecorder } from '../../documents/ports.js'
+import { ConfigError } from '../../config/server-config.js'
 import {
   encodeBase64, encodeRecord, RECORDING_FORMAT, RECORDING_VERSION,
   type RecordedProtocol, type RecordingReason, type RecordingRecord, type UpdateRecord,
@@ -71,14 +72,14 @@ export interface Recorder extends DocumentRecorder {
 /** Options are checked here, so a bad configuration fails at start-up. */
 export function createRecorder(options: RecorderOptions): Recorder {
   const { dir, logger, serverName } = options
-  if (typeof dir !== 'string' || dir === '') throw new TypeError('recorder option dir must be a directory path')
+  if (typeof dir !== 'string' || dir === '') throw new ConfigError('recorder option dir must be a directory path')
   const sampleRate = options.sampleRate ?? 0
   if (typeof sampleRate !== 'number' || !(sampleRate >= 0 && sampleRate <= 1)) {
-    throw new TypeError(`recorder option sampleRate must be a number from 0 to 1, got ${String(options.sampleRate)}`)
+    throw new ConfigError(`recorder option sampleRate must be a number from 0 to 1, got ${String(options.sampleRate)}`)
   }
   const maxBytes = options.maxBytesPerFile ?? DEFAULT_MAX_RECORDING_BYTES
   if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
-    throw new TypeError(`recorder option maxBytesPerFile must be a positive integer, got ${String(options.maxBytesPerFile)}`)
+    throw new ConfigError(`recorder option maxBytesPerFile must be a positive integer, got ${String(options.maxBytesPerFile)}`)
   }
   const documents = new Set(options.documents ?? [])
   const random = options.random ?? Math.random
