@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ErrorCode } from '@concord/protocol'
 import { clientAddress } from '../auth/client-address.js'
 import { sendJson, statusOf } from './responder.js'
+import { TokenBucket } from '../auth/token-bucket.js'
 
 export interface HttpRateLimitOptions {
   /** Tokens each caller gets back per second; a cheap request costs 1. */
@@ -22,36 +23,6 @@ export interface HttpRateLimitOptions {
 export interface RateCaller {
   userId: string | null
   tenant?: string | null
-}
-
-/**
- * A token bucket: `rate` tokens per second, holding at most `burst`. (The gateway's per-socket
- * TokenBucket is the same idea; the HTTP layer keeps its own, since http/ never imports gateway/.)
- */
-class TokenBucket {
-  readonly #rate: number
-  readonly #burst: number
-  #tokens: number
-  #at: number
-
-  constructor(rate: number, burst: number, now: number) {
-    this.#rate = rate
-    this.#burst = burst
-    this.#tokens = burst
-    this.#at = now
-  }
-
-  /** Take `n` tokens if there are enough; otherwise take none and return false. */
-  take(n: number, now: number): boolean {
-    const elapsed = now - this.#at
-    if (elapsed > 0) {
-      this.#tokens = Math.min(this.#burst, this.#tokens + (elapsed * this.#rate) / 1000)
-      this.#at = now
-    }
-    if (this.#tokens < n) return false
-    this.#tokens -= n
-    return true
-  }
 }
 
 /**
