@@ -150,6 +150,12 @@ export interface ServerOptions {
   trustProxyHops?: number
   /** Name reported in WELCOME. */
   serverName?: string
+  /**
+   * How long `close()` (SIGTERM) may wait for storage and the backplane to take what is in flight
+   * (default 10 s). Past it the server gives up the updates that are not durable yet (never acked),
+   * says so in its log, and closes its connections whatever state Redis and PostgreSQL are in.
+   */
+  shutdownTimeoutMs?: number
 }
 
 /** The services the composition root hands to the layers (each layer takes the part it uses). */

@@ -178,25 +178,64 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
         unsubscribe()
         gateway!.drain()
         const httpClosed = new Promise<void>(resolve => http.close(() => resolve()))
-        // frames that arrived while their document was loading are applied once it has loaded
-        await registry.settleLoads()
-        await new Promise(resolve => setImmediate(resolve))
-        await opts.storage.flush().catch(err => log.error({ err }, 'flush before shutdown failed'))
-        await gateway!.closeAll(new ConcordError('CONCORD_ERR_SERVER_SHUTTING_DOWN'))
-        // flushed, and a log tail a burst left long is compacted: the next start loads quickly
-        await registry.settleAll()
-        await opts.storage.flush().catch(err => log.error({ err }, 'final flush failed'))
+        // The graceful drain waits for storage and the backplane; a node whose Redis or PostgreSQL
+        // is gone would wait for ever (a rolling restart during an outage would hang), so it gets
+        // `shutdownTimeoutMs`. What it gives up then was never acked: an ack means durable.
+        const graceful = (async () => {
+          // frames that arrived while their document was loading are applied once it has loaded
+          await registry.settleLoads()
+          await new Promise(resolve => setImmediate(resolve))
+          await opts.storage.flush().catch(err => log.error({ err }, 'flush before shutdown failed'))
+          await gateway!.closeAll(new ConcordError('CONCORD_ERR_SERVER_SHUTTING_DOWN'))
+          // flushed, and a log tail a burst left long is compacted: the next start loads quickly
+          await registry.settleAll()
+          await opts.storage.flush().catch(err => log.error({ err }, 'final flush failed'))
+          return 'drained' as const
+        })()
+        graceful.catch(err => log.error({ err }, 'draining before shutdown failed'))
+        const outcome = await within(graceful, opts.shutdownTimeoutMs)
+        // appends not durable yet, per document, before the documents are destroyed
+        const unsaved = outcome === 'drained' ? [] : registry.names().map(name => ({ name, updates: registry.peek(name)?.stats.appendsInFlight ?? 0 })).filter(d => d.updates > 0)
         registry.destroyAll()
-        await mergeWorker.close()
-        await recorder?.close()
-        await webhooks?.close()
-        http.closeAllConnections()
-        await httpClosed
-        await opts.backplane?.close()
-        await opts.storage.close()
+        if (outcome === 'drained') {
+          // storage and the backplane answered the drain: close each part in order, fully (a caller
+          // may reopen the same SQLite file right after)
+          await mergeWorker.close()
+          await recorder?.close()
+          await webhooks?.close()
+          http.closeAllConnections()
+          await httpClosed
+          await opts.backplane?.close()
+          await opts.storage.close()
+        } else {
+          log.warn({
+            boundMs: opts.shutdownTimeoutMs, unsavedUpdates: unsaved.reduce((n, d) => n + d.updates, 0), documents: unsaved.slice(0, 100).map(d => d.name),
+          }, 'shutdown bound reached: gave up the updates that are not durable yet (none of them was acked) and closing storage and the backplane as they are')
+          // everything at once, and one short wait for all of it: the bound is what an operator was promised
+          http.closeAllConnections()
+          await within(Promise.all([
+            gateway!.closeAll(new ConcordError('CONCORD_ERR_SERVER_SHUTTING_DOWN'), FORCED_STEP_MS / 2),
+            mergeWorker.close(), recorder?.close(), webhooks?.close(0), httpClosed, opts.backplane?.close(), opts.storage.close(),
+          ].map(p => p?.catch(() => undefined))), FORCED_STEP_MS)
+        }
         log.info('stopped')
       })()
       return closing
     },
+  }
+}
+
+/** After the shutdown bound: how long all the parts together may take to close. */
+const FORCED_STEP_MS = 1_000
+
+/** `promise`'s value, or 'timeout' after `ms` (a rejection counts as settled: its owner logs it). */
+async function within<T>(promise: Promise<T> | undefined, ms: number): Promise<T | 'timeout' | undefined> {
+  if (promise === undefined) return undefined
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), ms) })
+  try {
+    return await Promise.race([promise.catch(() => undefined), expired])
+  } finally {
+    clearTimeout(timer)
   }
 }

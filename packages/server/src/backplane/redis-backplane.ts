@@ -151,8 +151,10 @@ export class RedisBackplane implements Backplane {
   async close(): Promise<void> {
     this.#closed = true
     this.#sub.disconnect()
-    await this.#loop?.catch(() => undefined)
-    await this.#pub.quit().catch(() => this.#pub.disconnect())
+    await settledWithin(this.#loop, 1_000)
+    // QUIT waits for a reply: with Redis gone it would wait for the reconnect, for ever
+    if (this.#pub.status === 'ready') await settledWithin(this.#pub.quit(), 1_000)
+    this.#pub.disconnect()
   }
 
   #control(entries: [Buffer, Buffer[]][]): void {
@@ -297,4 +299,12 @@ export function compareStreamIds(a: string, b: string): number {
   if (ms !== 0n) return ms < 0n ? -1 : 1
   const seq = BigInt(as) - BigInt(bs)
   return seq === 0n ? 0 : seq < 0n ? -1 : 1
+}
+
+/** Waits for `promise` to settle, at most `ms` (whatever it settles to). */
+async function settledWithin(promise: Promise<unknown> | null, ms: number): Promise<void> {
+  if (promise === null) return
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([promise.then(() => undefined, () => undefined), new Promise<void>(resolve => { timer = setTimeout(resolve, ms) })])
+  clearTimeout(timer)
 }

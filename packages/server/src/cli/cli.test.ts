@@ -26,6 +26,13 @@ describe('concord serve configuration', () => {
     expect(parseServeConfig(['--redis-stream-max-len', '500', '--store', 'postgres://db/c', '--redis', 'redis://r:6379'], open)).toMatchObject({ redisStreamMaxLen: 500 })
   })
 
+  it('takes the shutdown bound from --shutdown-timeout-ms or the environment (the server defaults to 10 s)', () => {
+    expect(parseServeConfig([], open)).toMatchObject({ shutdownTimeoutMs: undefined })
+    expect(parseServeConfig(['--shutdown-timeout-ms', '2500'], open)).toMatchObject({ shutdownTimeoutMs: 2500 })
+    expect(parseServeConfig([], { ...open, CONCORD_SHUTDOWN_TIMEOUT_MS: '30000' })).toMatchObject({ shutdownTimeoutMs: 30000 })
+    expect(() => parseServeConfig(['--shutdown-timeout-ms', '0'], open)).toThrow(/--shutdown-timeout-ms/)
+  })
+
   it('takes a postgres:// URL as the store', () => {
     const url = 'postgres://concord:secret@db.internal:5432/concord'
     expect(parseServeConfig(['--store', url], open)).toMatchObject({ store: 'postgres', storeUrl: url })

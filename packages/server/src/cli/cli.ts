@@ -42,6 +42,8 @@ Options of serve (each also read from the environment variable shown):
   --redis-stream-max-len <n>   entries kept per document stream; a node further behind
                                reloads the document from the store  CONCORD_REDIS_STREAM_MAX_LEN (default 10000)
   --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
+  --shutdown-timeout-ms <n>    on SIGTERM, how long to wait for storage and Redis before giving up
+                               what is not durable yet (never acked)  CONCORD_SHUTDOWN_TIMEOUT_MS (default 10000)
   --compact-every-updates <n>  compact a document's log after n updates  CONCORD_COMPACT_EVERY_UPDATES (default 1000)
   --max-message-bytes <n>      largest message accepted                  CONCORD_MAX_MESSAGE_BYTES (default 67108864)
   --sqlite-synchronous <s>     full: an ack survives power loss; normal: it survives a process crash
@@ -213,6 +215,7 @@ async function serve(argv: string[]): Promise<void> {
       ? { httpRequestsPerSecond: config.httpRateLimit, httpRequestsBurst: Math.max(DEFAULTS.httpExpensiveRequestCost, 10 * config.httpRateLimit) }
       : {}),
     maxNamedVersionsPerDocument: config.maxNamedVersions,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
   })
   const adminApi = [config.adminToken !== undefined ? 'admin token' : null, config.auth.mode === 'none' ? null : 'admin JWTs'].filter(Boolean).join(' and ') || 'off'
   logger.info({ auth: config.auth.mode, adminApi }, 'authentication')

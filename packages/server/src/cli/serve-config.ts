@@ -51,6 +51,7 @@ export interface CliConfig {
   /** HTTP API requests per second per caller (undefined: the default). */
   httpRateLimit: number | undefined
   maxNamedVersions: number | undefined
+  shutdownTimeoutMs: number | undefined
   trustProxyHops: number
 }
 
@@ -162,6 +163,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'trust-proxy': { type: 'string' },
       'http-rate-limit': { type: 'string' },
       'max-named-versions': { type: 'string' },
+      'shutdown-timeout-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -221,6 +223,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     trustProxyHops: parseHops(values['trust-proxy'] ?? env.CONCORD_TRUST_PROXY ?? '0'),
     httpRateLimit: optionalPositiveInt('--http-rate-limit', values['http-rate-limit'] ?? env.CONCORD_HTTP_RATE_LIMIT),
     maxNamedVersions: optionalPositiveInt('--max-named-versions', values['max-named-versions'] ?? env.CONCORD_MAX_NAMED_VERSIONS),
+    shutdownTimeoutMs: optionalPositiveInt('--shutdown-timeout-ms', values['shutdown-timeout-ms'] ?? env.CONCORD_SHUTDOWN_TIMEOUT_MS),
   }
 }
 

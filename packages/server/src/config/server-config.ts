@@ -51,6 +51,8 @@ export const DEFAULTS = {
   maxQueuedWebhookEvents: 10_000,
   trustProxyHops: 0,
   serverName: 'concord',
+  // SIGTERM / close(): how long the graceful drain may wait for storage and the backplane
+  shutdownTimeoutMs: 10_000,
   // versions: a checkpoint once the first change after the last version is 10 minutes old,
   // checkpoints kept 30 days, and the last editor leaving takes none within a minute of the previous
   checkpointEveryMs: 10 * 60_000,
