@@ -4,6 +4,7 @@ import * as Y from 'yjs'
 import { storageContract } from '@concord/server/storage/contract'
 import { createPostgresStorage } from '@concord/server/storage/postgres'
 import { startPostgres, type PostgresServer } from './services/postgres.js'
+import { PeerInbox } from '../packages/server/src/storage/postgres-regions.js'
 
 // A real PostgreSQL, started from the machine's binaries in a temporary directory on a free port.
 let server: PostgresServer
@@ -43,9 +44,9 @@ describe('postgres storage: schema', () => {
     await c.connect()
     try {
       const versions = await c.query('SELECT version FROM concord_migrations ORDER BY version')
-      expect(versions.rows.map(r => r.version)).toEqual([1, 2, 3, 4, 5])
+      expect(versions.rows.map(r => r.version)).toEqual([1, 2, 3, 4, 5, 6])
       const tables = await c.query("SELECT tablename FROM pg_tables WHERE tablename LIKE 'concord_%' ORDER BY tablename")
-      expect(tables.rows.map(r => r.tablename)).toEqual(['concord_access', 'concord_authors', 'concord_leases', 'concord_migrations', 'concord_snapshots', 'concord_updates', 'concord_version_snapshots', 'concord_versions'])
+      expect(tables.rows.map(r => r.tablename)).toEqual(['concord_access', 'concord_authors', 'concord_leases', 'concord_migrations', 'concord_outbox', 'concord_region_inbox', 'concord_region_peers', 'concord_snapshots', 'concord_updates', 'concord_version_snapshots', 'concord_versions'])
       // all three append to one log; seqs are unique and grow per store
       const seqs = await Promise.all(stores.flatMap(s => [1, 2, 3].map(i => s.append('d', { update: new Uint8Array([0, 0]), userId: `u${i}` }))))
       expect(new Set(seqs).size).toBe(9)
@@ -72,8 +73,10 @@ describe('postgres storage: schema', () => {
     const c = new pg.Client({ connectionString: db })
     await c.connect()
     try {
-      // back to the schema of version 4: each version a whole copy
-      await c.query(`DROP TABLE concord_versions; DROP TABLE concord_version_snapshots; DELETE FROM concord_migrations WHERE version = 5;
+      // back to the schema of version 4: each version a whole copy (and no regions, version 6)
+      await c.query(`DROP TABLE concord_region_peers, concord_outbox, concord_region_inbox; DROP FUNCTION concord_region_deliver;
+        ALTER TABLE concord_updates DROP COLUMN origin; DELETE FROM concord_migrations WHERE version = 6;
+        DROP TABLE concord_versions; DROP TABLE concord_version_snapshots; DELETE FROM concord_migrations WHERE version = 5;
         CREATE TABLE concord_versions (doc TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, created_at BIGINT NOT NULL, created_by TEXT,
           authors JSONB NOT NULL, seq BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (doc, id));
         CREATE INDEX concord_versions_doc_created ON concord_versions (doc, created_at);`)
@@ -98,7 +101,7 @@ describe('postgres storage: schema', () => {
       } finally {
         await store.close()
       }
-      expect((await c.query('SELECT MAX(version) AS v FROM concord_migrations')).rows[0].v).toBe(5)
+      expect((await c.query('SELECT MAX(version) AS v FROM concord_migrations')).rows[0].v).toBe(6)
     } finally {
       await c.end()
     }
@@ -113,5 +116,69 @@ describe('postgres storage: schema', () => {
     await c.query('INSERT INTO concord_migrations (version) VALUES (99)')
     await c.end()
     await expect(createPostgresStorage({ connectionString: db })).rejects.toThrow(/schema is version 99, newer than this server knows/)
+  })
+})
+
+describe('postgres storage: the region outbox and a peer\'s inbox', () => {
+  const update = (text: string, client: number): Uint8Array => {
+    const d = new Y.Doc()
+    d.clientID = client
+    d.getText('t').insert(0, text)
+    return Y.encodeStateAsUpdate(d)
+  }
+
+  it('queues each append per peer in its transaction; a peer takes a batch in once, with its origin and authors, however often it is shipped', async () => {
+    const [euUrl, usUrl] = [await freshDatabase(), await freshDatabase()]
+    const plain = await createPostgresStorage({ connectionString: euUrl })
+    await plain.regionOutbox().registerPeers(['us'])
+    await plain.append('doc', { update: update('before', 1), userId: 'ada' })
+    // a store without replication queues nothing, whatever peers are registered
+    expect(await plain.regionOutbox().read('us', 10)).toEqual([])
+    await plain.close()
+
+    const eu = await createPostgresStorage({ connectionString: euUrl, replication: true })
+    const us = await createPostgresStorage({ connectionString: usUrl, replication: true })
+    const outbox = eu.regionOutbox()
+    await outbox.registerPeers(['us', 'ap'])
+    const updates = [update('one', 11), update('two', 12), update('three', 13)]
+    await Promise.all(updates.map((u, i) => eu.append(i === 2 ? 'other' : 'doc', { update: u, userId: `user-${i}` })))
+    await eu.accessStore().update!(s => { s.revokedUsers.push({ tenant: 'acme', userId: 'mallory', at: 1 }) },
+      { op: { op: 'revoke-user', tenant: 'acme', userId: 'mallory', at: 1 }, change: { kind: 'revoked-user', tenant: 'acme', userId: 'mallory' } })
+    const queued = await outbox.read('us', 10)
+    expect(queued.map(e => e.kind)).toEqual(['update', 'update', 'update', 'access'])
+    expect(queued.filter(e => e.kind === 'update').map(e => e.userId).sort()).toEqual(['user-0', 'user-1', 'user-2'])
+    expect((await outbox.depths()).map(d => [d.peer, d.depth])).toEqual([['ap', 4], ['us', 4]])
+
+    const inbox = new PeerInbox({ connectionString: usUrl })
+    try {
+      const first = await inbox.deliver('eu', queued)
+      expect(first.fresh).toBe(4)
+      // shipped again (its first commit's reply lost): nothing is taken in twice, but it is announced again
+      const again = await inbox.deliver('eu', queued)
+      expect(again).toMatchObject({ fresh: 0, changes: [{ kind: 'revoked-user', userId: 'mallory' }] })
+      expect(again.updates).toHaveLength(3)
+    } finally {
+      await inbox.close()
+    }
+    const loaded = await us.load('doc')
+    expect(loaded.updates).toHaveLength(2)
+    const ydoc = new Y.Doc()
+    for (const u of loaded.updates) Y.applyUpdate(ydoc, u.update)
+    expect(ydoc.getText('t').toString().length).toBe('onetwo'.length)
+    const rows = new pg.Client({ connectionString: usUrl })
+    await rows.connect()
+    try {
+      expect((await rows.query('SELECT origin, COUNT(*)::int AS n FROM concord_updates GROUP BY origin')).rows).toEqual([{ origin: 'eu', n: 3 }])
+      // replicated updates are not queued again in the peer (every region ships only its own)
+      expect((await rows.query('SELECT COUNT(*)::int AS n FROM concord_outbox')).rows[0].n).toBe(0)
+    } finally {
+      await rows.end()
+    }
+    expect(await us.loadAuthors('doc')).toEqual(new Map([[11, 'user-0'], [12, 'user-1']]))
+    expect((await us.accessStore().load())?.revokedUsers.map(u => u.userId)).toEqual(['mallory'])
+
+    await outbox.remove('us', queued.map(e => e.id))
+    expect((await outbox.depths()).map(d => [d.peer, d.depth])).toEqual([['ap', 4], ['us', 0]])
+    await Promise.all([eu.close(), us.close()])
   })
 })

@@ -34,14 +34,15 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
  * http/dashboard/) belong to their top folder's layer.
  */
 export const SERVER_LAYERS = {
-  cli: ['root', 'http', 'gateway', 'ops', 'content', 'auth', 'documents', 'storage', 'backplane', 'config'],
-  root: ['http', 'gateway', 'ops', 'content', 'auth', 'documents', 'storage', 'backplane', 'config'],
-  http: ['documents', 'content', 'ops', 'auth', 'storage', 'backplane', 'config'],
+  cli: ['root', 'http', 'gateway', 'ops', 'content', 'auth', 'documents', 'regions', 'storage', 'backplane', 'config'],
+  root: ['http', 'gateway', 'ops', 'content', 'auth', 'documents', 'regions', 'storage', 'backplane', 'config'],
+  http: ['documents', 'content', 'ops', 'auth', 'regions', 'storage', 'backplane', 'config'],
   gateway: ['documents', 'content', 'ops', 'auth', 'storage', 'backplane', 'config'],
   ops: ['documents', 'content', 'storage', 'backplane', 'config'],
   content: ['documents', 'storage', 'config'],
   auth: ['storage', 'backplane', 'config'],
   documents: ['storage', 'backplane', 'config'],
+  regions: ['storage', 'backplane', 'config'],
   storage: ['config'],
   backplane: ['config'],
   config: [],

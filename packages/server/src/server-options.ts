@@ -8,6 +8,7 @@ import { Authorizer } from './auth/session-guard.js'
 import { ServerMetrics } from './ops/metrics.js'
 import type { WebhookEndpoint } from './ops/webhooks.js'
 import { ConfigError, resolveConfig, type ServerConfig } from './config/server-config.js'
+import type { RegionsConfig } from './regions/region-config.js'
 
 export interface ServerOptions {
   /** Where documents are stored. Default: in memory. */
@@ -156,6 +157,11 @@ export interface ServerOptions {
    * says so in its log, and closes its connections whatever state Redis and PostgreSQL are in.
    */
   shutdownTimeoutMs?: number
+  /**
+   * This node's region and its peer regions (active-active replication; see docs/regions.md).
+   * Needs a PostgreSQL store created with `replication: true` and a backplane.
+   */
+  regions?: RegionsConfig
 }
 
 /** The services the composition root hands to the layers (each layer takes the part it uses). */
@@ -225,4 +231,4 @@ export function resolveOptions(
 }
 
 /** Options that are services or structured settings, not values of the configuration. */
-const NOT_VALUES = new Set(['storage', 'backplane', 'metrics', 'logger', 'history', 'webhooks', 'recording', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'devTokens'])
+const NOT_VALUES = new Set(['storage', 'backplane', 'metrics', 'logger', 'history', 'webhooks', 'recording', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'devTokens', 'regions'])

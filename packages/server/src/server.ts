@@ -9,6 +9,9 @@ import { Gateway } from './gateway/gateway.js'
 import { createHttpHandler } from './http/routes.js'
 import { silentLogger } from './ops/logger.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
+import type { Backplane } from './backplane/backplane.js'
+import type { RegionsConfig } from './regions/region-config.js'
+import type { ServerMetrics } from './ops/metrics.js'
 import { AccessControl } from './auth/access-control.js'
 import { AdminOperations } from './http/admin-operations.js'
 import { StatsSamples } from './ops/stats-samples.js'
@@ -19,6 +22,9 @@ import { createWebhooks } from './ops/webhooks.js'
 import { DocumentVersions } from './content/versions.js'
 import { createMergeWorker } from './documents/merge-worker.js'
 import { HttpRateLimiter } from './http/rate-limit.js'
+import { RegionReplication } from './regions/region-replicator.js'
+import { ConfigError } from './config/server-config.js'
+import type { RegionOutbox } from './storage/postgres-regions.js'
 
 export const VERSION = '0.1.0'
 
@@ -82,6 +88,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
       await opts.authorizer.access.applyRemote({ kind: 'all' }).catch(err => log.error({ err }, 'reading the access state after the outage failed'))
     }
   }
+  const regions = options.regions !== undefined ? createRegionReplication(options.regions, opts.storage, opts.backplane, log, opts.metrics) : null
   let draining = false
   let gateway: Gateway | null = null
   const operations = new AdminOperations({
@@ -125,6 +132,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     stats,
     versions,
     limiter,
+    regions: regions === null ? null : { name: regions.region, peers: () => regions.status() },
   }))
   gateway = new Gateway(http, { config: opts, documents: registry, authorizer: opts.authorizer, metrics: opts.metrics, logger: opts.logger })
   opts.metrics.setSources(sources)
@@ -167,6 +175,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
           log.info({ port: addr.port, host: addr.address, storage: opts.storage.kind }, 'listening')
           stats.start()
+          regions?.start()
           resolve({ port: addr.port, host: addr.address, url: `ws://${shownHost}:${addr.port}` })
         })
       })
@@ -176,6 +185,8 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
         draining = true
         stats.stop()
         unsubscribe()
+        // a batch in flight to a peer region gets the link's timeout at most; the outbox keeps the rest
+        const regionsClosed = regions?.close().catch(err => log.error({ err }, 'closing the region replication failed'))
         gateway!.drain()
         const httpClosed = new Promise<void>(resolve => http.close(() => resolve()))
         // The graceful drain waits for storage and the backplane; a node whose Redis or PostgreSQL
@@ -190,6 +201,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           // flushed, and a log tail a burst left long is compacted: the next start loads quickly
           await registry.settleAll()
           await opts.storage.flush().catch(err => log.error({ err }, 'final flush failed'))
+          await regionsClosed
           return 'drained' as const
         })()
         graceful.catch(err => log.error({ err }, 'draining before shutdown failed'))
@@ -215,7 +227,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           http.closeAllConnections()
           await within(Promise.all([
             gateway!.closeAll(new ConcordError('CONCORD_ERR_SERVER_SHUTTING_DOWN'), FORCED_STEP_MS / 2),
-            mergeWorker.close(), recorder?.close(), webhooks?.close(0), httpClosed, opts.backplane?.close(), opts.storage.close(),
+            mergeWorker.close(), recorder?.close(), webhooks?.close(0), httpClosed, opts.backplane?.close(), opts.storage.close(), regionsClosed,
           ].map(p => p?.catch(() => undefined))), FORCED_STEP_MS)
         }
         log.info('stopped')
@@ -223,6 +235,20 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
       return closing
     },
   }
+}
+
+/** Region replication needs the PostgreSQL store's outbox and a backplane (where the peers announce what they ship). */
+function createRegionReplication(config: RegionsConfig, storage: StorageAdapter, backplane: Backplane | null, logger: Logger, metrics: ServerMetrics): RegionReplication {
+  const store = storage as StorageAdapter & { regionOutbox?: () => RegionOutbox }
+  if (typeof store.regionOutbox !== 'function' || store.lease === undefined || store.releaseLease === undefined) {
+    throw new ConfigError('regions need the PostgreSQL store (created with replication: true)')
+  }
+  if (backplane === null) throw new ConfigError('regions need a backplane (Redis): the peer regions announce what they ship on it')
+  const lease = store.lease.bind(store)
+  const release = store.releaseLease.bind(store)
+  return new RegionReplication({
+    config, outbox: store.regionOutbox(), nodeId: backplane.nodeId, lease, releaseLease: release, logger, metrics: metrics.regions,
+  })
 }
 
 /** After the shutdown bound: how long all the parts together may take to close. */

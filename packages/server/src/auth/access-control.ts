@@ -1,5 +1,5 @@
 import { mkdir, readFile, rename, writeFile, open as openFile } from 'node:fs/promises'
-import type { AccessState, AccessStore, RoleOverride } from '../storage/access-store.js'
+import { applyAccessOp, type AccessOp, type AccessState, type AccessStore, type ReplicatedAccessChange, type RoleOverride } from '../storage/access-store.js'
 import type { AccessChange } from '../backplane/backplane.js'
 import { dirname } from 'node:path'
 import { isRole, matchesPattern, roleFor, ROLE_ORDER } from './patterns.js'
@@ -90,14 +90,15 @@ export class AccessControl {
 
   async revokeUser(tenant: string, userId: string): Promise<void> {
     if (this.#revokedUsers.has(userKey(tenant, userId))) return
-    await this.#change(s => { s.revokedUsers.push({ tenant, userId, at: Date.now() }) })
-    this.#emit({ kind: 'revoked-user', tenant, userId })
+    await this.#apply({ op: 'revoke-user', tenant, userId, at: Date.now() }, { kind: 'revoked-user', tenant, userId })
   }
 
   /** Lift a user's revocation. Returns whether there was one. */
   async reinstateUser(tenant: string, userId: string): Promise<boolean> {
     if (!this.#revokedUsers.has(userKey(tenant, userId))) return false
-    await this.#change(s => { s.revokedUsers = s.revokedUsers.filter(u => !(u.tenant === tenant && u.userId === userId)) })
+    // announced as a change of that user's access, so the other nodes (and regions) read the
+    // state again; their sessions of the user are checked and stay
+    await this.#apply({ op: 'reinstate-user', tenant, userId }, { kind: 'revoked-user', tenant, userId })
     return true
   }
 
@@ -107,20 +108,18 @@ export class AccessControl {
    * It replaces an earlier revocation of the id for the same tenant only.
    */
   async revokeToken(id: string, until = 0, tenant: string | null = null): Promise<void> {
-    await this.#change(s => {
-      s.revokedTokens = s.revokedTokens.filter(t => !(t.id === id && (t.tenant ?? null) === tenant))
-      s.revokedTokens.push({ id, until, at: Date.now(), tenant })
-    })
-    this.#emit({ kind: 'revoked-token', id, tenant })
+    await this.#apply({ op: 'revoke-token', id, until, at: Date.now(), tenant }, { kind: 'revoked-token', id, tenant })
   }
 
   /** Set (or with `null` remove) the role of a user on the documents matching `pattern`. */
   async setRole(tenant: string, userId: string, pattern: string, role: RoleOverride | null): Promise<void> {
-    await this.#change(s => {
-      s.roles = s.roles.filter(r => !(r.tenant === tenant && r.userId === userId && r.pattern === pattern))
-      if (role !== null) s.roles.push({ tenant, userId, pattern, role })
-    })
-    this.#emit({ kind: 'role', tenant, userId, pattern })
+    await this.#apply({ op: 'set-role', tenant, userId, pattern, role }, { kind: 'role', tenant, userId, pattern })
+  }
+
+  /** Save `op`, make it current, then announce `change`. */
+  async #apply(op: AccessOp, change: AccessChange): Promise<void> {
+    await this.#change(s => applyAccessOp(s, op), { op, change })
+    this.#emit(change)
   }
 
   /** Does this change concern a session with this identity on this document? */
@@ -159,11 +158,11 @@ export class AccessControl {
   }
 
   /** Apply `edit` to a copy, save it, then make it current (changes are saved one at a time). */
-  async #change(edit: (state: AccessState) => void): Promise<void> {
+  async #change(edit: (state: AccessState) => void, replicate: ReplicatedAccessChange): Promise<void> {
     const run = this.#saving.then(async () => {
       let next: AccessState
       if (this.#store.update !== undefined) {
-        next = validateState(await this.#store.update(edit))
+        next = validateState(await this.#store.update(edit, replicate))
       } else {
         next = this.snapshot()
         edit(next)

@@ -33,6 +33,25 @@ describe('concord serve configuration', () => {
     expect(() => parseServeConfig(['--shutdown-timeout-ms', '0'], open)).toThrow(/--shutdown-timeout-ms/)
   })
 
+  it('takes the region and its peers from --region and --peer-region (or the environment), and refuses what cannot work', () => {
+    const cluster = ['--store', 'postgres://db-eu/c', '--redis', 'redis://r-eu:6379']
+    expect(parseServeConfig(cluster, open)).toMatchObject({ regions: undefined })
+    const config = parseServeConfig([...cluster, '--region', 'eu', '--peer-region', 'us=postgres://db-us/c,redis://r-us:6379', '--peer-region', 'ap=redis://r-ap,postgres://db-ap/c'], open)
+    expect(config.regions).toEqual({ name: 'eu', peers: [
+      { name: 'us', postgres: 'postgres://db-us/c', redis: 'redis://r-us:6379' },
+      { name: 'ap', postgres: 'postgres://db-ap/c', redis: 'redis://r-ap' },
+    ] })
+    expect(parseServeConfig(cluster, { ...open, CONCORD_REGION: 'eu', CONCORD_PEER_REGIONS: 'us=postgres://db-us/c,redis://r-us; ap=postgres://db-ap/c,redis://r-ap' }).regions?.peers.map(p => p.name)).toEqual(['us', 'ap'])
+    // a region is nodes on one PostgreSQL and one Redis
+    expect(() => parseServeConfig(['--region', 'eu'], open)).toThrow(/--region needs --store postgres/)
+    expect(() => parseServeConfig([...cluster, '--peer-region', 'us=postgres://a/b,redis://c'], open)).toThrow(/--peer-region needs --region/)
+    expect(() => parseServeConfig([...cluster, '--region', 'eu', '--peer-region', 'us=postgres://a/b'], open)).toThrow(/give both/)
+    expect(() => parseServeConfig([...cluster, '--region', 'eu', '--peer-region', 'us=http://a,redis://c'], open)).toThrow(/neither a postgres/)
+    expect(() => parseServeConfig([...cluster, '--region', 'eu', '--peer-region', 'eu=postgres://a/b,redis://c'], open)).toThrow(/names this region itself/)
+    expect(() => parseServeConfig([...cluster, '--region', 'eu', '--peer-region', 'us=postgres://a/b,redis://c', '--peer-region', 'us=postgres://d/e,redis://f'], open)).toThrow(/given twice/)
+    expect(() => parseServeConfig([...cluster, '--region', 'e u'], open)).toThrow(/invalid region name/)
+  })
+
   it('takes a postgres:// URL as the store', () => {
     const url = 'postgres://concord:secret@db.internal:5432/concord'
     expect(parseServeConfig(['--store', url], open)).toMatchObject({ store: 'postgres', storeUrl: url })

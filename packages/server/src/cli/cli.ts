@@ -41,6 +41,11 @@ Options of serve (each also read from the environment variable shown):
                      (document updates between nodes on Redis Streams)  CONCORD_REDIS
   --redis-stream-max-len <n>   entries kept per document stream; a node further behind
                                reloads the document from the store  CONCORD_REDIS_STREAM_MAX_LEN (default 10000)
+  --region <name>    this region's name (active-active regions; needs --store postgres:// and
+                     --redis, see docs/regions.md)  CONCORD_REGION
+  --peer-region <name>=<postgres://…>,<redis://…>   a peer region (repeat for each): this
+                     region ships its updates into the peer's PostgreSQL and announces them
+                     on the peer's Redis  CONCORD_PEER_REGIONS (space-separated)
   --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
   --shutdown-timeout-ms <n>    on SIGTERM, how long to wait for storage and Redis before giving up
                                what is not durable yet (never acked)  CONCORD_SHUTDOWN_TIMEOUT_MS (default 10000)
@@ -140,6 +145,7 @@ async function serve(argv: string[]): Promise<void> {
     const { createPostgresStorage } = await import('../storage/postgres-storage.js')
     storage = postgres = await createPostgresStorage({
       connectionString: config.storeUrl!, commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2,
+      ...(config.regions !== undefined ? { replication: true } : {}),
     })
     logger.info({ postgres: redactUrl(config.storeUrl!), commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2 }, 'using PostgreSQL store')
   } else {
@@ -216,7 +222,11 @@ async function serve(argv: string[]): Promise<void> {
       : {}),
     maxNamedVersionsPerDocument: config.maxNamedVersions,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    ...(config.regions !== undefined ? { regions: config.regions } : {}),
   })
+  if (config.regions !== undefined) {
+    logger.info({ region: config.regions.name, peers: config.regions.peers.map(p => ({ name: p.name, postgres: redactUrl(p.postgres), redis: redactUrl(p.redis) })) }, 'regions: replicating with the peer regions')
+  }
   const adminApi = [config.adminToken !== undefined ? 'admin token' : null, config.auth.mode === 'none' ? null : 'admin JWTs'].filter(Boolean).join(' and ') || 'off'
   logger.info({ auth: config.auth.mode, adminApi }, 'authentication')
   await server.listen(config.port, config.host)

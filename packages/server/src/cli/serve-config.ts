@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { LevelWithSilent } from 'pino'
+import { parsePeerRegion, validateRegions, type RegionsConfig } from '../regions/region-config.js'
+import { ConfigError } from '../config/server-config.js'
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
@@ -53,6 +55,8 @@ export interface CliConfig {
   maxNamedVersions: number | undefined
   shutdownTimeoutMs: number | undefined
   trustProxyHops: number
+  /** This node's region and its peers (active-active replication), or undefined: one region. */
+  regions: RegionsConfig | undefined
 }
 
 function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
@@ -164,6 +168,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'http-rate-limit': { type: 'string' },
       'max-named-versions': { type: 'string' },
       'shutdown-timeout-ms': { type: 'string' },
+      region: { type: 'string' },
+      'peer-region': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -224,6 +230,27 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     httpRateLimit: optionalPositiveInt('--http-rate-limit', values['http-rate-limit'] ?? env.CONCORD_HTTP_RATE_LIMIT),
     maxNamedVersions: optionalPositiveInt('--max-named-versions', values['max-named-versions'] ?? env.CONCORD_MAX_NAMED_VERSIONS),
     shutdownTimeoutMs: optionalPositiveInt('--shutdown-timeout-ms', values['shutdown-timeout-ms'] ?? env.CONCORD_SHUTDOWN_TIMEOUT_MS),
+    regions: parseRegions(values.region ?? env.CONCORD_REGION, values['peer-region'] ?? splitList(env.CONCORD_PEER_REGIONS), store, redisUrl),
+  }
+}
+
+/** `CONCORD_PEER_REGIONS`: peers separated by spaces or semicolons. */
+function splitList(text: string | undefined): string[] | undefined {
+  return text === undefined ? undefined : text.split(/[\s;]+/).filter(p => p !== '')
+}
+
+function parseRegions(name: string | undefined, peers: string[] | undefined, store: string, redis: string | undefined): RegionsConfig | undefined {
+  if (name === undefined) {
+    if (peers !== undefined && peers.length > 0) throw new UsageError('--peer-region needs --region <name>: the name of this region')
+    return undefined
+  }
+  // a region is nodes on one PostgreSQL and one Redis; its peers ship into that database and announce on that Redis
+  if (store !== 'postgres' || redis === undefined) throw new UsageError('--region needs --store postgres://... and --redis redis://...: a region is nodes on one PostgreSQL and one Redis')
+  try {
+    return validateRegions({ name, peers: (peers ?? []).map(parsePeerRegion) })
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message)
+    throw err
   }
 }
 

@@ -1,3 +1,4 @@
+import type { PeerStatus } from '../regions/region-replicator.js'
 import type { Logger } from 'pino'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { Backplane } from '../backplane/backplane.js'
@@ -51,6 +52,8 @@ export interface HttpDeps {
   versions: DocumentVersions
   /** Per-caller rate limit of the history routes and the admin API (not health, readiness, metrics). */
   limiter: HttpRateLimiter
+  /** This node's region and its peers' replication status (null: one region). */
+  regions: { name: string; peers: () => PeerStatus[] } | null
 }
 
 /** Who may call the admin API: the admin token, or an admin JWT that is not revoked. */

@@ -89,7 +89,9 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
             backplane === null ? null : backplane.ping().then(() => null, (err: Error) => ({ error: 'CONCORD_ERR_BACKPLANE_UNAVAILABLE', message: `backplane: ${err.message}` })),
           ]).then(([storage, bp]) => {
             const problem = storage ?? bp
-            const body = { storage: deps.storage.kind, ...(backplane !== null ? { backplane: 'redis', node: backplane.nodeId } : {}) }
+            // a peer region out of reach does not make this node unready: it keeps serving its users and queues for the peer
+            const regions = deps.regions === null ? {} : { region: deps.regions.name, peers: deps.regions.peers() }
+            const body = { storage: deps.storage.kind, ...(backplane !== null ? { backplane: 'redis', node: backplane.nodeId } : {}), ...regions }
             if (problem === null) sendJson(res, 200, { status: 'ready', ...body })
             else sendJson(res, 503, { status: 'unready', ...body, ...problem })
           }, () => sendJson(res, 503, { status: 'unready' }))

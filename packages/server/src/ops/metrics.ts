@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { FRAME_KINDS } from '@concord/protocol'
 import type { DocumentMetrics } from '../documents/ports.js'
 
@@ -167,6 +167,10 @@ export class ServerMetrics implements DocumentMetrics {
   readonly syncStep1Coalesced: Counter
   readonly #webhooks: Counter<'event' | 'result'>
   readonly #webhooksDropped: Counter
+  readonly #regionLag: Gauge<'peer'>
+  readonly #regionQueue: Gauge<'peer'>
+  readonly #regionDelay: Histogram<'peer'>
+  readonly #regionShipped: Counter<'peer'>
   #sources: MetricsSources | null = null
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -214,6 +218,13 @@ export class ServerMetrics implements DocumentMetrics {
     this.syncFullEncodes = new Counter({ name: 'concord_sync_full_encodes_total', help: 'Yjs encodes of a document\'s state on the main thread to answer a sync step 1 (each walks the whole document; kept or reused bytes and replies computed in the merge worker are not counted).', registers })
     this.#syncReplies = new Counter({ name: 'concord_sync_replies_total', help: 'Answers to sync step 1 (and OPEN), by source: kept (the kept base and updates since), reused (bytes of an earlier encode), encoded (a Yjs encode on the main thread), worker (computed in the merge worker).', labelNames: ['source'], registers })
     this.syncStep1Coalesced = new Counter({ name: 'concord_sync_step1_coalesced_total', help: 'Sync step 1 frames not answered on their own: a later step 1 of the same session and document arrived while a reply was outstanding, and one reply answered the latest.', registers })
+    this.#regionLag = new Gauge({ name: 'concord_region_replication_lag_seconds', help: 'Per peer region: age of the oldest update of this region not yet committed there (0: caught up).', labelNames: ['peer'], registers })
+    this.#regionQueue = new Gauge({ name: 'concord_region_replication_queue', help: 'Per peer region: outbox rows (updates and access changes) of this region waiting to be shipped there.', labelNames: ['peer'], registers })
+    this.#regionDelay = new Histogram({
+      name: 'concord_region_replication_delay_seconds', help: 'Per peer region: from an update\'s append in this region until it is committed in the peer (observed by the node that ships).',
+      labelNames: ['peer'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers,
+    })
+    this.#regionShipped = new Counter({ name: 'concord_region_replicated_total', help: 'Per peer region: outbox rows committed there by this node.', labelNames: ['peer'], registers })
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry })
   }
 
@@ -270,6 +281,18 @@ export class ServerMetrics implements DocumentMetrics {
 
   syncReply(source: 'kept' | 'reused' | 'encoded' | 'worker'): void {
     this.#syncReplies.inc({ source })
+  }
+
+  /** The region replicator's metrics (regions/region-replicator.ts's RegionMetrics). */
+  readonly regions = {
+    peerStatus: (peer: string, queued: number, lagSeconds: number): void => {
+      this.#regionQueue.set({ peer }, queued)
+      this.#regionLag.set({ peer }, lagSeconds)
+    },
+    shipped: (peer: string, delaysSeconds: number[]): void => {
+      for (const d of delaysSeconds) this.#regionDelay.observe({ peer }, d)
+      this.#regionShipped.inc({ peer }, delaysSeconds.length)
+    },
   }
 
   /** The Prometheus text exposition. */

@@ -24,5 +24,38 @@ export interface AccessStore {
    * Apply `edit` to the stored state atomically (several nodes may change it at once) and
    * return the result. Stores shared by several nodes implement it; others are saved whole.
    */
-  update?(edit: (state: AccessState) => void): Promise<AccessState>
+  update?(edit: (state: AccessState) => void, replicate?: ReplicatedAccessChange): Promise<AccessState>
+}
+
+/** An administrator's change as an operation, so that other regions can apply it to their own state. */
+export type AccessOp =
+  | { op: 'revoke-user'; tenant: string; userId: string; at: number }
+  | { op: 'reinstate-user'; tenant: string; userId: string }
+  | { op: 'revoke-token'; id: string; until: number; at: number; tenant: string | null }
+  | { op: 'set-role'; tenant: string; userId: string; pattern: string; role: RoleOverride | null }
+
+/** What a store shared by regions queues for its peers with a change (the operation, and the change their nodes are told). */
+export interface ReplicatedAccessChange {
+  op: AccessOp
+  change: unknown
+}
+
+/** Applies `op` to `state` in place (the same on every node and in every region). */
+export function applyAccessOp(state: AccessState, op: AccessOp): void {
+  switch (op.op) {
+    case 'revoke-user':
+      if (!state.revokedUsers.some(u => u.tenant === op.tenant && u.userId === op.userId)) state.revokedUsers.push({ tenant: op.tenant, userId: op.userId, at: op.at })
+      break
+    case 'reinstate-user':
+      state.revokedUsers = state.revokedUsers.filter(u => !(u.tenant === op.tenant && u.userId === op.userId))
+      break
+    case 'revoke-token':
+      state.revokedTokens = state.revokedTokens.filter(t => !(t.id === op.id && (t.tenant ?? null) === op.tenant))
+      state.revokedTokens.push({ id: op.id, until: op.until, at: op.at, tenant: op.tenant })
+      break
+    case 'set-role':
+      state.roles = state.roles.filter(r => !(r.tenant === op.tenant && r.userId === op.userId && r.pattern === op.pattern))
+      if (op.role !== null) state.roles.push({ tenant: op.tenant, userId: op.userId, pattern: op.pattern, role: op.role })
+      break
+  }
 }

@@ -4,6 +4,7 @@ import { GroupCommit } from './group-commit.js'
 import { snapshotHash } from './snapshot-hash.js'
 import type { AccessState, AccessStore } from './access-store.js'
 import { ConcordError } from '@concord/protocol'
+import { APPEND_WITH_OUTBOX, createRegionOutbox, OUTBOX_MIGRATION, queueAccessChange, type RegionOutbox } from './postgres-regions.js'
 
 /** The PostgreSQL store also keeps the access state (revocations, role overrides) every node shares. */
 export interface PostgresStorage extends StorageAdapter {
@@ -12,6 +13,8 @@ export interface PostgresStorage extends StorageAdapter {
   readonly ready: boolean
   /** Run `hook` once the schema is checked, before the store reports ready (e.g. to load the access state). */
   beforeReady(hook: () => Promise<void>): void
+  /** This region's outbox for its peer regions (appends fill it only with `replication` on). */
+  regionOutbox(): RegionOutbox
 }
 
 export interface PostgresStorageOptions {
@@ -25,6 +28,11 @@ export interface PostgresStorageOptions {
   busyCommitWindowMs?: number
   /** How long a query may wait for a connection before failing (default 10 s). */
   connectionTimeoutMs?: number
+  /**
+   * This store is one region of several: every append (and access change) also queues a row per
+   * peer region in the outbox, in the same transaction (see postgres-regions.ts). Default false.
+   */
+  replication?: boolean
 }
 
 /**
@@ -111,6 +119,8 @@ const MIGRATIONS: string[] = [
    ALTER INDEX concord_versions_v5_pkey RENAME TO concord_versions_pkey;
    CREATE INDEX concord_versions_doc_created ON concord_versions (doc, created_at);
    CREATE INDEX concord_versions_doc_hash ON concord_versions (doc, hash);`,
+  // v6: regions (the outbox for peer regions, the inbox of what they shipped, each log entry's origin)
+  OUTBOX_MIGRATION,
 ]
 
 type VersionRow = { id: string; kind: string; name: string | null; created_at: string; created_by: string | null; authors: string[]; seq: string; bytes: number }
@@ -182,7 +192,8 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
   // While PostgreSQL is unreachable (a restart, a failover), a batch is retried until it commits:
   // acks pause, the documents stay open, and writes resume by themselves. Re-running a batch
   // whose COMMIT was lost with the connection can log an update twice; Yjs updates are idempotent.
-  const committer = new GroupCommit<AppendItem, number>(batch => untilCommitted(() => appendBatch(pool, batch), () => closed), {
+  const replication = options.replication === true
+  const committer = new GroupCommit<AppendItem, number>(batch => untilCommitted(() => appendBatch(pool, batch, replication), () => closed), {
     lingerMs: options.commitWindowMs ?? 2,
     busyLingerMs: options.busyCommitWindowMs ?? 2,
   })
@@ -206,9 +217,10 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
       schemaOpen()
       await pool.query('INSERT INTO concord_access (id, state) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET state = excluded.state', [JSON.stringify(state)])
     },
-    async update(edit) {
+    async update(edit, replicate) {
       schemaOpen()
       return transaction(pool, async client => {
+        if (replication && replicate !== undefined) await queueAccessChange(client, replicate)
         await client.query('INSERT INTO concord_access (id, state) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [JSON.stringify(EMPTY)])
         const r = await client.query<{ state: AccessState }>('SELECT state FROM concord_access WHERE id = 1 FOR UPDATE')
         const state = r.rows[0]!.state
@@ -219,9 +231,11 @@ export async function createPostgresStorage(options: PostgresStorageOptions): Pr
     },
   }
 
+  const outbox = createRegionOutbox(pool, schemaOpen)
   return {
     kind: 'postgres',
     accessStore: () => accessStore,
+    regionOutbox: () => outbox,
     get ready() { return migrated },
     beforeReady(hook) {
       readyHooks.push(hook)
@@ -444,7 +458,7 @@ async function migrate(pool: pg.Pool): Promise<void> {
  * locks) and handed out in batch order, so a document's seqs grow in the order
  * its updates were appended and are committed in that order.
  */
-async function appendBatch(pool: pg.Pool, batch: AppendItem[]): Promise<number[]> {
+async function appendBatch(pool: pg.Pool, batch: AppendItem[], replication: boolean): Promise<number[]> {
   return transaction(pool, async client => {
     // Per document, appends from every node are serialised until commit, so a document's seqs are
     // committed in order: whoever reads a document's log sees a prefix of it, never seq 510 without
@@ -455,8 +469,8 @@ async function appendBatch(pool: pg.Pool, batch: AppendItem[]): Promise<number[]
     const r = await client.query<{ seq: string }>("SELECT nextval('concord_updates_seq') AS seq FROM generate_series(1, $1)", [batch.length])
     const seqs = r.rows.map(row => Number(row.seq)).sort((a, b) => a - b)
     const now = Date.now()
-    await client.query(
-      `INSERT INTO concord_updates (seq, doc, data, user_id, at)
+    // with peer regions, the outbox rows go in with the log rows (one statement, one transaction)
+    await client.query(replication ? APPEND_WITH_OUTBOX : `INSERT INTO concord_updates (seq, doc, data, user_id, at)
        SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::bigint[])`,
       [
         seqs,

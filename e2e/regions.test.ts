@@ -1,0 +1,251 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as Y from 'yjs'
+import pg from 'pg'
+import type { DocHandle } from '@concord/client'
+import { mintToken } from '@concord/server'
+import { connectClient, waitFor } from './helpers.js'
+import { cleanupAfterEach } from './cleanup.js'
+import { spawnServer, type ServerProcess } from './server-process.js'
+import { createDatabase, startPostgres, storedDocument, type PostgresServer } from './services/postgres.js'
+import { startRedis, type RedisServer } from './services/redis.js'
+import { LinkProxy } from './link-proxy.js'
+
+// Two regions, each with its own PostgreSQL, its own Redis and two Concord nodes. Each region
+// reaches the other's PostgreSQL and Redis only through the link: TCP proxies adding
+// LINK_LATENCY_MS in each direction, which the tests partition and heal.
+const LINK_LATENCY_MS = 80
+const SECRET = 'regions-test-secret-of-at-least-32-characters'
+const ADMIN = 'regions-admin-token'
+
+interface Region {
+  name: string
+  postgres: PostgresServer
+  redis: RedisServer
+  /** What the other region's nodes dial to reach this region's PostgreSQL and Redis. */
+  pgLink: LinkProxy
+  redisLink: LinkProxy
+}
+
+let eu: Region
+let us: Region
+
+async function region(name: string): Promise<Region> {
+  const [postgres, redis] = await Promise.all([startPostgres(), startRedis()])
+  const pgLink = new LinkProxy({ targetPort: postgres.port, latencyMs: LINK_LATENCY_MS })
+  const redisLink = new LinkProxy({ targetPort: redis.port, latencyMs: LINK_LATENCY_MS })
+  await Promise.all([pgLink.listen(), redisLink.listen()])
+  return { name, postgres, redis, pgLink, redisLink }
+}
+
+beforeAll(async () => {
+  ;[eu, us] = await Promise.all([region('eu'), region('us')])
+}, 180_000)
+afterAll(async () => {
+  for (const r of [eu, us]) {
+    if (r === undefined) continue
+    await r.pgLink.close()
+    await r.redisLink.close()
+    r.postgres.stop()
+    await r.redis.stop()
+  }
+})
+
+const { procs, clients, dirs } = cleanupAfterEach()
+
+/** A fresh database in each region (same name: the two regions hold the same documents). */
+async function databases(): Promise<{ eu: string; us: string }> {
+  const [a, b] = await Promise.all([createDatabase(eu.postgres, 'regions'), createDatabase(us.postgres, 'regions')])
+  return { eu: a, us: b }
+}
+
+/** The peer's database as seen through the link. */
+function viaLink(peer: Region, url: string): string {
+  return url.replace(`:${peer.postgres.port}/`, `:${peer.pgLink.port}/`)
+}
+
+async function node(self: Region, peer: Region, dbs: { eu: string; us: string }, extra: string[] = []): Promise<ServerProcess> {
+  const data = mkdtempSync(join(tmpdir(), `concord-region-${self.name}-`))
+  dirs.push(data)
+  const own = self === eu ? dbs.eu : dbs.us
+  const theirs = viaLink(peer, peer === eu ? dbs.eu : dbs.us)
+  const proc = await spawnServer([
+    '--store', own, '--redis', self.redis.url, '--data', data, '--port', '0', '--rate-limit-messages', '1000000',
+    '--auth-secret', SECRET, '--admin-token', ADMIN, '--shutdown-timeout-ms', '3000',
+    '--region', self.name, '--peer-region', `${peer.name}=${theirs},redis://127.0.0.1:${peer.redisLink.port}`, ...extra,
+  ])
+  procs.push(proc)
+  return proc
+}
+
+async function cluster(): Promise<{ dbs: { eu: string; us: string }; euNodes: ServerProcess[]; usNodes: ServerProcess[] }> {
+  const dbs = await databases()
+  const [e1, e2, u1, u2] = await Promise.all([node(eu, us, dbs), node(eu, us, dbs), node(us, eu, dbs), node(us, eu, dbs)])
+  return { dbs, euNodes: [e1!, e2!], usNodes: [u1!, u2!] }
+}
+
+async function writerToken(user: string): Promise<string> {
+  return (await mintToken({ secret: SECRET, tenant: 'acme', userId: user, docs: { 'acme/*': 'write' }, expiresInSec: 3600 })).token
+}
+
+const items = (d: Y.Doc, name = 'items'): string[] => d.getArray<string>(name).toArray()
+/** Sorted, with duplicates kept (a duplicated item would show). */
+const sorted = (list: string[]): string[] => [...list].sort()
+
+interface Editor { who: string; handle: DocHandle; doc: string }
+
+async function editors(nodes: ServerProcess[], docs: string[], perNode: number, tag: string): Promise<Editor[]> {
+  const out: Editor[] = []
+  for (const [n, proc] of nodes.entries()) {
+    for (let i = 0; i < perNode; i++) {
+      const who = `${tag}${n}-${i}`
+      const client = connectClient(proc.url, { token: await writerToken(who) })
+      clients.push(client)
+      const doc = docs[(n * perNode + i) % docs.length]!
+      out.push({ who, handle: client.open(doc), doc })
+    }
+  }
+  await Promise.all(out.map(e => e.handle.whenSynced()))
+  return out
+}
+
+/** `count` items per editor, in small bursts; resolves once every one is acked (saved in its own region). */
+async function edit(list: Editor[], from: number, count: number): Promise<void> {
+  await Promise.all(list.map(async e => {
+    for (let i = from; i < from + count; i++) {
+      e.handle.doc.getArray<string>('items').push([`${e.who}:${i}`])
+      // typing pace, not synchronisation
+      if (i % 4 === 3) await new Promise(r => setTimeout(r, 10))
+    }
+  }))
+  await waitFor(() => list.every(e => e.handle.pendingCount === 0), { timeoutMs: 20_000, message: 'every edit acked in its region' })
+}
+
+function expectedItems(list: Editor[], doc: string, upTo: number): string[] {
+  return sorted(list.filter(e => e.doc === doc).flatMap(e => Array.from({ length: upTo }, (_, i) => `${e.who}:${i}`)))
+}
+
+async function storedItems(url: string, doc: string): Promise<string[]> {
+  return sorted(items(await storedDocument(url, doc)))
+}
+
+async function readyz(proc: ServerProcess): Promise<{ region?: string; peers?: { peer: string; queued: number; lagSeconds: number; linkUp: boolean | null; shipping: boolean }[] }> {
+  const res = await fetch(`http://127.0.0.1:${proc.port}/readyz`)
+  return await res.json() as never
+}
+
+async function metric(proc: ServerProcess, name: string, peer: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${proc.port}/metrics`)).text()
+  const line = text.split('\n').find(l => l.startsWith(`${name}{peer="${peer}"}`))
+  return line === undefined ? Number.NaN : Number(line.split(' ').pop())
+}
+
+describe('active-active regions: two regions, each its own PostgreSQL, Redis and two nodes, linked with 80 ms each way', () => {
+  it('clients in both regions edit the same documents: every client and both PostgreSQL databases converge, nothing duplicated', async () => {
+    const { dbs, euNodes, usNodes } = await cluster()
+    const docs = ['acme/plan', 'acme/notes', 'acme/board']
+    const all = [...await editors(euNodes, docs, 2, 'eu'), ...await editors(usNodes, docs, 2, 'us')]
+    const started = Date.now()
+    await edit(all, 0, 12)
+    const perDoc = docs.map(d => expectedItems(all, d, 12))
+    await waitFor(() => all.every(e => sorted(items(e.handle.doc)).length === perDoc[docs.indexOf(e.doc)]!.length), {
+      timeoutMs: 30_000, message: () => `every client has its document's items: ${all.map(e => items(e.handle.doc).length).join(',')}`,
+    })
+    const convergedMs = Date.now() - started
+    for (const e of all) expect(sorted(items(e.handle.doc))).toEqual(perDoc[docs.indexOf(e.doc)])
+    // both regions' databases hold everything (the other region's edits arrived by replication)
+    for (const [i, d] of docs.entries()) {
+      await waitFor(async () => (await storedItems(dbs.eu, d)).length === perDoc[i]!.length && (await storedItems(dbs.us, d)).length === perDoc[i]!.length,
+        { timeoutMs: 20_000, message: `${d} complete in both databases` })
+      expect(await storedItems(dbs.eu, d)).toEqual(perDoc[i])
+      expect(await storedItems(dbs.us, d)).toEqual(perDoc[i])
+    }
+    // the replicated log entries carry their origin; the outboxes drain
+    const usRows = new pg.Client({ connectionString: dbs.us })
+    await usRows.connect()
+    try {
+      const origins = await usRows.query<{ origin: string | null; n: string }>('SELECT origin, COUNT(*) AS n FROM concord_updates GROUP BY origin ORDER BY origin')
+      expect(origins.rows.map(r => r.origin)).toContain('eu')
+    } finally {
+      await usRows.end()
+    }
+    await waitFor(async () => (await readyz(euNodes[0]!)).peers?.[0]?.queued === 0 && (await readyz(usNodes[0]!)).peers?.[0]?.queued === 0,
+      { timeoutMs: 10_000, message: 'both outboxes drained (readyz)' })
+    const ready = await readyz(euNodes[1]!)
+    expect(ready).toMatchObject({ region: 'eu', peers: [{ peer: 'us', queued: 0 }] })
+    // exactly one node of each region ships to the other
+    const shipping = await Promise.all([...euNodes, ...usNodes].map(async p => (await readyz(p)).peers?.[0]?.shipping))
+    expect(shipping.slice(0, 2).filter(Boolean)).toHaveLength(1)
+    expect(shipping.slice(2).filter(Boolean)).toHaveLength(1)
+    expect(await metric(euNodes[0]!, 'concord_region_replication_queue', 'us')).toBe(0)
+    console.log(`regions: ${all.length} clients, ${all.length * 12} edits, every client converged ${convergedMs} ms after the first edit`)
+  }, 120_000)
+
+  it('a 10 s partition while both sides keep editing: each region keeps serving, queues, and both converge after the link returns', async () => {
+    const { dbs, euNodes, usNodes } = await cluster()
+    const docs = ['acme/split']
+    const euEditors = await editors(euNodes, docs, 1, 'eu')
+    const usEditors = await editors(usNodes, docs, 1, 'us')
+    const all = [...euEditors, ...usEditors]
+    await edit(all, 0, 5)
+    await waitFor(() => all.every(e => items(e.handle.doc).length === 20), { timeoutMs: 20_000, message: 'converged before the partition' })
+
+    const partitionedAt = Date.now()
+    for (const r of [eu, us]) { r.pgLink.partition(); r.redisLink.partition() }
+    // both sides keep editing, and every edit is acked by its own region (saved there)
+    await edit(all, 5, 15)
+    // during the partition each side sees only its own region's new edits
+    const euDuring = items(euEditors[0]!.handle.doc).length
+    expect(euDuring).toBeLessThan(all.length * 20)
+    expect(euDuring).toBeGreaterThanOrEqual(euEditors.length * 20 + usEditors.length * 5)
+    await waitFor(async () => (await metric(euNodes[0]!, 'concord_region_replication_queue', 'us')) > 0, { message: 'eu queues for us during the partition' })
+    const readyDuring = await fetch(`http://127.0.0.1:${euNodes[0]!.port}/readyz`)
+    expect(readyDuring.status).toBe(200)
+    // the partition lasts 10 s in all
+    await new Promise(r => setTimeout(r, Math.max(0, 9_000 - (Date.now() - partitionedAt))))
+    const lagDuring = await metric(euNodes[0]!, 'concord_region_replication_lag_seconds', 'us')
+    expect(lagDuring).toBeGreaterThan(0)
+    expect((await readyz(euNodes[1]!)).peers?.[0]).toMatchObject({ peer: 'us' })
+    await new Promise(r => setTimeout(r, Math.max(0, 10_000 - (Date.now() - partitionedAt))))
+    const healedAt = Date.now()
+    for (const r of [eu, us]) { r.pgLink.heal(); r.redisLink.heal() }
+
+    const expected = expectedItems(all, 'acme/split', 20)
+    await waitFor(() => all.every(e => items(e.handle.doc).length === expected.length), {
+      timeoutMs: 15_000, message: () => `converged within 15 s of the heal: ${all.map(e => items(e.handle.doc).length).join(',')} of ${expected.length}`,
+    })
+    await waitFor(async () => (await storedItems(dbs.eu, 'acme/split')).length === expected.length && (await storedItems(dbs.us, 'acme/split')).length === expected.length,
+      { timeoutMs: 15_000, message: 'both databases complete within 15 s of the heal' })
+    const convergedMs = Date.now() - healedAt
+    for (const e of all) expect(sorted(items(e.handle.doc))).toEqual(expected)
+    expect(await storedItems(dbs.eu, 'acme/split')).toEqual(expected)
+    expect(await storedItems(dbs.us, 'acme/split')).toEqual(expected)
+    await waitFor(async () => (await metric(euNodes[0]!, 'concord_region_replication_queue', 'us')) === 0, { message: 'the outbox drained' })
+    console.log(`partition: lag ${lagDuring.toFixed(1)} s while partitioned; everything in both regions ${convergedMs} ms after the link returned`)
+  }, 120_000)
+
+  it('a revocation made in one region cuts the user off in the other', async () => {
+    const { euNodes, usNodes } = await cluster()
+    const mallory = connectClient(usNodes[1]!.url, { token: await writerToken('mallory') })
+    clients.push(mallory)
+    const h = mallory.open('acme/plan')
+    await h.whenSynced()
+    const errors: { code: string; at: number }[] = []
+    h.on('error', e => errors.push({ code: e.code, at: Date.now() }))
+    const revokedAt = Date.now()
+    const res = await fetch(`http://127.0.0.1:${euNodes[0]!.port}/admin/revoke`, {
+      method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ tenant: 'acme', user: 'mallory' }),
+    })
+    expect(res.status).toBe(200)
+    await waitFor(() => errors.some(e => e.code === 'CONCORD_ERR_AUTH_REVOKED'), { timeoutMs: 10_000, message: 'the revocation made in eu to cut mallory off in us' })
+    const cutOffMs = errors.find(e => e.code === 'CONCORD_ERR_AUTH_REVOKED')!.at - revokedAt
+    // and us refuses mallory from now on, on every node
+    const again = connectClient(usNodes[0]!.url, { token: await writerToken('mallory') })
+    clients.push(again)
+    const refused = new Promise<string>(resolve => again.open('acme/plan').on('error', e => resolve(e.code)))
+    expect(await refused).toBe('CONCORD_ERR_AUTH_REVOKED')
+    console.log(`regions: a revocation in eu cut the user off in us ${cutOffMs} ms after the admin call (link ${LINK_LATENCY_MS} ms each way)`)
+  }, 60_000)
+})

@@ -1,0 +1,66 @@
+import { Redis } from 'ioredis'
+import { PeerInbox, type Delivered, type OutboxEntry } from '../storage/postgres-regions.js'
+import type { PeerRegion } from './region-config.js'
+
+/** The stream of a document and the control stream on a region's Redis (the backplane's format: backplane/redis-backplane.ts). */
+const DOC_STREAM_PREFIX = 'concord:doc:'
+const CONTROL_STREAM = 'concord:control'
+/** Entries kept per stream, as the backplane's default. */
+const STREAM_MAX_LEN = '10000'
+
+/**
+ * This region's link to one peer region: batches are committed in the peer's PostgreSQL, then
+ * announced on the peer's Redis, where the peer's nodes read them as they read each other's
+ * updates (the node id `region:<origin>` is no node of theirs, so every one of them applies it).
+ */
+export class PeerLink {
+  readonly peer: PeerRegion
+  readonly #origin: string
+  readonly #inbox: PeerInbox
+  readonly #redis: Redis
+
+  constructor(origin: string, peer: PeerRegion, timeoutMs: number) {
+    this.peer = peer
+    this.#origin = origin
+    this.#inbox = new PeerInbox({ connectionString: peer.postgres, timeoutMs })
+    this.#redis = new Redis(peer.redis, {
+      lazyConnect: false, commandTimeout: timeoutMs, maxRetriesPerRequest: 1, connectTimeout: timeoutMs,
+      retryStrategy: times => Math.min(100 * 2 ** times, 2_000), connectionName: `concord-region-${origin}`,
+    })
+    this.#redis.on('error', () => undefined)
+  }
+
+  /**
+   * Ships a batch: durable in the peer (taken in once, whatever the number of attempts), then
+   * announced there. Throws when either side of the link fails; the caller ships it again.
+   */
+  async ship(entries: OutboxEntry[]): Promise<Delivered> {
+    const delivered = await this.#inbox.deliver(this.#origin, entries)
+    const node = `region:${this.#origin}`
+    const pipeline = this.#redis.pipeline()
+    for (const u of delivered.updates) {
+      const fields: (string | Buffer)[] = ['n', node, 'u', Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength)]
+      if (u.userId !== null) fields.push('w', u.userId)
+      pipeline.xadd(DOC_STREAM_PREFIX + u.doc, 'MAXLEN', '~', STREAM_MAX_LEN, '*', ...fields)
+    }
+    for (const change of delivered.changes) {
+      pipeline.xadd(CONTROL_STREAM, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'n', node, 'c', JSON.stringify({ kind: 'access', change }))
+    }
+    if (pipeline.length > 0) {
+      const results = await pipeline.exec()
+      const failed = results?.find(([err]) => err !== null)
+      if (results === null || failed !== undefined) throw new Error(`announcing on region ${this.peer.name}'s Redis failed: ${failed?.[0]?.message ?? 'no reply'}`)
+    }
+    return delivered
+  }
+
+  /** Opens the database connection ahead of the first batch (Redis connects at once by itself). */
+  warm(): Promise<void> {
+    return this.#inbox.warm()
+  }
+
+  async close(): Promise<void> {
+    this.#redis.disconnect()
+    await this.#inbox.close()
+  }
+}
