@@ -248,4 +248,81 @@ describe('active-active regions: two regions, each its own PostgreSQL, Redis and
     expect(await refused).toBe('CONCORD_ERR_AUTH_REVOKED')
     console.log(`regions: a revocation in eu cut the user off in us ${cutOffMs} ms after the admin call (link ${LINK_LATENCY_MS} ms each way)`)
   }, 60_000)
+
+  it('losing a whole region: its clients fail over with nothing replicated lost, and when it returns what it had acked but not shipped flows out', async () => {
+    const { dbs, euNodes, usNodes } = await cluster()
+    const doc = 'acme/failover'
+    // a client of eu that knows both regions and wants to know when its work is in two of them
+    const traveller = connectClient(euNodes[0]!.url, { urls: [euNodes[0]!.url, usNodes[0]!.url], token: await writerToken('traveller'), replicatedRegions: 2 })
+    // a client of eu that disappears with the region (its work is only in eu's database then)
+    const local = connectClient(euNodes[1]!.url, { token: await writerToken('local') })
+    const stay = connectClient(usNodes[1]!.url, { token: await writerToken('stay') })
+    clients.push(traveller, local, stay)
+    const [t, l, u] = [traveller.open(doc), local.open(doc), stay.open(doc)]
+    await Promise.all([t.whenSynced(), l.whenSynced(), u.whenSynced()])
+    const push = (h: DocHandle, tag: string, n: number): string[] => {
+      const list = Array.from({ length: n }, (_, i) => `${tag}:${i}`)
+      for (const item of list) h.doc.getArray<string>('items').push([item])
+      return list
+    }
+    expect(t.replicated).toBe(true)
+
+    // batch A: saved, then reported replicated (durable in both regions)
+    const a = push(t, 'A', 10)
+    expect(t.replicated).toBe(false)
+    await t.whenReplicated()
+    expect(t.unreplicatedCount).toBe(0)
+    expect(await storedItems(dbs.us, doc)).toEqual(expect.arrayContaining(a))
+
+    // the link goes down: eu keeps acking (saved) what it cannot ship
+    for (const r of [eu, us]) { r.pgLink.partition(); r.redisLink.partition() }
+    const b = push(t, 'B', 10)
+    const lost = push(l, 'L', 10)
+    const c = push(u, 'C', 10)
+    await waitFor(() => t.pendingCount === 0 && l.pendingCount === 0 && u.pendingCount === 0, { timeoutMs: 20_000, message: 'every edit saved in its own region' })
+    expect(t.replicated).toBe(false)
+    expect(t.unreplicatedCount).toBeGreaterThan(0)
+    local.close()
+
+    // eu dies: its nodes are killed, its database stops; the link comes back (to nobody in eu)
+    const killedAt = Date.now()
+    for (const n of euNodes) n.child.kill('SIGKILL')
+    await Promise.all(euNodes.map(n => n.exited))
+    eu.postgres.stopServer()
+    for (const r of [eu, us]) { r.pgLink.heal(); r.redisLink.heal() }
+
+    // the traveller moves to us and sends again what us lacks of its own (batch B); batch A was
+    // there already. It holds the vanished client's batch too (they shared eu), but that is its
+    // writer's to send: it reaches us when eu returns
+    await waitFor(() => traveller.url === usNodes[0]!.url && t.synced && items(t.doc).length === 40, { timeoutMs: 30_000, message: () => `the traveller failed over to us: ${traveller.url}, ${items(t.doc).length} items` })
+    const failedOverMs = Date.now() - killedAt
+    await waitFor(async () => (await storedItems(dbs.us, doc)).length === 30, { timeoutMs: 20_000, message: 'us holds A, B and C' })
+    expect(await storedItems(dbs.us, doc)).toEqual(sorted([...a, ...b, ...c]))
+    expect(sorted(items(u.doc))).toEqual(sorted([...a, ...b, ...c]))
+    // durable in one region only (eu is gone): not replicated yet
+    expect(t.replicated).toBe(false)
+
+    // eu returns: its outbox ships what it had acked but not shipped (the vanished client's batch),
+    // and us ships what eu missed
+    eu.postgres.start()
+    const [e1, e2] = await Promise.all([node(eu, us, dbs), node(eu, us, dbs)])
+    const everything = sorted([...a, ...b, ...c, ...lost])
+    const returnedAt = Date.now()
+    await waitFor(async () => (await storedItems(dbs.us, doc)).length === 40 && (await storedItems(dbs.eu, doc)).length === 40,
+      { timeoutMs: 30_000, message: 'both databases hold everything once eu is back' })
+    expect(await storedItems(dbs.us, doc)).toEqual(everything)
+    expect(await storedItems(dbs.eu, doc)).toEqual(everything)
+    await waitFor(() => items(t.doc).length === 40 && items(u.doc).length === 40, { timeoutMs: 20_000, message: 'the clients have everything' })
+    expect(sorted(items(t.doc))).toEqual(everything)
+    expect(sorted(items(u.doc))).toEqual(everything)
+    // and the traveller's work is now durable in both regions
+    await t.whenReplicated()
+    const back = connectClient(e1!.url, { token: await writerToken('back') })
+    clients.push(back)
+    const h = back.open(doc)
+    await h.whenSynced()
+    expect(sorted(items(h.doc))).toEqual(everything)
+    void e2
+    console.log(`region loss: the traveller failed over in ${failedOverMs} ms; after eu returned, both regions held everything in ${Date.now() - returnedAt} ms`)
+  }, 180_000)
 })

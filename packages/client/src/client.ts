@@ -57,6 +57,14 @@ export interface ClientOptions {
   offlineAfterMs?: number
   /** Reconnect when nothing at all arrived for this long (0 disables). Any byte received counts. */
   livenessTimeoutMs?: number
+  /**
+   * With a server that is one region of several (docs/regions.md): an update counts as
+   * "replicated" once it is durable in this many regions (its own included), and each handle
+   * reports it (`replicated`, `whenReplicated()`, the `replicated` event). Until then the handle
+   * keeps track of it, and a reconnect (to any region) sends again what the server lacks.
+   * Default: not tracked.
+   */
+  replicatedRegions?: number
 }
 
 export interface ClientEvents {
@@ -104,6 +112,9 @@ export class ConcordClient extends Emitter<ClientEvents> {
     if (this.#urls.length === 0) throw new TypeError('createClient needs url or urls')
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (WS === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket')
+    if (options.replicatedRegions !== undefined && !(Number.isInteger(options.replicatedRegions) && options.replicatedRegions >= 1)) {
+      throw new TypeError('replicatedRegions must be a whole number of regions, at least 1')
+    }
     this.#WS = WS
     const client = this
     this.#transport = {
@@ -113,6 +124,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
       retryDelayMs: attempt => backoffDelay(attempt + 2, this.#opts.reconnect),
       tokenFor: async document => (options.getToken ? await options.getToken(document) : options.token ?? ''),
       request: (path, init) => this.#request(path, init),
+      replicatedRegions: options.replicatedRegions ?? null,
       onHandleClosed: handle => {
         if (this.#handles.get(handle.name) === handle) this.#handles.delete(handle.name)
       },

@@ -20,6 +20,11 @@ export interface DocHandleEvents {
   online: []
   /** The server acked these client seqs as durable. */
   ack: [seqs: number[]]
+  /**
+   * With `replicatedRegions`: every local update so far is durable in that many regions (sent on
+   * each transition to replicated).
+   */
+  replicated: []
   status: [status: DocStatus]
   /** The server changed this session's role (an administrator's change, or a refreshed token). */
   role: [role: Role]
@@ -54,6 +59,8 @@ export interface HandleTransport {
   onHandleClosed(handle: DocHandle): void
   /** Delay before re-open attempt number `attempt` (0-based), with backoff and jitter. */
   retryDelayMs(attempt: number): number
+  /** The regions an update must be durable in to count as replicated (null: not tracked). */
+  readonly replicatedRegions?: number | null
   /** An HTTP request to the server this client uses (`path` starts with /), for the history API. */
   request(path: string, init: { method: string; token: string; body?: unknown }): Promise<unknown>
 }
@@ -71,6 +78,8 @@ export interface VersionInfo {
 }
 
 const REMOTE = Symbol('concord-remote')
+/** Acked updates tracked for replication at most (the oldest give way). */
+const MAX_UNREPLICATED = 100_000
 /** Origin of content restored from the offline store (its unacked part is already in `#pending`). */
 const RESTORED = Symbol('concord-restored')
 
@@ -91,6 +100,11 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   /** A resync update's seq -> the older pending seqs its ack also settles. */
   readonly #covers = new Map<number, number[]>()
   #savedWaiters: (() => void)[] = []
+  /** With `replicatedRegions`: acked seqs not yet durable in enough regions (insertion order: oldest first). */
+  readonly #unreplicated = new Set<number>()
+  /** A re-sent update's seq -> the older unreplicated seqs its replication also settles. */
+  readonly #replicatedCovers = new Map<number, number[]>()
+  #replicatedWaiters: (() => void)[] = []
   #retryTimer: ReturnType<typeof setTimeout> | null = null
   #refreshTimer: ReturnType<typeof setTimeout> | null = null
   #resendTimer: ReturnType<typeof setTimeout> | null = null
@@ -204,6 +218,30 @@ export class DocHandle extends Emitter<DocHandleEvents> {
    */
   get saved(): boolean {
     return this.#pending.size === 0
+  }
+
+  /**
+   * With `replicatedRegions`: true when every local update so far is durable in that many
+   * regions (nothing pending, nothing acked but not yet replicated). Without it: null.
+   */
+  get replicated(): boolean | null {
+    if (!this.#tracksReplication) return null
+    return this.#pending.size === 0 && this.#unreplicated.size === 0
+  }
+
+  /** Updates acked as saved in their region but not yet durable in `replicatedRegions` regions. */
+  get unreplicatedCount(): number {
+    return this.#unreplicated.size
+  }
+
+  /** Resolves when `replicated` is true (at once without `replicatedRegions`: nothing is tracked). */
+  whenReplicated(): Promise<void> {
+    if (this.replicated !== false) return Promise.resolve()
+    return new Promise(resolve => this.#replicatedWaiters.push(resolve))
+  }
+
+  get #tracksReplication(): boolean {
+    return (this.#transport.replicatedRegions ?? null) !== null
   }
 
   /** True after `offlineAfterMs` without a working connection, until it works again. */
@@ -364,6 +402,9 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       case FRAME_KINDS.ACK:
         this.#acked(frame.ranges)
         return
+      case FRAME_KINDS.REPLICATED:
+        this.#replicatedIn(frame.ranges, frame.regions)
+        return
       case FRAME_KINDS.AUTH_STATE: {
         const changed = this.role !== null && this.role !== frame.role
         this.role = frame.role
@@ -506,8 +547,12 @@ export class DocHandle extends Emitter<DocHandleEvents> {
       return
     }
     const diff = this.#ownChanges(Y.encodeStateAsUpdate(this.doc, serverStateVector))
+    // what was acked on an earlier connection but not reported replicated: this connection will
+    // never report those seqs, so the update sent now stands for them (sent even when the server
+    // lacks nothing: it is acked once what it carries is durable, and reported like any update)
+    const unreplicated = [...this.#unreplicated]
     // the diff always carries the whole delete set; with no new items and nothing pending there is nothing to send
-    if (this.#pending.size === 0 && hasNoStructs(diff)) return
+    if (this.#pending.size === 0 && hasNoStructs(diff) && unreplicated.length === 0) return
     if (this.#tooLarge(diff)) {
       // too large as one message: re-send the pending updates one by one
       for (const [seq, update] of [...this.#pending]) {
@@ -521,6 +566,10 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     const seq = this.#nextSeq++
     this.#pending.set(seq, diff)
     if (covered.length > 0) this.#covers.set(seq, covered)
+    if (unreplicated.length > 0) {
+      for (const u of unreplicated) this.#unreplicated.delete(u)
+      this.#replicatedCovers.set(seq, unreplicated)
+    }
     this.#sendUpdate(seq, diff)
   }
 
@@ -586,10 +635,55 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     if (seqs.length > 0) {
       this.#resendAttempt = 0
       this.#persist()
+      this.#trackReplication(seqs)
       this.emit('ack', seqs)
     }
     if (seqs.length > 0 && this.#pending.size === 0) this.emit('saved')
     this.#notifySaved()
+  }
+
+  /** Acked seqs wait for REPLICATED (those a resend covered settle with it). */
+  #trackReplication(seqs: number[]): void {
+    if (!this.#tracksReplication) return
+    for (const seq of seqs) this.#unreplicated.add(seq)
+    // bounded: a server that never replicates (a single region) must not make this grow for ever
+    while (this.#unreplicated.size > MAX_UNREPLICATED) {
+      const oldest = this.#unreplicated.values().next().value as number
+      this.#unreplicated.delete(oldest)
+      this.#replicatedCovers.delete(oldest)
+    }
+  }
+
+  #replicatedIn(ranges: SeqRange[], regions: number): void {
+    const needed = this.#transport.replicatedRegions ?? null
+    if (needed === null || regions < needed) return
+    let settled = 0
+    const work: number[] = []
+    for (const r of ranges) {
+      if (r.to - r.from > this.#unreplicated.size) {
+        for (const seq of [...this.#unreplicated]) if (seq >= r.from && seq <= r.to) work.push(seq)
+      } else {
+        for (let seq = r.from; seq <= r.to; seq++) if (this.#unreplicated.has(seq)) work.push(seq)
+      }
+    }
+    while (work.length > 0) {
+      const seq = work.pop()!
+      if (this.#unreplicated.delete(seq)) settled++
+      const covered = this.#replicatedCovers.get(seq)
+      if (covered !== undefined) {
+        this.#replicatedCovers.delete(seq)
+        work.push(...covered)
+      }
+    }
+    if (settled > 0) this.#notifyReplicated()
+  }
+
+  #notifyReplicated(): void {
+    if (this.replicated !== true) return
+    this.emit('replicated')
+    const waiters = this.#replicatedWaiters
+    this.#replicatedWaiters = []
+    for (const w of waiters) w()
   }
 
   #tooLarge(update: Uint8Array): boolean {

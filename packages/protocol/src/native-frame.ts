@@ -30,6 +30,7 @@ export const FRAME_KINDS = {
   PONG: 14,
   AUTH: 15,
   AUTH_STATE: 16,
+  REPLICATED: 17,
 } as const
 
 export type FrameKind = (typeof FRAME_KINDS)[keyof typeof FRAME_KINDS]
@@ -70,6 +71,11 @@ export type Frame =
    * accepted AUTH, and when an administrator changes the role.
    */
   | { kind: typeof FRAME_KINDS.AUTH_STATE; document: string; role: Role; expiresInMs: number }
+  /**
+   * Server to client, with regions: the updates with these seqs (acked before) are now durable in
+   * `regions` regions (this one included). Sent each time that count grows.
+   */
+  | { kind: typeof FRAME_KINDS.REPLICATED; document: string; ranges: SeqRange[]; regions: number }
 
 /** A frame whose kind this version does not know; only its header could be read. */
 export interface UnknownFrame {
@@ -146,11 +152,11 @@ export function encodeFrame(frame: Frame): Uint8Array {
       encoding.writeVarUint8Array(e, frame.update)
       break
     case FRAME_KINDS.ACK:
-      encoding.writeVarUint(e, frame.ranges.length)
-      for (const r of frame.ranges) {
-        encoding.writeVarUint(e, r.from)
-        encoding.writeVarUint(e, r.to - r.from)
-      }
+      writeRanges(e, frame.ranges)
+      break
+    case FRAME_KINDS.REPLICATED:
+      encoding.writeVarUint(e, frame.regions)
+      writeRanges(e, frame.ranges)
       break
     case FRAME_KINDS.ERROR:
       encoding.writeVarString(e, frame.code)
@@ -283,17 +289,11 @@ function decodeBody(d: decoding.Decoder, kind: number, document: string): Frame 
       return { kind, document, update: decoding.readVarUint8Array(d) }
     case FRAME_KINDS.UPDATE:
       return { kind, document, seq: readVarUint(d), update: decoding.readVarUint8Array(d) }
-    case FRAME_KINDS.ACK: {
-      const n = readVarUint(d)
-      if (n > d.arr.length) throw new Error('ack range count exceeds frame size')
-      const ranges: SeqRange[] = []
-      for (let i = 0; i < n; i++) {
-        const from = readVarUint(d)
-        const to = from + readVarUint(d)
-        if (!Number.isSafeInteger(to)) throw new Error('ack range ends beyond 2^53 - 1')
-        ranges.push({ from, to })
-      }
-      return { kind, document, ranges }
+    case FRAME_KINDS.ACK:
+      return { kind, document, ranges: readRanges(d) }
+    case FRAME_KINDS.REPLICATED: {
+      const regions = readVarUint(d)
+      return { kind, document, regions, ranges: readRanges(d) }
     }
     case FRAME_KINDS.QUERY_AWARENESS:
       return { kind, document }
@@ -319,6 +319,27 @@ function decodeBody(d: decoding.Decoder, kind: number, document: string): Frame 
     default:
       return { kind, document, unknown: true }
   }
+}
+
+function writeRanges(e: encoding.Encoder, ranges: readonly SeqRange[]): void {
+  encoding.writeVarUint(e, ranges.length)
+  for (const r of ranges) {
+    encoding.writeVarUint(e, r.from)
+    encoding.writeVarUint(e, r.to - r.from)
+  }
+}
+
+function readRanges(d: decoding.Decoder): SeqRange[] {
+  const n = readVarUint(d)
+  if (n > d.arr.length) throw new Error('ack range count exceeds frame size')
+  const ranges: SeqRange[] = []
+  for (let i = 0; i < n; i++) {
+    const from = readVarUint(d)
+    const to = from + readVarUint(d)
+    if (!Number.isSafeInteger(to)) throw new Error('ack range ends beyond 2^53 - 1')
+    ranges.push({ from, to })
+  }
+  return ranges
 }
 
 export function isUnknownFrame(frame: Frame | UnknownFrame): frame is UnknownFrame {

@@ -58,6 +58,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     : undefined
   // large documents' sync replies are diffed and merged in a thread of their own (started on first use)
   const mergeWorker = createMergeWorker({ logger: log })
+  const regions = options.regions !== undefined ? createRegionReplication(options.regions, opts.storage, opts.backplane, log, opts.metrics) : null
   const registry = new DocumentRegistry({
     storage: opts.storage,
     logger: log,
@@ -78,6 +79,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     tracer: documentTracer,
     ...(recorder !== undefined ? { recorder } : {}),
     ...(opts.backplane !== null ? { backplane: opts.backplane } : {}),
+    ...(regions !== null ? { replication: regions.tracker } : {}),
   })
   if (opts.backplane !== null) {
     // after a backplane outage: what this node applied meanwhile is made durable before the
@@ -88,7 +90,6 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
       await opts.authorizer.access.applyRemote({ kind: 'all' }).catch(err => log.error({ err }, 'reading the access state after the outage failed'))
     }
   }
-  const regions = options.regions !== undefined ? createRegionReplication(options.regions, opts.storage, opts.backplane, log, opts.metrics) : null
   let draining = false
   let gateway: Gateway | null = null
   const operations = new AdminOperations({

@@ -1,13 +1,14 @@
 import type { Backplane } from '../backplane/backplane.js'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { UpdateOrigin } from './origins.js'
-import { secondsSince, type DocumentMetrics, type DocumentTracer } from './ports.js'
+import { secondsSince, type DocumentMetrics, type DocumentTracer, type ReplicationTracker } from './ports.js'
 
 export interface DurableLogOptions {
   storage: StorageAdapter
   backplane?: Backplane
   metrics?: DocumentMetrics
   tracer?: DocumentTracer
+  replication?: ReplicationTracker
 }
 
 /** What the log tells its document. */
@@ -87,6 +88,7 @@ export class DurableLog {
   /** Tell `origin` its update `seq` is durable. */
   ack(origin: UpdateOrigin, seq: number, at: number): void {
     origin.ack(seq)
+    this.#opts.replication?.acked(origin, seq)
     this.#opts.metrics?.ack.observe(secondsSince(at))
   }
 

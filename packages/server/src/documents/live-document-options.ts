@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { Backplane } from '../backplane/backplane.js'
 import type { MergeWorker } from './merge-worker.js'
-import type { DocumentEvent, DocumentEventHandler, DocumentMetrics, DocumentRecorder, DocumentTracer } from './ports.js'
+import type { DocumentEvent, DocumentEventHandler, DocumentMetrics, DocumentRecorder, DocumentTracer, ReplicationTracker } from './ports.js'
 import type { VersionPolicy } from './versions.js'
 
 /** `D`: the document type `onFailed` is given (`LiveDocument`; a parameter, so this file does not import it). */
@@ -33,6 +33,8 @@ export interface LiveDocumentOptions<D = unknown> {
   onEvent?: DocumentEventHandler
   /** Where diffs and merges of a large document's kept state run for sync replies (without it: on the main thread). */
   mergeWorker?: MergeWorker
+  /** With several regions: told of each ack, so the sender learns when its update is durable in more regions. */
+  replication?: ReplicationTracker
 }
 
 /** @deprecated the document's events are `DocumentEvent`. */

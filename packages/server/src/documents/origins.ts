@@ -10,6 +10,8 @@ export interface UpdateOrigin {
   readonly id: string
   readonly userId: string | null
   ack(seq: number): void
+  /** With several regions: the update `seq` (acked before) is durable in `regions` regions now. */
+  replicated?(seq: number, regions: number): void
   documentError(error: ConcordError, seq: number, closed: boolean): void
 }
 

@@ -68,6 +68,19 @@ export type DocumentEvent = 'document.changed' | 'document.created' | 'version.c
 
 export type DocumentEventHandler = (event: DocumentEvent, data: Record<string, unknown> & { document: string }) => void
 
+/** Who can be told that its updates are durable in more regions (a native session). */
+export interface ReplicationListener {
+  replicated?(seq: number, regions: number): void
+}
+
+/**
+ * With several regions: told of every ack (the update is durable in this region); it tells the
+ * listener later how many regions hold the update (regions/replication-watermark.ts implements it).
+ */
+export interface ReplicationTracker {
+  acked(listener: ReplicationListener, seq: number): void
+}
+
 /** Seconds since `start` (a `performance.now()` reading). */
 export function secondsSince(start: number): number {
   return (performance.now() - start) / 1000

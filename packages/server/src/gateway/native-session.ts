@@ -23,6 +23,8 @@ export class NativeDocSession extends TransportSession<Frame> {
   readonly #conn: NativeSessionSocket
   #acks: number[] = []
   #ackScheduled = false
+  #replicated = new Map<number, number[]>()
+  #replicatedScheduled = false
 
   constructor(conn: NativeSessionSocket, document: string, deps: TransportSessionDeps) {
     super(`${conn.id}/${document}`, document, conn, deps)
@@ -169,6 +171,25 @@ export class NativeDocSession extends TransportSession<Frame> {
       this.#acks = []
       if (this.closed || seqs.length === 0) return
       this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.ACK, document: this.document, ranges: toSeqRanges(seqs) }))
+    })
+  }
+
+  replicated(seq: number, regions: number): void {
+    if (this.closed) return
+    let seqs = this.#replicated.get(regions)
+    if (seqs === undefined) this.#replicated.set(regions, seqs = [])
+    seqs.push(seq)
+    if (this.#replicatedScheduled) return
+    this.#replicatedScheduled = true
+    // what one watermark settles goes out as one frame per region count
+    queueMicrotask(() => {
+      this.#replicatedScheduled = false
+      const byCount = this.#replicated
+      this.#replicated = new Map()
+      if (this.closed) return
+      for (const [count, list] of byCount) {
+        this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.REPLICATED, document: this.document, regions: count, ranges: toSeqRanges(list) }))
+      }
     })
   }
 

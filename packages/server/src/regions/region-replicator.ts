@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { OutboxEntry, RegionOutbox } from '../storage/postgres-regions.js'
 import { PeerLink } from './peer-link.js'
 import { validateRegions, type RegionsConfig } from './region-config.js'
+import { ReplicationWatermark } from './replication-watermark.js'
 
 /** What a node reports about one peer region (for /readyz, /metrics and the dashboard). */
 export interface PeerStatus {
@@ -53,6 +54,8 @@ export class RegionReplication {
   readonly #opts: RegionReplicationOptions
   readonly #config: RegionsConfig
   readonly #peers: PeerShipper[]
+  /** Tells senders when their acked updates are durable in more regions (the documents' ReplicationTracker). */
+  readonly tracker: ReplicationWatermark
   #statusTimer: NodeJS.Timeout | null = null
   #closed = false
 
@@ -60,6 +63,7 @@ export class RegionReplication {
     this.#opts = options
     this.#config = validateRegions(options.config)
     this.#peers = this.#config.peers.map(p => new PeerShipper(this.#config, p.name, new PeerLink(this.#config.name, p, this.#config.linkTimeoutMs ?? 5_000), options))
+    this.tracker = new ReplicationWatermark({ outbox: options.outbox, peers: this.#config.peers.map(p => p.name) })
   }
 
   get region(): string {
@@ -85,6 +89,7 @@ export class RegionReplication {
   async close(): Promise<void> {
     this.#closed = true
     if (this.#statusTimer !== null) clearTimeout(this.#statusTimer)
+    this.tracker.close()
     await Promise.all(this.#peers.map(p => p.close()))
   }
 

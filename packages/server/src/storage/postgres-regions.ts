@@ -49,6 +49,12 @@ export interface RegionOutbox {
   /** Rows shipped to `peer` and committed there. */
   remove(peer: string, ids: number[]): Promise<void>
   depths(): Promise<OutboxDepth[]>
+  /**
+   * In one snapshot: the outbox's id sequence (every committed row has an id at most this), and
+   * per peer the smallest id still waiting (null: none). A row with id <= `last` committed before
+   * the read has reached a peer once that peer's `oldest` is above `last` (or null).
+   */
+  watermark(): Promise<{ last: number; oldest: Map<string, number | null> }>
 }
 
 export const OUTBOX_MIGRATION = `
@@ -157,6 +163,17 @@ export function createRegionOutbox(pool: pg.Pool, open: () => void): RegionOutbo
         `SELECT p.name, COUNT(o.id) AS depth, MIN(o.at) AS oldest FROM concord_region_peers p
          LEFT JOIN concord_outbox o ON o.peer = p.name GROUP BY p.name ORDER BY p.name`)
       return r.rows.map(row => ({ peer: row.name, depth: Number(row.depth), oldestAt: row.oldest === null ? null : Number(row.oldest) }))
+    },
+    async watermark() {
+      open()
+      const r = await pool.query<{ last: string; name: string | null; oldest: string | null }>(
+        `SELECT (SELECT last_value FROM concord_outbox_id_seq) AS last, p.name,
+           (SELECT MIN(o.id) FROM concord_outbox o WHERE o.peer = p.name) AS oldest
+         FROM (SELECT 1) AS one LEFT JOIN concord_region_peers p ON true`)
+      const last = Number(r.rows[0]?.last ?? 0)
+      const oldest = new Map<string, number | null>()
+      for (const row of r.rows) if (row.name !== null) oldest.set(row.name, row.oldest === null ? null : Number(row.oldest))
+      return { last, oldest }
     },
   }
 }
