@@ -226,6 +226,31 @@ describe('active-active regions: two regions, each its own PostgreSQL, Redis and
     console.log(`partition: lag ${lagDuring.toFixed(1)} s while partitioned; everything in both regions ${convergedMs} ms after the link returned`)
   }, 120_000)
 
+  it('the node that ships dies: another node of its region takes the lease over and nothing is lost', async () => {
+    const { dbs, euNodes, usNodes } = await cluster()
+    await waitFor(async () => (await Promise.all(euNodes.map(readyz))).some(r => r.peers?.[0]?.shipping === true), { message: 'a node of eu ships to us' })
+    const shipperIndex = (await Promise.all(euNodes.map(readyz))).findIndex(r => r.peers?.[0]?.shipping === true)
+    const shipper = euNodes[shipperIndex]!
+    const survivor = euNodes[1 - shipperIndex]!
+    // the writer is on the node that survives; the shipper dies while it writes
+    const writer = connectClient(survivor.url, { token: await writerToken('writer') })
+    const reader = connectClient(usNodes[0]!.url, { token: await writerToken('reader') })
+    clients.push(writer, reader)
+    const [w, r] = [writer.open('acme/takeover'), reader.open('acme/takeover')]
+    await Promise.all([w.whenSynced(), r.whenSynced()])
+    for (let i = 0; i < 5; i++) w.doc.getArray<string>('items').push([`before:${i}`])
+    await waitFor(() => items(r.doc).length === 5, { message: 'replicated before the kill' })
+    const killedAt = Date.now()
+    shipper.child.kill('SIGKILL')
+    await shipper.exited
+    for (let i = 0; i < 5; i++) w.doc.getArray<string>('items').push([`after:${i}`])
+    await waitFor(() => items(r.doc).length === 10, { timeoutMs: 20_000, message: 'the edits made after the kill reach us once the lease moved' })
+    const tookOverMs = Date.now() - killedAt
+    expect((await readyz(survivor)).peers?.[0]?.shipping).toBe(true)
+    await waitFor(async () => (await storedItems(dbs.us, 'acme/takeover')).length === 10, { message: 'us has every edit' })
+    console.log(`regions: the shipping node was killed; its region shipped again ${tookOverMs} ms later (lease 5 s)`)
+  }, 60_000)
+
   it('a revocation made in one region cuts the user off in the other', async () => {
     const { euNodes, usNodes } = await cluster()
     const mallory = connectClient(usNodes[1]!.url, { token: await writerToken('mallory') })
