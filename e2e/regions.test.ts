@@ -11,7 +11,7 @@ import { cleanupAfterEach } from './cleanup.js'
 import { spawnServer, type ServerProcess } from './server-process.js'
 import { createDatabase, startPostgres, storedDocument, type PostgresServer } from './services/postgres.js'
 import { startRedis, type RedisServer } from './services/redis.js'
-import { LinkProxy } from './link-proxy.js'
+import { LinkProxy } from '../bench/lib/link-proxy.mjs'
 
 // Two regions, each with its own PostgreSQL, its own Redis and two Concord nodes. Each region
 // reaches the other's PostgreSQL and Redis only through the link: TCP proxies adding

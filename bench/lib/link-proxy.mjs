@@ -1,42 +1,41 @@
-import { createServer, connect, type Server, type Socket } from 'node:net'
+// The link between two regions, for the regions benchmark and e2e/regions.test.ts: a TCP proxy of
+// our own (loopback only) that adds a fixed latency to every chunk in each direction (order kept,
+// as TCP would) and can partition the link: open connections are black-holed (nothing more is
+// forwarded either way and nothing is closed: the other side learns only from its own timeouts, as
+// across a real partition) and new ones are held unanswered, until `heal()` drops them so their
+// owners reconnect. Types: link-proxy.d.mts.
+import { createServer, connect } from 'node:net'
 
-/**
- * The link between two regions, for tests: a TCP proxy of our own (loopback only) that adds a
- * fixed latency to every chunk in each direction (order kept, as TCP would) and can partition
- * the link: open connections are black-holed (nothing more is forwarded either way, nothing is
- * closed: the other side learns only from its own timeouts, as across a real partition) and new
- * ones are held unanswered, until `heal()` drops them so their owners reconnect.
- */
 export class LinkProxy {
-  readonly #server: Server
-  readonly #targetPort: number
-  readonly #latencyMs: number
-  readonly #pairs = new Set<{ client: Socket; upstream: Socket | null }>()
+  #server
+  #targetPort
+  #latencyMs
+  #pairs = new Set()
   #partitioned = false
   port = 0
 
-  constructor(options: { targetPort: number; latencyMs: number }) {
-    this.#targetPort = options.targetPort
-    this.#latencyMs = options.latencyMs
+  constructor ({ targetPort, latencyMs }) {
+    this.#targetPort = targetPort
+    this.#latencyMs = latencyMs
     this.#server = createServer(client => this.#accept(client))
   }
 
-  async listen(): Promise<number> {
-    await new Promise<void>(resolve => this.#server.listen(0, '127.0.0.1', () => resolve()))
-    this.port = (this.#server.address() as { port: number }).port
+  async listen () {
+    await new Promise(resolve => this.#server.listen(0, '127.0.0.1', () => resolve()))
+    this.port = this.#server.address().port
     return this.port
   }
 
-  get partitioned(): boolean {
+  get partitioned () {
     return this.#partitioned
   }
 
-  partition(): void {
+  partition () {
     this.#partitioned = true
   }
 
   /** Ends the partition: the connections it held are dropped (their owners reconnect). */
-  heal(): void {
+  heal () {
     if (!this.#partitioned) return
     this.#partitioned = false
     for (const p of [...this.#pairs]) {
@@ -45,17 +44,17 @@ export class LinkProxy {
     }
   }
 
-  async close(): Promise<void> {
+  async close () {
     this.#partitioned = false
     for (const p of this.#pairs) {
       p.client.destroy()
       p.upstream?.destroy()
     }
-    await new Promise<void>(resolve => this.#server.close(() => resolve()))
+    await new Promise(resolve => this.#server.close(() => resolve()))
   }
 
-  #accept(client: Socket): void {
-    const pair: { client: Socket; upstream: Socket | null } = { client, upstream: null }
+  #accept (client) {
+    const pair = { client, upstream: null }
     this.#pairs.add(pair)
     client.on('error', () => undefined)
     client.on('close', () => { this.#pairs.delete(pair); pair.upstream?.destroy() })
@@ -72,9 +71,9 @@ export class LinkProxy {
     this.#pipe(upstream, client)
   }
 
-  #pipe(from: Socket, to: Socket): void {
+  #pipe (from, to) {
     let due = 0
-    from.on('data', (chunk: Buffer) => {
+    from.on('data', chunk => {
       if (this.#partitioned) return
       // each chunk leaves `latencyMs` after it arrived, never before the one ahead of it
       due = Math.max(Date.now() + this.#latencyMs, due)
