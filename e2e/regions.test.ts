@@ -171,8 +171,9 @@ describe('active-active regions: two regions, each its own PostgreSQL, Redis and
     } finally {
       await usRows.end()
     }
-    await waitFor(async () => (await readyz(euNodes[0]!)).peers?.[0]?.queued === 0 && (await readyz(usNodes[0]!)).peers?.[0]?.queued === 0,
-      { timeoutMs: 10_000, message: 'both outboxes drained (readyz)' })
+    // every node reads the queue from its region's outbox (once a second)
+    await waitFor(async () => (await Promise.all([...euNodes, ...usNodes].map(readyz))).every(r => r.peers?.[0]?.queued === 0),
+      { timeoutMs: 10_000, message: 'both outboxes drained, as every node reports (readyz)' })
     const ready = await readyz(euNodes[1]!)
     expect(ready).toMatchObject({ region: 'eu', peers: [{ peer: 'us', queued: 0 }] })
     // exactly one node of each region ships to the other
