@@ -84,6 +84,35 @@ async function relayedButNotDurable(doc: string): Promise<Setup> {
 }
 
 describe('an edit relayed before its commit, and its origin node dies', () => {
+  it('a node that loads the document while the edit is not durable gets it from the stream, and stores it once its origin is gone', async () => {
+    const doc = 'relay-late-load'
+    const database = await createDatabase(postgres, 'relay')
+    const a = await nodeBehindProxy(database.slice(database.lastIndexOf('/') + 1))
+    const writer = connectClient(a.proc.url)
+    clients.push(writer)
+    const wh = writer.open(doc)
+    await wh.whenSynced()
+    wh.doc.getArray<string>('items').push(['before'])
+    await waitFor(() => wh.pendingCount === 0, { message: '"before" acked' })
+    a.link.pause()
+    wh.doc.getArray<string>('items').push(['x'])
+    // no other node holds the document: "x" is only in node A's memory and in the stream
+    const data = mkdtempSync(join(tmpdir(), 'concord-relay-'))
+    dirs.push(data)
+    const c = await spawnServer(['--store', database, '--redis', redis.url, '--data', data, '--port', '0'])
+    procs.push(c)
+    const late = connectClient(c.url)
+    clients.push(late)
+    const lh = late.open(doc)
+    await lh.whenSynced()
+    await waitFor(() => items(lh.doc).length === 2, { message: () => `the late node's client has both edits: ${items(lh.doc).join(',')}` })
+    expect(items(lh.doc)).toEqual(['before', 'x'])
+    expect(items(await storedDocument(database, doc))).toEqual(['before'])
+    a.proc.child.kill('SIGKILL')
+    await a.proc.exited
+    await waitFor(async () => items(await storedDocument(database, doc)).includes('x'), { timeoutMs: 20_000, message: '"x" stored by the late node' })
+  })
+
   it('node B stores it itself; a fresh load holds it, and the writer\'s re-send through node B is acked once it is durable', async () => {
     const doc = 'relay-crash'
     const { database, a, b, writer, wh, bh, acks } = await relayedButNotDurable(doc)

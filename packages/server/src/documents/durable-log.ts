@@ -97,7 +97,11 @@ export class DurableLog {
       this.tailUpdates++
       this.tailBytes += update.length
       this.#host.durable(clients, userId)
-      if (seq > 0 && origin !== null) {
+      if (seq > 0 && origin !== null && this.relays.size === 0) {
+        // (the common case, and always on a single node: no closure per ack)
+        this.ack(origin, seq, at)
+        this.#settled()
+      } else if (seq > 0 && origin !== null) {
         this.relays.whenSettled(relayedBefore, () => {
           this.ack(origin, seq, at)
           this.#settled()
