@@ -178,11 +178,9 @@ export class UnconfirmedRelays {
         break
       }
     }
-    if (next === null) {
-      if (this.#timer !== null) clearTimeout(this.#timer)
-      this.#timer = null
-      return
-    }
+    // (a timer that is no longer needed is left to fire and find nothing: confirmations usually
+    // arrive within milliseconds, and clearing and setting a timer per relayed update costs more)
+    if (next === null) return
     if (this.#timer !== null && this.#timerAt <= next.deadline) return
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timerAt = next.deadline
