@@ -5,8 +5,14 @@
  * `RedisBackplane` implements it on Redis Streams.
  */
 export interface BackplaneHandlers {
-  /** An update another node applied (and appended to storage, or will once durable), with its writer's user id when known. */
-  update(update: Uint8Array, writer?: string | null): void
+  /**
+   * An update another node applied, with its writer's user id when known. `relayId` null: it was
+   * durable when published; otherwise it was relayed before its append committed, and its origin
+   * confirms it (`durable`) once it is.
+   */
+  update(update: Uint8Array, writer?: string | null, relayId?: string | null): void
+  /** Relayed updates (by their `relayId`) are durable now. */
+  durable?(relayIds: string[]): void
   /** What was published may have been lost: reload the document from storage. */
   resync(): void
   /** Presence changes of the sessions on another node (an awareness update). */
@@ -23,12 +29,24 @@ export type ControlMessage =
 export interface Backplane {
   /** This node's id (entries a node wrote are not delivered back to it). */
   readonly nodeId: string
-  /** The current end of a document's stream: take it before loading, subscribe from it after. */
+  /**
+   * Where to read a document's stream from: take it before loading, subscribe from it after. The
+   * current end of the stream, or, when recent entries relay updates whose durability confirmation
+   * is not in the stream yet (the load may not hold them), just before the oldest of those.
+   */
   position(document: string): Promise<string>
   /** Deliver the document's entries after `fromId`; returns the unsubscribe function. */
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void
-  /** `writer`: the user whose update it is (the other nodes learn which Yjs client ids that user owns). */
+  /** A durable update. `writer`: the user whose update it is (the other nodes learn which Yjs client ids that user owns). */
   publishUpdate(document: string, update: Uint8Array, writer?: string | null): void
+  /**
+   * Relay an update at once, before it is durable; returns its relay id, which `confirmDurable`
+   * names once it is. Entries are published in call order. Optional (added after 0.1): without
+   * it, an update is published with `publishUpdate` once durable.
+   */
+  relayUpdate?(document: string, update: Uint8Array, writer?: string | null): string
+  /** An update this node relayed is durable now (confirmations are sent together, one entry per document and turn). */
+  confirmDurable?(document: string, relayId: string): void
   /** This node's sessions' presence changes (coalesced per room by the caller). */
   publishPresence(document: string, update: Uint8Array): void
   /** A message for every other node (revocations, role changes). */

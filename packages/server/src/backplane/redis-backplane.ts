@@ -18,6 +18,15 @@ export interface RedisBackplaneOptions {
   blockMs?: number
 }
 
+/**
+ * How far back a load looks for relayed updates whose durability is not confirmed yet (ms, and
+ * at most this many entries): a load may not hold them, so the stream is read from just before
+ * the oldest. Older ones were appended by every node that applied them (each appends what stays
+ * unconfirmed for `relayConfirmTimeoutMs`, 1 s by default), unless storage stalls everywhere.
+ */
+const RELAY_LOOKBACK_MS = 30_000
+const RELAY_LOOKBACK_ENTRIES = 1_000
+
 /** Placeholder handlers of the control stream's entry in the read list (its entries are handled by #control). */
 const CONTROL_HANDLERS: BackplaneHandlers = { update: () => undefined, resync: () => undefined, presence: () => undefined }
 
@@ -34,7 +43,9 @@ const CONTROL_KEY = 'concord:control'
 /**
  * Document updates between nodes on Redis Streams: one stream per document
  * (`concord:doc:<name>`), entries `n` (the node that wrote it) and `u` (a Yjs
- * update, published once durable), `a` (an awareness update: the node's sessions'
+ * update; with `p`, the node's relay id, it was relayed before its append committed, else it was
+ * published once durable), `d` (relay ids of the node's updates that are durable now, comma-separated),
+ * `a` (an awareness update: the node's sessions'
  * presence changes, coalesced per room) or `r` (a resync marker). A node reads the streams of the documents
  * it holds from the position it took before loading them, so nothing between
  * the load and the subscription is missed.
@@ -72,6 +83,11 @@ export class RedisBackplane implements Backplane {
   onLag: ((seconds: number) => void) | null = null
   /** Where this node reads the control stream from: its end when the node started. */
   #controlId: string | null = null
+  /** The last relay id this node gave out (ids are unique per node id, which is new per process). */
+  #relaySeq = 0
+  /** Confirmations to publish at the end of this event-loop turn, per document. */
+  #confirms = new Map<string, string[]>()
+  #confirmScheduled = false
 
   constructor(options: RedisBackplaneOptions) {
     this.#log = options.logger ?? pino({ level: 'silent' })
@@ -109,8 +125,22 @@ export class RedisBackplane implements Backplane {
   }
 
   async position(document: string): Promise<string> {
-    const last = await this.#pub.xrevrange(KEY_PREFIX + document, '+', '-', 'COUNT', 1)
-    return last.length > 0 ? last[0]![0] : '0-0'
+    const key = KEY_PREFIX + document
+    const [last, recent] = await Promise.all([
+      this.#pub.xrevrange(key, '+', '-', 'COUNT', 1),
+      this.#pub.xrevrangeBuffer(key, '+', String(Date.now() - RELAY_LOOKBACK_MS), 'COUNT', RELAY_LOOKBACK_ENTRIES),
+    ])
+    const end = last.length > 0 ? last[0]![0] : '0-0'
+    // newest first: a confirmation comes after what it confirms
+    const confirmed = new Set<string>()
+    let oldestUnconfirmed: string | null = null
+    for (const [idBuf, fields] of recent) {
+      const entry = parseEntry(fields)
+      if (entry.node === this.nodeId) continue
+      if (entry.durable !== null) for (const id of entry.durable) confirmed.add(`${entry.node}:${id}`)
+      if (entry.relay !== null && entry.update !== null && !confirmed.has(`${entry.node}:${entry.relay}`)) oldestUnconfirmed = idBuf.toString()
+    }
+    return oldestUnconfirmed !== null ? previousStreamId(oldestUnconfirmed) : end
   }
 
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void {
@@ -130,15 +160,41 @@ export class RedisBackplane implements Backplane {
     this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength), writer)
   }
 
+  relayUpdate(document: string, update: Uint8Array, writer: string | null = null): string {
+    const seq = String(++this.#relaySeq)
+    this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength), writer, seq)
+    return `${this.nodeId}:${seq}`
+  }
+
+  confirmDurable(document: string, relayId: string): void {
+    if (this.#closed) return
+    const seq = relayId.slice(relayId.lastIndexOf(':') + 1)
+    const list = this.#confirms.get(document)
+    if (list === undefined) this.#confirms.set(document, [seq])
+    else list.push(seq)
+    if (this.#confirmScheduled) return
+    this.#confirmScheduled = true
+    // one entry for everything one commit made durable (its appends resolve in the same turn)
+    setImmediate(() => this.#flushConfirms())
+  }
+
+  #flushConfirms(): void {
+    this.#confirmScheduled = false
+    const all = this.#confirms
+    this.#confirms = new Map()
+    for (const [doc, seqs] of all) this.#xadd(doc, 'd', seqs.join(','))
+  }
+
   publishPresence(document: string, update: Uint8Array): void {
     this.#xadd(document, 'a', Buffer.from(update.buffer, update.byteOffset, update.byteLength))
   }
 
   /** `writer`: an update's writer ('w'), so other nodes learn who owns its Yjs client ids. */
-  #xadd(document: string, field: 'u' | 'r' | 'a', value: Buffer | string, writer: string | null = null): void {
+  #xadd(document: string, field: 'u' | 'r' | 'a' | 'd', value: Buffer | string, writer: string | null = null, relay: string | null = null): void {
     if (this.#closed) return
     const args: (string | Buffer)[] = ['n', this.nodeId, field, value]
     if (writer !== null) args.push('w', writer)
+    if (relay !== null) args.push('p', relay)
     this.#pub.xadd(KEY_PREFIX + document, 'MAXLEN', '~', String(this.#maxLen), '*', ...args)
       .catch(err => this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed'))
   }
@@ -149,6 +205,8 @@ export class RedisBackplane implements Backplane {
   }
 
   async close(): Promise<void> {
+    // the confirmations of this turn still go out (else the other nodes append those updates again)
+    this.#flushConfirms()
     this.#closed = true
     this.#sub.disconnect()
     await settledWithin(this.#loop, 1_000)
@@ -227,24 +285,13 @@ export class RedisBackplane implements Backplane {
         if (entries.length >= count) void this.#checkTrimmed(document, sub, readFrom)
         for (const [idBuf, fields] of entries) {
           sub.lastId = idBuf.toString()
-          let node = ''
-          let update: Buffer | null = null
-          let writer: string | null = null
-          let presence: Buffer | null = null
-          let resync = false
-          for (let i = 0; i + 1 < fields.length; i += 2) {
-            const name = fields[i]!.toString()
-            if (name === 'n') node = fields[i + 1]!.toString()
-            else if (name === 'u') update = fields[i + 1]!
-            else if (name === 'r') resync = true
-            else if (name === 'a') presence = fields[i + 1]!
-            else if (name === 'w') writer = fields[i + 1]!.toString()
-          }
+          const { node, update, writer, presence, resync, relay, durable } = parseEntry(fields)
           if (node === this.nodeId) continue
           // a stream id starts with the Redis server's clock at XADD (ms)
           if (this.onLag !== null) this.onLag(Math.max(0, Date.now() - Number.parseInt(sub.lastId, 10)) / 1000)
           try {
-            if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength), writer)
+            if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength), writer, relay === null ? null : `${node}:${relay}`)
+            else if (durable !== null) sub.handlers.durable?.(durable.map(seq => `${node}:${seq}`))
             else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
             else if (resync) sub.handlers.resync()
           } catch (err) {
@@ -279,7 +326,8 @@ export class RedisBackplane implements Backplane {
         const added = Number(field('entries-added'))
         gap = !(added <= Number(field('length')))
       } else {
-        gap = first !== null && compareStreamIds(first, readFrom) > 0
+        // (a node may subscribe from just before an entry, see `position`: that entry is no gap)
+        gap = first !== null && compareStreamIds(first, nextStreamId(readFrom)) > 0
       }
     } catch (err) {
       this.#log.warn({ err: (err as Error).message, document }, 'backplane: could not check the stream for trimmed entries; resyncing to be safe')
@@ -289,6 +337,49 @@ export class RedisBackplane implements Backplane {
     this.#log.warn({ document, readFrom, firstRetained: first }, 'backplane: entries this node had not read were trimmed from the stream; reloading the document from storage')
     sub.handlers.resync()
   }
+}
+
+interface ParsedEntry {
+  node: string
+  update: Buffer | null
+  writer: string | null
+  presence: Buffer | null
+  resync: boolean
+  /** The origin's relay id of an update relayed before it was durable. */
+  relay: string | null
+  /** Relay ids of the node's updates that are durable now. */
+  durable: string[] | null
+}
+
+function parseEntry(fields: Buffer[]): ParsedEntry {
+  const entry: ParsedEntry = { node: '', update: null, writer: null, presence: null, resync: false, relay: null, durable: null }
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]!.toString()
+    const value = fields[i + 1]!
+    if (name === 'n') entry.node = value.toString()
+    else if (name === 'u') entry.update = value
+    else if (name === 'r') entry.resync = true
+    else if (name === 'a') entry.presence = value
+    else if (name === 'w') entry.writer = value.toString()
+    else if (name === 'p') entry.relay = value.toString()
+    else if (name === 'd') entry.durable = value.toString().split(',')
+  }
+  return entry
+}
+
+const MAX_STREAM_SEQ = 2n ** 64n - 1n
+
+/** The stream id just before `id` (reading after it returns `id` first). */
+export function previousStreamId(id: string): string {
+  const [ms = '0', seq = '0'] = id.split('-')
+  if (BigInt(seq) > 0n) return `${ms}-${BigInt(seq) - 1n}`
+  return BigInt(ms) > 0n ? `${BigInt(ms) - 1n}-${MAX_STREAM_SEQ}` : '0-0'
+}
+
+/** The stream id just after `id`. */
+export function nextStreamId(id: string): string {
+  const [ms = '0', seq = '0'] = id.split('-')
+  return BigInt(seq) < MAX_STREAM_SEQ ? `${ms}-${BigInt(seq) + 1n}` : `${BigInt(ms) + 1n}-0`
 }
 
 /** Orders two stream ids (`<ms>-<seq>`). */

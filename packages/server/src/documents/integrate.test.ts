@@ -20,7 +20,7 @@ function setup(): {
   const storage = createMemoryStorage()
   const owners = new ClientOwners('d', storage, silentLogger())
   const admission = new Admission({ name: 'd', ydoc, approxBytes: 0 }, owners, {})
-  const log = new DurableLog('d', { storage }, { durable: () => undefined, appended: () => undefined, fail: err => { throw err } })
+  const log = new DurableLog('d', { storage }, { durable: () => undefined, appended: () => undefined, appendedRelayed: () => undefined, fail: err => { throw err } })
   const forwarded: { update: Uint8Array; origin: UpdateOrigin | null }[] = []
   const applied = { local: 0, remote: 0 }
   const integrator = new Integrator(ydoc, {

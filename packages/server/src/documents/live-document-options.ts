@@ -22,6 +22,11 @@ export interface LiveDocumentOptions<D = unknown> {
   onFailed?: (document: D, error: unknown) => void
   /** Other nodes: what this node applies is published, what they apply is applied here. */
   backplane?: Backplane
+  /**
+   * How long another node's update relayed before it was durable may stay unconfirmed before this
+   * node appends it itself (ms; default 1,000: `DEFAULT_RELAY_CONFIRM_TIMEOUT_MS`).
+   */
+  relayConfirmTimeoutMs?: number
   metrics?: DocumentMetrics
   /** Spans of load, apply and append (without it: none). */
   tracer?: DocumentTracer

@@ -109,6 +109,7 @@ export class LiveDocument {
     this.#durable = new DurableLog(name, opts, {
       durable: (clients, userId) => this.#noteDurable(clients, userId),
       appended: () => this.#compactor.maybeCompact(),
+      appendedRelayed: (update, writer) => this.#noteRelayedStored(update, writer),
       fail: err => this.#fail(err),
     })
     const admission = new Admission({
@@ -223,7 +224,8 @@ export class LiveDocument {
     if (opts.backplane !== undefined && from !== null) {
       doc.#recording?.open(REMOTE_SESSION, { user: null, role: 'write', protocol: 'native' })
       doc.#unsubscribe = opts.backplane.subscribe(name, from, {
-        update: (update, writer) => doc.#applyRemote(update, writer ?? null),
+        update: (update, writer, relayId) => doc.#applyRemote(update, writer ?? null, relayId ?? null),
+        durable: relayIds => doc.#durable.relays.confirm(relayIds),
         resync: () => { void doc.#resyncFromStorage() },
         presence: update => doc.presence.applyRemote(update),
       })
@@ -269,6 +271,9 @@ export class LiveDocument {
    * short tail (a burst can outrun compaction while the document is open).
    */
   async settleForUnload(): Promise<void> {
+    // other nodes' updates not confirmed durable yet are appended here before the document goes
+    this.#drainIncoming()
+    this.#durable.persistRelayed()
     await this.whenFlushed()
     const saving = this.versions.saving
     if (saving !== null) await saving
@@ -297,6 +302,8 @@ export class LiveDocument {
     this.#closedBy = error
     this.#failed = true
     this.#compactor.stop()
+    // other nodes' unconfirmed updates are not appended after the log is deleted
+    this.#durable.relays.close()
     for (const s of [...this.sessions]) s.documentError(error, 0, true)
     await this.whenFlushed()
     const done = this.#compactor.done
@@ -356,6 +363,7 @@ export class LiveDocument {
     this.#drainIncoming()
     this.#destroyed = true
     this.#compactor.stop()
+    this.#durable.relays.close()
     this.presence.destroy()
     this.#integrationWaiters = []
     this.#unsubscribe?.()
@@ -426,21 +434,37 @@ export class LiveDocument {
   }
 
   /**
-   * An update another node applied (it stores it): applied here and sent to this
-   * node's sessions, not stored and not published again.
+   * An update another node applied (it stores it): applied here and sent to this node's sessions,
+   * not stored and not published again. `relayId`: relayed before it was durable; it is kept until
+   * its origin confirms it (or this node appends it itself, see `UnconfirmedRelays`).
    */
-  #applyRemote(update: Uint8Array, writer: string | null = null): void {
+  #applyRemote(update: Uint8Array, writer: string | null = null, relayId: string | null = null): void {
     this.#drainIncoming()
     if (this.#failed || this.#destroyed) return
     // the node that stored it checked the writer's ownership: learn the client ids it claimed
     if (writer !== null) this.#owners.learnWriter(update, writer)
     this.#recording?.update(REMOTE_SESSION, update)
     this.#applyOne(OTHER_NODE, 0, update, 0)
+    if (relayId !== null && !this.#failed) this.#durable.relays.add(relayId, update, writer)
+  }
+
+  /** This node stored another node's relayed update itself: the authors rows its origin may not have written. */
+  #noteRelayedStored(update: Uint8Array, writer: string | null): void {
+    if (writer === null) return
+    let clients: Map<number, number>
+    try {
+      clients = Y.parseUpdateMeta(update).to
+    } catch {
+      return
+    }
+    for (const client of clients.keys()) if (this.#owners.of(client) === writer) this.#owners.store(client, writer)
   }
 
   /** What other nodes published may have been lost: apply what storage holds (Yjs ignores what is known). */
   async #resyncFromStorage(): Promise<void> {
     if (this.#failed || this.#destroyed) return
+    // the confirmations of other nodes' relayed updates may have been lost too: append them here
+    this.#durable.persistRelayed()
     let loaded
     let authors: Map<number, string>
     try {
