@@ -12,6 +12,8 @@ import { spawnServer, type ServerProcess } from './server-process.js'
 import { createDatabase, startPostgres, storedDocument, type PostgresServer } from './services/postgres.js'
 import { startRedis, type RedisServer } from './services/redis.js'
 import { LinkProxy } from '../bench/lib/link-proxy.mjs'
+import { createServer as createHttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 
 // Two regions, each with its own PostgreSQL, its own Redis and two Concord nodes. Each region
 // reaches the other's PostgreSQL and Redis only through the link: TCP proxies adding
@@ -351,4 +353,63 @@ describe('active-active regions: two regions, each its own PostgreSQL, Redis and
     void e2
     console.log(`region loss: the traveller failed over in ${failedOverMs} ms; after eu returned, both regions held everything in ${Date.now() - returnedAt} ms`)
   }, 180_000)
+
+  it('one edit is one trace: its OpenTelemetry context travels with it to the other nodes of its region and to the other region', async () => {
+    // a minimal OTLP/HTTP (JSON) collector
+    const spans: { name: string; traceId: string; spanId: string; parentSpanId: string; node: string; document: unknown }[] = []
+    const collector = createHttpServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', c => chunks.push(c as Buffer))
+      req.on('end', () => {
+        if (req.url === '/v1/traces') {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: { name: string; traceId: string; spanId: string; parentSpanId?: string; attributes?: { key: string; value: Record<string, unknown> }[] }[] }[] }[] }
+          for (const rs of body.resourceSpans) {
+            const node = rs.resource.attributes.find(a => a.key === 'service.instance.id')?.value.stringValue ?? ''
+            for (const ss of rs.scopeSpans) {
+              for (const sp of ss.spans) {
+                spans.push({ name: sp.name, traceId: sp.traceId, spanId: sp.spanId, parentSpanId: sp.parentSpanId ?? '', node, document: (sp.attributes ?? []).find(a => a.key === 'concord.document')?.value.stringValue })
+              }
+            }
+          }
+        }
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end('{}')
+      })
+    })
+    await new Promise<void>(resolve => collector.listen(0, '127.0.0.1', () => resolve()))
+    try {
+      const otel = ['--otel', `http://127.0.0.1:${(collector.address() as AddressInfo).port}`]
+      process.env.OTEL_BSP_SCHEDULE_DELAY = '100'
+      const dbs = await databases()
+      const [e1, e2, u1] = await Promise.all([node(eu, us, dbs, otel), node(eu, us, dbs, otel), node(us, eu, dbs, otel)])
+      delete process.env.OTEL_BSP_SCHEDULE_DELAY
+      const doc = 'acme/traced'
+      const [writer, sameRegion, otherRegion] = await Promise.all(['w', 'r1', 'r2'].map(async u => connectClient([e1, e2, u1][['w', 'r1', 'r2'].indexOf(u)]!.url, { token: await writerToken(u) })))
+      clients.push(writer!, sameRegion!, otherRegion!)
+      const [w, r1, r2] = [writer!.open(doc), sameRegion!.open(doc), otherRegion!.open(doc)]
+      await Promise.all([w.whenSynced(), r1.whenSynced(), r2.whenSynced()])
+      w.doc.getText('t').insert(0, 'traced edit')
+      await waitFor(() => r1.doc.getText('t').toString() === 'traced edit' && r2.doc.getText('t').toString() === 'traced edit', { timeoutMs: 20_000, message: 'the edit everywhere' })
+      const nodeIds = await Promise.all([e1!, e2!, u1!].map(async p => ((await readyz(p)) as { node?: string }).node ?? ''))
+      const applyOf = (): typeof spans[number] | undefined => spans.find(sp => sp.name === 'concord.update.apply' && sp.document === doc)
+      const inTrace = (name: string, nodeId: string): typeof spans[number] | undefined => {
+        const apply = applyOf()
+        return apply === undefined ? undefined : spans.find(sp => sp.traceId === apply.traceId && sp.name === name && sp.node === nodeId)
+      }
+      await waitFor(() => inTrace('concord.storage.append', nodeIds[0]!) !== undefined && inTrace('concord.update.remote', nodeIds[1]!) !== undefined &&
+        inTrace('concord.update.remote', nodeIds[2]!) !== undefined, {
+        timeoutMs: 15_000, message: () => `the edit's spans on its node, the other node of eu and the node of us (so far: ${spans.map(sp => `${sp.name}@${sp.node.slice(0, 4)}`).join(', ')})`,
+      })
+      const apply = applyOf()!
+      expect(apply.node).toBe(nodeIds[0])
+      // the append continues the apply span; the other node of eu and the node of us continue the same trace
+      expect(inTrace('concord.storage.append', nodeIds[0]!)!.parentSpanId).toBe(apply.spanId)
+      expect(inTrace('concord.update.remote', nodeIds[1]!)!.parentSpanId).toBe(apply.spanId)
+      expect(inTrace('concord.update.remote', nodeIds[2]!)!.parentSpanId).toBe(apply.spanId)
+      const nodesOfRemotes = new Set(spans.filter(sp => sp.traceId === apply.traceId && sp.name === 'concord.update.remote').map(sp => sp.node))
+      console.log(`trace ${apply!.traceId}: apply and append on the writer's node, remote applies on ${nodesOfRemotes.size} other nodes (both regions)`)
+    } finally {
+      collector.close()
+    }
+  }, 90_000)
 })

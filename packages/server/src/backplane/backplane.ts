@@ -10,7 +10,8 @@ export interface BackplaneHandlers {
    * durable when published; otherwise it was relayed before its append committed, and its origin
    * confirms it (`durable`) once it is.
    */
-  update(update: Uint8Array, writer?: string | null, relayId?: string | null): void
+  update(update: Uint8Array, writer?: string | null, relayId?: string | null, trace?: string | null): void
+  // `trace`: the W3C traceparent of the edit on the node (or region) it came from, so that one edit is one trace
   /** Relayed updates (by their `relayId`) are durable now. */
   durable?(relayIds: string[]): void
   /** What was published may have been lost: reload the document from storage. */
@@ -38,13 +39,13 @@ export interface Backplane {
   /** Deliver the document's entries after `fromId`; returns the unsubscribe function. */
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void
   /** A durable update. `writer`: the user whose update it is (the other nodes learn which Yjs client ids that user owns). */
-  publishUpdate(document: string, update: Uint8Array, writer?: string | null): void
+  publishUpdate(document: string, update: Uint8Array, writer?: string | null, trace?: string | null): void
   /**
    * Relay an update at once, before it is durable; returns its relay id, which `confirmDurable`
    * names once it is. Entries are published in call order. Optional (added after 0.1): without
    * it, an update is published with `publishUpdate` once durable.
    */
-  relayUpdate?(document: string, update: Uint8Array, writer?: string | null): string
+  relayUpdate?(document: string, update: Uint8Array, writer?: string | null, trace?: string | null): string
   /** An update this node relayed is durable now (confirmations are sent together, one entry per document and turn). */
   confirmDurable?(document: string, relayId: string): void
   /** This node's sessions' presence changes (coalesced per room by the caller). */

@@ -156,13 +156,13 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  publishUpdate(document: string, update: Uint8Array, writer: string | null = null): void {
-    this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength), writer)
+  publishUpdate(document: string, update: Uint8Array, writer: string | null = null, trace: string | null = null): void {
+    this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength), writer, null, trace)
   }
 
-  relayUpdate(document: string, update: Uint8Array, writer: string | null = null): string {
+  relayUpdate(document: string, update: Uint8Array, writer: string | null = null, trace: string | null = null): string {
     const seq = String(++this.#relaySeq)
-    this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength), writer, seq)
+    this.#xadd(document, 'u', Buffer.from(update.buffer, update.byteOffset, update.byteLength), writer, seq, trace)
     return `${this.nodeId}:${seq}`
   }
 
@@ -190,11 +190,12 @@ export class RedisBackplane implements Backplane {
   }
 
   /** `writer`: an update's writer ('w'), so other nodes learn who owns its Yjs client ids. */
-  #xadd(document: string, field: 'u' | 'r' | 'a' | 'd', value: Buffer | string, writer: string | null = null, relay: string | null = null): void {
+  #xadd(document: string, field: 'u' | 'r' | 'a' | 'd', value: Buffer | string, writer: string | null = null, relay: string | null = null, trace: string | null = null): void {
     if (this.#closed) return
     const args: (string | Buffer)[] = ['n', this.nodeId, field, value]
     if (writer !== null) args.push('w', writer)
     if (relay !== null) args.push('p', relay)
+    if (trace !== null) args.push('t', trace)
     this.#pub.xadd(KEY_PREFIX + document, 'MAXLEN', '~', String(this.#maxLen), '*', ...args)
       .catch(err => this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed'))
   }
@@ -285,12 +286,12 @@ export class RedisBackplane implements Backplane {
         if (entries.length >= count) void this.#checkTrimmed(document, sub, readFrom)
         for (const [idBuf, fields] of entries) {
           sub.lastId = idBuf.toString()
-          const { node, update, writer, presence, resync, relay, durable } = parseEntry(fields)
+          const { node, update, writer, presence, resync, relay, durable, trace } = parseEntry(fields)
           if (node === this.nodeId) continue
           // a stream id starts with the Redis server's clock at XADD (ms)
           if (this.onLag !== null) this.onLag(Math.max(0, Date.now() - Number.parseInt(sub.lastId, 10)) / 1000)
           try {
-            if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength), writer, relay === null ? null : `${node}:${relay}`)
+            if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength), writer, relay === null ? null : `${node}:${relay}`, trace)
             else if (durable !== null) sub.handlers.durable?.(durable.map(seq => `${node}:${seq}`))
             else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
             else if (resync) sub.handlers.resync()
@@ -349,10 +350,12 @@ interface ParsedEntry {
   relay: string | null
   /** Relay ids of the node's updates that are durable now. */
   durable: string[] | null
+  /** The W3C traceparent of the edit on its origin ('t'). */
+  trace: string | null
 }
 
 function parseEntry(fields: Buffer[]): ParsedEntry {
-  const entry: ParsedEntry = { node: '', update: null, writer: null, presence: null, resync: false, relay: null, durable: null }
+  const entry: ParsedEntry = { node: '', update: null, writer: null, presence: null, resync: false, relay: null, durable: null, trace: null }
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i]!.toString()
     const value = fields[i + 1]!
@@ -363,6 +366,7 @@ function parseEntry(fields: Buffer[]): ParsedEntry {
     else if (name === 'w') entry.writer = value.toString()
     else if (name === 'p') entry.relay = value.toString()
     else if (name === 'd') entry.durable = value.toString().split(',')
+    else if (name === 't') entry.trace = value.toString()
   }
   return entry
 }

@@ -41,6 +41,8 @@ export class DurableLog {
   #inFlight = 0
   #lastAppend: Promise<unknown> = Promise.resolve()
   #flushWaiters: (() => void)[] = []
+  /** The W3C traceparent of the edit being applied now (set by the document around its apply span). */
+  trace: string | null = null
   /** The seq of the last durable log entry this node knows of. */
   lastDurableSeq = 0
   /** Log entries after the latest snapshot (what the next load would replay). */
@@ -69,11 +71,12 @@ export class DurableLog {
     this.#inFlight++
     const appendStart = performance.now()
     const tracer = this.#opts.tracer
-    const span = tracer?.startSpan('concord.storage.append', { 'concord.document': this.#document, 'concord.bytes': update.length, 'concord.storage': this.#opts.storage.kind }) ?? null
+    const trace = this.trace
+    const span = tracer?.startSpan('concord.storage.append', { 'concord.document': this.#document, 'concord.bytes': update.length, 'concord.storage': this.#opts.storage.kind }, trace) ?? null
     const userId = origin?.userId ?? null
     // what other nodes relayed before this update was applied: it may build on it
     const relayedBefore = this.relays.mark()
-    const appended = this.#opts.storage.append(this.#document, { update, userId, at: Date.now() })
+    const appended = this.#opts.storage.append(this.#document, trace === null ? { update, userId, at: Date.now() } : { update, userId, at: Date.now(), trace })
     this.#lastAppend = appended
     // Other nodes get the update at once, before it is durable (the commit is off the cross-node
     // path), and a confirmation once it is. Until then they treat it as not durable: a node that
@@ -82,7 +85,7 @@ export class DurableLog {
     // unconfirmed, and acks nothing that may depend on it before it is durable (`UnconfirmedRelays`).
     // (a backplane without relays gets the update once it is durable)
     const backplane = this.#opts.backplane
-    const relayId = backplane?.relayUpdate?.(this.#document, update, userId) ?? null
+    const relayId = backplane?.relayUpdate?.(this.#document, update, userId, trace) ?? null
     if (relayId !== null) this.#opts.metrics?.backplanePublished.inc()
     appended.then(logSeq => {
       const metrics = this.#opts.metrics
@@ -91,7 +94,7 @@ export class DurableLog {
       if (relayId !== null) {
         backplane!.confirmDurable?.(this.#document, relayId)
       } else if (backplane !== undefined) {
-        backplane.publishUpdate(this.#document, update, userId)
+        backplane.publishUpdate(this.#document, update, userId, trace)
         metrics?.backplanePublished.inc()
       }
       if (logSeq > this.lastDurableSeq) this.lastDurableSeq = logSeq

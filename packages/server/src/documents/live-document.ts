@@ -224,7 +224,7 @@ export class LiveDocument {
     if (opts.backplane !== undefined && from !== null) {
       doc.#recording?.open(REMOTE_SESSION, { user: null, role: 'write', protocol: 'native' })
       doc.#unsubscribe = opts.backplane.subscribe(name, from, {
-        update: (update, writer, relayId) => doc.#applyRemote(update, writer ?? null, relayId ?? null),
+        update: (update, writer, relayId, trace) => doc.#applyRemote(update, writer ?? null, relayId ?? null, trace ?? null),
         durable: relayIds => doc.#durable.relays.confirm(relayIds),
         resync: () => { void doc.#resyncFromStorage() },
         presence: update => doc.presence.applyRemote(update),
@@ -347,7 +347,13 @@ export class LiveDocument {
     const at = performance.now()
     const tracer = this.#opts.tracer
     const span = tracer?.startSpan('concord.update.apply', { 'concord.document': this.name, 'concord.updates': 1 }) ?? null
-    this.#applyOne(origin, seq, update, at)
+    // the edit's trace goes with it: its append, its relay to the other nodes, its outbox row
+    if (span !== null) this.#durable.trace = tracer?.traceparent?.(span) ?? null
+    try {
+      this.#applyOne(origin, seq, update, at)
+    } finally {
+      this.#durable.trace = null
+    }
     tracer?.endSpan(span)
     this.#opts.metrics?.updateApply.observe(secondsSince(at))
   }
@@ -402,7 +408,12 @@ export class LiveDocument {
     const start = performance.now()
     const tracer = this.#opts.tracer
     const span = tracer?.startSpan('concord.update.apply', { 'concord.document': this.name, 'concord.updates': items.length }) ?? null
-    this.#integrator.apply(items)
+    if (span !== null) this.#durable.trace = tracer?.traceparent?.(span) ?? null
+    try {
+      this.#integrator.apply(items)
+    } finally {
+      this.#durable.trace = null
+    }
     tracer?.endSpan(span)
     this.#opts.metrics?.updateApply.observe(secondsSince(start))
   }
@@ -438,13 +449,17 @@ export class LiveDocument {
    * not stored and not published again. `relayId`: relayed before it was durable; it is kept until
    * its origin confirms it (or this node appends it itself, see `UnconfirmedRelays`).
    */
-  #applyRemote(update: Uint8Array, writer: string | null = null, relayId: string | null = null): void {
+  #applyRemote(update: Uint8Array, writer: string | null = null, relayId: string | null = null, trace: string | null = null): void {
     this.#drainIncoming()
     if (this.#failed || this.#destroyed) return
     // the node that stored it checked the writer's ownership: learn the client ids it claimed
     if (writer !== null) this.#owners.learnWriter(update, writer)
     this.#recording?.update(REMOTE_SESSION, update)
+    // the edit's trace continues here (its origin node or region sent its traceparent along)
+    const tracer = this.#opts.tracer
+    const span = trace === null ? null : tracer?.startSpan('concord.update.remote', { 'concord.document': this.name, 'concord.bytes': update.length }, trace) ?? null
     this.#applyOne(OTHER_NODE, 0, update, 0)
+    tracer?.endSpan(span)
     if (relayId !== null && !this.#failed) this.#durable.relays.add(relayId, update, writer)
   }
 

@@ -37,8 +37,11 @@ export type SpanAttributes = Record<string, string | number | boolean>
  * `startSpan` returns null while tracing is off, so the edit path pays one check.
  */
 export interface DocumentTracer {
-  startSpan(name: string, attributes: SpanAttributes): object | null
+  /** `parent`: a W3C traceparent (an edit's trace from another node or region) to continue. */
+  startSpan(name: string, attributes: SpanAttributes, parent?: string | null): object | null
   endSpan(span: object | null, error?: unknown, attributes?: SpanAttributes): void
+  /** The W3C traceparent of `span`, to send along with the update (null without a span). */
+  traceparent?(span: object | null): string | null
 }
 
 /** A recorded session's description (`concord replay` re-opens it). */

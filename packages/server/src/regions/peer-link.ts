@@ -41,6 +41,8 @@ export class PeerLink {
     for (const u of delivered.updates) {
       const fields: (string | Buffer)[] = ['n', node, 'u', Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength)]
       if (u.userId !== null) fields.push('w', u.userId)
+      // the edit's trace continues on the peer's nodes
+      if (u.trace !== null) fields.push('t', u.trace)
       pipeline.xadd(DOC_STREAM_PREFIX + u.doc, 'MAXLEN', '~', STREAM_MAX_LEN, '*', ...fields)
     }
     for (const change of delivered.changes) {

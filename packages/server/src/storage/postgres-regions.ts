@@ -19,6 +19,8 @@ export interface OutboxEntry {
   data: Uint8Array | null
   userId: string | null
   seq: number | null
+  /** The edit's W3C traceparent, sent along to the peer's nodes. */
+  trace: string | null
   /** For an access change: the operation and the change to announce. */
   body: AccessOutboxBody | null
   /** ms since the epoch at which it was appended in this region. */
@@ -71,6 +73,7 @@ export const OUTBOX_MIGRATION = `
     user_id TEXT,
     seq BIGINT,
     body JSONB,
+    trace TEXT,
     at BIGINT NOT NULL
   );
   CREATE INDEX concord_outbox_peer_id ON concord_outbox (peer, id);
@@ -116,11 +119,12 @@ export const OUTBOX_MIGRATION = `
 export const APPEND_WITH_OUTBOX = `
   WITH ins AS (
     INSERT INTO concord_updates (seq, doc, data, user_id, at)
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::bigint[])
+    SELECT s, d, b, u, a FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::bigint[]) AS t(s, d, b, u, a)
     RETURNING seq, doc, data, user_id, at
   )
-  INSERT INTO concord_outbox (peer, kind, doc, data, user_id, seq, at)
-  SELECT p.name, 'update', ins.doc, ins.data, ins.user_id, ins.seq, ins.at FROM ins CROSS JOIN concord_region_peers p`
+  INSERT INTO concord_outbox (peer, kind, doc, data, user_id, seq, at, trace)
+  SELECT p.name, 'update', ins.doc, ins.data, ins.user_id, ins.seq, ins.at, tr.trace
+  FROM ins JOIN unnest($1::bigint[], $6::text[]) AS tr(seq, trace) ON tr.seq = ins.seq CROSS JOIN concord_region_peers p`
 
 /** An access change goes to every peer, in the transaction that saved it. */
 export async function queueAccessChange(client: pg.PoolClient, body: AccessOutboxBody): Promise<void> {
@@ -129,7 +133,7 @@ export async function queueAccessChange(client: pg.PoolClient, body: AccessOutbo
     [JSON.stringify(body), Date.now()])
 }
 
-type OutboxRow = { id: string; kind: string; doc: string | null; data: Buffer | null; user_id: string | null; seq: string | null; body: AccessOutboxBody | null; at: string }
+type OutboxRow = { id: string; kind: string; doc: string | null; data: Buffer | null; user_id: string | null; seq: string | null; body: AccessOutboxBody | null; trace: string | null; at: string }
 
 export function createRegionOutbox(pool: pg.Pool, open: () => void): RegionOutbox {
   return {
@@ -140,7 +144,7 @@ export function createRegionOutbox(pool: pg.Pool, open: () => void): RegionOutbo
     },
     async read(peer, limit) {
       open()
-      const r = await pool.query<OutboxRow>('SELECT id, kind, doc, data, user_id, seq, body, at FROM concord_outbox WHERE peer = $1 ORDER BY id LIMIT $2', [peer, limit])
+      const r = await pool.query<OutboxRow>('SELECT id, kind, doc, data, user_id, seq, body, trace, at FROM concord_outbox WHERE peer = $1 ORDER BY id LIMIT $2', [peer, limit])
       return r.rows.map(row => ({
         id: Number(row.id),
         kind: row.kind === 'access' ? 'access' : 'update',
@@ -149,6 +153,7 @@ export function createRegionOutbox(pool: pg.Pool, open: () => void): RegionOutbo
         userId: row.user_id,
         seq: row.seq === null ? null : Number(row.seq),
         body: row.body,
+        trace: row.trace,
         at: Number(row.at),
       }) satisfies OutboxEntry)
     },
@@ -190,7 +195,7 @@ export interface Delivered {
   /** Entries new to the peer (the others it had taken in before: a re-shipped batch). */
   fresh: number
   /** The updates of this batch, per document, to announce on the peer's Redis (fresh or not: an announcement may have been lost). */
-  updates: { doc: string; data: Uint8Array; userId: string | null }[]
+  updates: { doc: string; data: Uint8Array; userId: string | null; trace: string | null }[]
   /** The access changes to announce. */
   changes: unknown[]
 }
@@ -232,7 +237,7 @@ export class PeerInbox {
     if (access.length > 0) fresh += await this.#deliverAccess(origin, access)
     return {
       fresh,
-      updates: updates.map(e => ({ doc: e.doc!, data: e.data!, userId: e.userId })),
+      updates: updates.map(e => ({ doc: e.doc!, data: e.data!, userId: e.userId, trace: e.trace })),
       changes: access.map(e => e.body!.change),
     }
   }

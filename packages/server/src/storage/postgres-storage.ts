@@ -478,6 +478,7 @@ async function appendBatch(pool: pg.Pool, batch: AppendItem[], replication: bool
         batch.map(b => Buffer.from(b.record.update.buffer, b.record.update.byteOffset, b.record.update.byteLength)),
         batch.map(b => b.record.userId ?? null),
         batch.map(b => b.record.at ?? now),
+        ...(replication ? [batch.map(b => b.record.trace ?? null)] : []),
       ])
     return seqs
   })

@@ -28,6 +28,8 @@ export interface AppendRecord {
   update: Uint8Array
   userId?: string | null
   at?: number
+  /** The edit's W3C traceparent (stores that ship to other regions keep it with the update; others ignore it). */
+  trace?: string | null
 }
 
 export interface DocumentInfo {
