@@ -181,4 +181,26 @@ describe('postgres storage: the region outbox and a peer\'s inbox', () => {
     expect((await outbox.depths()).map(d => [d.peer, d.depth])).toEqual([['ap', 4], ['us', 0]])
     await Promise.all([eu.close(), us.close()])
   })
+
+  it('takes a batch in in order: an edit shipped after a deletion stays, what came before it goes', async () => {
+    const [euUrl, usUrl] = [await freshDatabase(), await freshDatabase()]
+    const eu = await createPostgresStorage({ connectionString: euUrl, replication: true })
+    const us = await createPostgresStorage({ connectionString: usUrl, replication: true })
+    await eu.regionOutbox().registerPeers(['us'])
+    await eu.append('doc', { update: update('old', 21), userId: 'ada' })
+    await eu.regionOutbox().queueDelete('doc')
+    await eu.append('doc', { update: update('new', 22), userId: 'ada' })
+    const queued = await eu.regionOutbox().read('us', 10)
+    expect(queued.map(e => e.kind)).toEqual(['update', 'delete', 'update'])
+    const inbox = new PeerInbox({ connectionString: usUrl })
+    try {
+      expect(await inbox.deliver('eu', queued)).toMatchObject({ fresh: 3, deleted: ['doc'] })
+    } finally {
+      await inbox.close()
+    }
+    const ydoc = new Y.Doc()
+    for (const u of (await us.load('doc')).updates) Y.applyUpdate(ydoc, u.update)
+    expect(ydoc.getText('t').toString()).toBe('new')
+    await Promise.all([eu.close(), us.close()])
+  })
 })

@@ -354,6 +354,42 @@ describe('active-active regions: two regions, each its own PostgreSQL, Redis and
     console.log(`region loss: the traveller failed over in ${failedOverMs} ms; after eu returned, both regions held everything in ${Date.now() - returnedAt} ms`)
   }, 180_000)
 
+  it('a document deleted in one region is deleted in the other: its sessions there are told, its rows are gone, and it starts empty', async () => {
+    const { dbs, euNodes, usNodes } = await cluster()
+    const doc = 'acme/doomed'
+    const [a, b] = await Promise.all([
+      (async () => connectClient(euNodes[0]!.url, { token: await writerToken('a') }))(),
+      (async () => connectClient(usNodes[0]!.url, { token: await writerToken('b') }))(),
+    ])
+    clients.push(a, b)
+    const [ha, hb] = [a.open(doc), b.open(doc)]
+    await Promise.all([ha.whenSynced(), hb.whenSynced()])
+    const errors: string[] = []
+    hb.on('error', e => errors.push(e.code))
+    ha.doc.getArray<string>('items').push(['from eu'])
+    hb.doc.getArray<string>('items').push(['from us'])
+    await waitFor(async () => (await storedItems(dbs.us, doc)).length === 2 && (await storedItems(dbs.eu, doc)).length === 2, { message: 'both regions hold the document' })
+    const res = await fetch(`http://127.0.0.1:${euNodes[1]!.port}/admin/documents/${encodeURIComponent(doc)}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } })
+    expect(res.status).toBeLessThan(300)
+    await waitFor(() => errors.includes('CONCORD_ERR_DOC_DELETED'), { timeoutMs: 15_000, message: 'the session in us told of the deletion made in eu' })
+    const rows = async (url: string): Promise<number> => {
+      const c = new pg.Client({ connectionString: url })
+      await c.connect()
+      try {
+        return (await c.query<{ n: number }>('SELECT (SELECT COUNT(*) FROM concord_updates WHERE doc = $1)::int + (SELECT COUNT(*) FROM concord_snapshots WHERE doc = $1)::int AS n', [doc])).rows[0]!.n
+      } finally {
+        await c.end()
+      }
+    }
+    await waitFor(async () => (await rows(dbs.us)) === 0 && (await rows(dbs.eu)) === 0, { message: 'no row of the document left in either region' })
+    // opened again in us, it is empty
+    const c = connectClient(usNodes[1]!.url, { token: await writerToken('c') })
+    clients.push(c)
+    const hc = c.open(doc)
+    await hc.whenSynced()
+    expect(items(hc.doc)).toEqual([])
+  }, 60_000)
+
   it('one edit is one trace: its OpenTelemetry context travels with it to the other nodes of its region and to the other region', async () => {
     // a minimal OTLP/HTTP (JSON) collector
     const spans: { name: string; traceId: string; spanId: string; parentSpanId: string; node: string; document: unknown }[] = []

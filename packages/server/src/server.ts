@@ -94,7 +94,11 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   let gateway: Gateway | null = null
   const operations = new AdminOperations({
     registry, storage: opts.storage, backplane: opts.backplane, logger: log,
-    onDeleted: document => webhooks?.emit('document.deleted', { document }),
+    onDeleted: document => {
+      webhooks?.emit('document.deleted', { document })
+      // the other regions delete it too (a deletion they ship back is not queued again: it reaches their nodes as a control message)
+      regions?.documentDeleted(document).catch(err => log.error({ err, document }, 'regions: queueing the deletion for the peer regions failed; delete the document there too'))
+    },
   })
   const versions = new DocumentVersions({ registry, storage: opts.storage, maxNamedVersions: opts.maxNamedVersionsPerDocument })
   const limiter = new HttpRateLimiter({

@@ -45,6 +45,9 @@ export class PeerLink {
       if (u.trace !== null) fields.push('t', u.trace)
       pipeline.xadd(DOC_STREAM_PREFIX + u.doc, 'MAXLEN', '~', STREAM_MAX_LEN, '*', ...fields)
     }
+    for (const document of delivered.deleted) {
+      pipeline.xadd(CONTROL_STREAM, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'n', node, 'c', JSON.stringify({ kind: 'document-deleted', document }))
+    }
     for (const change of delivered.changes) {
       pipeline.xadd(CONTROL_STREAM, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'n', node, 'c', JSON.stringify({ kind: 'access', change }))
     }

@@ -82,6 +82,11 @@ export class RegionReplication {
     poll()
   }
 
+  /** An administrator deleted `document` in this region: the peers delete it too (after what was queued before). */
+  async documentDeleted(document: string): Promise<void> {
+    await this.#opts.outbox.queueDelete(document)
+  }
+
   status(): PeerStatus[] {
     return this.#peers.map(p => p.status())
   }

@@ -13,7 +13,7 @@ import { applyAccessOp, type AccessOp, type AccessState } from './access-store.j
 export interface OutboxEntry {
   /** The outbox id (increasing in commit order for one document, not across documents). */
   id: number
-  kind: 'update' | 'access'
+  kind: 'update' | 'access' | 'delete'
   /** For an update: its document, bytes, writer and local log seq. */
   doc: string | null
   data: Uint8Array | null
@@ -48,6 +48,8 @@ export interface RegionOutbox {
   registerPeers(peers: string[]): Promise<void>
   /** The oldest rows waiting for `peer`, at most `limit`. */
   read(peer: string, limit: number): Promise<OutboxEntry[]>
+  /** An administrator deleted `doc` in this region: every peer deletes it too. */
+  queueDelete(doc: string): Promise<void>
   /** Rows shipped to `peer` and committed there. */
   remove(peer: string, ids: number[]): Promise<void>
   depths(): Promise<OutboxDepth[]>
@@ -147,7 +149,7 @@ export function createRegionOutbox(pool: pg.Pool, open: () => void): RegionOutbo
       const r = await pool.query<OutboxRow>('SELECT id, kind, doc, data, user_id, seq, body, trace, at FROM concord_outbox WHERE peer = $1 ORDER BY id LIMIT $2', [peer, limit])
       return r.rows.map(row => ({
         id: Number(row.id),
-        kind: row.kind === 'access' ? 'access' : 'update',
+        kind: row.kind === 'access' || row.kind === 'delete' ? row.kind : 'update',
         doc: row.doc,
         data: row.data === null ? null : new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength),
         userId: row.user_id,
@@ -156,6 +158,10 @@ export function createRegionOutbox(pool: pg.Pool, open: () => void): RegionOutbo
         trace: row.trace,
         at: Number(row.at),
       }) satisfies OutboxEntry)
+    },
+    async queueDelete(doc) {
+      open()
+      await pool.query(`INSERT INTO concord_outbox (peer, kind, doc, at) SELECT p.name, 'delete', $1, $2 FROM concord_region_peers p`, [doc, Date.now()])
     },
     async remove(peer, ids) {
       open()
@@ -198,6 +204,8 @@ export interface Delivered {
   updates: { doc: string; data: Uint8Array; userId: string | null; trace: string | null }[]
   /** The access changes to announce. */
   changes: unknown[]
+  /** Documents deleted (announce them, as an administrator's deletion in the peer is announced). */
+  deleted: string[]
 }
 
 /** Inbox entries older than this are forgotten (a re-ship happens within seconds; a late one is still harmless: Yjs updates are idempotent). */
@@ -229,16 +237,26 @@ export class PeerInbox {
     await this.#pool.query('SELECT 1').catch(() => undefined)
   }
 
+  /**
+   * Takes a batch in, in order: runs of updates in one statement each, runs of access changes and
+   * deletions in one transaction each (an edit made after a deletion stays after it).
+   */
   async deliver(origin: string, entries: OutboxEntry[]): Promise<Delivered> {
-    const updates = entries.filter(e => e.kind === 'update' && e.doc !== null && e.data !== null)
-    const access = entries.filter(e => e.kind === 'access' && e.body !== null)
+    const valid = entries.filter(e => (e.kind === 'update' && e.doc !== null && e.data !== null) || (e.kind === 'access' && e.body !== null) || (e.kind === 'delete' && e.doc !== null))
     let fresh = 0
-    if (updates.length > 0) fresh += await this.#deliverUpdates(origin, updates)
-    if (access.length > 0) fresh += await this.#deliverAccess(origin, access)
+    for (let i = 0; i < valid.length;) {
+      const updates = valid[i]!.kind === 'update'
+      let j = i
+      while (j < valid.length && (valid[j]!.kind === 'update') === updates) j++
+      const run = valid.slice(i, j)
+      fresh += updates ? await this.#deliverUpdates(origin, run) : await this.#deliverControl(origin, run)
+      i = j
+    }
     return {
       fresh,
-      updates: updates.map(e => ({ doc: e.doc!, data: e.data!, userId: e.userId, trace: e.trace })),
-      changes: access.map(e => e.body!.change),
+      updates: valid.filter(e => e.kind === 'update').map(e => ({ doc: e.doc!, data: e.data!, userId: e.userId, trace: e.trace })),
+      changes: valid.filter(e => e.kind === 'access').map(e => e.body!.change),
+      deleted: valid.filter(e => e.kind === 'delete').map(e => e.doc!),
     }
   }
 
@@ -268,10 +286,11 @@ export class PeerInbox {
   }
 
   /**
-   * Access changes are rare, and each is applied to the peer's own state (read, change, write):
-   * two round trips across the link, each a few statements sent as one (literals escaped by pg).
+   * Access changes and deletions are rare. An access change is applied to the peer's own state
+   * (read, change, write); a deletion removes the document's log, snapshot, versions and authors.
+   * Two round trips across the link, each a few statements sent as one (literals escaped by pg).
    */
-  async #deliverAccess(origin: string, entries: OutboxEntry[]): Promise<number> {
+  async #deliverControl(origin: string, entries: OutboxEntry[]): Promise<number> {
     const client = await this.#pool.connect()
     client.on('error', () => undefined)
     let broken = false
@@ -283,14 +302,22 @@ export class PeerInbox {
         INSERT INTO concord_access (id, state) VALUES (1, '{"revokedUsers":[],"revokedTokens":[],"roles":[]}') ON CONFLICT (id) DO NOTHING;
         SELECT state FROM concord_access WHERE id = 1 FOR UPDATE;`) as unknown as pg.QueryResult[]
       const fresh = new Set(results[1]!.rows.map((r: { id: string }) => Number(r.id)))
-      const ops = entries.filter(e => fresh.has(e.id))
-      if (ops.length > 0) {
-        const state = results[3]!.rows[0]!.state as AccessState
-        for (const e of ops) applyAccessOp(state, e.body!.op)
-        await client.query(`UPDATE concord_access SET state = ${client.escapeLiteral(JSON.stringify(state))} WHERE id = 1; COMMIT;`)
-      } else {
-        await client.query('COMMIT')
+      const state = results[3]!.rows[0]!.state as AccessState
+      const statements: string[] = []
+      let accessChanged = false
+      for (const e of entries) {
+        if (!fresh.has(e.id)) continue
+        if (e.kind === 'access') {
+          applyAccessOp(state, e.body!.op)
+          accessChanged = true
+        } else {
+          const doc = client.escapeLiteral(e.doc!)
+          for (const table of ['concord_updates', 'concord_snapshots', 'concord_versions', 'concord_version_snapshots', 'concord_authors']) statements.push(`DELETE FROM ${table} WHERE doc = ${doc};`)
+        }
       }
+      if (accessChanged) statements.push(`UPDATE concord_access SET state = ${client.escapeLiteral(JSON.stringify(state))} WHERE id = 1;`)
+      statements.push('COMMIT;')
+      await client.query(statements.join('\n'))
       return fresh.size
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined)
