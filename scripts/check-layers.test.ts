@@ -74,7 +74,7 @@ describe('check-layers', () => {
     expect(problems).toEqual([
       'packages/server/src/documents/registry.ts:1 imports packages/server/src/ops/metrics.ts: documents/ may not import ops/ (allowed: storage/, backplane/, config/)',
       'packages/server/src/documents/registry.ts:2 type-only import of packages/server/src/auth/authorizer.ts: documents/ may not import auth/ (allowed: storage/, backplane/, config/)',
-      'packages/server/src/http/routes.ts:1 type-only import of packages/server/src/gateway/gateway.ts: http/ may not import gateway/ (allowed: documents/, content/, ops/, auth/, storage/, backplane/, config/)',
+      'packages/server/src/http/routes.ts:1 type-only import of packages/server/src/gateway/gateway.ts: http/ may not import gateway/ (allowed: documents/, content/, ops/, auth/, regions/, storage/, backplane/, config/)',
       'packages/server/src/storage/storage-adapter.ts:1 type-only import of packages/server/src/backplane/backplane.ts: storage/ may not import backplane/ (allowed: config/)',
     ])
   })
