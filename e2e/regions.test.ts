@@ -179,6 +179,8 @@ describe('active-active regions: two regions, each its own PostgreSQL, Redis and
     }
     await waitFor(async () => (await readyz(euNodes[0]!)).peers?.[0]?.queued === 0 && (await readyz(usNodes[0]!)).peers?.[0]?.queued === 0,
       { timeoutMs: 10_000, message: 'both outboxes drained (readyz)' })
+    // every node polls the outbox on its own (each second): the other eu node sees it drained a moment later
+    await waitFor(async () => (await readyz(euNodes[1]!)).peers?.[0]?.queued === 0, { timeoutMs: 10_000, message: 'the other eu node to see the outbox drained' })
     const ready = await readyz(euNodes[1]!)
     expect(ready).toMatchObject({ region: 'eu', peers: [{ peer: 'us', queued: 0 }] })
     // exactly one node of each region ships to the other
