@@ -97,6 +97,9 @@ describe('the node directory on a real Redis', () => {
     expect(answered.asked).toEqual(['node-b', 'node-c'])
     expect(answered.missing).toEqual([])
     expect(Object.fromEntries(answered.answers)).toEqual({ 'node-b': { from: 'b', args: { x: 1 } }, 'node-c': { from: 'c', args: { x: 1 } } })
+    // answers are removed from the asker's inbox once read; the inbox expires with its node
+    await waitFor(async () => (await raw.xlen(`${p}node-inbox:node-a`)) === 0, { message: 'the read answers removed from the inbox' })
+    expect(await raw.pttl(`${p}node-inbox:node-a`)).toBeGreaterThan(0)
 
     // a node that cannot answer this question (no handler) is reported, not waited for
     const unknown = await a.ask('nobody-answers-this', null, { timeoutMs: 5_000 })

@@ -119,7 +119,7 @@ type StreamReply = [string, [string, string[]][]][] | null
  * Keys (prefix `concord:`): `node:<id>`, a hash per node with a TTL of a few heartbeats;
  * `nodes`, the index of live ids; `node-requests`, a stream of questions every node reads
  * (trimmed to about 1,000); `node-inbox:<id>`, a stream per node of the answers to its questions
- * (trimmed to about 100, expiring with the node). Two connections: one for commands, one that
+ * (each answer deleted once read; trimmed to about 100; expiring with the node). Two connections: one for commands, one that
  * waits in XREAD on the questions and this node's inbox.
  */
 export class RedisNodeDirectory implements NodeDirectory {
@@ -303,6 +303,8 @@ export class RedisNodeDirectory implements NodeDirectory {
         }
         const reply = await this.#read.xread('COUNT', 16, 'BLOCK', 1_000, 'STREAMS', requests, inbox, this.#requestsFrom, this.#inboxFrom) as StreamReply
         for (const [key, entries] of reply ?? []) {
+          // answers are read once: removed at once, so the inbox holds only unread ones (they may be megabytes)
+          if (key === inbox && entries.length > 0) this.#cmd.xdel(inbox, ...entries.map(([entryId]) => entryId)).catch(() => undefined)
           for (const [entryId, fields] of entries) {
             const f = fieldsOf(fields)
             if (key === inbox) {

@@ -79,7 +79,7 @@ export async function routeDocuments(req: IncomingMessage, res: ServerResponse, 
     const id = decodeURIComponent(session[1]!)
     // a session on another node is found through the node directory, in the caller's tenant only
     const known = ops.sessions({ tenant: caller.tenant }).some(s => s.id === id) ||
-      (deps.backplane !== null && (await deps.views.sessions({ tenant: caller.tenant, id })).sessions.length > 0)
+      (caller.tenant !== null && deps.backplane !== null && (await deps.views.sessions({ tenant: caller.tenant, id })).sessions.length > 0)
     // without a directory a session on another node is not known here: the kick is forwarded to every node
     if (!known && deps.backplane === null) throw notFound(`no session ${id}`)
     if (caller.tenant !== null && !known) throw notFound(`no session ${id} in the nodes that answered (a tenant admin can also kick by user: POST /admin/kick)`)

@@ -83,7 +83,7 @@ describe('ClusterViews', () => {
     const v = views([], directory({ answers: new Map(), asked: [], missing: [] }, [
       status('n1', { peers: [{ peer: 'us', shipping: true, linkUp: false }] }),
       status('self', { connections: 99 }),
-      status('n2'),
+      status('n2', { httpUrl: 'http://10.0.0.2:1234' }),
     ]), { name: 'eu', peers: () => [{ peer: 'us', queued: 7, lagSeconds: 1.5, shipping: false, linkUp: null, lastShippedAt: null, lastError: null }] })
     const out = await v.stats('acme')
     expect(out.nodes.map(n => [n.nodeId, n.self, n.connections])).toEqual([['n1', false, 1], ['n2', false, 1], ['self', true, 5]])
@@ -91,5 +91,8 @@ describe('ClusterViews', () => {
     expect(out.regions).toEqual({ name: 'eu', peers: [{ peer: 'us', queued: 7, lagSeconds: 1.5, linkUp: false, shippingNode: 'n1' }] })
     expect(out.busiest.map(r => r.name)).toEqual(['acme/a'])
     expect(out.node).toBe('self')
+    // the nodes' addresses are for the operator (the static token), not a tenant's admin
+    expect(out.nodes.map(n => n.httpUrl)).toEqual([null, null, null])
+    expect((await v.stats(null)).nodes.map(n => n.httpUrl)).toEqual([null, 'http://10.0.0.2:1234', null])
   })
 })

@@ -157,6 +157,8 @@ export class ClusterViews {
     // this node's figures are the ones of now, not of its last heartbeat
     const nodes: NodeRow[] = [...listed.filter(n => n.nodeId !== selfStatus.nodeId).map(n => ({ ...n, self: false })), { ...selfStatus, self: true }]
       .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0))
+      // the nodes' internal addresses are the operator's: a tenant's admin sees the figures only
+      .map(n => (tenant === null ? n : { ...n, httpUrl: null }))
     return { node, ...snapshot, nodes, totals: totalsOf(nodes), regions: this.#regions(nodes), clusterError }
   }
 

@@ -34,7 +34,7 @@ const BODY = `
 
   <div id="dashboard" hidden>
     <section aria-labelledby="now-heading">
-      <h2 id="now-heading" tabindex="-1">Now (from /metrics)</h2>
+      <h2 id="now-heading" tabindex="-1">This node now (from /metrics)</h2>
       <dl class="tiles" id="tiles">
         <div class="tile"><dt>Connections</dt><dd><span class="value" data-tile="connections">–</span><span class="sub" data-sub="connections"></span></dd></div>
         <div class="tile"><dt>Sessions</dt><dd><span class="value" data-tile="sessions">–</span><span class="sub"></span></dd></div>
