@@ -5,9 +5,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { createServer, type ConcordServer } from '@concord/server'
+import { createRedisBackplane } from '@concord/server/backplane/redis'
+import { createNodeDirectory } from '@concord/server/backplane/node-directory'
 import type { ConcordClient } from '@concord/client'
 import { connectClient, startServer, waitFor, type RunningServer } from './helpers.js'
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './chromium.js'
+import { startRedis, type RedisServer } from './services/redis.js'
 
 // Debian's Chromium, driven by playwright-core, as in browser-client.test.ts
 const ADMIN_TOKEN = 'dashboard-admin-token-0123456789'
@@ -278,6 +281,93 @@ describe('the live dashboard (GET /dashboard) in Chromium', () => {
       !/^error: Failed to load resource: net::ERR_CONNECTION_REFUSED \(http:\/\/127\.0\.0\.1:\d+\/(admin\/stats|metrics)\)$/.test(m))
     expect(unexpected).toEqual([])
   }, 60_000)
+
+  it('on a two-node cluster: the nodes table shows both nodes, this one marked, with their figures and totals; the regions panel shows the peers\' queue, lag and link', async () => {
+    let redis: RedisServer | null = null
+    try {
+      redis = await startRedis()
+      // two nodes on one Redis (the backplane and the node directory), each with a client
+      const cluster: RunningServer[] = []
+      for (let i = 0; i < 2; i++) {
+        const s = await startServer({ adminToken: ADMIN_TOKEN, backplane: createRedisBackplane({ url: redis.url }), nodeDirectory: createNodeDirectory({ url: redis.url }) })
+        servers.push(s)
+        cluster.push(s)
+      }
+      const [a, b] = cluster as [RunningServer, RunningServer]
+      const idOf = async (s: RunningServer): Promise<string> => ((await (await fetch(`http://127.0.0.1:${s.port}/admin/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { node: string }).node
+      const [idA, idB] = [await idOf(a), await idOf(b)]
+      const onA = connectClient(a.url)
+      const onB = [connectClient(b.url), connectClient(b.url)]
+      clients.push(onA, ...onB)
+      await Promise.all([onA.open(NOTES), ...onB.map(c => c.open(NOTES))].map(h => h.whenSynced()))
+
+      profileDir = mkdtempSync(join(tmpdir(), 'concord-dashboard-chromium-'))
+      context = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000, viewport: { width: 1280, height: 900 } })
+      const violations: string[] = []
+      await context.addInitScript(() => {
+        document.addEventListener('securitypolicyviolation', e => console.error(`CSP violation: ${e.violatedDirective}`))
+      })
+      const page = context.pages()[0] ?? await context.newPage()
+      page.setDefaultTimeout(10_000)
+      page.on('console', m => { if (/CSP violation|Content Security Policy/.test(m.text())) violations.push(m.text()) })
+      const pageErrors: string[] = []
+      page.on('pageerror', e => pageErrors.push(e.stack ?? e.message))
+      // this region's replication as /admin/stats would report it with --region and a peer (the
+      // server side is covered in cluster-views.test.ts): the real answer, with `regions` set
+      await page.route('**/admin/stats', async route => {
+        const response = await route.fetch()
+        const body = await response.json() as Record<string, unknown>
+        body.regions = { name: 'eu', peers: [
+          { peer: 'us', queued: 12, lagSeconds: 3.5, linkUp: false, shippingNode: idB },
+          { peer: 'ap', queued: 0, lagSeconds: 0, linkUp: true, shippingNode: idA },
+        ] }
+        await route.fulfill({ response, json: body })
+      })
+      await page.goto(`http://127.0.0.1:${a.port}/dashboard`)
+      await page.getByLabel('Admin token').fill(ADMIN_TOKEN)
+      await page.getByRole('button', { name: 'Sign in' }).click()
+
+      // the nodes table: a row per node, node A (which serves the page) marked, B's 2 connections
+      const nodes = page.getByRole('table', { name: /Every live node/ })
+      const rowsOf = (): Promise<string[][]> => nodes.locator('tbody tr').evaluateAll(trs => trs.map(tr => Array.from(tr.children).map(c => c.textContent ?? '')))
+      let rows: string[][] = []
+      await waitFor(async () => {
+        rows = await rowsOf()
+        return rows.length === 2 && rows.some(r => r[0]!.startsWith(idB) && r[1] === '2') && rows.some(r => r[0]!.startsWith(idA) && r[1] === '1')
+      }, { timeoutMs: 15_000, intervalMs: 200, message: () => `the nodes table to show both nodes with their connections (${JSON.stringify(rows)})` })
+      expect(await nodes.locator('thead th').allTextContents()).toEqual(['Node', 'Connections', 'Sessions', 'Documents', 'Updates/s', 'CPU', 'Loop delay', 'Memory', 'Up', 'Version', 'Address'])
+      const marked = await nodes.locator('tbody tr.self th').allTextContents()
+      expect(marked).toEqual([`${idA}this node`])
+      const rowB = rows.find(r => r[0]!.startsWith(idB))!
+      expect(rowB[0]).toBe(idB)
+      expect(rowB[2]).toBe('2')
+      expect(rowB[7]).toMatch(/^[\d.]+ MiB$/)
+      expect(rowB[10]).toBe(`http://127.0.0.1:${b.port}`)
+      await waitFor(async () => (await nodes.locator('tfoot tr').allTextContents())[0]?.startsWith('All 2 nodes33'), { timeoutMs: 10_000, message: 'the totals row: 2 nodes, 3 connections, 3 sessions' })
+      expect(await page.locator('#node-id').textContent()).toBe(idA)
+
+      // the regions panel: each peer's queue, lag and link
+      const regions = page.getByRole('table', { name: /region eu/ })
+      const regionRows = await regions.locator('tbody tr').evaluateAll(trs => trs.map(tr => Array.from(tr.children).map(c => c.textContent ?? '')))
+      expect(regionRows).toEqual([['us', '12', '3.5 s', 'down', idB], ['ap', '0', '0.0 s', 'up', idA]])
+      expect(await regions.locator('td[data-link="down"]').getAttribute('class')).toBe('link-down')
+
+      // nothing sticks out sideways on a phone: the tables scroll in their own frame
+      await page.setViewportSize({ width: 390, height: 844 })
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390)
+      await page.setViewportSize({ width: 1280, height: 900 })
+      await screenshot(page, 'dashboard-cluster.png')
+
+      // node B stops: its row goes (a graceful close leaves the directory at once)
+      await b.close()
+      servers.splice(servers.indexOf(b), 1)
+      await waitFor(async () => (await rowsOf()).length === 1, { timeoutMs: 10_000, intervalMs: 200, message: 'the stopped node\'s row to go' })
+      expect(pageErrors).toEqual([])
+      expect(violations).toEqual([])
+    } finally {
+      await redis?.stop()
+    }
+  }, 90_000)
 
   it('markup an attacker got into the page cannot run script, and no other site can frame the page', async () => {
     const started = await startServer({ adminToken: ADMIN_TOKEN })

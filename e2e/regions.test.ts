@@ -138,6 +138,12 @@ async function readyz(proc: ServerProcess): Promise<{ region?: string; peers?: {
   return await res.json() as never
 }
 
+interface RegionsView { name: string; peers: { peer: string; queued: number; lagSeconds: number; linkUp: boolean | null; shippingNode: string | null }[] }
+async function adminStats(proc: ServerProcess): Promise<{ node: string; regions: RegionsView | null }> {
+  const res = await fetch(`http://127.0.0.1:${proc.port}/admin/stats`, { headers: { authorization: `Bearer ${ADMIN}` } })
+  return await res.json() as never
+}
+
 async function metric(proc: ServerProcess, name: string, peer: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${proc.port}/metrics`)).text()
   const line = text.split('\n').find(l => l.startsWith(`${name}{peer="${peer}"}`))
@@ -204,6 +210,11 @@ describe('active-active regions: two regions, each its own PostgreSQL, Redis and
     expect(euDuring).toBeLessThan(all.length * 20)
     expect(euDuring).toBeGreaterThanOrEqual(euEditors.length * 20 + usEditors.length * 5)
     await waitFor(async () => (await metric(euNodes[0]!, 'concord_region_replication_queue', 'us')) > 0, { message: 'eu queues for us during the partition' })
+    // the admin API (and the dashboard's regions panel) of either eu node says so too
+    await waitFor(async () => {
+      const peer = (await adminStats(euNodes[1]!)).regions?.peers[0]
+      return peer?.peer === 'us' && peer.queued > 0
+    }, { message: 'eu node 2\'s /admin/stats to show the queue for us' })
     const readyDuring = await fetch(`http://127.0.0.1:${euNodes[0]!.port}/readyz`)
     expect(readyDuring.status).toBe(200)
     // the partition lasts 10 s in all
@@ -226,6 +237,14 @@ describe('active-active regions: two regions, each its own PostgreSQL, Redis and
     expect(await storedItems(dbs.eu, 'acme/split')).toEqual(expected)
     expect(await storedItems(dbs.us, 'acme/split')).toEqual(expected)
     await waitFor(async () => (await metric(euNodes[0]!, 'concord_region_replication_queue', 'us')) === 0, { message: 'the outbox drained' })
+    // after the heal both eu nodes report the same link: the one of the node that ships to us (from its heartbeat)
+    const euIds = await Promise.all(euNodes.map(async n => (await adminStats(n)).node))
+    let shown: RegionsView[] = []
+    await waitFor(async () => {
+      shown = (await Promise.all(euNodes.map(adminStats))).map(v => v.regions!)
+      return shown.every(r => r.name === 'eu' && r.peers.length === 1 && r.peers[0]!.peer === 'us' && r.peers[0]!.queued === 0 && r.peers[0]!.linkUp === true &&
+        euIds.includes(r.peers[0]!.shippingNode ?? '') && r.peers[0]!.shippingNode === shown[0]!.peers[0]!.shippingNode)
+    }, { timeoutMs: 15_000, intervalMs: 200, message: () => `both eu nodes to show the link to us up, from the node that ships (${JSON.stringify(shown)})` })
     console.log(`partition: lag ${lagDuring.toFixed(1)} s while partitioned; everything in both regions ${convergedMs} ms after the link returned`)
   }, 120_000)
 

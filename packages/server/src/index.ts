@@ -16,7 +16,9 @@ export type { StorageAdapter, StoredUpdate, LoadedDocument, AppendRecord, Docume
 export { signWebhook, verifyWebhookSignature, type WebhookEndpoint, type WebhookEvent } from './ops/webhooks.js'
 export { ServerMetrics } from './ops/metrics.js'
 export type { Backplane, BackplaneHandlers, ControlMessage } from './backplane/backplane.js'
-// the Redis backplane itself is `createRedisBackplane` from '@concord/server/backplane/redis' (it loads ioredis)
+export type { NodeDirectory, NodeStatus, NodeFigures, QueryAnswers } from './backplane/node-directory.js'
+// the Redis backplane itself is `createRedisBackplane` from '@concord/server/backplane/redis' (it loads ioredis),
+// the node directory `createNodeDirectory` from '@concord/server/backplane/node-directory'
 
 // Internals exported by 0.1. They still work, but they are not the API: a library user configures
 // `createServer` and talks to documents over the protocols or the HTTP API (docs/embedding.md).

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Backplane } from './backplane/backplane.js'
+import type { NodeDirectory } from './backplane/node-directory.js'
 import type { StorageAdapter } from './storage/storage-adapter.js'
 import { createTokenVerifier, jwtAuthenticate, type TokenVerifier } from './auth/jwt.js'
 import { allowEveryone, type AuthConfig, type Authenticate, type Authorize } from './auth/auth-hooks.js'
@@ -162,6 +163,13 @@ export interface ServerOptions {
    * Needs a PostgreSQL store created with `replication: true` and a backplane.
    */
   regions?: RegionsConfig
+  /**
+   * The region's node directory (`createNodeDirectory({ url })` from
+   * '@concord/server/backplane/node-directory', on the backplane's Redis): /admin/sessions,
+   * /admin/stats and the dashboard then cover every node. Needs `backplane`. Default: none (this
+   * node's views only). The server starts it once listening and closes it on close().
+   */
+  nodeDirectory?: NodeDirectory
 }
 
 /** The services the composition root hands to the layers (each layer takes the part it uses). */
@@ -231,4 +239,4 @@ export function resolveOptions(
 }
 
 /** Options that are services or structured settings, not values of the configuration. */
-const NOT_VALUES = new Set(['storage', 'backplane', 'metrics', 'logger', 'history', 'webhooks', 'recording', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'devTokens', 'regions'])
+const NOT_VALUES = new Set(['storage', 'backplane', 'metrics', 'logger', 'history', 'webhooks', 'recording', 'auth', 'onAuthenticate', 'onAuthorize', 'access', 'devTokens', 'regions', 'nodeDirectory'])

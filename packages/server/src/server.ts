@@ -23,6 +23,7 @@ import { DocumentVersions } from './content/versions.js'
 import { createMergeWorker } from './documents/merge-worker.js'
 import { HttpRateLimiter } from './http/rate-limit.js'
 import { RegionReplication } from './regions/region-replicator.js'
+import { ClusterViews } from './http/cluster-views.js'
 import { ConfigError } from './config/server-config.js'
 import type { RegionOutbox } from './storage/postgres-regions.js'
 
@@ -115,6 +116,15 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     documentsLoaded: () => registry.size,
   }
   const stats = new StatsSamples({ metrics: opts.metrics, sources, registry })
+  const regionsView = regions === null ? null : { name: regions.region, peers: () => regions.status() }
+  // the region's other nodes, for the admin API's views (library users without one get this node's)
+  const directory = options.nodeDirectory ?? null
+  if (directory !== null && opts.backplane === null) throw new ConfigError('nodeDirectory needs a backplane: it lists the nodes that share one')
+  let listening: { at: number; url: string } | null = null
+  const views = new ClusterViews({
+    nodeId: opts.backplane?.nodeId ?? null, directory, operations, stats, regions: regionsView, version: VERSION, logger: log,
+    startedAt: () => listening?.at ?? 0, httpUrl: () => listening?.url ?? null,
+  })
   const http = createHttpServer(createHttpHandler({
     version: VERSION,
     logger: log,
@@ -134,10 +144,10 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     devTokens: opts.devTokens,
     maxMessageBytes: opts.maxMessageBytes,
     operations,
-    stats,
+    views,
     versions,
     limiter,
-    regions: regions === null ? null : { name: regions.region, peers: () => regions.status() },
+    regions: regionsView,
   }))
   gateway = new Gateway(http, { config: opts, documents: registry, authorizer: opts.authorizer, metrics: opts.metrics, logger: opts.logger })
   opts.metrics.setSources(sources)
@@ -181,6 +191,8 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           log.info({ port: addr.port, host: addr.address, storage: opts.storage.kind }, 'listening')
           stats.start()
           regions?.start()
+          listening = { at: Date.now(), url: `http://${shownHost}:${addr.port}` }
+          directory?.start({ nodeId: opts.backplane!.nodeId, describe: () => views.describe() })
           resolve({ port: addr.port, host: addr.address, url: `ws://${shownHost}:${addr.port}` })
         })
       })
@@ -192,6 +204,8 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
         unsubscribe()
         // a batch in flight to a peer region gets the link's timeout at most; the outbox keeps the rest
         const regionsClosed = regions?.close().catch(err => log.error({ err }, 'closing the region replication failed'))
+        // the other nodes stop listing this one (and asking it) at once; bounded by the directory
+        const directoryClosed = directory?.close().catch(err => log.error({ err }, 'closing the node directory failed'))
         gateway!.drain()
         const httpClosed = new Promise<void>(resolve => http.close(() => resolve()))
         // The graceful drain waits for storage and the backplane; a node whose Redis or PostgreSQL
@@ -222,6 +236,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           await webhooks?.close()
           http.closeAllConnections()
           await httpClosed
+          await directoryClosed
           await opts.backplane?.close()
           await opts.storage.close()
         } else {
@@ -232,7 +247,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           http.closeAllConnections()
           await within(Promise.all([
             gateway!.closeAll(new ConcordError('CONCORD_ERR_SERVER_SHUTTING_DOWN'), FORCED_STEP_MS / 2),
-            mergeWorker.close(), recorder?.close(), webhooks?.close(0), httpClosed, opts.backplane?.close(), opts.storage.close(), regionsClosed,
+            mergeWorker.close(), recorder?.close(), webhooks?.close(0), httpClosed, opts.backplane?.close(), opts.storage.close(), regionsClosed, directoryClosed,
           ].map(p => p?.catch(() => undefined))), FORCED_STEP_MS)
         }
         log.info('stopped')

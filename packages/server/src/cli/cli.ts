@@ -13,6 +13,7 @@ import { createServer, VERSION } from '../server.js'
 import { createLogger } from '../ops/logger.js'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { Backplane } from '../backplane/backplane.js'
+import type { NodeDirectory } from '../backplane/node-directory.js'
 import type { PostgresStorage } from '../storage/postgres-storage.js'
 import { demoDir, parseServeConfig, UsageError, type CliConfig } from './serve-config.js'
 import type { AuthConfig } from '../auth/auth-hooks.js'
@@ -191,10 +192,14 @@ async function serve(argv: string[]): Promise<void> {
     access = config.store === 'sqlite' ? await AccessControl.open(createFileAccessStore(join(config.data, 'access.json'))) : AccessControl.inMemory()
   }
   let backplane: Backplane | undefined
+  let nodeDirectory: NodeDirectory | undefined
   if (config.redis !== undefined) {
     const { RedisBackplane } = await import('../backplane/redis-backplane.js')
     backplane = new RedisBackplane({ url: config.redis, logger, ...(config.redisStreamMaxLen !== undefined ? { maxLen: config.redisStreamMaxLen } : {}) })
     logger.info({ redis: redactUrl(config.redis), node: backplane.nodeId }, 'joined the cluster through Redis')
+    // the admin API's and the dashboard's view of every node, on the same Redis
+    const { createNodeDirectory } = await import('../backplane/node-directory.js')
+    nodeDirectory = createNodeDirectory({ url: config.redis, logger })
   }
   let stopTracing: (() => Promise<void>) | null = null
   if (config.otel !== undefined) {
@@ -203,7 +208,7 @@ async function serve(argv: string[]): Promise<void> {
     logger.info({ otlp: redactUrl(config.otel) }, 'exporting OpenTelemetry spans')
   }
   const server = createServer({
-    storage, logger, ...(backplane !== undefined ? { backplane } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
+    storage, logger, ...(backplane !== undefined ? { backplane } : {}), ...(nodeDirectory !== undefined ? { nodeDirectory } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
     auth, access, devTokens: config.demo, ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
     ...(config.recording !== undefined ? { recording: config.recording } : {}),

@@ -43,9 +43,8 @@ export async function routeDocuments(req: IncomingMessage, res: ServerResponse, 
   const ops = deps.operations
   if (path === '/admin/stats') {
     requireMethod(req, res, 'GET')
-    const snapshot = await deps.stats.snapshot()
-    if (caller.tenant !== null) snapshot.busiest = snapshot.busiest.filter(r => inTenant(caller.tenant!, r.name))
-    sendJson(res, 200, { node: deps.backplane?.nodeId ?? null, ...snapshot })
+    // this node's samples and busiest rooms (a tenant admin's only), every node's figures, the regions
+    sendJson(res, 200, await deps.views.stats(caller.tenant))
     return true
   }
   if (path === '/admin/documents') {
@@ -59,7 +58,8 @@ export async function routeDocuments(req: IncomingMessage, res: ServerResponse, 
     requireMethod(req, res, 'GET')
     const document = url.searchParams.get('document') ?? undefined
     if (document !== undefined) documentName(encodeURIComponent(document), caller)
-    sendJson(res, 200, { node: deps.backplane?.nodeId ?? null, sessions: ops.sessions({ ...(document !== undefined ? { document } : {}), tenant: caller.tenant }) })
+    // every node's, asked over the node directory (this node's alone without one)
+    sendJson(res, 200, await deps.views.sessions({ ...(document !== undefined ? { document } : {}), tenant: caller.tenant }))
     return true
   }
   if (path === '/admin/kick') {
@@ -77,10 +77,12 @@ export async function routeDocuments(req: IncomingMessage, res: ServerResponse, 
   if (session !== null) {
     requireMethod(req, res, 'DELETE')
     const id = decodeURIComponent(session[1]!)
-    const known = ops.sessions({ tenant: caller.tenant }).some(s => s.id === id)
-    // a session on another node is not known here: the kick is forwarded to every node
+    // a session on another node is found through the node directory, in the caller's tenant only
+    const known = ops.sessions({ tenant: caller.tenant }).some(s => s.id === id) ||
+      (caller.tenant !== null && deps.backplane !== null && (await deps.views.sessions({ tenant: caller.tenant, id })).sessions.length > 0)
+    // without a directory a session on another node is not known here: the kick is forwarded to every node
     if (!known && deps.backplane === null) throw notFound(`no session ${id}`)
-    if (caller.tenant !== null && !known) throw notFound(`no session ${id} on this node (a tenant admin kicks sessions by user on other nodes: POST /admin/kick)`)
+    if (caller.tenant !== null && !known) throw notFound(`no session ${id} in the nodes that answered (a tenant admin can also kick by user: POST /admin/kick)`)
     // bound to the caller's tenant on every node, as the listing above is
     const here = ops.kick({ session: id, tenant: caller.tenant })
     sendJson(res, 200, { kicked: here, otherNodesTold: deps.backplane !== null })

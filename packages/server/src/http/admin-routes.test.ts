@@ -60,7 +60,10 @@ function adminDeps(operations: Partial<AdminOperations> = {}): AdminDeps {
     adminToken: ADMIN, tokens: null, access: AccessControl.inMemory(),
     logger: silentLogger(), backplane: null, signingSecret: null, devTokens: false, maxMessageBytes: 1024,
     operations: operations as AdminOperations,
-    stats: { snapshot: async () => ({ now: {} as never, intervalMs: 2000, history: [], busiest: [] }) },
+    views: {
+      stats: async () => ({ node: null, now: {} as never, intervalMs: 2000, history: [], busiest: [], nodes: [], totals: {} as never, regions: null, clusterError: null }),
+      sessions: async () => ({ node: null, sessions: [], nodes: [], missingNodes: [], truncated: false, clusterError: null }),
+    },
     limiter: new HttpRateLimiter({ requestsPerSecond: 100, requestsBurst: 100, expensiveRequestCost: 10, maxCallers: 10, trustProxyHops: 0 }),
   }
 }

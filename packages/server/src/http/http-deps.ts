@@ -3,13 +3,13 @@ import type { Logger } from 'pino'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { Backplane } from '../backplane/backplane.js'
 import type { ServerMetrics } from '../ops/metrics.js'
-import type { StatsSamples } from '../ops/stats-samples.js'
 import type { AccessControl } from '../auth/access-control.js'
 import type { Authorizer } from '../auth/session-guard.js'
 import type { TokenVerifier } from '../auth/jwt.js'
 import type { DocumentVersions } from '../content/versions.js'
 import type { AdminOperations } from './admin-operations.js'
 import type { HttpRateLimiter } from './rate-limit.js'
+import type { ClusterViews } from './cluster-views.js'
 
 /**
  * Exactly what the HTTP routes use: configuration values and services, built by the composition
@@ -48,10 +48,11 @@ export interface HttpDeps {
   /** The largest update POST /admin/documents/{name}/update takes. */
   maxMessageBytes: number
   operations: AdminOperations
-  stats: Pick<StatsSamples, 'snapshot'>
   versions: DocumentVersions
   /** Per-caller rate limit of the history routes and the admin API (not health, readiness, metrics). */
   limiter: HttpRateLimiter
+  /** /admin/sessions and /admin/stats over every node of the region (this node's alone without a node directory). */
+  views: Pick<ClusterViews, 'sessions' | 'stats'>
   /** This node's region and its peers' replication status (null: one region). */
   regions: { name: string; peers: () => PeerStatus[] } | null
 }
@@ -61,7 +62,7 @@ export type AdminAuthDeps = Pick<HttpDeps, 'adminToken' | 'tokens' | 'access'>
 
 /** The admin API (admin-routes.ts, admin-documents.ts). */
 export type AdminDeps = AdminAuthDeps & Pick<HttpDeps,
-  'logger' | 'backplane' | 'signingSecret' | 'devTokens' | 'maxMessageBytes' | 'operations' | 'stats' | 'limiter'>
+  'logger' | 'backplane' | 'signingSecret' | 'devTokens' | 'maxMessageBytes' | 'operations' | 'views' | 'limiter'>
 
 /** The history API (history-routes.ts). */
 export type HistoryDeps = AdminAuthDeps & Pick<HttpDeps, 'logger' | 'authorizer' | 'versions' | 'limiter'>

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { DocumentRegistry } from '../documents/document-registry.js'
 import type { FastHistogram, MetricsSources, ServerMetrics } from './metrics.js'
 
@@ -17,6 +18,10 @@ export interface StatsSample {
   ackP99Ms: number | null
   rssBytes: number
   heapUsedBytes: number
+  /** Process CPU (user + system) over the last interval, 100 = one core busy; null before the first interval. */
+  cpuPercent: number | null
+  /** Event-loop delay over the last interval (p99, ms); null before the first interval. */
+  eventLoopDelayMs: number | null
 }
 
 export interface BusyRoom {
@@ -51,6 +56,8 @@ export class StatsSamples {
   #timer: NodeJS.Timeout | null = null
   #last: { t: number; updates: number; messagesIn: number; ack: Buckets; perDoc: Map<string, number> } | null = null
   #busiest: BusyRoom[] = []
+  #loopDelay: IntervalHistogram | null = null
+  #cpu: { at: number; usage: NodeJS.CpuUsage } | null = null
 
   constructor(deps: { metrics: ServerMetrics; sources: MetricsSources; registry: DocumentRegistry; intervalMs?: number; keep?: number }) {
     this.#metrics = deps.metrics
@@ -62,6 +69,10 @@ export class StatsSamples {
 
   start(): void {
     if (this.#timer !== null) return
+    // 20 ms resolution: a delay shorter than that does not show, which is fine for a dashboard
+    this.#loopDelay = monitorEventLoopDelay({ resolution: 20 })
+    this.#loopDelay.enable()
+    this.#cpu = { at: performance.now(), usage: process.cpuUsage() }
     void this.#sample()
     this.#timer = setInterval(() => { void this.#sample() }, this.#intervalMs)
     this.#timer.unref()
@@ -70,6 +81,8 @@ export class StatsSamples {
   stop(): void {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
+    this.#loopDelay?.disable()
+    this.#loopDelay = null
   }
 
   async snapshot(): Promise<StatsSnapshot> {
@@ -87,6 +100,8 @@ export class StatsSamples {
       ackP99Ms: last?.ackP99Ms ?? null,
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
+      cpuPercent: last?.cpuPercent ?? null,
+      eventLoopDelayMs: last?.eventLoopDelayMs ?? null,
     }
     return { now, intervalMs: this.#intervalMs, history: [...this.#samples], busiest: this.#busiest }
   }
@@ -122,10 +137,32 @@ export class StatsSamples {
       ackP99Ms: prev !== null ? quantileMs(difference(ack, prev.ack), 0.99) : null,
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
+      ...this.#processLoad(prev !== null),
     }
     this.#last = { t, updates, messagesIn, ack, perDoc }
     this.#samples.push(sample)
     if (this.#samples.length > this.#keep) this.#samples.shift()
+  }
+
+  /** CPU and event-loop delay since the previous sample (null for the first one, which has no interval). */
+  #processLoad(hasInterval: boolean): { cpuPercent: number | null; eventLoopDelayMs: number | null } {
+    let cpuPercent: number | null = null
+    const before = this.#cpu
+    if (before !== null) {
+      const at = performance.now()
+      const usage = process.cpuUsage()
+      const elapsedUs = (at - before.at) * 1000
+      if (hasInterval && elapsedUs > 0) cpuPercent = ((usage.user - before.usage.user) + (usage.system - before.usage.system)) / elapsedUs * 100
+      this.#cpu = { at, usage }
+    }
+    let eventLoopDelayMs: number | null = null
+    const h = this.#loopDelay
+    if (h !== null) {
+      // the histogram measures how late its 20 ms timer fires, so the resolution is taken off
+      if (hasInterval && h.count > 0) eventLoopDelayMs = Math.max(0, h.percentile(99) / 1e6 - 20)
+      h.reset()
+    }
+    return { cpuPercent, eventLoopDelayMs }
   }
 }
 

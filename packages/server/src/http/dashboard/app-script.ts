@@ -5,7 +5,7 @@
  * - The admin token is asked for in a form and kept in sessionStorage; "Sign out" removes it.
  * - Every 2 s it reads GET admin/stats (JSON) and GET metrics (Prometheus text) with
  *   `Authorization: Bearer <token>`. The tiles come from /metrics, the charts and the busiest
- *   rooms from /admin/stats. A 401/403 from either signs out with a message; a network error
+ *   rooms, the nodes table (every live node of the region) and the regions panel from /admin/stats. A 401/403 from either signs out with a message; a network error
  *   or another status shows a banner and keeps polling.
  * - Server strings only ever reach the page through textContent / setAttribute.
  *
@@ -48,6 +48,13 @@ var ui = {
   busiestWrap: byId('busiest-wrap'),
   busiestBody: byId('busiest').querySelector('tbody'),
   busiestEmpty: byId('busiest-empty'),
+  nodesSection: byId('nodes-section'),
+  nodesBody: byId('nodes').querySelector('tbody'),
+  nodesFoot: byId('nodes').querySelector('tfoot'),
+  clusterError: byId('cluster-error'),
+  regionsSection: byId('regions-section'),
+  regionsCaption: byId('regions-caption'),
+  regionsBody: byId('regions').querySelector('tbody'),
 }
 
 var CHARTS = [
@@ -214,6 +221,81 @@ function renderBusiest(rooms) {
   ui.busiestEmpty.hidden = rows.length > 0
 }
 
+function formatPercent(n) { return n === null ? '–' : decimalFormat.format(n) + ' %' }
+function formatMs(n) { return n === null ? '–' : decimalFormat.format(n) + ' ms' }
+function formatSeconds(n) { return n === null ? '–' : (n < 90 ? decimalFormat.format(n) + ' s' : describeSpan(n * 1000)) }
+function formatUptime(startedAt, now) {
+  if (startedAt === null || startedAt <= 0) return '–'
+  var s = Math.max(0, (now - startedAt) / 1000)
+  if (s < 3600) return Math.floor(s / 60) + ' min'
+  if (s < 172800) return decimalFormat.format(s / 3600) + ' h'
+  return decimalFormat.format(s / 86400) + ' d'
+}
+
+/** One row of figures: a header cell (the node or a label), then the cells. */
+function figureRow(head, cells, className) {
+  var row = html('tr', className)
+  head.setAttribute('scope', 'row')
+  row.appendChild(head)
+  cells.forEach(function (text) { row.appendChild(html('td', '', text)) })
+  return row
+}
+
+/** The nodes table: every live node (GET /admin/stats nodes), this one marked; hidden on a standalone server. */
+function renderNodes(stats) {
+  var nodes = Array.isArray(stats.nodes) ? stats.nodes : []
+  var clustered = typeof stats.node === 'string' && nodes.length > 0
+  ui.nodesSection.hidden = !clustered
+  if (!clustered) {
+    ui.nodesBody.replaceChildren()
+    ui.nodesFoot.replaceChildren()
+    return
+  }
+  var now = finite(stats.now && stats.now.t) || Date.now()
+  var rows = nodes.map(function (n) {
+    var name = html('th', 'name')
+    name.appendChild(html('code', '', String(n.nodeId)))
+    if (n.self === true) name.appendChild(html('span', 'badge', 'this node'))
+    if (typeof n.region === 'string') name.appendChild(html('span', 'muted', n.region))
+    return figureRow(name, [
+      formatCount(finite(n.connections)), formatCount(finite(n.sessions)), formatCount(finite(n.documentsLoaded)),
+      formatDecimal(finite(n.updatesPerSecond)), formatPercent(finite(n.cpuPercent)), formatMs(finite(n.eventLoopDelayMs)),
+      formatBytes(finite(n.rssBytes)), formatUptime(finite(n.startedAt), now), String(n.version || '–'), String(n.httpUrl || '–'),
+    ], n.self === true ? 'self' : '')
+  })
+  ui.nodesBody.replaceChildren.apply(ui.nodesBody, rows)
+  var t = stats.totals || {}
+  var label = html('th', 'name', 'All ' + formatCount(finite(t.nodes)) + ' nodes')
+  ui.nodesFoot.replaceChildren(figureRow(label, [
+    formatCount(finite(t.connections)), formatCount(finite(t.sessions)), formatCount(finite(t.documentsLoaded)),
+    formatDecimal(finite(t.updatesPerSecond)), '', '', formatBytes(finite(t.rssBytes)), '', '', '',
+  ], 'totals'))
+  var problem = typeof stats.clusterError === 'string' ? stats.clusterError : ''
+  ui.clusterError.textContent = problem === '' ? '' : 'Only this node is shown: ' + problem
+  ui.clusterError.hidden = problem === ''
+}
+
+/** The regions panel: this node's region and, per peer, the queue, the lag and the link; hidden without regions. */
+function renderRegions(regions) {
+  var peers = regions && Array.isArray(regions.peers) ? regions.peers : null
+  ui.regionsSection.hidden = peers === null
+  if (peers === null) {
+    ui.regionsBody.replaceChildren()
+    return
+  }
+  ui.regionsCaption.textContent = 'Replication from region ' + String(regions.name) + ' to its peer regions: rows waiting, the age of the oldest, and whether the last shipment reached the peer.'
+  var rows = peers.map(function (p) {
+    var link = p.linkUp === true ? 'up' : p.linkUp === false ? 'down' : 'not tried yet'
+    var row = figureRow(html('th', 'name', String(p.peer)), [
+      formatCount(finite(p.queued)), formatSeconds(finite(p.lagSeconds)), link, typeof p.shippingNode === 'string' ? p.shippingNode : '–',
+    ], '')
+    row.children[3].className = p.linkUp === false ? 'link-down' : 'link-up'
+    row.children[3].setAttribute('data-link', link)
+    return row
+  })
+  ui.regionsBody.replaceChildren.apply(ui.regionsBody, rows)
+}
+
 function render(stats, metricsText) {
   state.stats = stats
   state.okAt = new Date()
@@ -221,6 +303,8 @@ function render(stats, metricsText) {
   ui.updated.textContent = 'updated ' + clock(state.okAt)
   renderTiles(parseMetricsText(metricsText))
   renderBusiest(stats.busiest)
+  renderNodes(stats)
+  renderRegions(stats.regions)
   renderCharts()
 }
 
@@ -255,6 +339,8 @@ function clearFigures() {
     c.values.forEach(function (v) { v.textContent = '–' })
   })
   renderBusiest([])
+  renderNodes({})
+  renderRegions(null)
   ui.nodeId.textContent = '–'
   ui.updated.textContent = 'not updated yet'
 }

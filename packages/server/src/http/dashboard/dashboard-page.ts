@@ -34,7 +34,7 @@ const BODY = `
 
   <div id="dashboard" hidden>
     <section aria-labelledby="now-heading">
-      <h2 id="now-heading" tabindex="-1">Now (from /metrics)</h2>
+      <h2 id="now-heading" tabindex="-1">This node now (from /metrics)</h2>
       <dl class="tiles" id="tiles">
         <div class="tile"><dt>Connections</dt><dd><span class="value" data-tile="connections">–</span><span class="sub" data-sub="connections"></span></dd></div>
         <div class="tile"><dt>Sessions</dt><dd><span class="value" data-tile="sessions">–</span><span class="sub"></span></dd></div>
@@ -44,6 +44,34 @@ const BODY = `
         <div class="tile"><dt>Resident memory</dt><dd><span class="value" data-tile="rss">–</span><span class="unit">MiB</span><span class="sub"></span></dd></div>
         <div class="tile"><dt>Send queue</dt><dd><span class="value" data-tile="pending">–</span><span class="unit">KiB</span><span class="sub">waiting for slow readers</span></dd></div>
       </dl>
+    </section>
+
+    <section id="nodes-section" aria-labelledby="nodes-heading" hidden>
+      <h2 id="nodes-heading">Nodes</h2>
+      <div class="table-wrap" role="region" aria-labelledby="nodes-heading" tabindex="0">
+        <table id="nodes">
+          <caption>Every live node of this region, from the heartbeat each publishes every 2 s; the node that serves this page is marked.</caption>
+          <thead>
+            <tr><th scope="col">Node</th><th scope="col">Connections</th><th scope="col">Sessions</th><th scope="col">Documents</th><th scope="col">Updates/s</th><th scope="col">CPU</th><th scope="col">Loop delay</th><th scope="col">Memory</th><th scope="col">Up</th><th scope="col">Version</th><th scope="col">Address</th></tr>
+          </thead>
+          <tbody></tbody>
+          <tfoot></tfoot>
+        </table>
+      </div>
+      <p class="note" id="cluster-error" role="status" hidden></p>
+    </section>
+
+    <section id="regions-section" aria-labelledby="regions-heading" hidden>
+      <h2 id="regions-heading">Regions</h2>
+      <div class="table-wrap" role="region" aria-labelledby="regions-heading" tabindex="0">
+        <table id="regions">
+          <caption id="regions-caption">Replication to the peer regions.</caption>
+          <thead>
+            <tr><th scope="col">Peer region</th><th scope="col">Queued</th><th scope="col">Lag</th><th scope="col">Link</th><th scope="col">Shipped by</th></tr>
+          </thead>
+          <tbody></tbody>
+        </table>
+      </div>
     </section>
 
     <section aria-labelledby="history-heading">

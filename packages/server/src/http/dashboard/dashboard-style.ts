@@ -99,6 +99,18 @@ th, td { padding: .5rem .9rem; border-top: 1px solid var(--line); text-align: ri
 thead th { font-size: .85rem; color: var(--muted); font-weight: 600; background: var(--bg); }
 th.name, thead th:first-child { text-align: left; }
 tbody th.name { font-weight: 500; white-space: normal; overflow-wrap: anywhere; min-width: 8rem; }
+tbody tr.self th.name { font-weight: 650; }
+tbody th.name code { white-space: nowrap; }
+.badge {
+  display: inline-block; margin-left: .5rem; padding: 0 .45rem; border-radius: 999px; font-size: .75rem; font-weight: 600;
+  background: var(--accent); color: #fff; vertical-align: 1px;
+}
+@media (prefers-color-scheme: dark) { .badge { color: #0b1520; } }
+tfoot th, tfoot td { font-weight: 650; border-top: 2px solid var(--line); }
+.link-up { color: var(--text); }
+.link-down { color: var(--danger); font-weight: 650; }
+.muted { color: var(--muted); font-size: .85rem; margin-left: .45rem; }
+.note { margin: .5rem 0 0; color: var(--warn); font-size: .9rem; }
 .empty { margin: 0; padding: 1rem .9rem; color: var(--muted); background: var(--panel); border: 1px dashed var(--line); border-radius: 10px; }
 [hidden] { display: none !important; }
 @media (max-width: 600px) {
