@@ -73,7 +73,7 @@ section > h2:focus { outline: none; }
 .tile .nowrap { white-space: nowrap; }
 .tile .sub { display: block; color: var(--muted); font-size: .8rem; min-height: 1.1em; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 26rem), 1fr)); gap: .75rem; }
-.chart { margin: 0; background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: .7rem .9rem .5rem; min-width: 0; }
+.chart { margin: 0; background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: .7rem .9rem .5rem; min-width: 0; overflow: hidden; }
 .chart figcaption { display: flex; flex-wrap: wrap; align-items: baseline; gap: .2rem .9rem; margin-bottom: .3rem; }
 .chart .chart-title { font-weight: 600; margin-right: auto; }
 .chart .legend { display: flex; flex-wrap: wrap; gap: .2rem .9rem; list-style: none; margin: 0; padding: 0; font-size: .85rem; color: var(--muted); }
