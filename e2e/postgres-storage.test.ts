@@ -44,7 +44,7 @@ describe('postgres storage: schema', () => {
     await c.connect()
     try {
       const versions = await c.query('SELECT version FROM concord_migrations ORDER BY version')
-      expect(versions.rows.map(r => r.version)).toEqual([1, 2, 3, 4, 5, 6])
+      expect(versions.rows.map(r => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7])
       const tables = await c.query("SELECT tablename FROM pg_tables WHERE tablename LIKE 'concord_%' ORDER BY tablename")
       expect(tables.rows.map(r => r.tablename)).toEqual(['concord_access', 'concord_authors', 'concord_leases', 'concord_migrations', 'concord_outbox', 'concord_region_inbox', 'concord_region_peers', 'concord_snapshots', 'concord_updates', 'concord_version_snapshots', 'concord_versions'])
       // all three append to one log; seqs are unique and grow per store
@@ -73,8 +73,10 @@ describe('postgres storage: schema', () => {
     const c = new pg.Client({ connectionString: db })
     await c.connect()
     try {
-      // back to the schema of version 4: each version a whole copy (and no regions, version 6)
-      await c.query(`DROP TABLE concord_region_peers, concord_outbox, concord_region_inbox; DROP FUNCTION concord_region_deliver;
+      // back to the schema of version 4: each version a whole copy (and no regions, version 6, nor
+      // the one-statement append, version 7)
+      await c.query(`DROP FUNCTION concord_append; DELETE FROM concord_migrations WHERE version = 7;
+        DROP TABLE concord_region_peers, concord_outbox, concord_region_inbox; DROP FUNCTION concord_region_deliver;
         ALTER TABLE concord_updates DROP COLUMN origin; DELETE FROM concord_migrations WHERE version = 6;
         DROP TABLE concord_versions; DROP TABLE concord_version_snapshots; DELETE FROM concord_migrations WHERE version = 5;
         CREATE TABLE concord_versions (doc TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, created_at BIGINT NOT NULL, created_by TEXT,
@@ -101,7 +103,7 @@ describe('postgres storage: schema', () => {
       } finally {
         await store.close()
       }
-      expect((await c.query('SELECT MAX(version) AS v FROM concord_migrations')).rows[0].v).toBe(6)
+      expect((await c.query('SELECT MAX(version) AS v FROM concord_migrations')).rows[0].v).toBe(7)
     } finally {
       await c.end()
     }

@@ -115,10 +115,13 @@ function tail (file, maxBytes = 2000) {
  *   cpuTicks:()=>number, rssKB:()=>number, alive:()=>boolean, stop:()=>Promise<void>}>}
  */
 export async function startServer ({ argv, env = {}, port, logFile, cwd, readyTimeoutMs = 20000 }) {
-  const [cmd0, ...args] = argv
+  const [cmd0, ...rest] = argv
   const cmd = cmd0 === 'node' ? process.execPath : cmd0
-  if (cmd0 === 'node' && args[0] && !args[0].startsWith('-') && !existsSync(resolvePath(cwd ?? '.', args[0]))) {
-    throw new Error(`server script not found: ${args[0]} (relative to ${cwd})`)
+  // BENCH_SERVER_NODE_ARGS: extra Node flags for every Node server (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+  const extra = cmd0 === 'node' && process.env.BENCH_SERVER_NODE_ARGS ? process.env.BENCH_SERVER_NODE_ARGS.split(/\s+/).filter(Boolean) : []
+  const args = [...extra, ...rest]
+  if (cmd0 === 'node' && rest[0] && !rest[0].startsWith('-') && !existsSync(resolvePath(cwd ?? '.', rest[0]))) {
+    throw new Error(`server script not found: ${rest[0]} (relative to ${cwd})`)
   }
   const fd = openSync(logFile, 'a')
   let child

@@ -2,6 +2,12 @@ import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { pino, type Logger } from 'pino'
 import type { Backplane, BackplaneHandlers, ControlMessage } from './backplane.js'
+import {
+  announce, compareStreamIds, CONTROL_STREAM, DEFAULT_STREAM_MAX_LEN, decodeAnnouncement, defineAnnounce, DOC_CHANNEL_PREFIX, DOC_STREAM_PREFIX,
+  nextStreamId, parseEntry, previousStreamId,
+} from './doc-streams.js'
+
+export { compareStreamIds, nextStreamId, previousStreamId } from './doc-streams.js'
 
 export interface RedisBackplaneOptions {
   /** redis://host:port */
@@ -14,7 +20,7 @@ export interface RedisBackplaneOptions {
    * and reloads the document from storage.
    */
   maxLen?: number
-  /** How long one XREAD waits for entries before it looks at the subscriptions again (default 100 ms). */
+  /** How long one XREAD of the control stream waits for entries (default 100 ms; also the retry pause while Redis is away). */
   blockMs?: number
 }
 
@@ -27,28 +33,30 @@ export interface RedisBackplaneOptions {
 const RELAY_LOOKBACK_MS = 30_000
 const RELAY_LOOKBACK_ENTRIES = 1_000
 
-/** Placeholder handlers of the control stream's entry in the read list (its entries are handled by #control). */
-const CONTROL_HANDLERS: BackplaneHandlers = { update: () => undefined, resync: () => undefined, presence: () => undefined }
+/** Entries read per XRANGE while catching up. */
+const CATCH_UP_PAGE = 1_000
 
 interface Subscription {
+  document: string
   key: string
+  channel: string
+  /** The last entry handled: an entry is handled once, in stream order, whether heard or read. */
   lastId: string
   handlers: BackplaneHandlers
+  /** Catching up from the stream: the channel's messages wait here until it is done. */
+  pending: Buffer[] | null
+  /** Counts #attach runs: only the latest one ends the catching up. */
+  attaches: number
 }
 
-const KEY_PREFIX = 'concord:doc:'
-/** One stream for what every node must hear (revocations, role changes). */
-const CONTROL_KEY = 'concord:control'
-
 /**
- * Document updates between nodes on Redis Streams: one stream per document
- * (`concord:doc:<name>`), entries `n` (the node that wrote it) and `u` (a Yjs
- * update; with `p`, the node's relay id, it was relayed before its append committed, else it was
- * published once durable), `d` (relay ids of the node's updates that are durable now, comma-separated),
- * `a` (an awareness update: the node's sessions'
- * presence changes, coalesced per room) or `r` (a resync marker). A node reads the streams of the documents
- * it holds from the position it took before loading them, so nothing between
- * the load and the subscription is missed.
+ * Document updates between nodes on Redis (the format is in doc-streams.ts): every entry is
+ * appended to the document's stream and published on its channel in one command. A node hears the
+ * entries of the documents it holds on their channels (a pushed message costs no command; a node
+ * that read the streams with a blocking XREAD sent one command per wake-up, which on this path was
+ * the largest cost after the sockets' writes) and reads the stream only to catch up: from the
+ * position it took before loading a document (so nothing between the load and the subscription is
+ * missed) and after its connection came back.
  *
  * When Redis comes back after an outage, what was published meanwhile may be
  * lost (without persistence, the streams themselves are): every node then
@@ -56,8 +64,8 @@ const CONTROL_KEY = 'concord:control'
  * them from storage, which holds everything durable.
  */
 /**
- * The backplane of a cluster: every node of one region on the same Redis (streams per document,
- * a control stream for revocations, kicks and deletions) and the same storage.
+ * The backplane of a cluster: every node of one region on the same Redis (streams and channels per
+ * document, a control stream for revocations, kicks and deletions) and the same storage.
  */
 export function createRedisBackplane(options: RedisBackplaneOptions): Backplane {
   return new RedisBackplane(options)
@@ -66,16 +74,16 @@ export function createRedisBackplane(options: RedisBackplaneOptions): Backplane 
 export class RedisBackplane implements Backplane {
   readonly nodeId = randomBytes(6).toString('hex')
   readonly #pub: Redis
+  /** Subscribed to the channels of the documents this node holds. */
   readonly #sub: Redis
+  /** Reads the control stream (a blocking XREAD; a subscribed connection runs no other command). */
+  readonly #ctl: Redis
   readonly #log: Logger
   readonly #maxLen: number
   readonly #blockMs: number
   readonly #subs = new Map<string, Subscription>()
   #closed = false
   #readyOnce = false
-  /** The read connection's client id (for CLIENT UNBLOCK) and whether it waits in XREAD now. */
-  #subClientId: number | null = null
-  #blocked = false
   #loop: Promise<void> | null = null
   /** Called after Redis came back: flush a document's log before its resync marker is posted. */
   onReconnect: ((documents: string[]) => Promise<void>) | null = null
@@ -91,15 +99,21 @@ export class RedisBackplane implements Backplane {
 
   constructor(options: RedisBackplaneOptions) {
     this.#log = options.logger ?? pino({ level: 'silent' })
-    this.#maxLen = options.maxLen ?? 10_000
+    this.#maxLen = options.maxLen ?? DEFAULT_STREAM_MAX_LEN
     this.#blockMs = options.blockMs ?? 100
     const common = { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000) }
-    this.#pub = new Redis(options.url, { ...common, connectionName: `concord-pub-${this.nodeId}` })
-    this.#sub = new Redis(options.url, { ...common, connectionName: `concord-sub-${this.nodeId}` })
-    for (const r of [this.#pub, this.#sub]) r.on('error', err => this.#log.debug({ err: err.message }, 'redis connection error'))
+    // auto-pipelining: the commands of one event-loop turn (a batch's relays, a commit's
+    // confirmations over all its documents) leave in one write rather than one write each
+    this.#pub = new Redis(options.url, { ...common, enableAutoPipelining: true, connectionName: `concord-pub-${this.nodeId}` })
+    defineAnnounce(this.#pub)
+    // channels are subscribed again by #attach, after which the stream is read: subscribing first,
+    // then reading, is what makes sure nothing published in between is missed
+    this.#sub = new Redis(options.url, { ...common, autoResubscribe: false, connectionName: `concord-sub-${this.nodeId}` })
+    this.#ctl = new Redis(options.url, { ...common, connectionName: `concord-ctl-${this.nodeId}` })
+    for (const r of [this.#pub, this.#sub, this.#ctl]) r.on('error', err => this.#log.debug({ err: err.message }, 'redis connection error'))
+    this.#sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#heard(channel, message))
     this.#sub.on('ready', () => {
-      this.#subClientId = null
-      this.#sub.client('ID').then(id => { this.#subClientId = Number(id) }, () => undefined)
+      for (const sub of this.#subs.values()) void this.#attach(sub)
       if (this.#readyOnce) void this.#reconnected()
       this.#readyOnce = true
     })
@@ -109,23 +123,23 @@ export class RedisBackplane implements Backplane {
   async #start(): Promise<void> {
     while (!this.#closed && this.#controlId === null) {
       try {
-        const last = await this.#pub.xrevrange(CONTROL_KEY, '+', '-', 'COUNT', 1)
+        const last = await this.#pub.xrevrange(CONTROL_STREAM, '+', '-', 'COUNT', 1)
         this.#controlId = last.length > 0 ? last[0]![0] : '0-0'
       } catch {
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
       }
     }
-    await this.#read()
+    await this.#readControl()
   }
 
   publishControl(message: ControlMessage): void {
     if (this.#closed) return
-    this.#pub.xadd(CONTROL_KEY, 'MAXLEN', '~', String(this.#maxLen), '*', 'n', this.nodeId, 'c', JSON.stringify(message))
+    this.#pub.xadd(CONTROL_STREAM, 'MAXLEN', '~', String(this.#maxLen), '*', 'n', this.nodeId, 'c', JSON.stringify(message))
       .catch(err => this.#log.warn({ err: (err as Error).message }, 'backplane control publish failed'))
   }
 
   async position(document: string): Promise<string> {
-    const key = KEY_PREFIX + document
+    const key = DOC_STREAM_PREFIX + document
     const [last, recent] = await Promise.all([
       this.#pub.xrevrange(key, '+', '-', 'COUNT', 1),
       this.#pub.xrevrangeBuffer(key, '+', String(Date.now() - RELAY_LOOKBACK_MS), 'COUNT', RELAY_LOOKBACK_ENTRIES),
@@ -144,15 +158,84 @@ export class RedisBackplane implements Backplane {
   }
 
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void {
-    const sub: Subscription = { key: KEY_PREFIX + document, lastId: fromId, handlers }
+    const sub: Subscription = { document, key: DOC_STREAM_PREFIX + document, channel: DOC_CHANNEL_PREFIX + document, lastId: fromId, handlers, pending: [], attaches: 0 }
     this.#subs.set(document, sub)
-    // the read loop may be waiting in XREAD without this stream: wake it so the new
-    // document's entries flow now rather than when the wait times out
-    if (this.#blocked && this.#subClientId !== null) {
-      this.#pub.client('UNBLOCK', this.#subClientId).catch(() => undefined)
-    }
+    if (this.#sub.status === 'ready') void this.#attach(sub)
     return () => {
-      if (this.#subs.get(document) === sub) this.#subs.delete(document)
+      if (this.#subs.get(document) !== sub) return
+      this.#subs.delete(document)
+      if (this.#sub.status === 'ready') this.#sub.unsubscribe(sub.channel).catch(() => undefined)
+    }
+  }
+
+  /**
+   * Subscribes to the document's channel, then reads its stream from the last entry handled:
+   * what was published before the subscription took effect is in the stream, what comes after is
+   * heard (kept in `pending` until the reading is done). Run again after the connection came back.
+   */
+  async #attach(sub: Subscription): Promise<void> {
+    const attach = ++sub.attaches
+    sub.pending ??= []
+    try {
+      await this.#sub.subscribe(sub.channel)
+      let full = false
+      const readFrom = sub.lastId
+      for (;;) {
+        if (this.#subs.get(sub.document) !== sub) return
+        const start = sub.lastId === '0-0' ? '-' : nextStreamId(sub.lastId)
+        const entries = await this.#pub.xrangeBuffer(sub.key, start, '+', 'COUNT', CATCH_UP_PAGE)
+        for (const [idBuf, fields] of entries) this.#handle(sub, idBuf.toString(), fields)
+        if (entries.length < CATCH_UP_PAGE) break
+        full = true
+      }
+      // a full page: this node was far behind, and Redis may have trimmed entries it had not read
+      if (full) void this.#checkTrimmed(sub, readFrom)
+    } catch (err) {
+      if (this.#closed) return
+      this.#log.debug({ err: (err as Error).message, document: sub.document }, 'backplane: subscribing failed; retrying')
+      setTimeout(() => {
+        if (!this.#closed && this.#subs.get(sub.document) === sub && sub.attaches === attach) void this.#attach(sub)
+      }, this.#blockMs).unref()
+      return
+    }
+    // a later run (the connection came back meanwhile) subscribed again and reads on: it ends this
+    if (sub.attaches !== attach) return
+    const pending = sub.pending
+    sub.pending = null
+    if (pending !== null) for (const message of pending) this.#heard(null, message, sub)
+  }
+
+  /** A message of a document's channel. */
+  #heard(channel: Buffer | null, message: Buffer, known?: Subscription): void {
+    const sub = known ?? this.#subs.get(channel!.toString().slice(DOC_CHANNEL_PREFIX.length))
+    if (sub === undefined) return
+    if (sub.pending !== null) {
+      sub.pending.push(message)
+      return
+    }
+    const decoded = decodeAnnouncement(message)
+    if (decoded === null) {
+      this.#log.warn({ document: sub.document, bytes: message.length }, 'backplane: a malformed message on the document channel was ignored')
+      return
+    }
+    this.#handle(sub, decoded.id, decoded.fields)
+  }
+
+  /** An entry of a document's stream, heard or read: handled once, in stream order. */
+  #handle(sub: Subscription, id: string, fields: Buffer[]): void {
+    if (compareStreamIds(id, sub.lastId) <= 0) return
+    sub.lastId = id
+    const { node, update, writer, presence, resync, relay, durable, trace } = parseEntry(fields)
+    if (node === this.nodeId) return
+    // a stream id starts with the Redis server's clock at XADD (ms)
+    if (this.onLag !== null) this.onLag(Math.max(0, Date.now() - Number.parseInt(id, 10)) / 1000)
+    try {
+      if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength), writer, relay === null ? null : `${node}:${relay}`, trace)
+      else if (durable !== null) sub.handlers.durable?.(durable.map(seq => `${node}:${seq}`))
+      else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
+      else if (resync) sub.handlers.resync()
+    } catch (err) {
+      this.#log.error({ err, document: sub.document }, 'backplane: handling an entry failed')
     }
   }
 
@@ -196,7 +279,7 @@ export class RedisBackplane implements Backplane {
     if (writer !== null) args.push('w', writer)
     if (relay !== null) args.push('p', relay)
     if (trace !== null) args.push('t', trace)
-    this.#pub.xadd(KEY_PREFIX + document, 'MAXLEN', '~', String(this.#maxLen), '*', ...args)
+    ;(announce(this.#pub, document, this.#maxLen, args) as Promise<string>)
       .catch(err => this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed'))
   }
 
@@ -210,6 +293,7 @@ export class RedisBackplane implements Backplane {
     this.#flushConfirms()
     this.#closed = true
     this.#sub.disconnect()
+    this.#ctl.disconnect()
     await settledWithin(this.#loop, 1_000)
     // QUIT waits for a reply: with Redis gone it would wait for the reconnect, for ever
     if (this.#pub.status === 'ready') await settledWithin(this.#pub.quit(), 1_000)
@@ -249,69 +333,33 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  async #read(): Promise<void> {
+  /** Reads the control stream until the backplane closes. */
+  async #readControl(): Promise<void> {
     while (!this.#closed) {
-      const subs = [...this.#subs.values()]
-      if (this.#controlId !== null) subs.push({ key: CONTROL_KEY, lastId: this.#controlId, handlers: CONTROL_HANDLERS })
-      if (subs.length === 0 || this.#sub.status !== 'ready') {
+      if (this.#controlId === null || this.#ctl.status !== 'ready') {
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
         continue
       }
-      let reply: [Buffer, [Buffer, Buffer[]][]][] | null
-      // at most maxLen entries per stream and read: a full read is how a node that fell behind
-      // notices it may have lost entries to trimming (#checkTrimmed)
-      const count = Math.min(1000, this.#maxLen)
       try {
-        this.#blocked = true
-        reply = await this.#sub.xreadBuffer('COUNT', count, 'BLOCK', this.#blockMs, 'STREAMS', ...subs.map(s => s.key), ...subs.map(s => s.lastId))
+        const reply = await this.#ctl.xreadBuffer('COUNT', CATCH_UP_PAGE, 'BLOCK', this.#blockMs, 'STREAMS', CONTROL_STREAM, this.#controlId)
+        if (reply !== null) for (const [, entries] of reply) this.#control(entries)
       } catch (err) {
         if (this.#closed) return
-        this.#log.debug({ err: (err as Error).message }, 'backplane read failed; retrying')
+        this.#log.debug({ err: (err as Error).message }, 'backplane control read failed; retrying')
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
-        continue
-      } finally {
-        this.#blocked = false
-      }
-      if (reply === null) continue
-      for (const [keyBuf, entries] of reply) {
-        const key = keyBuf.toString()
-        if (key === CONTROL_KEY) {
-          this.#control(entries)
-          continue
-        }
-        const document = key.slice(KEY_PREFIX.length)
-        const sub = this.#subs.get(document)
-        if (sub === undefined || sub.key !== key) continue
-        const readFrom = sub.lastId
-        if (entries.length >= count) void this.#checkTrimmed(document, sub, readFrom)
-        for (const [idBuf, fields] of entries) {
-          sub.lastId = idBuf.toString()
-          const { node, update, writer, presence, resync, relay, durable, trace } = parseEntry(fields)
-          if (node === this.nodeId) continue
-          // a stream id starts with the Redis server's clock at XADD (ms)
-          if (this.onLag !== null) this.onLag(Math.max(0, Date.now() - Number.parseInt(sub.lastId, 10)) / 1000)
-          try {
-            if (update !== null) sub.handlers.update(new Uint8Array(update.buffer, update.byteOffset, update.byteLength), writer, relay === null ? null : `${node}:${relay}`, trace)
-            else if (durable !== null) sub.handlers.durable?.(durable.map(seq => `${node}:${seq}`))
-            else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
-            else if (resync) sub.handlers.resync()
-          } catch (err) {
-            this.#log.error({ err, document }, 'backplane: handling an entry failed')
-          }
-        }
       }
     }
   }
 
   /**
-   * A read returned as many entries as it asked for: this node is behind on the stream, and
-   * Redis may have trimmed entries it had not read yet (trimming removes the oldest entries,
-   * and keeps at least maxLen, so a node that lost some always sees a full read). When the
-   * stream's first entry is past where the node read from, the entry it read last is gone,
-   * and likely some after it: the document is reloaded from storage, which holds every
-   * published update (they are published once durable).
+   * A catch-up read a full page (or started from an empty stream): Redis may have trimmed entries
+   * this node had not read yet (trimming removes the oldest entries and keeps at least maxLen, so a
+   * node that lost some always reads a full page). When the stream's first entry is past where the
+   * node read from, the entry it read last is gone, and likely some after it: the document is
+   * reloaded from storage, which holds every durable update.
    */
-  async #checkTrimmed(document: string, sub: Subscription, readFrom: string): Promise<void> {
+  async #checkTrimmed(sub: Subscription, readFrom: string): Promise<void> {
+    const document = sub.document
     let gap: boolean
     let first: string | null = null
     try {
@@ -338,62 +386,6 @@ export class RedisBackplane implements Backplane {
     this.#log.warn({ document, readFrom, firstRetained: first }, 'backplane: entries this node had not read were trimmed from the stream; reloading the document from storage')
     sub.handlers.resync()
   }
-}
-
-interface ParsedEntry {
-  node: string
-  update: Buffer | null
-  writer: string | null
-  presence: Buffer | null
-  resync: boolean
-  /** The origin's relay id of an update relayed before it was durable. */
-  relay: string | null
-  /** Relay ids of the node's updates that are durable now. */
-  durable: string[] | null
-  /** The W3C traceparent of the edit on its origin ('t'). */
-  trace: string | null
-}
-
-function parseEntry(fields: Buffer[]): ParsedEntry {
-  const entry: ParsedEntry = { node: '', update: null, writer: null, presence: null, resync: false, relay: null, durable: null, trace: null }
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i]!.toString()
-    const value = fields[i + 1]!
-    if (name === 'n') entry.node = value.toString()
-    else if (name === 'u') entry.update = value
-    else if (name === 'r') entry.resync = true
-    else if (name === 'a') entry.presence = value
-    else if (name === 'w') entry.writer = value.toString()
-    else if (name === 'p') entry.relay = value.toString()
-    else if (name === 'd') entry.durable = value.toString().split(',')
-    else if (name === 't') entry.trace = value.toString()
-  }
-  return entry
-}
-
-const MAX_STREAM_SEQ = 2n ** 64n - 1n
-
-/** The stream id just before `id` (reading after it returns `id` first). */
-export function previousStreamId(id: string): string {
-  const [ms = '0', seq = '0'] = id.split('-')
-  if (BigInt(seq) > 0n) return `${ms}-${BigInt(seq) - 1n}`
-  return BigInt(ms) > 0n ? `${BigInt(ms) - 1n}-${MAX_STREAM_SEQ}` : '0-0'
-}
-
-/** The stream id just after `id`. */
-export function nextStreamId(id: string): string {
-  const [ms = '0', seq = '0'] = id.split('-')
-  return BigInt(seq) < MAX_STREAM_SEQ ? `${ms}-${BigInt(seq) + 1n}` : `${BigInt(ms) + 1n}-0`
-}
-
-/** Orders two stream ids (`<ms>-<seq>`). */
-export function compareStreamIds(a: string, b: string): number {
-  const [am = '0', as = '0'] = a.split('-')
-  const [bm = '0', bs = '0'] = b.split('-')
-  const ms = BigInt(am) - BigInt(bm)
-  if (ms !== 0n) return ms < 0n ? -1 : 1
-  const seq = BigInt(as) - BigInt(bs)
-  return seq === 0n ? 0 : seq < 0n ? -1 : 1
 }
 
 /** Waits for `promise` to settle, at most `ms` (whatever it settles to). */

@@ -145,7 +145,7 @@ async function serve(argv: string[]): Promise<void> {
   } else if (config.store === 'postgres') {
     const { createPostgresStorage } = await import('../storage/postgres-storage.js')
     storage = postgres = await createPostgresStorage({
-      connectionString: config.storeUrl!, commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2,
+      connectionString: config.storeUrl!, commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 10,
       ...(config.regions !== undefined ? { replication: true } : {}),
     })
     logger.info({ postgres: redactUrl(config.storeUrl!), commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2 }, 'using PostgreSQL store')

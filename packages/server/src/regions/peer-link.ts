@@ -1,16 +1,14 @@
 import { Redis } from 'ioredis'
+import { announce, CONTROL_STREAM, DEFAULT_STREAM_MAX_LEN, defineAnnounce } from '../backplane/doc-streams.js'
 import { PeerInbox, type Delivered, type OutboxEntry } from '../storage/postgres-regions.js'
 import type { PeerRegion } from './region-config.js'
 
-/** The stream of a document and the control stream on a region's Redis (the backplane's format: backplane/redis-backplane.ts). */
-const DOC_STREAM_PREFIX = 'concord:doc:'
-const CONTROL_STREAM = 'concord:control'
 /** Entries kept per stream, as the backplane's default. */
-const STREAM_MAX_LEN = '10000'
+const STREAM_MAX_LEN = String(DEFAULT_STREAM_MAX_LEN)
 
 /**
  * This region's link to one peer region: batches are committed in the peer's PostgreSQL, then
- * announced on the peer's Redis, where the peer's nodes read them as they read each other's
+ * announced on the peer's Redis (backplane/doc-streams.ts), where the peer's nodes hear them as they hear each other's
  * updates (the node id `region:<origin>` is no node of theirs, so every one of them applies it).
  */
 export class PeerLink {
@@ -28,6 +26,7 @@ export class PeerLink {
       retryStrategy: times => Math.min(100 * 2 ** times, 2_000), connectionName: `concord-region-${origin}`,
     })
     this.#redis.on('error', () => undefined)
+    defineAnnounce(this.#redis)
   }
 
   /**
@@ -43,7 +42,8 @@ export class PeerLink {
       if (u.userId !== null) fields.push('w', u.userId)
       // the edit's trace continues on the peer's nodes
       if (u.trace !== null) fields.push('t', u.trace)
-      pipeline.xadd(DOC_STREAM_PREFIX + u.doc, 'MAXLEN', '~', STREAM_MAX_LEN, '*', ...fields)
+      // the region's nodes hear it on the document's channel, as an update from a node of theirs
+      announce(pipeline, u.doc, DEFAULT_STREAM_MAX_LEN, fields)
     }
     for (const document of delivered.deleted) {
       pipeline.xadd(CONTROL_STREAM, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'n', node, 'c', JSON.stringify({ kind: 'document-deleted', document }))

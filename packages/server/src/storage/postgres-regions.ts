@@ -3,7 +3,7 @@ import * as Y from 'yjs'
 import { applyAccessOp, type AccessOp, type AccessState } from './access-store.js'
 
 /**
- * What a region keeps for its peer regions (schema v6 of the PostgreSQL store): the outbox, one
+ * What a region keeps for its peer regions (schema v6 and v7 of the PostgreSQL store): the outbox, one
  * row per appended update (or access change) and peer region, written in the same transaction as
  * the append, so what is acked is what will be shipped; and on the receiving side, the ids it
  * took in (a re-shipped batch is a no-op) and the origin of each replicated log entry.
@@ -118,15 +118,33 @@ export const OUTBOX_MIGRATION = `
  * The append statement with an outbox: the log rows, and one outbox row per registered peer, in
  * one statement (the bytes cross the wire once). Returns nothing; seqs are drawn beforehand.
  */
-export const APPEND_WITH_OUTBOX = `
-  WITH ins AS (
+/**
+ * Schema v7: `concord_append(docs, data, users, ats, traces, outbox)` appends one batch in one
+ * statement (so one round trip, in the statement's own transaction) and returns its sequence numbers
+ * in batch order. Per document, appends from every node are serialised until commit (an advisory
+ * lock per document, taken in name order, the same on every node, so two batches never deadlock),
+ * so a document's seqs are committed in order: whoever reads a document's log sees a prefix of it,
+ * never seq 510 without 500 (which compaction, folding "everything up to 510", would otherwise
+ * delete unread). With `outbox` (peer regions), one outbox row per registered peer goes in with
+ * each log row.
+ */
+export const APPEND_FUNCTION_MIGRATION = `
+  CREATE FUNCTION concord_append(p_docs text[], p_data bytea[], p_users text[], p_ats bigint[], p_traces text[], p_outbox boolean)
+  RETURNS bigint[] LANGUAGE plpgsql AS $$
+  DECLARE
+    seqs bigint[];
+  BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(d, 0)) FROM (SELECT DISTINCT unnest(p_docs) AS d ORDER BY 1) AS docs;
+    SELECT array_agg(s ORDER BY s) INTO seqs FROM (SELECT nextval('concord_updates_seq') AS s FROM generate_series(1, cardinality(p_docs))) AS g;
     INSERT INTO concord_updates (seq, doc, data, user_id, at)
-    SELECT s, d, b, u, a FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::bigint[]) AS t(s, d, b, u, a)
-    RETURNING seq, doc, data, user_id, at
-  )
-  INSERT INTO concord_outbox (peer, kind, doc, data, user_id, seq, at, trace)
-  SELECT p.name, 'update', ins.doc, ins.data, ins.user_id, ins.seq, ins.at, tr.trace
-  FROM ins JOIN unnest($1::bigint[], $6::text[]) AS tr(seq, trace) ON tr.seq = ins.seq CROSS JOIN concord_region_peers p`
+      SELECT * FROM unnest(seqs, p_docs, p_data, p_users, p_ats);
+    IF p_outbox THEN
+      INSERT INTO concord_outbox (peer, kind, doc, data, user_id, seq, at, trace)
+        SELECT p.name, 'update', t.d, t.b, t.u, t.s, t.a, t.tr
+        FROM unnest(seqs, p_docs, p_data, p_users, p_ats, p_traces) AS t(s, d, b, u, a, tr) CROSS JOIN concord_region_peers p;
+    END IF;
+    RETURN seqs;
+  END $$;`
 
 /** An access change goes to every peer, in the transaction that saved it. */
 export async function queueAccessChange(client: pg.PoolClient, body: AccessOutboxBody): Promise<void> {
