@@ -9,3 +9,7 @@ export { PROTOCOL_VERSIONS, PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX, NATIVE_S
 export { MAX_DOCUMENT_NAME_BYTES, documentNameProblem, assertDocumentName } from './document-name.js'
 export { Y_MESSAGE, Y_SYNC, encodeYMessage, encodeYMessageParts, decodeYMessage, YMessageDecodeError, type YMessage } from './y-websocket-message.js'
 export { validateUpdate, inspectUpdate, encodeStateVectorOf, type UpdateInspection, type InspectedItem, type IdLike } from './update.js'
+export {
+  HOCUSPOCUS_MESSAGE, HOCUSPOCUS_AUTH, HOCUSPOCUS_KEY_SEPARATOR, HocuspocusDecodeError, decodeHocuspocusMessage, encodeHocuspocusMessage, encodeHocuspocusKey,
+  hocuspocusDocumentName, type HocuspocusClientMessage, type HocuspocusServerMessage, type HocuspocusScope,
+} from './hocuspocus-message.js'

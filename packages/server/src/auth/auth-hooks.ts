@@ -20,7 +20,7 @@ export interface AuthenticateContext {
   document: string
   /** The token sent in OPEN or AUTH (native) or the `token` URL query parameter (y-websocket); '' when none. */
   token: string
-  transport: 'native' | 'y-websocket' | 'http'
+  transport: 'native' | 'y-websocket' | 'hocuspocus' | 'http'
   request: IncomingMessage
 }
 
@@ -36,7 +36,7 @@ export interface AuthorizeContext {
   document: string
   /** Who the session is (from `onAuthenticate` or the JWT), with the role after administrators' overrides. */
   auth: Readonly<AuthResult>
-  transport: 'native' | 'y-websocket' | 'http'
+  transport: 'native' | 'y-websocket' | 'hocuspocus' | 'http'
 }
 
 /**

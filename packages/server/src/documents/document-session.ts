@@ -12,7 +12,7 @@ export interface DocumentSession {
   readonly userId: string | null
   readonly role: Role
   /** How the session is connected (`server`: the admin API's own updates). */
-  readonly protocol: 'native' | 'y-websocket' | 'server'
+  readonly protocol: 'native' | 'y-websocket' | 'hocuspocus' | 'server'
   /** When the session opened the document (ms since the epoch). */
   readonly openedAt: number
   /** Awareness client ids this session has announced; removed when it ends. */

@@ -48,7 +48,7 @@ export interface DocumentTracer {
 export interface RecordedSessionInfo {
   user: string | null
   role: Role
-  protocol: 'native' | 'y-websocket'
+  protocol: 'native' | 'y-websocket' | 'hocuspocus'
 }
 
 /** One document's recording, for this load (ops/recording implements it). */

@@ -10,6 +10,7 @@ import type { ConnectionDeps } from './connection-deps.js'
 import { endSpan, startSpan } from '../ops/tracing.js'
 import { NativeConnection } from './native-transport.js'
 import { YWebsocketConnection } from './y-websocket-transport.js'
+import { HocuspocusConnection } from './hocuspocus-transport.js'
 import { ConnectionLog } from './connection-log.js'
 import { SOCKET_CLOSED, type SocketLike } from './socket-like.js'
 
@@ -27,11 +28,19 @@ interface Connection {
   dispose(): void
 }
 
+type Transport = 'native' | 'y-websocket' | 'hocuspocus'
+
+/**
+ * The paths a stock Hocuspocus provider connects to: the server's root (a y-websocket client always
+ * names its room in the path, so the root is free) or `/hocuspocus`.
+ */
+export const HOCUSPOCUS_PATHS: readonly string[] = ['/', '/hocuspocus', '/hocuspocus/']
+
 interface Tracked {
   connection: Connection
   ws: SocketLike
   alive: boolean
-  native: boolean
+  transport: Transport
   ip: string
   logger: ConnectionLog
   gateway: Gateway
@@ -80,6 +89,7 @@ export interface GatewayStats {
   connections: number
   native: number
   yWebsocket: number
+  hocuspocus: number
   /** Bytes waiting to be read by peers, all sockets together, and the most for one socket. */
   pendingBytes: number
   maxPendingBytes: number
@@ -93,10 +103,10 @@ export interface GatewayStats {
 }
 
 /**
- * The WebSocket side of the HTTP server: upgrades, routing to the native or the
- * y-websocket transport, ping heartbeats, and closing everything on shutdown.
- * Native clients ask for the `concord` subprotocol; everything else is a
- * y-websocket client whose URL path names the room.
+ * The WebSocket side of the HTTP server: upgrades, routing to the native, the y-websocket or the
+ * Hocuspocus transport, ping heartbeats, and closing everything on shutdown. Native clients ask
+ * for the `concord` subprotocol; a socket to `/` or `/hocuspocus` is a Hocuspocus provider's;
+ * everything else is a y-websocket client whose URL path names the room.
  */
 export class Gateway {
   readonly #wss: WebSocketServer
@@ -110,7 +120,7 @@ export class Gateway {
   #lastSweepAt = Date.now()
   #peakHeldBytes = 0
   #draining = false
-  #nativeCount = 0
+  readonly #counts: Record<Transport, number> = { native: 0, 'y-websocket': 0, hocuspocus: 0 }
   /**
    * Connection ids: a random prefix per gateway plus a counter. (randomUUID()
    * strings are rope strings of a dozen parts in V8, about 450 bytes each, kept
@@ -160,7 +170,7 @@ export class Gateway {
       if (t.connection.readPausedAt >= now) readPaused++
     }
     return {
-      connections: this.#tracked.size, native: this.#nativeCount, yWebsocket: this.#tracked.size - this.#nativeCount,
+      connections: this.#tracked.size, native: this.#counts.native, yWebsocket: this.#counts['y-websocket'], hocuspocus: this.#counts.hocuspocus,
       pendingBytes, maxPendingBytes, heldBytes, maxHeldBytes, peakHeldBytes: this.#peakHeldBytes, readPaused,
     }
   }
@@ -193,27 +203,30 @@ export class Gateway {
       return
     }
     const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map(s => s.trim())
-    const native = protocols.includes(NATIVE_SUBPROTOCOL)
+    let transport: Transport = protocols.includes(NATIVE_SUBPROTOCOL) ? 'native' : 'y-websocket'
     let document = ''
     let token = ''
-    if (!native) {
+    if (transport !== 'native') {
       try {
         const url = new URL(req.url ?? '/', 'http://localhost')
-        document = decodeURIComponent(url.pathname.slice(1))
-        token = url.searchParams.get('token') ?? ''
+        if (HOCUSPOCUS_PATHS.includes(url.pathname)) transport = 'hocuspocus'
+        else {
+          document = decodeURIComponent(url.pathname.slice(1))
+          token = url.searchParams.get('token') ?? ''
+        }
       } catch {
         this.#refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
         return
       }
-      if (documentNameProblem(document) !== null) {
+      if (transport === 'y-websocket' && documentNameProblem(document) !== null) {
         this.#refuse(socket, 400, 'CONCORD_ERR_DOC_INVALID_NAME')
         return
       }
     }
     const ip = clientAddress(req, this.#config.trustProxyHops)
-    const span = startSpan('concord.connect', { 'concord.transport': native ? 'native' : 'y-websocket', ...(native ? {} : { 'concord.document': document }) })
+    const span = startSpan('concord.connect', { 'concord.transport': transport, ...(transport === 'y-websocket' ? { 'concord.document': document } : {}) })
     this.#wss.handleUpgrade(req, socket, head, ws => {
-      const id = this.#upgraded(ws, req, native, document, token, ip)
+      const id = this.#upgraded(ws, req, transport, document, token, ip)
       endSpan(span, id === null ? 'connection refused' : undefined, id === null ? undefined : { 'concord.connection_id': id })
     })
   }
@@ -224,7 +237,7 @@ export class Gateway {
   }
 
   /** Returns the new connection's id, or null when it was refused. */
-  #upgraded(ws: WebSocket, req: IncomingMessage, native: boolean, document: string, token: string, ip: string): string | null {
+  #upgraded(ws: WebSocket, req: IncomingMessage, transport: Transport, document: string, token: string, ip: string): string | null {
     // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
     const open = this.#perIp.get(ip) ?? 0
     if (open >= this.#config.maxConnectionsPerIp) {
@@ -236,14 +249,14 @@ export class Gateway {
     }
     this.#perIp.set(ip, open + 1)
     const connectionId = `${this.#idPrefix}-${(++this.#idCounter).toString(36)}`
-    const logger = new ConnectionLog(this.#log, connectionId, native ? null : document)
+    const logger = new ConnectionLog(this.#log, connectionId, transport === 'y-websocket' ? document : null)
     let connection: Connection
     try {
       const g = this.#deps
       const deps: ConnectionDeps = { config: g.config, documents: g.documents, authorizer: g.authorizer, metrics: g.metrics, logger, connectionId }
-      connection = native
-        ? new NativeConnection(ws, req, deps)
-        : new YWebsocketConnection(ws, req, document, token, deps)
+      connection = transport === 'native' ? new NativeConnection(ws, req, deps)
+        : transport === 'hocuspocus' ? new HocuspocusConnection(ws, req, deps)
+          : new YWebsocketConnection(ws, req, document, token, deps)
     } catch (err) {
       this.#releaseIp(ip)
       // after the 101 response: close as a WebSocket, not with an HTTP reply
@@ -251,10 +264,10 @@ export class Gateway {
       ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
       return null
     }
-    const tracked: Tracked = { connection, ws, alive: true, native, ip, logger, gateway: this }
+    const tracked: Tracked = { connection, ws, alive: true, transport, ip, logger, gateway: this }
     ;(ws as TrackedSocket)[kTracked] = tracked
     this.#tracked.set(ws, tracked)
-    if (native) this.#nativeCount++
+    this.#counts[transport]++
     logger.debug({ remote: ip }, 'connected')
     ws.on('message', onMessage)
     ws.on('pong', onPong)
@@ -268,7 +281,7 @@ export class Gateway {
     if (this.#tracked.get(t.ws) !== t) return
     this.#tracked.delete(t.ws)
     if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
-    if (t.native) this.#nativeCount--
+    this.#counts[t.transport]--
     this.#releaseIp(t.ip)
   }
 

@@ -49,7 +49,7 @@ interface Lease {
 export abstract class TransportSession<Message> implements DocumentSession {
   readonly id: string
   readonly document: string
-  abstract readonly protocol: 'native' | 'y-websocket'
+  abstract readonly protocol: 'native' | 'y-websocket' | 'hocuspocus'
   readonly openedAt = Date.now()
   readonly awarenessClientIds = new Set<number>()
   protected readonly sender: SocketSender

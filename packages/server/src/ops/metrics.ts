@@ -4,12 +4,12 @@ import type { DocumentMetrics } from '../documents/ports.js'
 
 /** What the gauges read when /metrics is scraped. */
 export interface MetricsSources {
-  connections(): { native: number; yWebsocket: number; pendingBytes: number }
+  connections(): { native: number; yWebsocket: number; hocuspocus?: number; pendingBytes: number }
   sessions(): number
   documentsLoaded(): number
 }
 
-export type Protocol = 'native' | 'y-websocket'
+export type Protocol = 'native' | 'y-websocket' | 'hocuspocus'
 
 /** Latency buckets in seconds: 0.25 ms to 10 s. */
 const LATENCY_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -31,6 +31,17 @@ export function yWebsocketKind(message: Uint8Array): string {
     case 3: return 'query_awareness'
     default: return 'unknown'
   }
+}
+
+const HOCUSPOCUS_KIND_NAMES = ['sync', 'awareness', 'auth', 'query_awareness', 'sync_reply', 'stateless', 'broadcast_stateless', 'close', 'sync_status', 'ping', 'pong']
+
+/** The kind of a Hocuspocus message: its type follows the routing key (a varString), or it is a one-byte ping or pong. */
+export function hocuspocusKind(message: Uint8Array): string {
+  if (message.length === 1) return HOCUSPOCUS_KIND_NAMES[message[0]!] ?? 'unknown'
+  // a key shorter than 128 bytes has a one-byte length
+  const length = message[0]
+  if (length === undefined || length >= 0x80) return 'unknown'
+  return HOCUSPOCUS_KIND_NAMES[message[1 + length] ?? -1] ?? 'unknown'
 }
 
 type Labels = Record<string, string>
@@ -147,8 +158,8 @@ export class ServerMetrics implements DocumentMetrics {
   readonly #messages = new FastCounter('concord_messages_total', 'WebSocket messages, by direction (in, out), protocol and kind.')
   readonly #bytes = new FastCounter('concord_message_bytes_total', 'WebSocket message bytes, by direction (in, out), protocol and kind.')
   readonly #children = {
-    in: { native: new Map<string, Cells>(), 'y-websocket': new Map<string, Cells>() },
-    out: { native: new Map<string, Cells>(), 'y-websocket': new Map<string, Cells>() },
+    in: { native: new Map<string, Cells>(), 'y-websocket': new Map<string, Cells>(), hocuspocus: new Map<string, Cells>() },
+    out: { native: new Map<string, Cells>(), 'y-websocket': new Map<string, Cells>(), hocuspocus: new Map<string, Cells>() },
   }
   readonly #refused: Counter<'code'>
   readonly #presence: Counter<'source'>
@@ -182,6 +193,7 @@ export class ServerMetrics implements DocumentMetrics {
         const c = sources()?.connections()
         this.set({ protocol: 'native' }, c?.native ?? 0)
         this.set({ protocol: 'y-websocket' }, c?.yWebsocket ?? 0)
+        this.set({ protocol: 'hocuspocus' }, c?.hocuspocus ?? 0)
       },
     })
     new Gauge({
