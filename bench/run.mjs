@@ -25,7 +25,7 @@ const repoRoot = resolve(benchDir, '..')
 const require = createRequire(import.meta.url)
 // ---------- options ----------
 
-const ALL_SERVERS = ['concord', 'concord-native', 'hocuspocus', 'reference']
+const ALL_SERVERS = ['concord', 'concord-native', 'concord-hocuspocus', 'hocuspocus', 'reference']
 const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy', 'cross-node']
 const DEFAULT_SCENARIOS = ALL_SCENARIOS
 
@@ -233,6 +233,8 @@ async function concordCluster () {
 const SERVERS = {
   concord: { label: 'Concord', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'y-websocket', cluster: concordCluster },
   'concord-native': { label: 'Concord (native protocol)', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'native', cluster: concordCluster },
+  // the clients Hocuspocus's own run uses, against Concord (a stock provider's framing, sockets to the root)
+  'concord-hocuspocus': { label: 'Concord (Hocuspocus protocol)', template: args['concord-cmd'] ?? defaultConcordCmd(), env: {}, dataDir: true, persistent: true, protocol: 'hocuspocus', cluster: concordCluster },
   hocuspocus: {
     label: `Hocuspocus ${hpVersion}`,
     template: args['hocuspocus-cmd'] ?? `node ${hpScript}`,
