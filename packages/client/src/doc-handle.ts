@@ -35,6 +35,8 @@ export interface DocHandleEvents {
   progress: [progress: TransferProgress]
   /** A document-scoped error from the server. */
   error: [error: { code: string; message: string; seq: number; closed: boolean }]
+  /** A stateless message another session of the document sent (`sendStateless`, or a Hocuspocus provider's). */
+  stateless: [payload: string]
 }
 
 export interface TransferProgress {
@@ -297,6 +299,20 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     return this.#transport.request(`/v1/documents/${encodeURIComponent(this.name)}${path}`, { method, token, ...(body !== undefined ? { body } : {}) })
   }
 
+  /**
+   * An application signal for the document's other sessions ("follow me", "reload"): the server
+   * forwards it to everyone else on the document, on every node and every transport that has such
+   * messages (native, Hocuspocus), and keeps nothing. Returns false, sending nothing, while the
+   * document is not open on a connected socket: a signal is not queued for later. The server
+   * refuses one over `maxStatelessBytes` or the session's rate with a `CONCORD_ERR_LIMIT_STATELESS`
+   * 'error' event.
+   */
+  sendStateless(payload: string): boolean {
+    if (this.#closed || !this.#opened || !this.#transport.connected) return false
+    this.#transport.send(encodeFrame({ kind: FRAME_KINDS.STATELESS, document: this.name, payload }), this.name)
+    return true
+  }
+
   whenSaved(): Promise<void> {
     if (this.#pending.size === 0) return Promise.resolve()
     return new Promise(resolve => this.#savedWaiters.push(resolve))
@@ -404,6 +420,9 @@ export class DocHandle extends Emitter<DocHandleEvents> {
         return
       case FRAME_KINDS.REPLICATED:
         this.#replicatedIn(frame.ranges, frame.regions)
+        return
+      case FRAME_KINDS.STATELESS:
+        this.emit('stateless', frame.payload)
         return
       case FRAME_KINDS.AUTH_STATE: {
         const changed = this.role !== null && this.role !== frame.role

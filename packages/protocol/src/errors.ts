@@ -94,6 +94,10 @@ export const ERROR_CODES = {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,
     description: 'A presence (awareness) update was not relayed: a state beyond the per-client limit (maxPresenceBytes, default 64 KiB), or more presence client ids than one session may show. The document stays open.',
   },
+  CONCORD_ERR_LIMIT_STATELESS: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,
+    description: 'A stateless message was not forwarded: larger than maxStatelessBytes (default 16 KiB), or more than statelessPerSecond (default 20, bursts of 40) from one session. The document stays open; send fewer.',
+  },
   CONCORD_ERR_AWARENESS_MALFORMED: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.BAD_REQUEST,
     description: 'An awareness update could not be decoded. It was dropped for everyone.',

@@ -70,6 +70,7 @@ const samples: Frame[] = [
   { kind: FRAME_KINDS.AUTH_STATE, document: 'd', role: 'read', expiresInMs: 2 ** 40 },
   { kind: FRAME_KINDS.AUTH_STATE, document: 'd', role: 'write', expiresInMs: 0 },
   { kind: FRAME_KINDS.REPLICATED, document: 'd', regions: 2, ranges: [{ from: 1, to: 3 }, { from: 2 ** 40, to: 2 ** 40 }] },
+  { kind: FRAME_KINDS.STATELESS, document: 'd', payload: '{"follow":"ada"}' },
 ]
 
 describe('encodeFrame / decodeFrame round trip', () => {
@@ -299,7 +300,7 @@ describe('decodeFrame on malformed input', () => {
 
 describe('unknown kinds', () => {
   it('decode to an UnknownFrame whose document is readable', () => {
-    for (const kind of [18, 99, 127, 128, 2 ** 40]) {
+    for (const kind of [19, 99, 127, 128, 2 ** 40]) {
       const frame = decodeFrame(raw(e => {
         header(kind, 'notes/ü')(e)
         encoding.writeVarString(e, 'a body this version cannot read')

@@ -31,6 +31,7 @@ export const FRAME_KINDS = {
   AUTH: 15,
   AUTH_STATE: 16,
   REPLICATED: 17,
+  STATELESS: 18,
 } as const
 
 export type FrameKind = (typeof FRAME_KINDS)[keyof typeof FRAME_KINDS]
@@ -76,6 +77,8 @@ export type Frame =
    * `regions` regions (this one included). Sent each time that count grows.
    */
   | { kind: typeof FRAME_KINDS.REPLICATED; document: string; ranges: SeqRange[]; regions: number }
+  /** An application signal for the document's other sessions ("follow me", "reload"): not stored, not part of the document. */
+  | { kind: typeof FRAME_KINDS.STATELESS; document: string; payload: string }
 
 /** A frame whose kind this version does not know; only its header could be read. */
 export interface UnknownFrame {
@@ -172,6 +175,9 @@ export function encodeFrame(frame: Frame): Uint8Array {
       break
     case FRAME_KINDS.AUTH:
       encoding.writeVarString(e, frame.token)
+      break
+    case FRAME_KINDS.STATELESS:
+      encoding.writeVarString(e, frame.payload)
       break
     case FRAME_KINDS.AUTH_STATE:
       encoding.writeVarString(e, frame.role)
@@ -297,6 +303,8 @@ function decodeBody(d: decoding.Decoder, kind: number, document: string): Frame 
     }
     case FRAME_KINDS.QUERY_AWARENESS:
       return { kind, document }
+    case FRAME_KINDS.STATELESS:
+      return { kind, document, payload: decoding.readVarString(d) }
     case FRAME_KINDS.ERROR:
       return {
         kind, document, code: decoding.readVarString(d), message: decoding.readVarString(d),

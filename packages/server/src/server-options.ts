@@ -117,6 +117,10 @@ export interface ServerOptions {
   maxDocumentBytes?: number
   /** Largest presence (awareness) state of one client, as JSON bytes; larger ones are refused (CONCORD_ERR_LIMIT_PRESENCE). */
   maxPresenceBytes?: number
+  /** Largest stateless message (an app signal for the document's other sessions), UTF-8 bytes (default 16 KiB; CONCORD_ERR_LIMIT_STATELESS). */
+  maxStatelessBytes?: number
+  /** Stateless messages one session may send per second, in bursts of twice that (default 20; CONCORD_ERR_LIMIT_STATELESS). */
+  statelessPerSecond?: number
   /**
    * Per document: how many bytes of document copies a second the server may make to check updates
    * whose items sit next to changes they do not carry (a burst of four seconds' worth); an update

@@ -18,6 +18,8 @@ export interface BackplaneHandlers {
   resync(): void
   /** Presence changes of the sessions on another node (an awareness update). */
   presence(update: Uint8Array): void
+  /** A stateless message from a session on another node. */
+  stateless?(payload: string): void
 }
 
 export type ControlMessage =
@@ -50,6 +52,8 @@ export interface Backplane {
   confirmDurable?(document: string, relayId: string): void
   /** This node's sessions' presence changes (coalesced per room by the caller). */
   publishPresence(document: string, update: Uint8Array): void
+  /** A stateless message of one of this node's sessions, for the document's sessions on the other nodes (optional: added in 0.3). */
+  publishStateless?(document: string, payload: string): void
   /** A message for every other node (revocations, role changes). */
   publishControl(message: ControlMessage): void
   /** Receives the other nodes' control messages. */

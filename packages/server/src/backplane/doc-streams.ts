@@ -7,7 +7,7 @@ import type { ChainableCommander, Redis } from 'ioredis'
  * - `concord:doc:<name>`, a stream per document: entries `n` (the node that wrote it) and one of
  *   `u` (a Yjs update, with `w` its writer, `p` the origin's relay id when it was relayed before its
  *   append committed, `t` its traceparent), `d` (relay ids now durable, comma-separated), `a` (an
- *   awareness update) or `r` (a resync marker);
+ *   awareness update), `s` (a stateless message) or `r` (a resync marker);
  * - `concord:live:<name>`, a channel per document: every entry is also published there, as
  *   `<stream id>\n` followed by its fields, each `<byte length>:<bytes>`, in one script with the
  *   XADD, so the channel's order is the stream's. Nodes hear entries on the channel (a pushed message
@@ -84,10 +84,12 @@ export interface ParsedEntry {
   durable: string[] | null
   /** The W3C traceparent of the edit on its origin ('t'). */
   trace: string | null
+  /** A stateless message of a session on the writing node ('s'). */
+  stateless: string | null
 }
 
 export function parseEntry(fields: Buffer[]): ParsedEntry {
-  const entry: ParsedEntry = { node: '', update: null, writer: null, presence: null, resync: false, relay: null, durable: null, trace: null }
+  const entry: ParsedEntry = { node: '', update: null, writer: null, presence: null, resync: false, relay: null, durable: null, trace: null, stateless: null }
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i]!.toString()
     const value = fields[i + 1]!
@@ -99,6 +101,7 @@ export function parseEntry(fields: Buffer[]): ParsedEntry {
     else if (name === 'p') entry.relay = value.toString()
     else if (name === 'd') entry.durable = value.toString().split(',')
     else if (name === 't') entry.trace = value.toString()
+    else if (name === 's') entry.stateless = value.toString()
   }
   return entry
 }

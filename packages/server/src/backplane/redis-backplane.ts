@@ -225,7 +225,7 @@ export class RedisBackplane implements Backplane {
   #handle(sub: Subscription, id: string, fields: Buffer[]): void {
     if (compareStreamIds(id, sub.lastId) <= 0) return
     sub.lastId = id
-    const { node, update, writer, presence, resync, relay, durable, trace } = parseEntry(fields)
+    const { node, update, writer, presence, resync, relay, durable, trace, stateless } = parseEntry(fields)
     if (node === this.nodeId) return
     // a stream id starts with the Redis server's clock at XADD (ms)
     if (this.onLag !== null) this.onLag(Math.max(0, Date.now() - Number.parseInt(id, 10)) / 1000)
@@ -234,6 +234,7 @@ export class RedisBackplane implements Backplane {
       else if (durable !== null) sub.handlers.durable?.(durable.map(seq => `${node}:${seq}`))
       else if (presence !== null) sub.handlers.presence(new Uint8Array(presence.buffer, presence.byteOffset, presence.byteLength))
       else if (resync) sub.handlers.resync()
+      else if (stateless !== null) sub.handlers.stateless?.(stateless)
     } catch (err) {
       this.#log.error({ err, document: sub.document }, 'backplane: handling an entry failed')
     }
@@ -268,12 +269,16 @@ export class RedisBackplane implements Backplane {
     for (const [doc, seqs] of all) this.#xadd(doc, 'd', seqs.join(','))
   }
 
+  publishStateless(document: string, payload: string): void {
+    this.#xadd(document, 's', payload)
+  }
+
   publishPresence(document: string, update: Uint8Array): void {
     this.#xadd(document, 'a', Buffer.from(update.buffer, update.byteOffset, update.byteLength))
   }
 
   /** `writer`: an update's writer ('w'), so other nodes learn who owns its Yjs client ids. */
-  #xadd(document: string, field: 'u' | 'r' | 'a' | 'd', value: Buffer | string, writer: string | null = null, relay: string | null = null, trace: string | null = null): void {
+  #xadd(document: string, field: 'u' | 'r' | 'a' | 'd' | 's', value: Buffer | string, writer: string | null = null, relay: string | null = null, trace: string | null = null): void {
     if (this.#closed) return
     const args: (string | Buffer)[] = ['n', this.nodeId, field, value]
     if (writer !== null) args.push('w', writer)

@@ -58,8 +58,7 @@ Options of serve (each also read from the environment variable shown):
   --commit-window-ms <n>       group commit: an append to an idle store waits this long for
                                others                                     CONCORD_COMMIT_WINDOW_MS (default 2)
   --busy-commit-window-ms <n>  the window under steady load (the last commit ended less than this
-                               long ago)  CONCORD_BUSY_COMMIT_WINDOW_MS (default 10 for SQLite; 2 for
-                               PostgreSQL, where other nodes see an update once it is committed)
+                               long ago)  CONCORD_BUSY_COMMIT_WINDOW_MS (default 10)
                                (--sqlite-commit-window-ms and --sqlite-busy-commit-window-ms: old names)
   --rate-limit-messages <n>    messages per second per socket (burst 5x)  CONCORD_RATE_LIMIT_MESSAGES (default 1000)
   --rate-limit-bytes <n>       bytes per second per socket                CONCORD_RATE_LIMIT_BYTES (default 16777216)
@@ -148,7 +147,7 @@ async function serve(argv: string[]): Promise<void> {
       connectionString: config.storeUrl!, commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 10,
       ...(config.regions !== undefined ? { replication: true } : {}),
     })
-    logger.info({ postgres: redactUrl(config.storeUrl!), commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 2 }, 'using PostgreSQL store')
+    logger.info({ postgres: redactUrl(config.storeUrl!), commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 10 }, 'using PostgreSQL store')
   } else {
     const { createMemoryStorage } = await import('../storage/memory-storage.js')
     storage = createMemoryStorage()

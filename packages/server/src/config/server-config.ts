@@ -37,6 +37,10 @@ export const DEFAULTS = {
   rateLimitBytesBurst: 128 * 1024 * 1024,
   maxDocumentBytes: 512 * 1024 * 1024,
   maxPresenceBytes: 64 * 1024,
+  /** A stateless message's payload, UTF-8 bytes. */
+  maxStatelessBytes: 16 * 1024,
+  /** Stateless messages one session may send per second (bursts of twice that). */
+  statelessPerSecond: 20,
   maxUpdateCheckBytesPerSecond: 8 * 1024 * 1024,
   maxConnectionsPerIp: 1_000,
   // a user may create a version every 0.2 s (a read every 20 ms) for as long as they like, and

@@ -23,6 +23,8 @@ export interface DocumentSession {
   sendUpdates(messages: readonly SharedMessage[]): void
   /** An awareness update to forward. */
   sendAwareness(message: SharedMessage): void
+  /** A stateless message of another session's (absent: the transport has none, as y-websocket). */
+  sendStateless?(payload: string): void
   /** The update the client sent with this seq is durable. */
   ack(seq: number): void
   /** A document-scoped failure; `closed` tells whether the document ended for this session. */

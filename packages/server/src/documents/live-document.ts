@@ -11,6 +11,7 @@ import { Admission } from './admission.js'
 import { Integrator, OTHER_NODE, type Incoming, type IntegrateHost } from './integrate.js'
 import { FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
 import { Presence, errorMessage } from './presence.js'
+import { Signals } from './signals.js'
 import { DurableLog } from './durable-log.js'
 import { Compactor } from './compactor.js'
 import { Versions } from './versions.js'
@@ -39,15 +40,17 @@ type FailureCode = 'CONCORD_ERR_STORAGE_WRITE_FAILED' | 'CONCORD_ERR_DOC_RESET' 
  * integrate (the one apply path), fan-out, presence, the durable log (appends, acks, barrier),
  * client owners (and the authors table), compaction, versions, and the sync replies.
  *
- * Its public members (18, a few over the ~15 of a class here) are its lifecycle (load, sessions,
- * updates, flush, unload, deletion, destroy) and four groups that callers reach by name:
- * `stats`, `sync`, `presence` and `versions`.
+ * Its public members (19, a few over the ~15 of a class here) are its lifecycle (load, sessions,
+ * updates, flush, unload, deletion, destroy) and five groups that callers reach by name:
+ * `stats`, `sync`, `presence`, `signals` and `versions`.
  */
 export class LiveDocument {
   readonly name: string
   readonly sessions = new Set<DocumentSession>()
   /** Presence (awareness): `presence.apply(session, update)`, `presence.snapshot()`, `presence.states()`, `presence.awareness`. */
   readonly presence: Presence
+  /** Stateless messages: `signals.send(session, payload)` (to the other sessions, on every node). */
+  readonly signals: Signals
   /** What the document reports of itself (read-only). */
   readonly stats: DocumentStats
   /** State vectors, diffs, sync replies and the whole state, each applying what is queued first. */
@@ -142,6 +145,13 @@ export class LiveDocument {
       get open() { return !self.#failed && !self.#destroyed },
       get recording() { return self.#recording },
     }, this.#owners, opts)
+    const backplane = opts.backplane
+    this.signals = new Signals({
+      name,
+      sessions: this.sessions,
+      get open() { return !self.#failed && !self.#destroyed },
+      ...(backplane?.publishStateless !== undefined ? { publish: (payload: string) => backplane.publishStateless!(name, payload) } : {}),
+    })
     this.#compactor = new Compactor({
       name,
       get open() { return !self.#failed && !self.#destroyed },
@@ -228,6 +238,7 @@ export class LiveDocument {
         durable: relayIds => doc.#durable.relays.confirm(relayIds),
         resync: () => { void doc.#resyncFromStorage() },
         presence: update => doc.presence.applyRemote(update),
+        stateless: payload => doc.signals.receiveRemote(payload),
       })
     }
     doc.#compactor.maybeCompact()

@@ -11,7 +11,7 @@ export type GatewayConfig = Pick<ServerConfig,
   | 'maxDocumentsPerConnection' | 'maxPendingDocuments' | 'maxQueuedMessagesBeforeOpen' | 'maxQueuedBytesBeforeOpen'
   | 'maxBufferedBytes' | 'slowReaderStallMs' | 'backpressureBytes'
   | 'rateLimitMessagesPerSecond' | 'rateLimitMessagesBurst' | 'rateLimitBytesPerSecond' | 'rateLimitBytesBurst'
-  | 'maxConnectionsPerIp' | 'trustProxyHops'>
+  | 'maxConnectionsPerIp' | 'trustProxyHops' | 'maxStatelessBytes' | 'statelessPerSecond'>
 
 /** The metrics the gateway counts. */
 export type GatewayMetrics = Pick<ServerMetrics, 'message' | 'refused' | 'syncStep1Coalesced'>
@@ -44,6 +44,10 @@ export interface SessionDocument {
     /** The room's latest presence, for a session whose presence was held while it was congested. */
     snapshot(): Uint8Array | null
     apply(session: DocumentSession, update: Uint8Array): void
+  }
+  readonly signals: {
+    /** A stateless message from `session` for the document's other sessions, on every node. */
+    send(session: DocumentSession, payload: string): void
   }
 }
 

@@ -85,7 +85,15 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
   }
 
   protected handle(message: HocuspocusSessionMessage): void {
-    if (message.type === 'stateless') return
+    if (message.type === 'stateless') {
+      const refused = this.sendSignal(message.payload)
+      // Hocuspocus has no answer to a stateless message: a refused one is dropped, counted and logged
+      if (refused !== null) {
+        this.#metrics.refused(refused.code)
+        this.#conn.log.debug({ document: this.document, code: refused.code }, 'stateless message dropped')
+      }
+      return
+    }
     const m = message.message
     switch (m.type) {
       case 'sync-step1':
@@ -212,6 +220,10 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
 
   protected sendStep2(update: Uint8Array): void {
     this.sender.send([this.#prefix, ...encodeYMessageParts({ type: 'sync-step2', update })], this.document)
+  }
+
+  sendStateless(payload: string): void {
+    if (!this.closed) this.#send({ type: 'stateless', key: this.key, payload })
   }
 
   protected sendPresence(update: Uint8Array): void {

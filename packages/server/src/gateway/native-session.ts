@@ -105,6 +105,11 @@ export class NativeDocSession extends TransportSession<Frame> {
       case FRAME_KINDS.QUERY_AWARENESS:
         this.sendPresenceSnapshot()
         return
+      case FRAME_KINDS.STATELESS: {
+        const refused = this.sendSignal(frame.payload)
+        if (refused !== null) this.documentError(refused, 0, false)
+        return
+      }
       default:
         return
     }
@@ -153,6 +158,10 @@ export class NativeDocSession extends TransportSession<Frame> {
 
   protected sendStep2(update: Uint8Array): void {
     this.sender.send(encodeFrameParts({ kind: FRAME_KINDS.SYNC_STEP2, document: this.document, update }), this.document)
+  }
+
+  sendStateless(payload: string): void {
+    if (!this.closed) this.sender.send(encodeFrame({ kind: FRAME_KINDS.STATELESS, document: this.document, payload }), this.document)
   }
 
   protected sendPresence(update: Uint8Array): void {

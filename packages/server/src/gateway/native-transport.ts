@@ -196,6 +196,7 @@ export class NativeConnection implements NativeSessionSocket {
       case FRAME_KINDS.UPDATE:
       case FRAME_KINDS.AWARENESS:
       case FRAME_KINDS.QUERY_AWARENESS:
+      case FRAME_KINDS.STATELESS:
       case FRAME_KINDS.AUTH: {
         const session = this.#docs.get(frame.document)
         if (session === undefined) {

@@ -101,6 +101,11 @@ export class FakeDocument implements SessionDocument {
     stateVector: (): Uint8Array => new Uint8Array([0]),
     prepareReply: (stateVector?: Uint8Array): SyncReply => ({ updates: [new Uint8Array([9])], step2: stateVector ?? new Uint8Array() }),
   }
+  /** The stateless messages sessions sent. */
+  readonly signalsSent: string[] = []
+  readonly signals = {
+    send: (_session: DocumentSession, payload: string): void => { this.signalsSent.push(payload) },
+  }
   readonly presence = {
     states: (): Uint8Array | null => this.awareness,
     snapshot: (): Uint8Array | null => this.awareness,

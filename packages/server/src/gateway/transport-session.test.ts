@@ -72,7 +72,7 @@ function setup(options: { grant?: () => Promise<SessionGrant>; maxQueuedMessages
   const deps: TransportSessionDeps = {
     documents: source, metrics,
     authorizer: { grant: options.grant ?? (async () => grantOf('write')), access: AccessControl.inMemory() },
-    config: { maxQueuedMessagesBeforeOpen: options.maxQueuedMessages ?? 100, maxQueuedBytesBeforeOpen: options.maxQueuedBytes ?? 1_000 },
+    config: { maxQueuedMessagesBeforeOpen: options.maxQueuedMessages ?? 100, maxQueuedBytesBeforeOpen: options.maxQueuedBytes ?? 1_000, maxStatelessBytes: 1024, statelessPerSecond: 10 },
   }
   const session = new TestSession('c1/doc', 'doc', on, deps)
   return { socket, log, on, source, deps, session, refusedCodes, closes, metrics }

@@ -6,6 +6,7 @@ import type { SyncReply } from '../documents/sync-replies.js'
 import type { AccessChange } from '../auth/access-control.js'
 import { SessionGuard, type SessionGrant } from '../auth/session-guard.js'
 import { CongestionHold } from './congestion.js'
+import { TokenBucket } from '../auth/token-bucket.js'
 import { SyncResponder } from './sync-responder.js'
 import type { SocketSender } from './socket-sender.js'
 import type { Log } from './connection-log.js'
@@ -13,7 +14,7 @@ import type { GatewayConfig, GatewayDeps, GatewayMetrics, SessionDocument } from
 
 /** What a transport session needs of the gateway's dependencies. */
 export interface TransportSessionDeps extends Pick<GatewayDeps, 'documents' | 'authorizer' | 'metrics'> {
-  readonly config: Pick<GatewayConfig, 'maxQueuedMessagesBeforeOpen' | 'maxQueuedBytesBeforeOpen'>
+  readonly config: Pick<GatewayConfig, 'maxQueuedMessagesBeforeOpen' | 'maxQueuedBytesBeforeOpen' | 'maxStatelessBytes' | 'statelessPerSecond'>
 }
 
 /** The socket a session is on (a native socket carries many sessions, a y-websocket socket one). */
@@ -67,6 +68,8 @@ export abstract class TransportSession<Message> implements DocumentSession {
   #queue: Message[] = []
   #queuedBytes = 0
   #closed = false
+  /** Paces this session's stateless messages (created by the first one). */
+  #signals: TokenBucket | null = null
 
   constructor(id: string, document: string, socket: SessionSocket, deps: TransportSessionDeps) {
     this.id = id
@@ -235,6 +238,24 @@ export abstract class TransportSession<Message> implements DocumentSession {
   /** A presence update of the peer's. */
   protected applyPresence(update: Uint8Array): void {
     this.#lease!.doc.presence.apply(this, update)
+  }
+
+  /**
+   * A stateless message of the peer's, for the document's other sessions on every node. Returns
+   * the refusal (too large, or over the session's rate), which the transport tells its peer its way.
+   */
+  protected sendSignal(payload: string): ConcordError | null {
+    const o = this.config
+    const bytes = Buffer.byteLength(payload)
+    if (bytes > o.maxStatelessBytes) {
+      return new ConcordError('CONCORD_ERR_LIMIT_STATELESS', `a stateless message of ${bytes} bytes; at most ${o.maxStatelessBytes}`)
+    }
+    this.#signals ??= new TokenBucket(o.statelessPerSecond, 2 * o.statelessPerSecond)
+    if (!this.#signals.take(1)) {
+      return new ConcordError('CONCORD_ERR_LIMIT_STATELESS', `more than ${o.statelessPerSecond} stateless messages a second`)
+    }
+    this.#lease!.doc.signals.send(this, payload)
+    return null
   }
 
   /** A refreshed credential (native AUTH) replaces the old one. */
