@@ -206,6 +206,22 @@ export const ERROR_CODES = {
     scope: 'config', retryable: false,
     description: 'The server was started with options it cannot run with (createServer throws, concord serve exits 2); the message names the option.',
   },
+  CONCORD_ERR_ARCHIVE_MALFORMED: {
+    scope: 'config', retryable: false,
+    description: 'concord import was given a file that is not a Concord archive, or one whose lines, fields, Yjs updates, counts or checksum are wrong. It is refused before anything is written.',
+  },
+  CONCORD_ERR_ARCHIVE_TRUNCATED: {
+    scope: 'config', retryable: false,
+    description: 'concord import was given an archive that ends before its trailer line (an interrupted export or copy). It is refused before anything is written.',
+  },
+  CONCORD_ERR_ARCHIVE_UNSUPPORTED_VERSION: {
+    scope: 'config', retryable: false,
+    description: 'concord import was given an archive of a format version this Concord does not read (written by a newer one): upgrade Concord. It is refused before anything is written.',
+  },
+  CONCORD_ERR_IMPORT_DOCUMENT_EXISTS: {
+    scope: 'config', retryable: false,
+    description: 'concord import found documents of the archive that already have content or versions in the target store; nothing was written. Choose --overwrite (replace them) or --merge (merge the Yjs updates, add the missing versions).',
+  },
   CONCORD_ERR_HEARTBEAT_TIMEOUT: {
     scope: 'connection', retryable: true, closeCode: CLOSE_CODES.GOING_AWAY,
     description: 'The peer did not answer a ping within the heartbeat interval; the socket is terminated.',

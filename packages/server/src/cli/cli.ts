@@ -4,7 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
-import type { Role } from '@concord/protocol'
+import { ConcordError, ERROR_CODES, type Role } from '@concord/protocol'
 import { AccessControl, createFileAccessStore } from '../auth/access-control.js'
 import { mintToken } from '../auth/jwt.js'
 import { isRole } from '../auth/patterns.js'
@@ -28,6 +28,14 @@ Usage:
   concord replay <file> [--realtime]
                               re-run a recording (serve --record-*) against a fresh in-memory
                               server and report whether the final state matches (exit 0 if it does)
+  concord export --out <file> [--store <s>] [--data <dir>] [--gzip]
+                              write every document of a store, with its versions and authors, to
+                              one archive (gzip when <file> ends in .gz; - for standard output);
+                              safe while a server runs on the store (docs/deployment.md)
+  concord import --in <file> [--store <s>] [--data <dir>] [--overwrite | --merge]
+                              load an archive into a store (SQLite or PostgreSQL: also the way
+                              from SQLite to PostgreSQL); checks the whole archive first and
+                              refuses documents the store already has unless told what to do
   concord bench [options]     benchmark Concord against Hocuspocus and the y-websocket reference
                               server, or any server URL (--url); needs the repository's bench/
                               package (concord bench --help lists the options; docs/benchmarks.md)
@@ -98,6 +106,16 @@ Options of serve (each also read from the environment variable shown):
   --metrics-token <t>  GET /metrics needs this bearer token (or the admin token); default: open
                                                                    CONCORD_METRICS_TOKEN
   -h, --help         show this help
+
+Options of export and import (--store and --data as for serve, also from CONCORD_STORE, CONCORD_DATA):
+  --store <s>        sqlite (the default, in --data <dir>) or postgres://user:pass@host:port/db
+  --out <file>       export: the archive to write (- for standard output)
+  --gzip             export: compress (the default when --out ends in .gz)
+  --in <file>        import: the archive to read, plain or gzip (- for standard input)
+  --overwrite        import: replace documents the store already has (deleted first, with their versions)
+  --merge            import: merge into them (Yjs merges the states; versions they have stay, the others are added)
+  Exit codes: 0 done; 2 bad arguments or a refused archive (CONCORD_ERR_ARCHIVE_*, CONCORD_ERR_IMPORT_DOCUMENT_EXISTS:
+  nothing was written); 1 the store failed.
 
 Options of token:
   --tenant <t>       the namespace: documents are named <tenant>/...  (required)
@@ -338,6 +356,30 @@ async function replay(args: string[]): Promise<number> {
   return report.matches === true ? 0 : report.matches === false ? 1 : 3
 }
 
+/** `concord export` / `concord import`: 0 done, 2 refused before anything was written, 1 the store failed. */
+async function archiveCommand(command: 'export' | 'import', args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(HELP)
+    return 0
+  }
+  const { parseExportConfig, parseImportConfig } = await import('./archive-config.js')
+  const { runExport, runImport } = await import('./archive-commands.js')
+  const io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }
+  try {
+    if (command === 'export') await runExport(parseExportConfig(args, process.env), io)
+    else await runImport(parseImportConfig(args, process.env), io)
+    return 0
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`concord ${command}: ${(err as Error).message} (concord --help lists the options)\n`)
+      return 2
+    }
+    if (!(err instanceof ConcordError)) throw err
+    process.stderr.write(`concord ${command}: ${err.message} (${err.code})\n`)
+    return ERROR_CODES[err.code].scope === 'config' ? 2 : 1
+  }
+}
+
 /** Runs the benchmark runner of the `@concord/bench` workspace package with these arguments. */
 async function bench(args: string[]): Promise<number> {
   let runner: string
@@ -387,6 +429,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0
     }
     if (command === 'bench') return await bench(rest)
+    if (command === 'export' || command === 'import') return await archiveCommand(command, rest)
     if (command === 'replay') return await replay(rest)
     if (command === 'serve') {
       if (rest.includes('--help') || rest.includes('-h')) {

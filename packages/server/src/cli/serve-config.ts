@@ -123,6 +123,25 @@ function optionalPositiveInt(name: string, text: string | undefined): number | u
   return n
 }
 
+/** Where the documents are: `--store` and `--data` (or CONCORD_STORE, CONCORD_DATA), as every command that opens a store takes them. */
+export interface StoreConfig {
+  store: 'sqlite' | 'memory' | 'postgres'
+  /** The connection string, for `postgres`. */
+  storeUrl?: string
+  /** The SQLite store's folder (resolved; also where `--auth dev` keeps its secret). */
+  data: string
+}
+
+export function parseStore(storeOption: string | undefined, dataOption: string | undefined, env: NodeJS.ProcessEnv): StoreConfig {
+  const storeText = storeOption ?? env.CONCORD_STORE ?? 'sqlite'
+  const isPostgres = /^postgres(ql)?:\/\//.test(storeText)
+  const store = isPostgres ? 'postgres' : storeText
+  if (store !== 'sqlite' && store !== 'memory' && store !== 'postgres') {
+    throw new UsageError(`invalid store ${JSON.stringify(storeText)}: use sqlite (with --data <dir>), memory or a postgres:// URL`)
+  }
+  return { store, ...(isPostgres ? { storeUrl: storeText } : {}), data: resolve(dataOption ?? env.CONCORD_DATA ?? './data') }
+}
+
 /** Command-line flags win over environment variables, which win over defaults. */
 export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliConfig {
   const { values } = parseArgs({
@@ -178,12 +197,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
   const portText = values.port ?? env.CONCORD_PORT ?? '1234'
   const port = Number(portText)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`invalid port ${JSON.stringify(portText)}`)
-  const storeText = values.store ?? env.CONCORD_STORE ?? 'sqlite'
-  const isPostgres = /^postgres(ql)?:\/\//.test(storeText)
-  const store = isPostgres ? 'postgres' : storeText
-  if (store !== 'sqlite' && store !== 'memory' && store !== 'postgres') {
-    throw new UsageError(`invalid store ${JSON.stringify(storeText)}: use sqlite, memory or a postgres:// URL`)
-  }
+  const { store, storeUrl, data } = parseStore(values.store, values.data, env)
   const redisUrl = values.redis ?? env.CONCORD_REDIS
   if (redisUrl !== undefined) {
     if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`invalid --redis ${JSON.stringify(redisUrl)}: use redis://host:port`)
@@ -199,10 +213,10 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     port,
     host: values.host ?? env.CONCORD_HOST ?? '0.0.0.0',
     store,
-    ...(isPostgres ? { storeUrl: storeText } : {}),
+    ...(storeUrl !== undefined ? { storeUrl } : {}),
     ...(redisUrl !== undefined ? { redis: redisUrl } : {}),
     redisStreamMaxLen: optionalPositiveInt('--redis-stream-max-len', values['redis-stream-max-len'] ?? env.CONCORD_REDIS_STREAM_MAX_LEN),
-    data: resolve(values.data ?? env.CONCORD_DATA ?? './data'),
+    data,
     logLevel: logLevel as LevelWithSilent,
     compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
     maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),

@@ -50,13 +50,7 @@ export class ClientOwners {
 
   /** The node that stored `update` checked its writer's ownership: learn the client ids it claimed. */
   learnWriter(update: Uint8Array, writer: string): void {
-    let clients: Map<number, number>
-    try {
-      clients = Y.parseUpdateMeta(update).to
-    } catch {
-      return // applying it reports it
-    }
-    for (const client of clients.keys()) if (!this.#owners.has(client)) this.#owners.set(client, writer)
+    claimClients(this.#owners, update, writer)
   }
 
   /** Write a client id's owner to the authors table (once; batched per microtask). */
@@ -77,4 +71,26 @@ export class ClientOwners {
   written(): Promise<void> {
     return this.#written
   }
+}
+
+/** The client ids `update` writes under that `owners` has no owner for yet go to `writer`. */
+function claimClients(owners: Map<number, string>, update: Uint8Array, writer: string): void {
+  let clients: Map<number, number>
+  try {
+    clients = Y.parseUpdateMeta(update).to
+  } catch {
+    return // applying it reports it
+  }
+  for (const client of clients.keys()) if (!owners.has(client)) owners.set(client, writer)
+}
+
+/**
+ * The owners of a document's Yjs client ids as a load learns them (`ClientOwners.learn`): the
+ * authors table, then the writers of the log tail in order (an update is durable with its writer
+ * at once; its authors row is written a moment later, so the tail may know more than the table).
+ */
+export function ownersFromLog(authors: ReadonlyMap<number, string>, tail: readonly { update: Uint8Array; userId: string | null }[]): Map<number, string> {
+  const owners = new Map(authors)
+  for (const u of tail) if (u.userId !== null) claimClients(owners, u.update, u.userId)
+  return owners
 }

@@ -128,6 +128,7 @@ export class SqliteLog {
   readonly #saveVersion: (document: string, v: NewVersion) => void
   readonly #pruneVersions: (document: string, olderThan: number) => number
   readonly #deleteVersion: (document: string, id: string) => boolean
+  readonly #load: (document: string) => LoadedDocument
   readonly #stmts
 
   constructor(options: SqliteStorageOptions) {
@@ -227,6 +228,17 @@ export class SqliteLog {
       if (n > 0) s.collectSnapshots.run(document, document)
       return n > 0
     })
+    // the snapshot and the tail in one read transaction: another process (a server, or `concord
+    // export` next to one) may compact between the two statements, and the tail read after it
+    // would start past updates the snapshot read before it does not hold
+    this.#load = db.transaction((document: string) => {
+      const snap = s.selectSnapshot.get(document)
+      const snapshotSeq = snap?.seq ?? 0
+      const updates: StoredUpdate[] = s.selectTail.all(document, snapshotSeq).map(r => ({
+        seq: r.seq, update: view(r.data), userId: r.user_id, at: r.at,
+      }))
+      return { snapshot: snap ? view(snap.data) : null, snapshotSeq, updates }
+    })
     this.#recordAuthors = db.transaction((document: string, list: { client: number; userId: string }[]) => {
       for (const a of list) s.insertAuthor.run(document, a.client, a.userId)
     })
@@ -237,12 +249,7 @@ export class SqliteLog {
   }
 
   load(document: string): LoadedDocument {
-    const snap = this.#stmts.selectSnapshot.get(document)
-    const snapshotSeq = snap?.seq ?? 0
-    const updates: StoredUpdate[] = this.#stmts.selectTail.all(document, snapshotSeq).map(r => ({
-      seq: r.seq, update: view(r.data), userId: r.user_id, at: r.at,
-    }))
-    return { snapshot: snap ? view(snap.data) : null, snapshotSeq, updates }
+    return this.#load(document)
   }
 
   compact(document: string, snapshot: Uint8Array, upToSeq: number): void {
