@@ -43,6 +43,8 @@ export const SERVER_LAYERS = {
   auth: ['storage', 'backplane', 'config'],
   documents: ['storage', 'backplane', 'config'],
   regions: ['storage', 'backplane', 'config'],
+  /** Shipped server extensions: built only on the hook API (documents/extension-hooks.ts). */
+  extensions: ['documents'],
   storage: ['config'],
   backplane: ['config'],
   config: [],

@@ -94,6 +94,14 @@ export const ERROR_CODES = {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,
     description: 'A presence (awareness) update was not relayed: a state beyond the per-client limit (maxPresenceBytes, default 64 KiB), or more presence client ids than one session may show. The document stays open.',
   },
+  CONCORD_ERR_HOOK_REFUSED: {
+    scope: 'document', retryable: false, closeCode: CLOSE_CODES.FORBIDDEN, httpStatus: 403,
+    description: 'A server extension refused this (a session at onConnect or onAuthenticate, an update at beforeChange); the message names the extension. For an update, the document stays open and nothing was applied.',
+  },
+  CONCORD_ERR_HOOK_TIMEOUT: {
+    scope: 'document', retryable: true, closeCode: CLOSE_CODES.TRANSIENT, httpStatus: 503,
+    description: 'A server extension\'s hook did not finish within hookTimeoutMs (default 5 s); what it guarded was refused. Try again.',
+  },
   CONCORD_ERR_LIMIT_STATELESS: {
     scope: 'document', retryable: false, closeCode: CLOSE_CODES.POLICY_VIOLATION,
     description: 'A stateless message was not forwarded: larger than maxStatelessBytes (default 16 KiB), or more than statelessPerSecond (default 20, bursts of 40) from one session. The document stays open; send fewer.',

@@ -39,3 +39,7 @@ export const LiveDocument = LiveDocumentClass
 export type LiveDocument = LiveDocumentClass
 /** @deprecated internal: what a document knows of a client session. */
 export type DocumentSession = DocumentSessionType
+export {
+  type ConcordExtension, type ConnectContext, type SessionContext, type AuthenticatedContext, type LoadContext, type BeforeChangeContext,
+  type ChangeContext, type StoreContext,
+} from './documents/extension-hooks.js'

@@ -1,3 +1,4 @@
+import type { ConcordExtension } from './documents/extension-hooks.js'
 import type { Logger } from 'pino'
 import type { Backplane } from './backplane/backplane.js'
 import type { NodeDirectory } from './backplane/node-directory.js'
@@ -121,6 +122,10 @@ export interface ServerOptions {
   maxStatelessBytes?: number
   /** Stateless messages one session may send per second, in bursts of twice that (default 20; CONCORD_ERR_LIMIT_STATELESS). */
   statelessPerSecond?: number
+  /** Server extensions, in order: hooks on connections, loads, changes, saves and messages (documents/extension-hooks.ts). */
+  extensions?: ConcordExtension[]
+  /** How long an asynchronous extension hook may take before what it guards is refused (default 5 s; CONCORD_ERR_HOOK_TIMEOUT). */
+  hookTimeoutMs?: number
   /**
    * Per document: how many bytes of document copies a second the server may make to check updates
    * whose items sit next to changes they do not carry (a burst of four seconds' worth); an update

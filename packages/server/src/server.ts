@@ -1,3 +1,4 @@
+import { ExtensionHooks } from './documents/extension-hooks.js'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ConcordError } from '@concord/protocol'
@@ -60,7 +61,9 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   // large documents' sync replies are diffed and merged in a thread of their own (started on first use)
   const mergeWorker = createMergeWorker({ logger: log })
   const regions = options.regions !== undefined ? createRegionReplication(options.regions, opts.storage, opts.backplane, log, opts.metrics) : null
+  const hooks = new ExtensionHooks(options.extensions ?? [], log, opts.hookTimeoutMs, (extension, hook) => opts.metrics.hookFailed(extension, hook))
   const registry = new DocumentRegistry({
+    hooks,
     storage: opts.storage,
     logger: log,
     mergeWorker,
@@ -149,7 +152,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     limiter,
     regions: regionsView,
   }))
-  gateway = new Gateway(http, { config: opts, documents: registry, authorizer: opts.authorizer, metrics: opts.metrics, logger: opts.logger })
+  gateway = new Gateway(http, { config: opts, documents: registry, authorizer: opts.authorizer, metrics: opts.metrics, logger: opts.logger, hooks })
   opts.metrics.setSources(sources)
   if (opts.backplane !== null) opts.backplane.onLag = seconds => opts.metrics.backplaneLag.observe(seconds)
   // an administrator's change reaches every open session at once
@@ -232,6 +235,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           // storage and the backplane answered the drain: close each part in order, fully (a caller
           // may reopen the same SQLite file right after)
           await mergeWorker.close()
+          await hooks.destroy()
           await recorder?.close()
           await webhooks?.close()
           http.closeAllConnections()

@@ -41,6 +41,8 @@ export const DEFAULTS = {
   maxStatelessBytes: 16 * 1024,
   /** Stateless messages one session may send per second (bursts of twice that). */
   statelessPerSecond: 20,
+  /** How long an asynchronous extension hook may take. */
+  hookTimeoutMs: 5_000,
   maxUpdateCheckBytesPerSecond: 8 * 1024 * 1024,
   maxConnectionsPerIp: 1_000,
   // a user may create a version every 0.2 s (a read every 20 ms) for as long as they like, and

@@ -17,7 +17,7 @@ export interface DurableLogOptions {
 /** What the log tells its document. */
 export interface DurableLogHost {
   /** An update is durable (before its sender is acked): `clients` are the Yjs clients whose items it carries. */
-  durable(clients: ReadonlyMap<number, number>, userId: string | null): void
+  durable(clients: ReadonlyMap<number, number>, userId: string | null, update: Uint8Array): void
   /** An append settled successfully (compaction may be due). */
   appended(): void
   /** This node appended another node's relayed update itself (it stayed unconfirmed): `writer` wrote it. */
@@ -100,7 +100,7 @@ export class DurableLog {
       if (logSeq > this.lastDurableSeq) this.lastDurableSeq = logSeq
       this.tailUpdates++
       this.tailBytes += update.length
-      this.#host.durable(clients, userId)
+      this.#host.durable(clients, userId, update)
       if (seq > 0 && origin !== null && this.relays.size === 0) {
         // (the common case, and always on a single node: no closure per ack)
         this.ack(origin, seq, at)

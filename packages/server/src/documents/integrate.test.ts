@@ -27,6 +27,7 @@ function setup(): {
     name: 'd', ydoc, admission, log,
     unavailable: () => null,
     refuse: (origin: UpdateOrigin | null, error: ConcordError, seq: number, closed: boolean) => origin?.documentError(error, seq, closed),
+    beforeChange: () => null,
     applied: () => { applied.local++ },
     appliedRemote: () => { applied.remote++ },
     forward: (update, origin) => { forwarded.push({ update, origin }) },

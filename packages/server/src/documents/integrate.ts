@@ -36,8 +36,10 @@ export interface IntegrateHost {
   unavailable(): ConcordError | null
   /** Tell the sender its update was refused (and mark it refused in the recording). */
   refuse(origin: UpdateOrigin | null, error: ConcordError, seq: number, closed: boolean): void
+  /** A server extension's verdict on a local update that passed admission (null: go on). */
+  beforeChange(origin: UpdateOrigin | null, update: Uint8Array): ConcordError | null
   /** A client's or the server's update changed the document. */
-  applied(update: Uint8Array): void
+  applied(update: Uint8Array, origin: UpdateOrigin | null): void
   /** Another node's update changed the document. */
   appliedRemote(update: Uint8Array): void
   /** What this document integrated, for the sessions (all but `origin`) and the sync replies. */
@@ -143,6 +145,11 @@ export class Integrator {
         return
       }
       inspection = admitted
+      const verdict = host.beforeChange(origin, update)
+      if (verdict !== null) {
+        host.refuse(origin, verdict, seq, false)
+        return
+      }
     }
     const ydoc = host.ydoc
     const store = ydoc.store
@@ -192,7 +199,7 @@ export class Integrator {
     const sender = local ? origin : null
     this.#fanOrigin = this.#fanOrigin === undefined || this.#fanOrigin === sender ? sender : null
     if (local) {
-      host.applied(update)
+      host.applied(update, origin)
       if (origin instanceof ServerOrigin) origin.changed = true
       host.log.append(update, origin, seq, at, inspection!.ends)
     } else {

@@ -1,3 +1,4 @@
+import type { ExtensionHooks } from './extension-hooks.js'
 import type { Logger } from 'pino'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { Backplane } from '../backplane/backplane.js'
@@ -8,6 +9,8 @@ import type { VersionPolicy } from './versions.js'
 /** `D`: the document type `onFailed` is given (`LiveDocument`; a parameter, so this file does not import it). */
 export interface LiveDocumentOptions<D = unknown> {
   storage: StorageAdapter
+  /** Server extensions' hooks (load, beforeChange, change, store). */
+  hooks?: ExtensionHooks
   logger: Logger
   presenceThrottleMs: number
   compactEveryUpdates: number

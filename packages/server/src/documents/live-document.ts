@@ -12,6 +12,7 @@ import { Integrator, OTHER_NODE, type Incoming, type IntegrateHost } from './int
 import { FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
 import { Presence, errorMessage } from './presence.js'
 import { Signals } from './signals.js'
+import { ExtensionHooks } from './extension-hooks.js'
 import { DurableLog } from './durable-log.js'
 import { Compactor } from './compactor.js'
 import { Versions } from './versions.js'
@@ -102,6 +103,7 @@ export class LiveDocument {
     this.#ydoc = ydoc
     this.#opts = opts
     this.#log = opts.logger
+    const hooks = opts.hooks ?? ExtensionHooks.none
     const self = this
     this.#replies = new SyncReplies(ydoc, {
       ydoc: () => this.ydoc, drain: () => this.#drainIncoming(), approxBytes: () => this.#approxBytes,
@@ -110,7 +112,10 @@ export class LiveDocument {
     })
     this.#owners = new ClientOwners(name, opts.storage, opts.logger)
     this.#durable = new DurableLog(name, opts, {
-      durable: (clients, userId) => this.#noteDurable(clients, userId),
+      durable: (clients, userId, update) => {
+        this.#noteDurable(clients, userId)
+        if (hooks.has.onStoreDocument) hooks.observe('onStoreDocument', { documentName: name, userId, update }, name)
+      },
       appended: () => this.#compactor.maybeCompact(),
       appendedRelayed: (update, writer) => this.#noteRelayedStored(update, writer),
       fail: err => this.#fail(err),
@@ -129,8 +134,17 @@ export class LiveDocument {
         ? this.#closedBy ?? new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name })
         : null,
       refuse: (origin, error, seq, closed) => this.#refuse(origin, error, seq, closed),
-      applied: update => this.#noteApplied(update),
-      appliedRemote: update => { this.#approxBytes += update.length },
+      beforeChange: (origin, update) => hooks.has.beforeChange
+        ? hooks.beforeChange({ documentName: name, userId: origin?.userId ?? null, update, document: this.ydoc })
+        : null,
+      applied: (update, origin) => {
+        this.#noteApplied(update)
+        if (hooks.has.onChange) hooks.observe('onChange', { documentName: name, userId: origin?.userId ?? null, update, document: this.ydoc, origin: 'local' }, name)
+      },
+      appliedRemote: update => {
+        this.#approxBytes += update.length
+        if (hooks.has.onChange) hooks.observe('onChange', { documentName: name, userId: null, update, document: this.ydoc, origin: 'remote' }, name)
+      },
       forward: (update, origin) => {
         this.#replies.keep(update)
         this.#fanOut.enqueue(update, origin)
@@ -240,6 +254,15 @@ export class LiveDocument {
         presence: update => doc.presence.applyRemote(update),
         stateless: payload => doc.signals.receiveRemote(payload),
       })
+    }
+    if (opts.hooks?.has.onLoadDocument) {
+      try {
+        await opts.hooks.refusable('onLoadDocument', { documentName: name, document: doc.ydoc }, name)
+      } catch (err) {
+        // the sessions waiting for this load are refused; the document is not kept
+        doc.destroy()
+        throw err
+      }
     }
     doc.#compactor.maybeCompact()
     return doc

@@ -1,3 +1,4 @@
+import type { ExtensionHooks } from '../documents/extension-hooks.js'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/server-config.js'
 import type { ServerMetrics } from '../ops/metrics.js'
@@ -63,4 +64,6 @@ export interface GatewayDeps {
   readonly authorizer: SessionAuthorizer
   readonly metrics: GatewayMetrics
   readonly logger: Logger
+  /** Server extensions' session hooks. */
+  readonly hooks?: ExtensionHooks
 }

@@ -253,7 +253,7 @@ export class Gateway {
     let connection: Connection
     try {
       const g = this.#deps
-      const deps: ConnectionDeps = { config: g.config, documents: g.documents, authorizer: g.authorizer, metrics: g.metrics, logger, connectionId }
+      const deps: ConnectionDeps = { config: g.config, documents: g.documents, authorizer: g.authorizer, metrics: g.metrics, logger, connectionId, ...(g.hooks !== undefined ? { hooks: g.hooks } : {}) }
       connection = transport === 'native' ? new NativeConnection(ws, req, deps)
         : transport === 'hocuspocus' ? new HocuspocusConnection(ws, req, deps)
           : new YWebsocketConnection(ws, req, document, token, deps)

@@ -7,6 +7,7 @@ import type { AccessChange } from '../auth/access-control.js'
 import { SessionGuard, type SessionGrant } from '../auth/session-guard.js'
 import { CongestionHold } from './congestion.js'
 import { TokenBucket } from '../auth/token-bucket.js'
+import { ExtensionHooks, type SessionContext } from '../documents/extension-hooks.js'
 import { SyncResponder } from './sync-responder.js'
 import type { SocketSender } from './socket-sender.js'
 import type { Log } from './connection-log.js'
@@ -14,6 +15,8 @@ import type { GatewayConfig, GatewayDeps, GatewayMetrics, SessionDocument } from
 
 /** What a transport session needs of the gateway's dependencies. */
 export interface TransportSessionDeps extends Pick<GatewayDeps, 'documents' | 'authorizer' | 'metrics'> {
+  /** Server extensions' session hooks (connect, authenticate, presence, stateless, disconnect). */
+  readonly hooks?: ExtensionHooks
   readonly config: Pick<GatewayConfig, 'maxQueuedMessagesBeforeOpen' | 'maxQueuedBytesBeforeOpen' | 'maxStatelessBytes' | 'statelessPerSecond'>
 }
 
@@ -133,9 +136,18 @@ export abstract class TransportSession<Message> implements DocumentSession {
     const log = this.#socket.log
     let grant: SessionGrant
     let lease: Lease
+    const hooks = deps.hooks ?? ExtensionHooks.none
     try {
+      if (hooks.has.onConnect) {
+        await hooks.refusable('onConnect', { documentName: this.document, transport: this.protocol, request: { headers: request.headers } }, this.document)
+        if (this.#closed) return false
+      }
       grant = await deps.authorizer.grant({ document: this.document, token, transport: this.protocol, request }, log)
       if (this.#closed) return false
+      if (hooks.has.onAuthenticate) {
+        await hooks.refusable('onAuthenticate', { ...this.#hookContext(grant.userId), role: grant.role }, this.document)
+        if (this.#closed) return false
+      }
       lease = await deps.documents.acquire(this.document).catch(err => {
         // logged with the storage's own error, before it is wrapped for the peer
         log.error({ err, document: this.document }, 'document load failed')
@@ -238,6 +250,12 @@ export abstract class TransportSession<Message> implements DocumentSession {
   /** A presence update of the peer's. */
   protected applyPresence(update: Uint8Array): void {
     this.#lease!.doc.presence.apply(this, update)
+    const hooks = this.#deps.hooks
+    if (hooks?.has.onAwarenessUpdate) hooks.observe('onAwarenessUpdate', { ...this.#hookContext(this.userId), update }, this.document)
+  }
+
+  #hookContext(userId: string | null): SessionContext {
+    return { documentName: this.document, sessionId: this.id, userId, transport: this.protocol }
   }
 
   /**
@@ -254,7 +272,9 @@ export abstract class TransportSession<Message> implements DocumentSession {
     if (!this.#signals.take(1)) {
       return new ConcordError('CONCORD_ERR_LIMIT_STATELESS', `more than ${o.statelessPerSecond} stateless messages a second`)
     }
-    this.#lease!.doc.signals.send(this, payload)
+    const hooks = this.#deps.hooks
+    const out = hooks?.has.onStateless ? hooks.stateless({ ...this.#hookContext(this.userId), payload }) : payload
+    if (out !== null) this.#lease!.doc.signals.send(this, out)
     return null
   }
 
@@ -305,6 +325,8 @@ export abstract class TransportSession<Message> implements DocumentSession {
       this.#socket.log.debug({ sessionId: this.id, document: this.document }, 'session closed')
       lease.doc.removeSession(this)
       lease.release()
+      const hooks = this.#deps.hooks
+      if (hooks?.has.onDisconnect) hooks.observe('onDisconnect', this.#hookContext(this.userId), this.document)
     }
     this.ended()
   }

@@ -178,6 +178,7 @@ export class ServerMetrics implements DocumentMetrics {
   readonly syncStep1Coalesced: Counter
   readonly #webhooks: Counter<'event' | 'result'>
   readonly #webhooksDropped: Counter
+  readonly #hookFailures: Counter
   readonly #regionLag: Gauge<'peer'>
   readonly #regionQueue: Gauge<'peer'>
   readonly #regionDelay: Histogram<'peer'>
@@ -225,6 +226,7 @@ export class ServerMetrics implements DocumentMetrics {
     this.backplaneLag = histogram('concord_backplane_lag_seconds', 'From another node publishing an entry on Redis until this node reads it.')
     this.#compactions = new Counter({ name: 'concord_compactions_total', help: 'Log compactions, by result (done, skipped because another node holds the lease, failed).', labelNames: ['result'], registers })
     this.#webhooks = new Counter({ name: 'concord_webhook_attempts_total', help: 'Webhook delivery attempts, by event and result (delivered, retrying, failed: gave up).', labelNames: ['event', 'result'], registers })
+    this.#hookFailures = new Counter({ name: 'concord_extension_hook_failures_total', help: 'Extension hooks that threw, rejected or timed out (a refusal included), by extension and hook.', labelNames: ['extension', 'hook'], registers })
     this.#webhooksDropped = new Counter({ name: 'concord_webhook_events_dropped_total', help: 'Webhook deliveries dropped unsent because their endpoint\'s queue was full (maxQueuedWebhookEvents; the oldest give way).', registers })
     this.backplanePublished = new Counter({ name: 'concord_backplane_published_total', help: 'Updates published to the other nodes.', registers })
     this.syncFullEncodes = new Counter({ name: 'concord_sync_full_encodes_total', help: 'Yjs encodes of a document\'s state on the main thread to answer a sync step 1 (each walks the whole document; kept or reused bytes and replies computed in the merge worker are not counted).', registers })
@@ -281,6 +283,10 @@ export class ServerMetrics implements DocumentMetrics {
 
   webhook(event: string, result: string): void {
     this.#webhooks.inc({ event, result })
+  }
+
+  hookFailed(extension: string, hook: string): void {
+    this.#hookFailures.inc({ extension, hook })
   }
 
   webhookDropped(): void {
