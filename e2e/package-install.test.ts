@@ -136,8 +136,10 @@ describe('the published packages', () => {
           if (!declared.has(name) && name !== m.name) problems.push(`${relative(ROOT, file)} imports ${name}, which ${at} does not declare`)
         }
       }
+      // the types of a package our declarations import (@types/pg for pg) count as used
+      const typed = new Set(filesUnder(join(ROOT, dir, 'dist'), f => f.endsWith('.d.ts')).flatMap(bareImports).map(n => `@types/${n.replace(/^@(.*)\/(.*)$/, '$1__$2')}`))
       for (const name of Object.keys(m.dependencies ?? {})) {
-        if (!imported.has(name)) problems.push(`${at}: depends on ${name}, which nothing in dist/ or bin/ imports`)
+        if (!imported.has(name) && !typed.has(name)) problems.push(`${at}: depends on ${name}, which nothing in dist/ or bin/ imports`)
       }
       // a compiled file whose source is gone would still be packed (tsc -b does not delete it)
       for (const file of filesUnder(join(ROOT, dir, 'dist'), f => f.endsWith('.js'))) {
@@ -168,8 +170,9 @@ describe('the published packages', () => {
       packed.push(join(tarballs, filename))
     }
 
-    // a fresh project, as `npm init -y` and "type": "module" make it; install scripts allowed for
-    // the two packages that have one (npm 11 asks for that in allowScripts, as the repository does)
+    // a fresh project, as `npm init -y` and "type": "module" make it (written directly: one process
+    // less); install scripts allowed for the two packages that have one (npm 11 asks for that in
+    // allowScripts, as the repository does)
     writeFileSync(join(project, 'package.json'), JSON.stringify({
       name: 'concord-install-check', version: '1.0.0', private: true, type: 'module',
       allowScripts: { 'better-sqlite3': true, bufferutil: true },
@@ -177,7 +180,8 @@ describe('the published packages', () => {
     const prebuild = offerLocalBetterSqlite3Prebuild(project, work)
     // --prefer-offline: what the npm cache holds (after `npm ci` of the repository, most of it) is not
     // revalidated against the registry; the rest is fetched from it
-    const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...packed], project, INSTALL_TIMEOUT_MS)
+    // with @types/node as a TypeScript user on Node 20 has it (for the type-check below)
+    const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...packed, '@types/node@^20'], project, INSTALL_TIMEOUT_MS)
     console.log(`npm install of ${packed.length} tarballs: ${(install.ms / 1000).toFixed(1)} s (better-sqlite3 local prebuild: ${prebuild})`)
     expect(install.code, `npm install failed:\n${install.stderr}`).toBe(0)
     // a clean install prints no engine warning for a runtime dependency
@@ -192,6 +196,21 @@ describe('the published packages', () => {
       expect(entry?.resolved, name).toMatch(/^file:.*\.tgz$/)
       expect(Object.keys(lock.packages).filter(p => p.endsWith(`/node_modules/${name}`)), `nested copies of ${name}`).toEqual([])
     }
+
+    // a TypeScript user's strict type-check of every export (skipLibCheck off: our declarations
+    // must resolve everything they name from what the packages install)
+    const entries = PUBLISHED.flatMap(dir => {
+      const { name, exports = {} } = manifest(dir)
+      return Object.keys(exports).filter(k => k !== './package.json').map(k => name + k.slice(1))
+    })
+    writeFileSync(join(project, 'consumer.ts'), entries.map((e, i) => `import * as m${i} from '${e}'\n`).join('') + `console.log(${entries.map((_, i) => `m${i}`).join(', ')})\n`)
+    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, skipLibCheck: false, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: ['node'] },
+      files: ['consumer.ts'],
+    }))
+    const tsc = await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', project], project, 120_000)
+    expect(tsc.stdout + tsc.stderr).toBe('')
+    expect(tsc.code).toBe(0)
 
     // the server, through the bin npm linked for `concord` (npx concord serve ...)
     const bin = join(project, 'node_modules/.bin/concord')
