@@ -12,11 +12,14 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Run `concord serve` as a child process and wait until it listens (`nodeArgs`: e.g. `--cpu-prof` to profile it); `--auth none` unless `args` choose. */
-export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<ServerProcess> {
+/**
+ * Run `concord serve` as a child process and wait until it listens (`nodeArgs`: e.g. `--cpu-prof` to profile it;
+ * `bin`: another `concord`, e.g. one installed from the packed tarballs); `--auth none` unless `args` choose.
+ */
+export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = [], bin = BIN): Promise<ServerProcess> {
   // tests that are not about authentication run the server open
   const auth = args.some(a => a.startsWith('--auth')) || env.CONCORD_AUTH !== undefined ? [] : ['--auth', 'none']
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'serve', '--host', '127.0.0.1', ...auth, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, bin, 'serve', '--host', '127.0.0.1', ...auth, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

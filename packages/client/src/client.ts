@@ -34,7 +34,10 @@ export interface ClientOptions {
    * one at a time and moves to the next after every failed or lost connection.
    */
   urls?: string[]
-  /** WebSocket implementation; default `globalThis.WebSocket` (pass `ws`'s in Node 20). */
+  /**
+   * WebSocket implementation; default `globalThis.WebSocket`. In Node, import `createClient`
+   * from `@concord/client/node`, which defaults to `ws` (Node 20 has no global WebSocket).
+   */
   WebSocket?: WebSocketConstructor
   /** Token sent when opening each document. */
   token?: string
@@ -111,7 +114,9 @@ export class ConcordClient extends Emitter<ClientEvents> {
     this.#urls = options.urls?.length ? [...options.urls] : options.url !== undefined ? [options.url] : []
     if (this.#urls.length === 0) throw new TypeError('createClient needs url or urls')
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-    if (WS === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket')
+    if (WS === undefined) {
+      throw new TypeError("no WebSocket implementation here: in Node, import { createClient } from '@concord/client/node' (it brings ws); elsewhere pass options.WebSocket")
+    }
     if (options.replicatedRegions !== undefined && !(Number.isInteger(options.replicatedRegions) && options.replicatedRegions >= 1)) {
       throw new TypeError('replicatedRegions must be a whole number of regions, at least 1')
     }
