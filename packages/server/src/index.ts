@@ -43,3 +43,4 @@ export {
   type ConcordExtension, type ConnectContext, type SessionContext, type AuthenticatedContext, type LoadContext, type BeforeChangeContext,
   type ChangeContext, type StoreContext,
 } from './documents/extension-hooks.js'
+export { DirectConnection, type DirectConnectionOptions } from './documents/direct-connection.js'

@@ -1,3 +1,5 @@
+import { documentNameProblem } from '@concord/protocol'
+import { DirectConnection, type DirectConnectionOptions } from './documents/direct-connection.js'
 import { ExtensionHooks } from './documents/extension-hooks.js'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -38,6 +40,12 @@ export interface ConcordServer {
   readonly logger: Logger
   /** Start listening; resolves with the bound address (port 0 picks a free port). */
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>
+  /**
+   * An in-process session on a document for bots and AI agents: `conn.doc` is a Y.Doc in sync with
+   * the server's; its changes are checked, stored, acked (`conn.whenSaved()`) and sent to everyone
+   * as `userId`'s. No token is checked: the embedding code decides who may use it. `conn.close()` leaves.
+   */
+  openDirect(document: string, options?: DirectConnectionOptions): Promise<DirectConnection>
   /**
    * Graceful shutdown: stop accepting, flush storage, close sockets with 1001,
    * flush what arrived meanwhile, unload documents, close storage.
@@ -176,6 +184,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   }
   let closing: Promise<void> | null = null
 
+  let directCount = 0
   return {
     http,
     registry,
@@ -199,6 +208,11 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
           resolve({ port: addr.port, host: addr.address, url: `ws://${shownHost}:${addr.port}` })
         })
       })
+    },
+    async openDirect(document, options = {}) {
+      const problem = documentNameProblem(document)
+      if (problem !== null) throw new ConcordError('CONCORD_ERR_DOC_INVALID_NAME', problem)
+      return DirectConnection.open(registry, document, options, `direct-${++directCount}`)
     },
     close() {
       closing ??= (async () => {
