@@ -1,3 +1,4 @@
+import { contentUpdate, type ContentInput } from './content-merge.js'
 import { foldState } from '../storage/fold.js'
 import { ConcordError } from '@concord/protocol'
 import type { DocumentRegistry } from '../documents/document-registry.js'
@@ -144,6 +145,18 @@ export class DocumentVersions {
       if (update === null) return { changed: false, version }
       const result = await lease.doc.applyServerUpdate(update, userId)
       return { changed: result.changed, version }
+    } finally {
+      lease.release()
+    }
+  }
+
+  /** Merge content (text, JSON, ProseMirror JSON) into the document as one change by `userId`. */
+  async mergeContent(document: string, input: ContentInput, userId: string | null): Promise<{ changed: boolean }> {
+    const lease = await this.#registry.acquire(document)
+    try {
+      const update = contentUpdate(lease.doc.sync.encodeState(), input)
+      if (update === null) return { changed: false }
+      return await lease.doc.applyServerUpdate(update, userId)
     } finally {
       lease.release()
     }

@@ -131,7 +131,7 @@ describe('history routes (fake request and response)', () => {
   function historyDeps(versions: Partial<DocumentVersions>): HistoryDeps {
     const { adminToken, tokens, access, logger, limiter } = adminDeps()
     return {
-      adminToken, tokens, access, logger, limiter,
+      adminToken, tokens, access, logger, limiter, maxMessageBytes: 1 << 20,
       authorizer: { grant: async () => ({ role: 'read', userId: 'reader', tenant: 'acme' }) as never },
       versions: versions as DocumentVersions,
     }

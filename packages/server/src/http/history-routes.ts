@@ -4,6 +4,7 @@ import { ConcordError, documentNameProblem, toConcordError, type Role } from '@c
 import { inTenant } from '../auth/patterns.js'
 import { documentToJson, documentToProseMirror, documentToText } from '../content/document-export.js'
 import { readJsonObject } from './body.js'
+import { parseContentInput } from '../content/content-merge.js'
 import { authenticateAdmin } from './admin-auth.js'
 import type { HistoryDeps } from './http-deps.js'
 import { answerFailure, requireMethod, sendBytes, sendJson } from './responder.js'
@@ -15,7 +16,7 @@ interface Access {
   tenant: string | null
 }
 
-const ROUTE = /^\/v1\/documents\/([^/]+)\/(versions|at|diff|attribution)(?:\/([^/]+))?(?:\/(restore))?$/
+const ROUTE = /^\/v1\/documents\/([^/]+)\/(versions|at|diff|attribution|content)(?:\/([^/]+))?(?:\/(restore))?$/
 
 /**
  * Whether a request builds or stores a whole document (it then costs more of the caller's rate
@@ -105,6 +106,16 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, name: 
   access: Access, deps: HistoryDeps): Promise<void> {
   const versions = deps.versions
   const field = url.searchParams.get('field') ?? undefined
+  if (what === 'content' && id === undefined && !restore) {
+    // merge text, JSON or ProseMirror JSON into the document as one change by the caller
+    requireMethod(req, res, 'POST')
+    need(access, 'write')
+    const input = parseContentInput(await readJsonObject(req, deps.maxMessageBytes))
+    const result = await versions.mergeContent(name, input, access.userId)
+    deps.logger.info({ document: name, format: input.format, userId: access.userId, changed: result.changed }, 'content merged')
+    sendJson(res, 200, result)
+    return
+  }
   if (what === 'versions' && id === undefined) {
     requireMethod(req, res, 'GET', 'POST')
     if (req.method === 'GET') {

@@ -65,4 +65,4 @@ export type AdminDeps = AdminAuthDeps & Pick<HttpDeps,
   'logger' | 'backplane' | 'signingSecret' | 'devTokens' | 'maxMessageBytes' | 'operations' | 'views' | 'limiter'>
 
 /** The history API (history-routes.ts). */
-export type HistoryDeps = AdminAuthDeps & Pick<HttpDeps, 'logger' | 'authorizer' | 'versions' | 'limiter'>
+export type HistoryDeps = AdminAuthDeps & Pick<HttpDeps, 'logger' | 'authorizer' | 'versions' | 'limiter' | 'maxMessageBytes'>
