@@ -11,10 +11,11 @@
 // - an import in packages/server/src against the layer table below, or a module
 //   outside every layer folder;
 // - a package import that crosses the package boundaries (protocol imports
-//   nothing of ours; client and server import only @concord/protocol; no
-//   relative import leaves the package's src/), or a package importing its own
-//   index.ts;
-// - a browser-side client file importing a Node built-in or a Node entry file.
+//   nothing of ours; client and server import only @concord/protocol, react
+//   only @concord/client; no relative import leaves the package's src/), or a
+//   package importing its own index.ts;
+// - a browser-side client file importing a Node built-in or a Node entry file,
+//   or a react file importing a Node built-in.
 // Test files (*.test.ts) and documents/testing.ts are parsed and take part in
 // the cycle check, but are exempt from the layer and boundary rules (they run
 // in Node and may reach anything they test).
@@ -61,6 +62,8 @@ export const PACKAGE_IMPORTS = {
   protocol: [],
   server: ['@concord/protocol'],
   client: ['@concord/protocol'],
+  /** The React bindings: built on the SDK's public API only (never the server, nor the protocol directly). */
+  react: ['@concord/client'],
 }
 
 /** Files of packages/client/src that run only in Node and so may import Node built-ins. */
@@ -155,6 +158,9 @@ function checkEdge(ctx, file, edge) {
   }
   if (pkg === 'client' && !isClientNodeFile(ctx, file) && isNodeBuiltin(spec)) {
     problems.push(`${where} imports the Node built-in ${spec}; the client must run in browsers (only ${CLIENT_NODE_FILES.join(', ')} may)`)
+  }
+  if (pkg === 'react' && isNodeBuiltin(spec)) {
+    problems.push(`${where} imports the Node built-in ${spec}; the React bindings must run in browsers`)
   }
 }
 

@@ -112,6 +112,22 @@ describe('check-layers', () => {
     ])
   })
 
+  it('keeps the React bindings on the SDK: no server, no protocol, no Node built-in', () => {
+    const root = tree({
+      ...clean,
+      'packages/react/src/index.ts': `export { useDocument } from './use-document.js'\n`,
+      'packages/react/src/use-document.ts': `import type { DocHandle } from '@concord/client'\nimport { encode } from '@concord/protocol'\nimport { createServer } from '@concord/server'\nimport { readFileSync } from 'node:fs'\nexport const useDocument = (h: DocHandle) => [h, encode, createServer, readFileSync]\n`,
+      'packages/react/src/use-document.test.ts': `import { createServer } from '@concord/server'\nimport { tmpdir } from 'node:os'\nexport const t = [createServer, tmpdir]\n`,
+    })
+    const result = checkLayers(root)
+    expect(result.packages).toEqual(['protocol', 'server', 'client', 'react'])
+    expect(result.problems).toEqual([
+      'packages/react/src/use-document.ts:2 imports @concord/protocol, which react may not import (allowed: @concord/client)',
+      'packages/react/src/use-document.ts:3 imports @concord/server, which react may not import (allowed: @concord/client)',
+      'packages/react/src/use-document.ts:4 imports the Node built-in node:fs; the React bindings must run in browsers',
+    ])
+  })
+
   it('keeps the package boundaries: what each package may import, no own index, no module outside a layer', () => {
     const root = tree({
       ...clean,

@@ -1,0 +1,8 @@
+export { ConcordProvider, useClient, type ConcordProviderProps } from './concord-provider.js'
+export { useDocument } from './use-document.js'
+export { useShared, useText, useMap, useArray } from './use-shared.js'
+export { usePresence, useTyping } from './use-presence.js'
+export { useStatus, type DocumentStatus } from './use-status.js'
+export { useVersions, type VersionsState } from './use-versions.js'
+export { useStateless } from './use-stateless.js'
+export { DocumentCache } from './document-cache.js'
