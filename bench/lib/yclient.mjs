@@ -19,7 +19,7 @@
 //   type      = 0 Sync (body as above) | 1 Awareness (as above)
 //             | 2 Auth | 3 QueryAwareness | 4 SyncReply (body as Sync)
 //             | 5 Stateless | 6 BroadcastStateless | 7 CLOSE | 8 SyncStatus
-//             | 9 Ping | 10 Pong
+//             | 9 Ping | 10 Pong   (ping and pong: one byte, no document name; a Concord server pings every 10 s, answered with pong)
 //   Auth      = 2 0 token:varString [providerVersion:varString]   ; client -> server
 //             | 2 0                                              ; server asks for a fresh token
 //             | 2 1 reason:varString                             ; permission denied
@@ -200,6 +200,12 @@ export class YClient {
     this.lastRecv = now()
     this.stats.msgsIn++
     this.stats.bytesIn += data.length
+    if (this._prefix && data.length === 1 && data[0] === HP_MSG.PING) {
+      // a server's keepalive (a single byte, no document name): answered as a provider does
+      this.stats.otherMsgs++
+      if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(Uint8Array.of(HP_MSG.PONG))
+      return
+    }
     const dec = decoding.createDecoder(data)
     if (this._prefix && decoding.readVarString(dec) !== this.documentName) {
       this.stats.otherMsgs++
