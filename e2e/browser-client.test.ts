@@ -173,7 +173,7 @@ describe('the client in Chromium', () => {
       .toMatchObject({ text: '', saved: true, pendingCount: 0 })
     expect(await page.evaluate(() => window.concord.type('Written offline. '))).toMatchObject({ saved: false, pendingCount: 1 })
     await within(15_000, 'whenPersisted', page.evaluate(() => window.concord.whenPersisted()))
-    expect(await page.evaluate(([db, d]) => window.concord.stored(db, d), [DB, DOC] as const)).toEqual({ text: 'Written offline. ', pending: 1 })
+    expect(await page.evaluate(([db, d]) => window.concord.stored(db, d), [DB, DOC] as const)).toEqual({ text: 'Written offline. ', pending: 1, writers: [{ pending: 1, live: true }] })
 
     // reload: the text is back from IndexedDB while the server is still unreachable
     await page.reload()
@@ -213,6 +213,69 @@ describe('the client in Chromium', () => {
     // the acks reached IndexedDB too: nothing is left to re-send after the next reload
     await waitFor(async () => (await page.evaluate(([db, d]) => window.concord.stored(db, d), [DB, DOC] as const))?.pending === 0,
       { timeoutMs: 15_000, message: 'IndexedDB to hold no pending update' })
+    expect(pageErrors).toEqual([])
+  })
+
+  it('two tabs offline: each shows the other\'s edits at once, IndexedDB keeps both tabs\' unsent edits apart, and the tab left open sends the closed one\'s once the server is up', async () => {
+    const DOC = 'two-tabs'
+    const DB = 'concord-tabs'
+    // nothing listens here until the server starts
+    const port = await freePort()
+    const url = `ws://127.0.0.1:${port}`
+    expectedConsoleErrors.push(new RegExp(`^WebSocket connection to 'ws://127\\.0\\.0\\.1:${port}/' failed`))
+    const context = await launch(tempDir('concord-chromium-'))
+    const ada = await openPage(context)
+    const bea = await openPage(context, await context.newPage())
+    const open = (page: Page) => within(15_000, 'open', page.evaluate(([u, d, db]) => window.concord.open(u, d, db), [url, DOC, DB] as const))
+    await open(ada)
+    await open(bea)
+    await ada.evaluate(() => window.concord.type('Ada offline. '))
+    await bea.evaluate(() => window.concord.type('Bea offline. '))
+    // each tab shows the other's edit without any server (BroadcastChannel)
+    const both = (text: string): boolean => text.includes('Ada offline. ') && text.includes('Bea offline. ')
+    for (const page of [ada, bea]) {
+      await waitFor(async () => both((await page.evaluate(() => window.concord.info())).text), { timeoutMs: 15_000, message: 'both edits in both tabs' })
+    }
+    // each tab saves and will send only its own edit
+    expect(await ada.evaluate(() => window.concord.info())).toMatchObject({ pendingCount: 1, saved: false })
+    expect(await bea.evaluate(() => window.concord.info())).toMatchObject({ pendingCount: 1, saved: false })
+    for (const page of [ada, bea]) await within(15_000, 'whenPersisted', page.evaluate(() => window.concord.whenPersisted()))
+    // one record, two writers' unsent edits: neither tab's save overwrote the other's
+    const kept = await bea.evaluate(([db, d]) => window.concord.stored(db, d), [DB, DOC] as const)
+    expect(kept?.writers).toEqual([{ pending: 1, live: true }, { pending: 1, live: true }])
+    expect(both(kept!.text)).toBe(true)
+
+    // Ada's tab closes with its edit never sent; Bea keeps typing
+    await ada.close()
+    await bea.evaluate(() => window.concord.type('Bea again. '))
+
+    // the server comes up: Bea's tab sends its own edits and the ones Ada's tab left
+    const dataDir = tempDir('concord-browser-data-')
+    const server = createServer({ auth: 'none', storage: createSqliteStorage({ dataDir }) })
+    servers.push(server)
+    await server.listen(port, '127.0.0.1')
+    const synced = await waitFor(async () => {
+      const info = await bea.evaluate(() => window.concord.info())
+      return info.saved && info.status === 'synced' ? info : false
+    }, { timeoutMs: 20_000, message: 'Bea\'s tab to report saved' })
+    expect(both(synced.text) && synced.text.includes('Bea again. ')).toBe(true)
+    const node = connectClient(url)
+    clients.push(node)
+    const other = node.open(DOC)
+    await waitFor(() => other.doc.getText('t').toString() === synced.text,
+      { timeoutMs: 15_000, message: () => `the Node client to receive "${synced.text}" (has "${other.doc.getText('t').toString()}")` })
+    expect(textOf(await server.storage.load(DOC), 't')).toBe(synced.text)
+    // nothing of either tab is left to send
+    await waitFor(async () => (await bea.evaluate(([db, d]) => window.concord.stored(db, d), [DB, DOC] as const))?.pending === 0,
+      { timeoutMs: 15_000, message: 'IndexedDB to hold no unsent update' })
+
+    // a tab opened now, online, shows everything and has nothing to send; typing in it reaches Bea's tab through both paths
+    const cat = await openPage(context, await context.newPage())
+    expect(await open(cat)).toMatchObject({ pendingCount: 0 })
+    await waitFor(async () => (await cat.evaluate(() => window.concord.info())).text === synced.text, { timeoutMs: 15_000, message: 'the new tab to show the text' })
+    await cat.evaluate(() => window.concord.type('Cat online.'))
+    await waitFor(async () => (await bea.evaluate(() => window.concord.info())).text.endsWith('Cat online.'), { timeoutMs: 15_000, message: 'the new tab\'s edit in Bea\'s tab' })
+    await waitFor(() => other.doc.getText('t').toString().endsWith('Cat online.'), { timeoutMs: 15_000, message: 'the new tab\'s edit on the server' })
     expect(pageErrors).toEqual([])
   })
 

@@ -58,6 +58,12 @@ export interface ClientOptions {
   offlineStore?: OfflineStore
   /** Report `offline` after this long without a working connection (default 3,000 ms). */
   offlineAfterMs?: number
+  /**
+   * Tabs of one origin with the same document open (on the same server URL) share its state over
+   * a BroadcastChannel: an edit in one shows in the others at once, online or offline; each tab
+   * saves and sends only its own edits. Default: on in browsers, off elsewhere.
+   */
+  tabSync?: boolean
   /** Reconnect when nothing at all arrived for this long (0 disables). Any byte received counts. */
   livenessTimeoutMs?: number
   /**
@@ -183,6 +189,12 @@ export class ConcordClient extends Emitter<ClientEvents> {
     this.emit('online')
   }
 
+  /** Tab sharing is on: asked for, or by default in a browser page. */
+  get #tabSync(): boolean {
+    const g = globalThis as { window?: { document?: unknown } }
+    return this.#opts.tabSync ?? (g.window !== undefined && g.window.document !== undefined)
+  }
+
   get status(): ClientStatus {
     return this.#status
   }
@@ -202,7 +214,7 @@ export class ConcordClient extends Emitter<ClientEvents> {
     if (this.#closed) throw new Error('client is closed')
     const existing = this.#handles.get(name)
     if (existing !== undefined) return existing
-    const handle = new DocHandle(name, this.#transport, options.doc, this.#opts.offlineStore)
+    const handle = new DocHandle(name, this.#transport, options.doc, this.#opts.offlineStore, this.#tabSync ? `concord-tab:${this.#urls[0]}:${name}` : null)
     this.#handles.set(name, handle)
     if (this.#offline) handle._setOffline(true)
     if (this.connected) void handle._connect()

@@ -4,6 +4,7 @@ import { encodeStateVectorOf, encodeFrame, ERROR_CODES, FRAME_KINDS, isErrorCode
 import { Emitter } from './emitter.js'
 import { Presence } from './presence.js'
 import type { OfflineSnapshot, OfflineStore } from './offline-store.js'
+import { FROM_TAB, TabSync } from './tab-sync.js'
 
 export type DocStatus = 'connecting' | 'syncing' | 'synced' | 'closed' | 'error'
 
@@ -115,6 +116,10 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   /** Set after the server refused an update as malformed: the document stops re-opening by itself. */
   #halted = false
   readonly #store: OfflineStore | null
+  /** This handle's name as a writer of a store that tabs share (its pending updates are kept apart). */
+  readonly #writer = randomWriterId()
+  /** Other tabs with this document open (null: not shared). */
+  readonly #tabs: TabSync | null
   readonly #ready: Promise<void>
   #persisting: Promise<void> | null = null
   #persistAgain = false
@@ -127,7 +132,11 @@ export class DocHandle extends Emitter<DocHandleEvents> {
   #gotStep2 = false
   #closed = false
 
-  constructor(name: string, transport: HandleTransport, doc?: Y.Doc, store?: OfflineStore) {
+  /**
+   * `tabChannel`: the BroadcastChannel name that tabs with this document open share (null: this
+   * handle shares nothing with other tabs).
+   */
+  constructor(name: string, transport: HandleTransport, doc?: Y.Doc, store?: OfflineStore, tabChannel: string | null = null) {
     super()
     this.name = name
     this.#transport = transport
@@ -137,7 +146,12 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.presence = new Presence(this.awareness)
     this.doc.on('update', this.#onLocalUpdate)
     this.awareness.on('update', this.#onLocalAwareness)
+    this.#tabs = tabChannel !== null && TabSync.available() ? new TabSync(tabChannel, this.doc, () => this.#tabClosed()) : null
     this.#ready = this.#restore()
+    if (this.#tabs !== null) {
+      const tabs = this.#tabs
+      void this.#ready.then(() => { if (!this.#closed) tabs.start() })
+    }
   }
 
   /** The undo manager made by `createUndoManager`, if any. */
@@ -169,7 +183,7 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     if (this.#store === null) return
     let kept: OfflineSnapshot | null
     try {
-      kept = await this.#store.load(this.name)
+      kept = await this.#store.load(this.name, this.#writer)
     } catch (err) {
       this.emit('error', { code: 'CONCORD_ERR_CLIENT_OFFLINE_STORE', message: `reading the offline store failed: ${(err as Error).message}`, seq: 0, closed: false })
       return
@@ -199,14 +213,53 @@ export class DocHandle extends Emitter<DocHandleEvents> {
           nextSeq: this.#nextSeq,
         }
         try {
-          await store.save(this.name, snapshot)
+          await store.save(this.name, snapshot, this.#writer)
         } catch (err) {
           this.emit('error', { code: 'CONCORD_ERR_CLIENT_OFFLINE_STORE', message: `writing the offline store failed: ${(err as Error).message}`, seq: 0, closed: false })
         }
-      } while (this.#persistAgain && !this.#closed)
+        // (a save asked for before close still runs: the last edits must reach the store)
+      } while (this.#persistAgain)
     })().finally(() => {
       this.#persisting = null
     })
+  }
+
+  /**
+   * Shared stores (tabs): take over the pending updates of writers that went away (a tab closed
+   * or crashed with edits it never sent), as if they were ours: they are sent with ours.
+   */
+  async #adoptOrphans(): Promise<void> {
+    const store = this.#store
+    if (store?.adopt === undefined || this.#closed) return
+    let updates: Uint8Array[]
+    try {
+      updates = await store.adopt(this.name, this.#writer)
+    } catch (err) {
+      this.emit('error', { code: 'CONCORD_ERR_CLIENT_OFFLINE_STORE', message: `reading the offline store failed: ${(err as Error).message}`, seq: 0, closed: false })
+      return
+    }
+    if (updates.length === 0 || this.#closed) return
+    const wasSaved = this.#pending.size === 0
+    for (const update of updates) {
+      try {
+        Y.applyUpdate(this.doc, update, RESTORED)
+      } catch {
+        continue // unreadable: not sent (the server would refuse it)
+      }
+      const seq = this.#nextSeq++
+      this.#pending.set(seq, update)
+      if (this.#opened && this.#transport.connected && this.role !== 'read') this.#sendUpdate(seq, update)
+    }
+    this.#persist()
+    if (wasSaved && this.#pending.size > 0) this.emit('unsaved')
+  }
+
+  /** Another tab closed this document: what it left unsent is ours to send once its lock is gone. */
+  #tabClosed(): void {
+    for (const delay of [500, 3_000]) {
+      const timer = setTimeout(() => void this.#adoptOrphans(), delay)
+      ;(timer as { unref?: () => void }).unref?.()
+    }
   }
 
   /** Local updates not yet durable on the server. */
@@ -328,6 +381,12 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#opened = false
     this.#cancelRetry()
     this.#cancelRefresh()
+    this.#tabs?.close()
+    // other tabs may adopt what this handle leaves unsent, once its last save is in the store
+    const store = this.#store
+    if (store?.release !== undefined) {
+      void (this.#persisting ?? Promise.resolve()).finally(() => store.release!(this.name, this.#writer))
+    }
     this.#setStatus('closed')
     this.doc.off('update', this.#onLocalUpdate)
     this.awareness.off('update', this.#onLocalAwareness)
@@ -347,6 +406,8 @@ export class DocHandle extends Emitter<DocHandleEvents> {
     this.#cancelRetry()
     // what the offline store kept must be in the document before the server sees our state vector
     await this.#ready
+    // and what tabs that went away left unsent is ours to send
+    await this.#adoptOrphans()
     if (this.#closed || this.#openSent) return
     this.#setStatus('connecting')
     let token: string
@@ -736,7 +797,13 @@ export class DocHandle extends Emitter<DocHandleEvents> {
 
   readonly #onLocalUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === REMOTE || origin === RESTORED || this.#closed) return
+    // another tab's edit: shown and kept here, saved and sent by that tab
+    if (origin === FROM_TAB) {
+      this.#persist()
+      return
+    }
     this.#track(update)
+    this.#tabs?.broadcast(update)
   }
 
   readonly #onLocalAwareness = ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown): void => {
@@ -781,4 +848,9 @@ const REFUSALS = new Set(['CONCORD_ERR_AUTH_FORBIDDEN', 'CONCORD_ERR_UPDATE_MALF
 /** A Yjs v1 update starts with the number of clients whose structs it carries. */
 function hasNoStructs(update: Uint8Array): boolean {
   return update.length === 0 || update[0] === 0
+}
+
+function randomWriterId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto
+  return c?.randomUUID !== undefined ? c.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`
 }

@@ -3,4 +3,4 @@ export { DocHandle, type DocStatus, type DocHandleEvents, type TransferProgress,
 export { backoffDelay, type BackoffOptions } from './backoff.js'
 export { createMemoryOfflineStore, encodeSnapshot, decodeSnapshot, type OfflineStore, type OfflineSnapshot } from './offline-store.js'
 export { Presence, type Peer, type PresenceOptions } from './presence.js'
-export { createIndexedDbOfflineStore, type IndexedDbOfflineStoreOptions } from './indexeddb-offline-store.js'
+export { createIndexedDbOfflineStore, type IndexedDbOfflineStore, type IndexedDbOfflineStoreOptions } from './indexeddb-offline-store.js'

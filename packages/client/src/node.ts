@@ -18,7 +18,7 @@ export { DocHandle, type DocStatus, type DocHandleEvents, type TransferProgress,
 export { backoffDelay, type BackoffOptions } from './backoff.js'
 export { createMemoryOfflineStore, encodeSnapshot, decodeSnapshot, type OfflineStore, type OfflineSnapshot } from './offline-store.js'
 export { Presence, type Peer, type PresenceOptions } from './presence.js'
-export { createIndexedDbOfflineStore, type IndexedDbOfflineStoreOptions } from './indexeddb-offline-store.js'
+export { createIndexedDbOfflineStore, type IndexedDbOfflineStore, type IndexedDbOfflineStoreOptions } from './indexeddb-offline-store.js'
 export { createFileOfflineStore } from './file-offline-store.js'
 
 /** `ws`'s WebSocket, typed as the subset the client uses (so no `ws` type reaches our declarations). */

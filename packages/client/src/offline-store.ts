@@ -15,11 +15,30 @@ export interface OfflineSnapshot {
  * Local persistence for offline-first editing. `save` replaces what is kept
  * for a document; the client calls it after local edits, received updates and
  * acks (coalesced, one save in flight per document).
+ *
+ * Several writers may share one store (tabs of one origin share IndexedDB): each open handle is
+ * one writer, named by the `writer` id it passes to `load` and `save`. A store that keeps writers
+ * apart (the IndexedDB store does) keeps each writer's pending updates as its own section, so that
+ * no writer's save overwrites another's unsent edits, and hands the sections of writers that are
+ * gone (their tab closed or crashed) to a live one through `load` and `adopt`. A single-writer
+ * store (memory, file) ignores `writer`.
  */
 export interface OfflineStore {
-  load(document: string): Promise<OfflineSnapshot | null>
-  save(document: string, snapshot: OfflineSnapshot): Promise<void>
+  /**
+   * What is kept for `document`: the whole state, and as `pending` this writer's own unacked
+   * updates plus those of writers that are gone (adopted: dropped from the store at this
+   * writer's next save, which holds them from then on).
+   */
+  load(document: string, writer?: string): Promise<OfflineSnapshot | null>
+  save(document: string, snapshot: OfflineSnapshot, writer?: string): Promise<void>
   remove(document: string): Promise<void>
+  /**
+   * Shared stores: the pending updates of writers that went away since `load` (or the last
+   * `adopt`), now this writer's to send (dropped from their sections at its next save).
+   */
+  adopt?(document: string, writer: string): Promise<Uint8Array[]>
+  /** Shared stores: this writer is done with `document` (its handle closed); others may adopt what it left. */
+  release?(document: string, writer: string): void
 }
 
 /** Keeps snapshots in memory: survives reconnects, not restarts. The fallback store. */
