@@ -228,7 +228,15 @@ export class DocHandle extends Emitter<DocHandleEvents> {
    * Shared stores (tabs): take over the pending updates of writers that went away (a tab closed
    * or crashed with edits it never sent), as if they were ours: they are sent with ours.
    */
-  async #adoptOrphans(): Promise<void> {
+  #adoptOrphans(): Promise<void> {
+    // one at a time: two at once would both take the same sections
+    this.#adopting = this.#adopting.then(() => this.#adoptOnce())
+    return this.#adopting
+  }
+
+  #adopting: Promise<void> = Promise.resolve()
+
+  async #adoptOnce(): Promise<void> {
     const store = this.#store
     if (store?.adopt === undefined || this.#closed) return
     let updates: Uint8Array[]
