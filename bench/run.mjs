@@ -16,6 +16,7 @@ import { latencyHistogram, timeSeries, barChart } from './lib/svg.mjs'
 import { PROTOCOLS } from './lib/clients.mjs'
 import { traceScenario, throughput } from './scenarios/stream.mjs'
 import { fanoutScenario } from './scenarios/fanout.mjs'
+import { bigroomScenario } from './scenarios/bigroom.mjs'
 import { memoryScenario } from './scenarios/memory.mjs'
 import * as coldload from './scenarios/coldload.mjs'
 import { startPostgres, startRedis } from './lib/services.mjs'
@@ -26,7 +27,7 @@ const require = createRequire(import.meta.url)
 // ---------- options ----------
 
 const ALL_SERVERS = ['concord', 'concord-native', 'concord-hocuspocus', 'hocuspocus', 'reference']
-const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy', 'cross-node']
+const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy', 'cross-node', 'bigroom']
 const DEFAULT_SCENARIOS = ALL_SCENARIOS
 
 const HELP = `usage: node bench/run.mjs [options]      (or: concord bench [options], npm run bench -- [options])
@@ -57,6 +58,9 @@ fan-out latency
   --rooms <n> --clients <n> --rate <n> --duration <s>   default 50 × 10, 2/s, 20 s (--quick: 10 × 5, 2/s, 4 s)
   --heavy-rooms <n> --heavy-clients <n> --heavy-rate <n> --heavy-duration <s>
                           fanout-heavy: default 200 × 10, 5/s, 20 s (--quick: 20 × 10, 5/s, 4 s)
+  --big-clients <n> --big-typing <n> --big-cursor <n> --big-duration <s>
+                          bigroom: one document, n editors each typing and moving the cursor so many
+                          times a second (default 350, 1/s, 5/s, 20 s; --quick: 40, 1/s, 5/s, 4 s)
   --drain <s>             max wait for outstanding receipts after sending stops (default: 5)
 
 idle memory and connections
@@ -116,6 +120,10 @@ try {
       'heavy-clients': { type: 'string' },
       'heavy-rate': { type: 'string' },
       'heavy-duration': { type: 'string' },
+      'big-clients': { type: 'string' },
+      'big-typing': { type: 'string' },
+      'big-cursor': { type: 'string' },
+      'big-duration': { type: 'string' },
       drain: { type: 'string' },
       connections: { type: 'string' },
       'memory-rooms': { type: 'string' },
@@ -204,6 +212,10 @@ const opts = {
   heavyClients: num('heavy-clients', 10, { min: 2 }),
   heavyRate: num('heavy-rate', 5, { min: 0.01, integer: false }),
   heavyDuration: num('heavy-duration', 20, { min: 0.1, integer: false, quickDef: 4 }),
+  bigClients: num('big-clients', 350, { min: 2, quickDef: 40 }),
+  bigTyping: num('big-typing', 1, { min: 0.01, integer: false }),
+  bigCursor: num('big-cursor', 5, { min: 0.01, integer: false }),
+  bigDuration: num('big-duration', 20, { min: 0.1, integer: false, quickDef: 4 }),
   drain: num('drain', 5, { min: 0, integer: false }),
   connections: num('connections', 10000, { min: 1, quickDef: 1000 }),
   memoryRooms: num('memory-rooms', 0, { min: 1 }),
@@ -269,7 +281,8 @@ const SCENARIOS = {
   connections: memoryScenario(o => ({ connections: o.maxConnections, memoryRooms: Math.max(1, Math.round(o.maxConnections / 10)), localAddresses: sourceAddresses(o.maxConnections) }), 'concurrent idle connections'),
   'fanout-heavy': fanoutScenario(o => ({ rooms: o.heavyRooms, clients: o.heavyClients, rate: o.heavyRate, duration: o.heavyDuration }), 'heavy fan-out'),
   // two clients per room, on different nodes: every receipt crossed from one node to the other
-  'cross-node': { ...fanoutScenario(o => ({ rooms: o.crossRooms, clients: 2, rate: o.crossRate, duration: o.crossDuration }), 'cross-node latency, 2 nodes'), nodes: 2 }
+  'cross-node': { ...fanoutScenario(o => ({ rooms: o.crossRooms, clients: 2, rate: o.crossRate, duration: o.crossDuration }), 'cross-node latency, 2 nodes'), nodes: 2 },
+  bigroom: bigroomScenario
 }
 // scenarios measured for Concord only unless asked for explicitly: the peers have no cold load
 // from disk, and 50,000 connections in a peer is not a question the table asks
@@ -545,7 +558,7 @@ function chart (name, title, svg) {
   charts.push(`![${title}](${file})`)
 }
 mkdirSync(chartDir, { recursive: true })
-for (const sc of ['fanout', 'fanout-heavy', 'cross-node']) {
+for (const sc of ['fanout', 'fanout-heavy', 'cross-node', 'bigroom']) {
   const svs = measured(sc).filter(sv => results[sc][sv].latencies)
   if (svs.length === 0) continue
   chart(sc, `${SCENARIOS[sc].describe(opts)}: latency histogram`, latencyHistogram({

@@ -15,3 +15,41 @@ export function fmt (x, digits = 0) {
 
 /** Integer count with separators. */
 export const int = (x) => fmt(x, 0)
+
+/**
+ * Latencies in 0.1 ms buckets up to 60 s (the last bucket holds everything above): millions of
+ * samples at a fixed cost, percentiles to 0.1 ms. `sample` keeps every `every`-th value for charts.
+ */
+export class LatencyHistogram {
+  constructor (every = 16) {
+    this.counts = new Uint32Array(600_001)
+    this.n = 0
+    this.every = every
+    this.sample = []
+  }
+
+  add (ms) {
+    const b = ms <= 0 ? 0 : Math.min(600_000, Math.round(ms * 10))
+    this.counts[b]++
+    if (this.n++ % this.every === 0) this.sample.push(ms)
+  }
+
+  /** Adds another histogram's counts (e.g. one a worker sent). */
+  merge (counts, n, sample) {
+    for (let i = 0; i < counts.length; i++) if (counts[i] !== 0) this.counts[i] += counts[i]
+    this.n += n
+    for (const x of sample) this.sample.push(x)
+  }
+
+  /** Nearest-rank percentile in ms (NaN when empty). */
+  percentile (p) {
+    if (this.n === 0) return NaN
+    const rank = Math.max(1, Math.ceil((p / 100) * this.n))
+    let seen = 0
+    for (let i = 0; i < this.counts.length; i++) {
+      seen += this.counts[i]
+      if (seen >= rank) return i / 10
+    }
+    return NaN
+  }
+}

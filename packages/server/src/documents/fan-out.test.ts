@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
-import { FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
+import { BIG_ROOM_SESSIONS, BIG_ROOM_WINDOW_MS, FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
 import { FakeSession, seededRandom } from './testing.js'
 import type { DocumentSession } from './document-session.js'
 
@@ -84,5 +84,38 @@ describe('FanOut grouping', () => {
     fan.clear()
     fan.flush()
     expect(listener.updates).toEqual([])
+  })
+})
+
+describe('FanOut in a big room', () => {
+  it(`with ${BIG_ROOM_SESSIONS} sessions or more, what arrives within ${BIG_ROOM_WINDOW_MS} ms goes out as one merged frame to everyone who wrote none of it`, async () => {
+    const sessions = Array.from({ length: BIG_ROOM_SESSIONS }, (_, i) => new FakeSession(`s${i}`))
+    const fan = fanOut(sessions)
+    const a = sessions[0]!
+    const b = sessions[1]!
+    const fromA = updates(2)
+    const fromB = updates(1)
+    fan.enqueue(fromA[0]!, a)
+    fan.enqueue(fromB[0]!, b)
+    fan.enqueue(fromA[1]!, a)
+    // nothing goes out at once: the window collects the room's updates
+    expect(sessions[2]!.updates).toEqual([])
+    await new Promise(resolve => setTimeout(resolve, BIG_ROOM_WINDOW_MS * 4))
+    for (const s of sessions.slice(2)) {
+      expect(s.updates).toHaveLength(1)
+      expect(textOf(s.updates)).toBe(textOf([...fromA, ...fromB]))
+    }
+    // the writers get the others' updates as they are, never their own
+    expect(a.updates).toEqual(fromB)
+    expect(b.updates).toEqual(fromA)
+  })
+
+  it('below that size, one event-loop turn is the window', async () => {
+    const sessions = Array.from({ length: BIG_ROOM_SESSIONS - 1 }, (_, i) => new FakeSession(`s${i}`))
+    const fan = fanOut(sessions)
+    const ups = updates(2)
+    for (const u of ups) fan.enqueue(u, sessions[0]!)
+    await new Promise(resolve => setImmediate(resolve))
+    expect(sessions[1]!.updates).toEqual(ups)
   })
 })

@@ -9,6 +9,17 @@ const SEPARATE_MAX = 8
 /** A burst is merged into frames of at most this many updates (Y.mergeUpdates grows faster than linearly). */
 export const MERGE_GROUP = 64
 
+/**
+ * A room with at least this many sessions is big: what it receives within BIG_ROOM_WINDOW_MS goes
+ * out merged as one frame per recipient. Each update costs every recipient a message (a socket
+ * write here, a message event and a decode there); in a room of hundreds typing at once, merging
+ * the updates of a few milliseconds cuts those messages several times over for a few
+ * milliseconds of latency, and keeps the room live where separate frames would swamp the
+ * recipients (bench scenario `bigroom`).
+ */
+export const BIG_ROOM_SESSIONS = 64
+export const BIG_ROOM_WINDOW_MS = 5
+
 /** Updates at least this large are forwarded on their own, never merged with others. */
 export const LARGE_UPDATE_BYTES = 64 * 1024
 
@@ -47,7 +58,8 @@ export class FanOut {
     this.#outbox.push({ update, origin })
     if (this.#scheduled) return
     this.#scheduled = true
-    setImmediate(this.#flushContained)
+    if (this.#sessions.size >= BIG_ROOM_SESSIONS) setTimeout(this.#flushContained, BIG_ROOM_WINDOW_MS)
+    else setImmediate(this.#flushContained)
   }
 
   /** Forget what is queued (the document leaves memory). */
@@ -66,7 +78,8 @@ export class FanOut {
   }
 
   #fanoutItems(items: Outgoing[]): void {
-    if (items.length <= SEPARATE_MAX) {
+    // in a big room a merge (once) costs less than the frames it saves (once per recipient)
+    if (items.length <= SEPARATE_MAX && (items.length === 1 || this.#sessions.size < BIG_ROOM_SESSIONS)) {
       this.#sendSeparately(items)
       return
     }
