@@ -27,7 +27,7 @@ const require = createRequire(import.meta.url)
 // ---------- options ----------
 
 const ALL_SERVERS = ['concord', 'concord-native', 'concord-hocuspocus', 'hocuspocus', 'reference']
-const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy', 'cross-node', 'bigroom']
+const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy', 'cross-node', 'bigroom', 'trace-window']
 const DEFAULT_SCENARIOS = ALL_SCENARIOS
 
 const HELP = `usage: node bench/run.mjs [options]      (or: concord bench [options], npm run bench -- [options])
@@ -48,6 +48,7 @@ trace replay (trace: automerge-paper, trace-blog: seph-blog1)
   --trace <file>          default: ../shared/traces/automerge-paper.json.gz from the repo root
   --trace-blog <file>     default: ../shared/traces/seph-blog1.json.gz
   --txns <n>              replay only the first n txns of each trace (default: all; --quick: 20000)
+  --window <n>            trace-window: the automerge-paper trace with at most n updates in flight (default: 100)
   --timeout <s>           a stream gives up after this many seconds (default: 600)
 
 throughput (1 writer, N listeners)
@@ -110,6 +111,7 @@ try {
       'trace-blog': { type: 'string' },
       txns: { type: 'string' },
       timeout: { type: 'string' },
+      window: { type: 'string' },
       typing: { type: 'string' },
       listeners: { type: 'string' },
       rooms: { type: 'string' },
@@ -202,6 +204,7 @@ const opts = {
   traceBlog: resolve(repoRoot, args['trace-blog'] ?? join(tracesDir, 'seph-blog1.json.gz')),
   txns: num('txns', 0, { min: 1, quickDef: 20000 }),
   timeout: num('timeout', 600, { min: 1, integer: false }),
+  window: num('window', 100, { min: 1 }),
   typing: num('typing', 100000, { min: 1, quickDef: 20000 }),
   listeners: num('listeners', 10, { min: 1 }),
   rooms: num('rooms', 50, { min: 1, quickDef: 10 }),
@@ -277,6 +280,7 @@ const SCENARIOS = {
   throughput,
   trace: traceScenario(o => o.trace),
   'trace-blog': traceScenario(o => o.traceBlog),
+  'trace-window': traceScenario(o => o.trace, o => o.window),
   coldload,
   connections: memoryScenario(o => ({ connections: o.maxConnections, memoryRooms: Math.max(1, Math.round(o.maxConnections / 10)), localAddresses: sourceAddresses(o.maxConnections) }), 'concurrent idle connections'),
   'fanout-heavy': fanoutScenario(o => ({ rooms: o.heavyRooms, clients: o.heavyClients, rate: o.heavyRate, duration: o.heavyDuration }), 'heavy fan-out'),

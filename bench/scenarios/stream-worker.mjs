@@ -8,6 +8,11 @@
 //   check) and whether its text equals the expected text. Every `sampleMs` it
 //   samples how many of the writer's updates the first client holds (the
 //   throughput-over-time chart).
+// With `window` (trace-window): the writer keeps at most `window` updates in flight, waiting
+//   until the observer holds them. The observer publishes its progress (characters inserted plus
+//   characters deleted, 2·clock − length of its text) in a SharedArrayBuffer; the writer knows the
+//   progress after each of its updates, so it also times each update from its send to the moment
+//   the observer holds it.
 import { workerData } from 'node:worker_threads'
 import { readFileSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
@@ -15,7 +20,9 @@ import * as Y from 'yjs'
 import { createClient, connectAll, now } from '../lib/clients.mjs'
 import { workerInbox, send, runWorker } from '../lib/workers.mjs'
 
-const { role, url, protocol, source, connectTimeoutMs } = workerData
+const { role, url, protocol, source, connectTimeoutMs, window: inFlight, progress: progressBuffer } = workerData
+/** trace-window: the observer's progress (see above), written by the observer, read by the writer. */
+const progress = progressBuffer ? new Int32Array(progressBuffer) : null
 const inbox = workerInbox()
 
 /** The txns to replay as [pos, del, ins] patch lists, and the text they produce. */
@@ -51,6 +58,8 @@ async function writer () {
   const src = new Y.Doc()
   const text = src.getText('text')
   const updates = []
+  /** Progress (2·clock − length) once the observer holds update i. */
+  const after = []
   src.on('update', (u) => updates.push(u))
   if (startContent) text.insert(0, startContent) // "" in every shipped trace
   const tPre = performance.now()
@@ -61,6 +70,8 @@ async function writer () {
         if (ins) text.insert(pos, ins)
       }
     })
+    // (a txn that changes nothing makes no update)
+    if (after.length < updates.length) after.push(2 * Y.getState(src.store, src.clientID) - text.length)
   }
   const precomputeMs = performance.now() - tPre
   if (text.toString() !== expected) throw new Error('local Y.Text replay does not match the plain-string replay')
@@ -75,13 +86,45 @@ async function writer () {
 
   await inbox.next('go')
   const t0 = now()
-  for (let i = 0; i < updates.length; i++) {
-    if (!client.sendUpdate(updates[i])) throw new Error(`socket closed while sending update ${i}`)
-    if ((i & 255) === 255 && client.bufferedAmount > 4 * 1024 * 1024) await client.drain(1024 * 1024)
+  let latencies = null
+  if (inFlight) {
+    // at most `inFlight` updates the observer does not hold yet; each timed from send to held
+    const sentAt = new Float64Array(updates.length)
+    latencies = new Float64Array(updates.length)
+    let held = 0 // updates the observer is known to hold
+    const seen = () => {
+      const p = Atomics.load(progress, 0)
+      const t = now()
+      while (held < updates.length && held < sentAtCount && after[held] <= p) latencies[held] = t - sentAt[held++]
+      return p
+    }
+    let sentAtCount = 0
+    for (let i = 0; i < updates.length; i++) {
+      while (i - held >= inFlight) {
+        const p = seen()
+        if (i - held < inFlight) break
+        const wait = Atomics.waitAsync(progress, 0, p, 5000)
+        if (wait.async) await wait.value
+      }
+      sentAt[i] = now()
+      sentAtCount = i + 1
+      if (!client.sendUpdate(updates[i])) throw new Error(`socket closed while sending update ${i}`)
+    }
+    while (held < updates.length) {
+      const p = seen()
+      if (held >= updates.length) break
+      const wait = Atomics.waitAsync(progress, 0, p, 5000)
+      if (wait.async && (await wait.value) === 'timed-out' && Atomics.load(progress, 0) === p) throw new Error(`the observer holds ${held} of ${updates.length} updates and stopped advancing`)
+    }
+  } else {
+    for (let i = 0; i < updates.length; i++) {
+      if (!client.sendUpdate(updates[i])) throw new Error(`socket closed while sending update ${i}`)
+      if ((i & 255) === 255 && client.bufferedAmount > 4 * 1024 * 1024) await client.drain(1024 * 1024)
+    }
   }
   const tSent = now()
   await client.drain(0)
-  send({ type: 'done', t0, tSent, msgsIn: client.stats.msgsIn })
+  send({ type: 'done', t0, tSent, msgsIn: client.stats.msgsIn, latencies }, latencies ? [latencies.buffer] : [])
   // with acks (native protocol): report when every update is durable
   const waitAcks = await inbox.next('acks')
   const deadline = now() + waitAcks.timeoutMs
@@ -108,6 +151,10 @@ async function observer () {
       // done when the replica holds the writer's last insert (state vector) and has the
       // expected length: a trace may end with deletions, which the state vector does not show
       onRemoteUpdate: () => {
+        if (progress && k === 0) {
+          Atomics.store(progress, 0, 2 * Y.getState(client.doc.store, target?.writerClientId ?? -1) - client.doc.getText('text').length)
+          Atomics.notify(progress, 0)
+        }
         if (target && !tDone[k] && Y.getState(client.doc.store, target.writerClientId) >= target.finalClock &&
           client.doc.getText('text').length === target.expected.length) {
           tDone[k] = now()

@@ -13,14 +13,17 @@ import { randomBytes } from 'node:crypto'
 import { basename } from 'node:path'
 import { WorkerHandle, terminateAll } from '../lib/workers.mjs'
 import { startMeter, cpuRows } from '../lib/meter.mjs'
+import { percentile } from '../lib/stats.mjs'
 
 const workerFile = new URL('./stream-worker.mjs', import.meta.url)
 
 /** Runs one writer and `observers` observers split over `observerWorkers` threads. */
-export async function stream ({ server, baseUrl, protocol, opts, log, progress }, { source, observers, observerWorkers, label }) {
+export async function stream ({ server, baseUrl, protocol, opts, log, progress }, { source, observers, observerWorkers, label, window }) {
   const room = `bench-${label}-${randomBytes(4).toString('hex')}`
   const url = `${baseUrl}/${room}`
-  const common = { url, protocol, source, connectTimeoutMs: 15000 }
+  // trace-window: the observer's progress, shared with the writer
+  const shared = window ? { window, progress: new SharedArrayBuffer(4) } : {}
+  const common = { url, protocol, source, connectTimeoutMs: 15000, ...shared }
   const writer = new WorkerHandle(workerFile, { ...common, role: 'writer' }, `${label} writer`)
   const nw = Math.max(1, Math.min(observerWorkers, observers))
   const obs = Array.from({ length: nw }, (_, w) => new WorkerHandle(workerFile, {
@@ -72,28 +75,38 @@ function ackRows (protocol, acks, wd, n) {
   return [['durable acks received', `${acks.acked.toLocaleString('en-US')} / ${n.toLocaleString('en-US')}`, null], ['time to last ack (s)', (acks.tAcked - wd.t0) / 1000, 2]]
 }
 
-/** A trace-replay scenario over `pathOf(opts)`. */
-export function traceScenario (pathOf) {
+/**
+ * A trace-replay scenario over `pathOf(opts)`; with `windowOf(opts)`, the writer keeps at most
+ * that many updates in flight (waiting until the observer holds them), which measures the time
+ * from an update's arrival to its fan-out rather than how fast a socket is drained.
+ */
+export function traceScenario (pathOf, windowOf = null) {
   return {
     describe (opts) {
       const name = basename(pathOf(opts)).replace(/\.json(\.gz)?$/, '')
-      return `trace ${name} (${opts.txns ? `first ${opts.txns.toLocaleString('en-US')} txns` : 'all txns'}), writer → observer`
+      const window = windowOf?.(opts)
+      return `trace ${name} (${opts.txns ? `first ${opts.txns.toLocaleString('en-US')} txns` : 'all txns'}), writer → observer${window ? `, at most ${window} updates in flight` : ''}`
     },
     async run (ctx) {
       const { opts, protocol } = ctx
+      const window = windowOf?.(opts) ?? null
       const { w, wd, acks, results, m, timeline } = await stream(ctx, {
         source: { tracePath: pathOf(opts), txns: opts.txns },
         observers: 1,
         observerWorkers: 1,
-        label: 'trace'
+        label: window ? 'trace-window' : 'trace',
+        window
       })
       const od = results[0]
       const convergeS = (od.tDone - wd.t0) / 1000
+      const lat = wd.latencies ? Float64Array.from(wd.latencies).sort() : null
       return {
         headline: convergeS,
         timeline,
+        ...(lat ? { latencies: lat } : {}),
         rows: [
           ['txns replayed', w.txns, 0],
+          ...(lat ? [['update send → held by the observer, p50 (ms)', percentile(lat, 50), 2], ['update send → held by the observer, p99 (ms)', percentile(lat, 99), 2]] : []),
           ['time to converge (s)', convergeS, 2],
           ['throughput (txns/s)', w.txns / convergeS, 0],
           ['writer send time (s)', (wd.tSent - wd.t0) / 1000, 2],
