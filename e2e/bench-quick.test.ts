@@ -10,7 +10,7 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 // `npm run bench -- --quick` must run to the end and produce a report with charts; its figures
 // are not asserted (they depend on the machine): only that every scenario measured every server.
 describe('npm run bench -- --quick', () => {
-  it('measures Concord, Hocuspocus and the reference server in every scenario and writes a report with charts', { timeout: 300_000 }, async () => {
+  it('measures Concord, Hocuspocus and the reference server in every scenario and writes a report with charts', { timeout: 480_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'concord-bench-test-'))
     try {
       const out = join(dir, 'report.md')
