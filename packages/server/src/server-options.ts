@@ -159,6 +159,13 @@ export interface ServerOptions {
    * header itself is never believed. Used for the per-address connection limit and in logs.
    */
   trustProxyHops?: number
+  /**
+   * WebSocket permessage-deflate (RFC 7692): 0 (the default) turns it off; n > 0 offers it, and
+   * messages of at least n bytes are compressed (zlib level 1, no context kept between messages,
+   * so an idle or typing connection holds no compressor). Large initial syncs shrink several times
+   * at a CPU cost; measured in docs/benchmarks.md ("Compression").
+   */
+  compressionThresholdBytes?: number
   /** Name reported in WELCOME. */
   serverName?: string
   /**

@@ -75,6 +75,7 @@ Options of serve (each also read from the environment variable shown):
   --max-connections-per-ip <n> open sockets per client address            CONCORD_MAX_CONNECTIONS_PER_IP (default 1000)
   --http-rate-limit <n>        HTTP API requests per second per user (or address without one; burst
                                10x; creating a version, restore, diff count 10)  CONCORD_HTTP_RATE_LIMIT (default 50)
+  --compression-threshold <n>  permessage-deflate for messages of at least n bytes (0: off)      CONCORD_COMPRESSION_THRESHOLD (default 0)
   --trust-proxy <n>            proxies in front that append to X-Forwarded-For: the client address
                                is the n-th entry from its right        CONCORD_TRUST_PROXY (default 0: the peer)
 
@@ -244,6 +245,7 @@ async function serve(argv: string[]): Promise<void> {
       : {}),
     maxNamedVersionsPerDocument: config.maxNamedVersions,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    compressionThresholdBytes: config.compressionThresholdBytes,
     ...(config.regions !== undefined ? { regions: config.regions } : {}),
   })
   if (config.regions !== undefined) {

@@ -55,6 +55,8 @@ export interface CliConfig {
   maxNamedVersions: number | undefined
   shutdownTimeoutMs: number | undefined
   trustProxyHops: number
+  /** permessage-deflate for messages of at least this many bytes (0: off). */
+  compressionThresholdBytes: number
   /** This node's region and its peers (active-active replication), or undefined: one region. */
   regions: RegionsConfig | undefined
 }
@@ -88,6 +90,12 @@ export function demoDir(): string {
   const dir = fileURLToPath(new URL('../../../../apps/demo/dist', import.meta.url))
   if (!existsSync(join(dir, 'index.html'))) throw new UsageError(`--demo needs the built demo app in ${dir}: run npm run build at the repository root`)
   return dir
+}
+
+function parseByteThreshold(text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`invalid --compression-threshold ${JSON.stringify(text)}: a whole number of bytes, 0 (off) or more`)
+  return n
 }
 
 function parseNonNegative(name: string, text: string): number {
@@ -184,6 +192,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'max-presence-bytes': { type: 'string' },
       'max-connections-per-ip': { type: 'string' },
       'trust-proxy': { type: 'string' },
+      'compression-threshold': { type: 'string' },
       'http-rate-limit': { type: 'string' },
       'max-named-versions': { type: 'string' },
       'shutdown-timeout-ms': { type: 'string' },
@@ -241,6 +250,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     maxPresenceBytes: optionalPositiveInt('--max-presence-bytes', values['max-presence-bytes'] ?? env.CONCORD_MAX_PRESENCE_BYTES),
     maxConnectionsPerIp: optionalPositiveInt('--max-connections-per-ip', values['max-connections-per-ip'] ?? env.CONCORD_MAX_CONNECTIONS_PER_IP),
     trustProxyHops: parseHops(values['trust-proxy'] ?? env.CONCORD_TRUST_PROXY ?? '0'),
+    compressionThresholdBytes: parseByteThreshold(values['compression-threshold'] ?? env.CONCORD_COMPRESSION_THRESHOLD ?? '0'),
     httpRateLimit: optionalPositiveInt('--http-rate-limit', values['http-rate-limit'] ?? env.CONCORD_HTTP_RATE_LIMIT),
     maxNamedVersions: optionalPositiveInt('--max-named-versions', values['max-named-versions'] ?? env.CONCORD_MAX_NAMED_VERSIONS),
     shutdownTimeoutMs: optionalPositiveInt('--shutdown-timeout-ms', values['shutdown-timeout-ms'] ?? env.CONCORD_SHUTDOWN_TIMEOUT_MS),

@@ -56,6 +56,12 @@ export const DEFAULTS = {
   // gc() before and after): about 4 MB per endpoint when full
   maxQueuedWebhookEvents: 10_000,
   trustProxyHops: 0,
+  /**
+   * permessage-deflate: 0 turns it off (the default, see docs/benchmarks.md "Compression"); n > 0
+   * offers it to clients, and messages of at least n bytes are compressed (zlib level 1, no
+   * context kept between messages).
+   */
+  compressionThresholdBytes: 0,
   serverName: 'concord',
   // SIGTERM / close(): how long the graceful drain may wait for storage and the backplane
   shutdownTimeoutMs: 10_000,
@@ -84,8 +90,8 @@ export interface ServerConfig extends Defaults {
 export type ConfigInput = Partial<Defaults> & Partial<Omit<ServerConfig, keyof Defaults | 'authMode'>> & Pick<ServerConfig, 'authMode'>
 
 const POSITIVE_INTEGER_OPTIONS = (Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[])
-  .filter(k => k !== 'serverName' && k !== 'trustProxyHops' && k !== 'checkpointEveryMs' && k !== 'versionRetentionMs' && k !== 'minCheckpointIntervalMs')
-const NON_NEGATIVE_INTEGER_OPTIONS = ['checkpointEveryMs', 'versionRetentionMs', 'minCheckpointIntervalMs'] as const
+  .filter(k => k !== 'serverName' && k !== 'trustProxyHops' && k !== 'checkpointEveryMs' && k !== 'versionRetentionMs' && k !== 'minCheckpointIntervalMs' && k !== 'compressionThresholdBytes')
+const NON_NEGATIVE_INTEGER_OPTIONS = ['checkpointEveryMs', 'versionRetentionMs', 'minCheckpointIntervalMs', 'compressionThresholdBytes'] as const
 
 /** Validate and freeze the configuration; misconfiguration fails at start-up, not at first use. */
 export function resolveConfig(input: ConfigInput): Readonly<ServerConfig> {

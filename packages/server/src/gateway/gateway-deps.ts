@@ -12,7 +12,7 @@ export type GatewayConfig = Pick<ServerConfig,
   | 'maxDocumentsPerConnection' | 'maxPendingDocuments' | 'maxQueuedMessagesBeforeOpen' | 'maxQueuedBytesBeforeOpen'
   | 'maxBufferedBytes' | 'slowReaderStallMs' | 'backpressureBytes'
   | 'rateLimitMessagesPerSecond' | 'rateLimitMessagesBurst' | 'rateLimitBytesPerSecond' | 'rateLimitBytesBurst'
-  | 'maxConnectionsPerIp' | 'trustProxyHops' | 'maxStatelessBytes' | 'statelessPerSecond'>
+  | 'maxConnectionsPerIp' | 'trustProxyHops' | 'maxStatelessBytes' | 'statelessPerSecond' | 'compressionThresholdBytes'>
 
 /** The metrics the gateway counts. */
 export type GatewayMetrics = Pick<ServerMetrics, 'message' | 'refused' | 'syncStep1Coalesced'>

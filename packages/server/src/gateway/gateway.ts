@@ -137,7 +137,15 @@ export class Gateway {
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.maxMessageBytes,
-      perMessageDeflate: false,
+      perMessageDeflate: options.compressionThresholdBytes > 0
+        ? {
+            threshold: options.compressionThresholdBytes,
+            zlibDeflateOptions: { level: 1 },
+            // no zlib context kept between messages: a connection holds no compressor while it waits
+            serverNoContextTakeover: true,
+            clientNoContextTakeover: true,
+          }
+        : false,
       handleProtocols: protocols => (protocols.has(NATIVE_SUBPROTOCOL) ? NATIVE_SUBPROTOCOL : false),
     })
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -9,6 +9,8 @@ export interface SocketLike {
   readonly readyState: number
   /** Bytes handed to the socket and not yet written to the kernel. */
   readonly bufferedAmount: number
+  /** The extensions the handshake agreed on (`'permessage-deflate'` when compression is on; '' or absent otherwise). */
+  readonly extensions?: string
   /**
    * Send one frame of a message (`fin: false`: more fragments follow). `callback` runs once
    * the frame has left the process (or failed).

@@ -179,6 +179,12 @@ export class SocketSender {
       this.#ws.send(message, { binary: true })
       return
     }
+    // permessage-deflate decides per message from its first fragment's size (a few header bytes
+    // here): a compressed connection gets the message whole, so that it can be compressed
+    if (this.#ws.extensions !== undefined && this.#ws.extensions !== '') {
+      this.#ws.send(Buffer.concat(message), { binary: true })
+      return
+    }
     // one WebSocket message in several fragments, sent back to back
     for (let i = 0; i < message.length; i++) this.#ws.send(message[i]!, { binary: true, fin: i === message.length - 1 })
   }
