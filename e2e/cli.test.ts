@@ -14,7 +14,7 @@ describe('the concord command', () => {
     const help = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' })
     expect(help.status).toBe(0)
     expect(help.stdout).toMatch(/concord serve \[options\]/)
-    for (const flag of ['--port', '--host', '--store', '--data', '--log-level']) expect(help.stdout).toContain(flag)
+    for (const flag of ['--port', '--host', '--store', '--data', '--log-level', '--cors-origin']) expect(help.stdout).toContain(flag)
     const version = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' })
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
     const unknown = spawnSync(process.execPath, [BIN, 'launch'], { encoding: 'utf8' })

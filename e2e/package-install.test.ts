@@ -18,10 +18,12 @@ const PUBLISHED = [
   'packages/protocol',
   'packages/client',
   'packages/server',
+  'packages/react',
 ]
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SCRIPT = fileURLToPath(new URL('./fixtures/node-sdk-script.mjs', import.meta.url))
+const REACT_SCRIPT = fileURLToPath(new URL('./fixtures/react-hooks-script.mjs', import.meta.url))
 /** An upper bound for `npm install` of the tarballs (measured: see the install step). */
 const INSTALL_TIMEOUT_MS = 6 * 60_000
 
@@ -40,6 +42,7 @@ interface Manifest {
   dependencies?: Record<string, string>
   optionalDependencies?: Record<string, string>
   peerDependencies?: Record<string, string>
+  devDependencies?: Record<string, string>
 }
 
 function manifest(dir: string): Manifest {
@@ -136,8 +139,9 @@ describe('the published packages', () => {
           if (!declared.has(name) && name !== m.name) problems.push(`${relative(ROOT, file)} imports ${name}, which ${at} does not declare`)
         }
       }
-      // the types of a package our declarations import (@types/pg for pg) count as used
-      const typed = new Set(filesUnder(join(ROOT, dir, 'dist'), f => f.endsWith('.d.ts')).flatMap(bareImports).map(n => `@types/${n.replace(/^@(.*)\/(.*)$/, '$1__$2')}`))
+      // a package our declarations import counts as used (yjs in @concord/react's, imported for its
+      // types only: a TypeScript user needs it to resolve them), and so do its types (@types/pg for pg)
+      const typed = new Set(filesUnder(join(ROOT, dir, 'dist'), f => f.endsWith('.d.ts')).flatMap(bareImports).flatMap(n => [n, `@types/${n.replace(/^@(.*)\/(.*)$/, '$1__$2')}`]))
       for (const name of Object.keys(m.dependencies ?? {})) {
         if (!imported.has(name) && !typed.has(name)) problems.push(`${at}: depends on ${name}, which nothing in dist/ or bin/ imports`)
       }
@@ -152,7 +156,7 @@ describe('the published packages', () => {
     expect(problems).toEqual([])
   })
 
-  it('install from their tarballs into a fresh project, where concord serve and two Node clients run', async () => {
+  it('install from their tarballs into a fresh project, where concord serve, two Node clients and a React component run', async () => {
     const work = mkdtempSync(join(tmpdir(), 'concord-package-install-'))
     dirs.push(work)
     const tarballs = join(work, 'tarballs')
@@ -166,7 +170,8 @@ describe('the published packages', () => {
       const pack = await run('npm', ['pack', '--json', '--pack-destination', tarballs], join(ROOT, dir), 60_000)
       expect(pack.code, `npm pack in ${dir}: ${pack.stderr}`).toBe(0)
       const [{ filename, files }] = JSON.parse(pack.stdout) as [{ filename: string; files: { path: string }[] }]
-      expect(files.some(f => f.path.endsWith('.test.ts') || f.path.endsWith('.test.js')), `${dir} packs no tests`).toBe(false)
+      expect(files.filter(f => /\.test\.(ts|js|d\.ts)$/.test(f.path)), `${dir} packs no tests`).toEqual([])
+      expect(files.filter(f => /(^|\/)testing\.(ts|js|d\.ts)$/.test(f.path)), `${dir} packs no test helpers`).toEqual([])
       packed.push(join(tarballs, filename))
     }
 
@@ -180,8 +185,15 @@ describe('the published packages', () => {
     const prebuild = offerLocalBetterSqlite3Prebuild(project, work)
     // --prefer-offline: what the npm cache holds (after `npm ci` of the repository, most of it) is not
     // revalidated against the registry; the rest is fetched from it
-    // with @types/node as a TypeScript user on Node 20 has it (for the type-check below)
-    const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...packed, '@types/node@^20'], project, INSTALL_TIMEOUT_MS)
+    // with @types/node as a TypeScript user on Node 20 has it (for the type-check below), and what a
+    // React app adds for @concord/react: react and react-dom (its peer), their types, and happy-dom to
+    // render in Node (as the package's own tests do), at the versions the repository builds and tests it with
+    const reactDev = manifest('packages/react').devDependencies ?? {}
+    const reactApp = ['react', 'react-dom', '@types/react', '@types/react-dom', 'happy-dom'].map(name => {
+      expect(reactDev[name], `packages/react/package.json devDependencies.${name}`).toBeDefined()
+      return `${name}@${reactDev[name]}`
+    })
+    const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...packed, '@types/node@^20', ...reactApp], project, INSTALL_TIMEOUT_MS)
     console.log(`npm install of ${packed.length} tarballs: ${(install.ms / 1000).toFixed(1)} s (better-sqlite3 local prebuild: ${prebuild})`)
     expect(install.code, `npm install failed:\n${install.stderr}`).toBe(0)
     // a clean install prints no engine warning for a runtime dependency
@@ -204,9 +216,28 @@ describe('the published packages', () => {
       return Object.keys(exports).filter(k => k !== './package.json').map(k => name + k.slice(1))
     })
     writeFileSync(join(project, 'consumer.ts'), entries.map((e, i) => `import * as m${i} from '${e}'\n`).join('') + `console.log(${entries.map((_, i) => `m${i}`).join(', ')})\n`)
+    // and a component on the React hooks, typed as an app would write it
+    writeFileSync(join(project, 'react-consumer.ts'), [
+      `import { createElement, useEffect, type ReactNode } from 'react'`,
+      `import { createRoot } from 'react-dom/client'`,
+      `import { createClient } from '@concord/client'`,
+      `import { ConcordProvider, useDocument, usePresence, useStatus, useText, useVersions, type DocumentStatus, type VersionsState } from '@concord/react'`,
+      `function Editor({ name }: { name: string }): ReactNode {`,
+      `  const handle = useDocument(name)`,
+      `  const text: string = useText(handle, 'body')`,
+      `  const status: DocumentStatus = useStatus(handle)`,
+      `  const versions: VersionsState = useVersions(handle)`,
+      `  const [peers, setMine] = usePresence<{ name: string }>(handle)`,
+      `  useEffect(() => { setMine({ name: 'Ada' }) }, [setMine])`,
+      `  return createElement('p', null, text, String(status.saved), String(versions.versions?.length ?? 0), String(peers.length))`,
+      `}`,
+      `const client = createClient({ url: 'ws://localhost:1234' })`,
+      `createRoot(document.body).render(createElement(ConcordProvider, { client }, createElement(Editor, { name: 'acme/plan' })))`,
+      ``,
+    ].join('\n'))
     writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
       compilerOptions: { strict: true, noEmit: true, skipLibCheck: false, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: ['node'] },
-      files: ['consumer.ts'],
+      files: ['consumer.ts', 'react-consumer.ts'],
     }))
     const tsc = await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', project], project, 120_000)
     expect(tsc.stdout + tsc.stderr).toBe('')
@@ -227,10 +258,23 @@ describe('the published packages', () => {
     expect(write.stderr).toBe('')
     expect(write.code).toBe(0)
     expect(JSON.parse(write.stdout.trim())).toMatchObject({ text: 'from the tarballs', saved: true })
-    // and a second client sees the edit
-    const read = await runNodeScript(script, [server.url, 'installed', 'read', 'from the tarballs'], { cwd: project })
+    // a React component on the installed @concord/react (react-dom on happy-dom, in Node) shows the
+    // edit, appends to it, sees it saved, and saves and lists a named version; then it exits by itself
+    const reactScript = join(project, 'react-hooks.mjs')
+    copyFileSync(REACT_SCRIPT, reactScript)
+    const react = await runNodeScript(reactScript, [server.url, 'installed', 'from the tarballs', ' and React'], { cwd: project })
+    expect(react.stderr).toBe('')
+    expect(react.code).toBe(0)
+    expect(JSON.parse(react.stdout.trim())).toEqual({
+      before: { text: 'from the tarballs', status: 'saved' },
+      after: { text: 'from the tarballs and React', status: 'saved' },
+      versions: ['from React'],
+      error: null,
+    })
+    // and another client sees both edits
+    const read = await runNodeScript(script, [server.url, 'installed', 'read', 'from the tarballs and React'], { cwd: project })
     expect(read.stderr).toBe('')
     expect(read.code).toBe(0)
-    expect(JSON.parse(read.stdout.trim())).toMatchObject({ text: 'from the tarballs' })
+    expect(JSON.parse(read.stdout.trim())).toMatchObject({ text: 'from the tarballs and React' })
   }, INSTALL_TIMEOUT_MS + 120_000)
 })

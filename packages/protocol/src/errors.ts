@@ -246,6 +246,10 @@ export const ERROR_CODES = {
     scope: 'http', retryable: false, httpStatus: 405,
     description: 'The route exists but not for this HTTP method.',
   },
+  CONCORD_ERR_HTTP_ORIGIN_NOT_ALLOWED: {
+    scope: 'http', retryable: false, httpStatus: 403,
+    description: 'A CORS preflight came from a browser origin the server does not allow (cors origins, --cors-origin); the browser will not send the request. Requests from such an origin get no CORS headers.',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

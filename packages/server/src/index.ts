@@ -1,6 +1,7 @@
 export { createServer, VERSION, type ConcordServer } from './server.js'
 export { type ServerOptions, type ResolvedServerOptions, type ServerServices } from './server-options.js'
 export { DEFAULTS, ConfigError, type ServerConfig } from './config/server-config.js'
+export type { CorsOptions, CorsConfig } from './config/cors-config.js'
 export {
   allowEveryone, type Authenticate, type AuthenticateContext, type AuthResult, type Authorize, type AuthorizeContext, type AuthConfig,
 } from './auth/auth-hooks.js'

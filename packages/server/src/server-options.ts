@@ -10,6 +10,7 @@ import { Authorizer } from './auth/session-guard.js'
 import { ServerMetrics } from './ops/metrics.js'
 import type { WebhookEndpoint } from './ops/webhooks.js'
 import { ConfigError, resolveConfig, type ServerConfig } from './config/server-config.js'
+import type { CorsOptions } from './config/cors-config.js'
 import type { RegionsConfig } from './regions/region-config.js'
 
 export interface ServerOptions {
@@ -44,6 +45,22 @@ export interface ServerOptions {
   staticDir?: string
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>` (or the admin token). Default: open. */
   metricsToken?: string
+  /**
+   * Let web apps on other origins call the HTTP API under `/v1/` (history, versions, content) from
+   * the browser: `{ origins: ['https://app.example.com', 'http://localhost:5173'] }`, or
+   * `{ origins: '*' }` for any origin. Default: off, no CORS headers at all.
+   *
+   * A request whose `Origin` is listed (compared exactly) gets `Access-Control-Allow-Origin` with
+   * that origin (`*` with `origins: '*'`) and `Access-Control-Expose-Headers: retry-after, allow`;
+   * a preflight (`OPTIONS` with `Access-Control-Request-Method`) gets 204 with the route's methods,
+   * `Access-Control-Allow-Headers: authorization, content-type` and
+   * `Access-Control-Max-Age: maxAgeSeconds` (default 7200). Another origin gets no CORS headers,
+   * and its preflight 403 `CONCORD_ERR_HTTP_ORIGIN_NOT_ALLOWED`. Credentials (cookies) are never
+   * allowed: the API takes bearer tokens. `/admin`, `/metrics` and the dashboard never answer
+   * another origin. Each origin is written as a browser sends it (scheme://host[:port], no path);
+   * anything else throws a ConfigError.
+   */
+  cors?: CorsOptions
   /** pino logger; default: a silent one. */
   logger?: Logger
   /** How tokens are checked. Required unless `onAuthenticate` is given. */

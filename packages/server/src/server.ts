@@ -147,6 +147,7 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
     connectionStats: () => gateway!.stats(),
     staticDir: opts.staticDir,
     metricsToken: opts.metricsToken,
+    cors: opts.cors,
     adminToken: opts.adminToken,
     tokens: opts.tokens,
     access: opts.authorizer.access,

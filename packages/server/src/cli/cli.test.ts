@@ -52,6 +52,22 @@ describe('concord serve configuration', () => {
     expect(() => parseServeConfig([...cluster, '--region', 'e u'], open)).toThrow(/invalid region name/)
   })
 
+  it('takes the CORS origins from --cors-origin (repeated or comma-separated) or CONCORD_CORS_ORIGINS, and refuses what is not an origin', () => {
+    expect(parseServeConfig([], open)).toMatchObject({ corsOrigins: undefined })
+    expect(parseServeConfig(['--cors-origin', 'http://localhost:5173', '--cors-origin', 'https://a.example,https://b.example'], open).corsOrigins)
+      .toEqual(['http://localhost:5173', 'https://a.example', 'https://b.example'])
+    expect(parseServeConfig([], { ...open, CONCORD_CORS_ORIGINS: 'https://a.example, http://localhost:5173' }).corsOrigins).toEqual(['https://a.example', 'http://localhost:5173'])
+    expect(parseServeConfig([], { ...open, CONCORD_CORS_ORIGINS: '*' }).corsOrigins).toBe('*')
+    // an empty variable (a template's placeholder) is off; the flag wins over the variable
+    expect(parseServeConfig([], { ...open, CONCORD_CORS_ORIGINS: ' ' }).corsOrigins).toBeUndefined()
+    expect(parseServeConfig(['--cors-origin', 'https://flag.example'], { ...open, CONCORD_CORS_ORIGINS: 'https://env.example' }).corsOrigins).toEqual(['https://flag.example'])
+    expect(() => parseServeConfig(['--cors-origin', 'example.com'], open)).toThrow(/invalid --cors-origin: "example.com" is not an origin/)
+    expect(() => parseServeConfig(['--cors-origin', 'http://localhost:5173/'], open)).toThrow(/use http:\/\/localhost:5173/)
+    expect(() => parseServeConfig(['--cors-origin', '*,https://a.example'], open)).toThrow(/give it alone/)
+    expect(() => parseServeConfig(['--cors-origin', ''], open)).toThrow(/--cors-origin needs an origin/)
+    expect(() => parseServeConfig([], { ...open, CONCORD_CORS_ORIGINS: 'localhost:5173' })).toThrow(/invalid --cors-origin/)
+  })
+
   it('takes a postgres:// URL as the store', () => {
     const url = 'postgres://concord:secret@db.internal:5432/concord'
     expect(parseServeConfig(['--store', url], open)).toMatchObject({ store: 'postgres', storeUrl: url })

@@ -78,6 +78,10 @@ Options of serve (each also read from the environment variable shown):
   --compression-threshold <n>  permessage-deflate for messages of at least n bytes (0: off)      CONCORD_COMPRESSION_THRESHOLD (default 0)
   --trust-proxy <n>            proxies in front that append to X-Forwarded-For: the client address
                                is the n-th entry from its right        CONCORD_TRUST_PROXY (default 0: the peer)
+  --cors-origin <origin>       let web pages on this origin call the HTTP API under /v1/ from the
+                               browser (CORS): scheme://host[:port], e.g. http://localhost:5173; repeat
+                               or separate with commas; * for any origin
+                               CONCORD_CORS_ORIGINS (comma-separated; default: off, no CORS headers)
 
   Authentication (exactly one is required; docs/security.md):
   --auth-secret <s>  HS256 shared secret, at least 32 characters       CONCORD_AUTH_SECRET
@@ -229,6 +233,7 @@ async function serve(argv: string[]): Promise<void> {
     storage, logger, ...(backplane !== undefined ? { backplane } : {}), ...(nodeDirectory !== undefined ? { nodeDirectory } : {}), compactEveryUpdates: config.compactEveryUpdates, maxMessageBytes: config.maxMessageBytes,
     auth, access, devTokens: config.demo, ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
+    ...(config.corsOrigins !== undefined ? { cors: { origins: config.corsOrigins } } : {}),
     ...(config.recording !== undefined ? { recording: config.recording } : {}),
     ...(config.demo ? { staticDir: demoDir() } : {}),
     history: { checkpointEveryMs: config.checkpointEveryMinutes * 60_000, retentionMs: config.historyRetentionDays * 86_400_000 },
@@ -253,6 +258,7 @@ async function serve(argv: string[]): Promise<void> {
   }
   const adminApi = [config.adminToken !== undefined ? 'admin token' : null, config.auth.mode === 'none' ? null : 'admin JWTs'].filter(Boolean).join(' and ') || 'off'
   logger.info({ auth: config.auth.mode, adminApi }, 'authentication')
+  if (config.corsOrigins !== undefined) logger.info({ corsOrigins: config.corsOrigins }, 'CORS: pages on these origins may call the HTTP API under /v1/')
   await server.listen(config.port, config.host)
   let stopping = false
   const stop = (signal: string): void => {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import type { LevelWithSilent } from 'pino'
 import { parsePeerRegion, validateRegions, type RegionsConfig } from '../regions/region-config.js'
 import { ConfigError } from '../config/server-config.js'
+import { resolveCorsConfig } from '../config/cors-config.js'
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
@@ -57,6 +58,8 @@ export interface CliConfig {
   trustProxyHops: number
   /** permessage-deflate for messages of at least this many bytes (0: off). */
   compressionThresholdBytes: number
+  /** Origins whose pages may call the HTTP API under /v1/ (`'*'`: any), or undefined: no CORS headers. */
+  corsOrigins: readonly string[] | '*' | undefined
   /** This node's region and its peers (active-active replication), or undefined: one region. */
   regions: RegionsConfig | undefined
 }
@@ -193,6 +196,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'max-connections-per-ip': { type: 'string' },
       'trust-proxy': { type: 'string' },
       'compression-threshold': { type: 'string' },
+      'cors-origin': { type: 'string', multiple: true },
       'http-rate-limit': { type: 'string' },
       'max-named-versions': { type: 'string' },
       'shutdown-timeout-ms': { type: 'string' },
@@ -251,11 +255,27 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     maxConnectionsPerIp: optionalPositiveInt('--max-connections-per-ip', values['max-connections-per-ip'] ?? env.CONCORD_MAX_CONNECTIONS_PER_IP),
     trustProxyHops: parseHops(values['trust-proxy'] ?? env.CONCORD_TRUST_PROXY ?? '0'),
     compressionThresholdBytes: parseByteThreshold(values['compression-threshold'] ?? env.CONCORD_COMPRESSION_THRESHOLD ?? '0'),
+    // an empty CONCORD_CORS_ORIGINS (a template's placeholder) is off, as if unset
+    corsOrigins: parseCorsOrigins(values['cors-origin'] ?? (env.CONCORD_CORS_ORIGINS?.trim() ? [env.CONCORD_CORS_ORIGINS] : undefined)),
     httpRateLimit: optionalPositiveInt('--http-rate-limit', values['http-rate-limit'] ?? env.CONCORD_HTTP_RATE_LIMIT),
     maxNamedVersions: optionalPositiveInt('--max-named-versions', values['max-named-versions'] ?? env.CONCORD_MAX_NAMED_VERSIONS),
     shutdownTimeoutMs: optionalPositiveInt('--shutdown-timeout-ms', values['shutdown-timeout-ms'] ?? env.CONCORD_SHUTDOWN_TIMEOUT_MS),
     regions: parseRegions(values.region ?? env.CONCORD_REGION, values['peer-region'] ?? splitList(env.CONCORD_PEER_REGIONS), store, redisUrl),
   }
+}
+
+/**
+ * `--cors-origin` (repeated, or comma-separated) or `CONCORD_CORS_ORIGINS` (comma- or space-separated):
+ * exact origins, or `*` alone. Checked as createServer checks them, with the flag's name.
+ */
+function parseCorsOrigins(given: string[] | undefined): CliConfig['corsOrigins'] {
+  if (given === undefined) return undefined
+  const origins = given.flatMap(g => g.split(/[\s,]+/)).filter(o => o !== '')
+  if (origins.length === 0) throw new UsageError('--cors-origin needs an origin (e.g. https://app.example.com), or * for any')
+  if (origins.includes('*') && origins.length > 1) throw new UsageError('invalid --cors-origin: * allows every origin, give it alone')
+  const config = resolveCorsConfig({ origins: origins.length === 1 && origins[0] === '*' ? '*' : origins },
+    message => new UsageError(`invalid --cors-origin: ${message.replace(/^option cors\.origins: /, '')}`))
+  return config.origins
 }
 
 /** `CONCORD_PEER_REGIONS`: peers separated by spaces or semicolons. */

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '@concord/protocol'
+import { resolveCorsConfig, type CorsConfig, type CorsOptions } from './cors-config.js'
 
 /**
  * The server's configuration: values only (no services), every default in one place, validated
@@ -84,10 +85,13 @@ export interface ServerConfig extends Defaults {
   /** The HS256 secret, when `auth` has one: the server can then sign share links. */
   readonly signingSecret: string | null
   readonly devTokens: boolean
+  /** Which browser origins may call the HTTP API under /v1/ (null: no CORS headers at all). */
+  readonly cors: CorsConfig | null
 }
 
 /** The values `resolveConfig` reads (any subset of the defaults, and the rest). */
-export type ConfigInput = Partial<Defaults> & Partial<Omit<ServerConfig, keyof Defaults | 'authMode'>> & Pick<ServerConfig, 'authMode'>
+export type ConfigInput = Partial<Defaults> & Partial<Omit<ServerConfig, keyof Defaults | 'authMode' | 'cors'>> & Pick<ServerConfig, 'authMode'>
+  & { cors?: CorsOptions }
 
 const POSITIVE_INTEGER_OPTIONS = (Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[])
   .filter(k => k !== 'serverName' && k !== 'trustProxyHops' && k !== 'checkpointEveryMs' && k !== 'versionRetentionMs' && k !== 'minCheckpointIntervalMs' && k !== 'compressionThresholdBytes')
@@ -119,6 +123,7 @@ export function resolveConfig(input: ConfigInput): Readonly<ServerConfig> {
     signingSecret: null,
     devTokens: false,
     ...given,
+    cors: input.cors === undefined ? null : resolveCorsConfig(input.cors, message => new ConfigError(message)),
   } as ServerConfig
   if (config.devTokens && config.signingSecret === null) throw new ConfigError('devTokens needs auth: { secret }')
   if (config.chunkBytes > config.maxMessageBytes) throw new ConfigError('chunkBytes must not exceed maxMessageBytes')

@@ -19,6 +19,22 @@ interface Access {
 const ROUTE = /^\/v1\/documents\/([^/]+)\/(versions|at|diff|attribution|content)(?:\/([^/]+))?(?:\/(restore))?$/
 
 /**
+ * The methods a history route takes (its Allow header, its CORS preflight answer), or null when
+ * there is no such route. `restore` comes only after a version id.
+ */
+function methodsOf(what: string, id: string | undefined, restore: boolean): readonly string[] | null {
+  if (what === 'versions') return restore ? ['POST'] : id === undefined ? ['GET', 'POST'] : ['GET', 'DELETE']
+  if (id !== undefined || restore) return null
+  return what === 'content' ? ['POST'] : ['GET']
+}
+
+/** The methods of the history route at `pathname`, or null when it is none. */
+export function historyMethods(pathname: string): readonly string[] | null {
+  const m = ROUTE.exec(pathname)
+  return m === null ? null : methodsOf(m[2]!, m[3], m[4] !== undefined)
+}
+
+/**
  * Whether a request builds or stores a whole document (it then costs more of the caller's rate
  * limit): creating a version, restore, diff, time travel, attribution, and reading a version
  * other than as its stored bytes (`format=update`). Listing and deleting versions are cheap.
@@ -106,9 +122,11 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, name: 
   access: Access, deps: HistoryDeps): Promise<void> {
   const versions = deps.versions
   const field = url.searchParams.get('field') ?? undefined
-  if (what === 'content' && id === undefined && !restore) {
+  const methods = methodsOf(what, id, restore)
+  if (methods === null) throw new ConcordError('CONCORD_ERR_HTTP_NOT_FOUND', 'no such route')
+  requireMethod(req, res, ...methods)
+  if (what === 'content') {
     // merge text, JSON or ProseMirror JSON into the document as one change by the caller
-    requireMethod(req, res, 'POST')
     need(access, 'write')
     const input = parseContentInput(await readJsonObject(req, deps.maxMessageBytes))
     const result = await versions.mergeContent(name, input, access.userId)
@@ -117,7 +135,6 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, name: 
     return
   }
   if (what === 'versions' && id === undefined) {
-    requireMethod(req, res, 'GET', 'POST')
     if (req.method === 'GET') {
       sendJson(res, 200, { versions: await versions.list(name) })
       return
@@ -132,7 +149,6 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, name: 
     return
   }
   if (what === 'versions' && restore) {
-    requireMethod(req, res, 'POST')
     need(access, 'write')
     const result = await versions.restore(name, id!, access.userId)
     deps.logger.info({ document: name, version: id, userId: access.userId, changed: result.changed }, 'version restored')
@@ -147,13 +163,11 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, name: 
     sendJson(res, 200, { deleted: version.id })
     return
   }
-  requireMethod(req, res, ...(what === 'versions' ? ['GET', 'DELETE'] : ['GET']))
   if (what === 'versions') {
     const { version, snapshot } = await versions.version(name, id!)
     content(res, snapshot, url, { version })
     return
   }
-  if (id !== undefined) throw new ConcordError('CONCORD_ERR_HTTP_NOT_FOUND', 'no such route')
   if (what === 'at') {
     const t = Number(url.searchParams.get('t'))
     if (!Number.isFinite(t) || t <= 0) throw new ConcordError('CONCORD_ERR_HTTP_BAD_REQUEST', 't must be a time in ms since the epoch')

@@ -10,6 +10,7 @@ import type { DocumentVersions } from '../content/versions.js'
 import type { AdminOperations } from './admin-operations.js'
 import type { HttpRateLimiter } from './rate-limit.js'
 import type { ClusterViews } from './cluster-views.js'
+import type { CorsConfig } from '../config/cors-config.js'
 
 /**
  * Exactly what the HTTP routes use: configuration values and services, built by the composition
@@ -33,6 +34,8 @@ export interface HttpDeps {
   staticDir: string | null
   /** When set, /metrics needs it (or the admin token) as a bearer token. */
   metricsToken: string | null
+  /** Which browser origins may call the API under /v1/ (null: no CORS headers). */
+  cors: CorsConfig | null
   /** The static admin token (null: only admin JWTs reach the admin API). */
   adminToken: string | null
   /** Verifies admin JWTs (null: tokens are not checked here). */

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ConcordError } from '@concord/protocol'
 import { handleAdmin } from './admin-routes.js'
 import { sameSecret } from './admin-auth.js'
-import { handleHistory } from './history-routes.js'
+import { handleHistory, historyMethods } from './history-routes.js'
+import { CorsPolicy } from './cors.js'
 import { createStaticHandler } from './static-files.js'
 import { DASHBOARD_CSP, dashboardHtml } from './dashboard/dashboard-page.js'
 import type { HttpDeps } from './http-deps.js'
@@ -42,6 +43,8 @@ function metrics(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): voi
  */
 export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const statics = deps.staticDir !== null ? createStaticHandler(deps.staticDir) : null
+  // other origins may call the public API (/v1/) only: never the admin API, /metrics or the pages
+  const cors = deps.cors !== null ? new CorsPolicy(deps.cors) : null
   const serveStatic = (req: IncomingMessage, res: ServerResponse, path: string): void => {
     statics!(req, res, path).then(served => {
       if (!served) sendCode(res, 'CONCORD_ERR_HTTP_NOT_FOUND')
@@ -59,6 +62,7 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
       return
     }
     if (handleAdmin(req, res, url, deps)) return
+    if (cors !== null && url.pathname.startsWith('/v1/') && cors.handle(req, res, historyMethods(url.pathname))) return
     if (handleHistory(req, res, url, deps)) return
     if (url.pathname === '/metrics') {
       metrics(req, res, deps)
