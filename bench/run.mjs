@@ -28,7 +28,9 @@ const require = createRequire(import.meta.url)
 
 const ALL_SERVERS = ['concord', 'concord-native', 'concord-hocuspocus', 'hocuspocus', 'reference']
 const ALL_SCENARIOS = ['memory', 'fanout', 'throughput', 'trace', 'trace-blog', 'coldload', 'connections', 'fanout-heavy', 'cross-node', 'bigroom', 'trace-window']
-const DEFAULT_SCENARIOS = ALL_SCENARIOS
+// run only when asked for (bench/curves.mjs asks)
+const DEFAULT_SCENARIOS = [...ALL_SCENARIOS]
+ALL_SCENARIOS.push('fanout-nodes')
 
 const HELP = `usage: node bench/run.mjs [options]      (or: concord bench [options], npm run bench -- [options])
 
@@ -36,7 +38,7 @@ const HELP = `usage: node bench/run.mjs [options]      (or: concord bench [optio
   --only <servers>        any of ${ALL_SERVERS.join(', ')} (default: concord,hocuspocus,reference)
                           concord speaks y-websocket like the peers; concord-native is the same server
                           over Concord's native protocol (durable acks counted)
-  --scenario <list>       any of ${ALL_SCENARIOS.join(', ')} (default: all)
+  --scenario <list>       any of ${ALL_SCENARIOS.join(', ')} (default: all but fanout-nodes)
   --url <ws://host:port>  run against a server that is already running (loopback only), instead of
                           starting servers; with --protocol, and --server-pid for CPU and memory figures
   --protocol <p>          with --url: ${PROTOCOLS.join(', ')} (default: y-websocket)
@@ -77,6 +79,8 @@ cold load
 cross-node latency (each server as 2 nodes: Concord on PostgreSQL + Redis, Hocuspocus with
 its Redis extension; the reference server has no multi-node mode; PostgreSQL and Redis are
 started by the run from the machine's binaries, see bench/lib/services.mjs)
+  --cluster-nodes <n>     fanout-nodes: the fan-out scenario (--rooms, --clients, --rate, --duration)
+                          on n nodes of Concord (PostgreSQL + Redis), a room's clients spread over them
   --cross-rooms <n> --cross-rate <n> --cross-duration <s>
                           rooms of 2 clients, one per node, each writing rate/s
                           (default 50, 5/s, 20 s; --quick: 10, 5/s, 4 s)
@@ -134,6 +138,7 @@ try {
       'no-awareness': { type: 'boolean' },
       'coldload-runs': { type: 'string' },
       'cross-rooms': { type: 'string' },
+      'cluster-nodes': { type: 'string' },
       'cross-rate': { type: 'string' },
       'cross-duration': { type: 'string' },
       'concord-cmd': { type: 'string' },
@@ -226,6 +231,7 @@ const opts = {
   settle: num('settle', 5, { min: 0, integer: false, quickDef: 2 }),
   coldloadRuns: num('coldload-runs', 3, { min: 1, quickDef: 2 }),
   crossRooms: num('cross-rooms', 50, { min: 1, quickDef: 10 }),
+  clusterNodes: num('cluster-nodes', 2, { min: 1 }),
   crossRate: num('cross-rate', 5, { min: 0.01, integer: false }),
   crossDuration: num('cross-duration', 20, { min: 0.1, integer: false, quickDef: 4 }),
   awareness: !args['no-awareness']
@@ -286,7 +292,9 @@ const SCENARIOS = {
   'fanout-heavy': fanoutScenario(o => ({ rooms: o.heavyRooms, clients: o.heavyClients, rate: o.heavyRate, duration: o.heavyDuration }), 'heavy fan-out'),
   // two clients per room, on different nodes: every receipt crossed from one node to the other
   'cross-node': { ...fanoutScenario(o => ({ rooms: o.crossRooms, clients: 2, rate: o.crossRate, duration: o.crossDuration }), 'cross-node latency, 2 nodes'), nodes: 2 },
-  bigroom: bigroomScenario
+  bigroom: bigroomScenario,
+  // the node curve (bench/curves.mjs): the same load over --cluster-nodes nodes
+  'fanout-nodes': { ...fanoutScenario(o => ({ rooms: o.rooms, clients: o.clients, rate: o.rate, duration: o.duration }), `fan-out on ${opts.clusterNodes} node(s)`), nodes: opts.clusterNodes }
 }
 // scenarios measured for Concord only unless asked for explicitly: the peers have no cold load
 // from disk, and 50,000 connections in a peer is not a question the table asks

@@ -1,23 +1,20 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
-import { tmpdir } from 'node:os'
-import { extname, join, normalize } from 'node:path'
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { build, createLogger } from 'vite'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import type { ConcordClient } from '@concord/client'
 import { connectClient, startServer, waitFor, type RunningServer } from './helpers.js'
 // the app's `window.reactApp` (its type, and the global declaration of it)
 import type {} from './fixtures/react/main.js'
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium, within } from './chromium.js'
+import { buildFixtureSite, type FixtureSite } from './fixture-site.js'
 
 // A small React app on @concord/react (e2e/fixtures/react), built with Vite in development mode (so
 // React's own checks run: a getSnapshot that is not cached, an update loop, would log a console
 // error, and every console error fails the test), in StrictMode, driven in Debian's Chromium.
 const FIXTURE = fileURLToPath(new URL('./fixtures/react/', import.meta.url))
 
-let site: { dir: string; http: HttpServer; origin: string } | null = null
+let site: FixtureSite | null = null
 let browser: Browser | null = null
 let server: RunningServer | null = null
 const clients: ConcordClient[] = []
@@ -25,40 +22,15 @@ let pageErrors: string[] = []
 
 beforeAll(async () => {
   requireChromium('the React hooks test')
-  const dir = mkdtempSync(join(tmpdir(), 'concord-react-site-'))
-  const warnings: string[] = []
-  const logger = createLogger('warn', { allowClearScreen: false })
-  logger.warn = msg => { warnings.push(msg) }
-  logger.warnOnce = msg => { warnings.push(msg) }
-  await build({
-    configFile: false,
-    root: FIXTURE,
-    base: './',
-    mode: 'development',
-    define: { 'process.env.NODE_ENV': JSON.stringify('development') },
-    customLogger: logger,
-    logLevel: 'warn',
-    build: { outDir: dir, emptyOutDir: true, minify: false, sourcemap: false, chunkSizeWarningLimit: 10_000 },
-  })
-  // neither the SDK nor the hooks may need Node built-ins in the browser
-  expect(warnings.filter(w => /externalized for browser compatibility/.test(w))).toEqual([])
-  const http = createHttpServer((req, res) => {
+  site = await buildFixtureSite(FIXTURE, {
+    vite: { mode: 'development', define: { 'process.env.NODE_ENV': JSON.stringify('development') } },
     // the history API, forwarded to the test's Concord server as a reverse proxy in front of both would
-    if (req.url?.startsWith('/v1/')) {
+    handle: (req, res) => {
+      if (!req.url?.startsWith('/v1/')) return false
       forward(req, res)
-      return
-    }
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '')
-    const file = join(dir, path === '/' ? 'index.html' : path)
-    if (!file.startsWith(dir) || !existsSync(file)) {
-      res.writeHead(404).end()
-      return
-    }
-    const type = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' }[extname(file)] ?? 'application/octet-stream'
-    res.writeHead(200, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'no-store' }).end(readFileSync(file))
+      return true
+    },
   })
-  await new Promise<void>(resolve => http.listen(0, '127.0.0.1', () => resolve()))
-  site = { dir, http, origin: `http://127.0.0.1:${(http.address() as { port: number }).port}` }
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 })
 })
 
@@ -79,12 +51,8 @@ function forward(req: IncomingMessage, res: ServerResponse): void {
 afterAll(async () => {
   if (browser !== null) await within(20_000, 'closing Chromium', browser.close())
   browser = null
-  if (site === null) return
-  const { http, dir } = site
+  await site?.close()
   site = null
-  http.closeAllConnections()
-  await new Promise<void>(resolve => http.close(() => resolve()))
-  rmSync(dir, { recursive: true, force: true })
 })
 
 afterEach(async () => {

@@ -1,10 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { extname, join, normalize } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build, createLogger } from 'vite'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import * as Y from 'yjs'
 import { mintToken } from '@concord/server'
@@ -12,6 +10,7 @@ import { startServer, waitFor, type RunningServer } from './helpers.js'
 // the page's `window.tiptap` (its type, and the global declaration of it)
 import type { PageState, User } from './fixtures/tiptap/main.js'
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium, within } from './chromium.js'
+import { buildFixtureSite, type FixtureSite } from './fixture-site.js'
 
 // TipTap v3 on a stock @hocuspocus/provider in one Chromium page, TipTap on @concord/client in
 // another, one Concord server between them: what a team moving from Hocuspocus runs while half its
@@ -30,7 +29,7 @@ const GRACE: User = { name: 'Grace', color: '#0088ff' }
 const RITA: User = { name: 'Rita', color: '#22aa44' }
 
 /** The test page (built once) and the static server that serves it. */
-let site: { dir: string; http: HttpServer; origin: string } | null = null
+let site: FixtureSite | null = null
 /** Per test: what to close afterwards. */
 const contexts = new Set<BrowserContext>()
 const running: RunningServer[] = []
@@ -40,42 +39,12 @@ let pageErrors: string[] = []
 
 beforeAll(async () => {
   requireChromium()
-  const dir = mkdtempSync(join(tmpdir(), 'concord-tiptap-site-'))
-  const warnings: string[] = []
-  const logger = createLogger('warn', { allowClearScreen: false })
-  logger.warn = msg => { warnings.push(msg) }
-  logger.warnOnce = msg => { warnings.push(msg) }
-  await build({
-    configFile: false,
-    root: FIXTURE,
-    base: './',
-    customLogger: logger,
-    logLevel: 'warn',
-    build: { outDir: dir, emptyOutDir: true, minify: false, sourcemap: false, chunkSizeWarningLimit: 10_000 },
-  })
-  // neither TipTap, the Hocuspocus provider nor the client may need Node built-ins in the browser
-  expect(warnings.filter(w => /externalized for browser compatibility/.test(w))).toEqual([])
-  const http = createHttpServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '')
-    const file = join(dir, path === '/' ? 'index.html' : path)
-    if (!file.startsWith(dir) || !existsSync(file)) {
-      res.writeHead(404).end()
-      return
-    }
-    const type = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' }[extname(file)] ?? 'application/octet-stream'
-    res.writeHead(200, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'no-store' }).end(readFileSync(file))
-  })
-  await new Promise<void>(resolve => http.listen(0, '127.0.0.1', () => resolve()))
-  site = { dir, http, origin: `http://127.0.0.1:${(http.address() as { port: number }).port}` }
+  site = await buildFixtureSite(FIXTURE)
 })
 
 afterAll(async () => {
-  if (site === null) return
-  const { http, dir } = site
+  await site?.close()
   site = null
-  http.closeAllConnections()
-  await new Promise<void>(resolve => http.close(() => resolve()))
-  rmSync(dir, { recursive: true, force: true })
 })
 
 afterEach(async () => {

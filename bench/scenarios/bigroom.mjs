@@ -8,6 +8,7 @@ import { WorkerHandle, terminateAll } from '../lib/workers.mjs'
 import { startMeter, cpuRows } from '../lib/meter.mjs'
 import { LatencyHistogram } from '../lib/stats.mjs'
 import { now } from '../lib/clients.mjs'
+import { safeRss } from './fanout.mjs'
 
 const workerFile = new URL('./bigroom-worker.mjs', import.meta.url)
 
@@ -67,6 +68,7 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
     for (const h of handles) h.post({ type: 'expect', totalSent })
     const results = await Promise.all(handles.map(h => h.next('done', (opts.drain + 60) * 1000)))
     const m = stop()
+    const rssKB = safeRss(server)
     for (const h of handles) h.post({ type: 'close' })
     await Promise.all(handles.map(h => h.next('closed', 10000))).catch(() => {})
 
@@ -101,7 +103,8 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
         ['sockets closed during the run', sum('closedByServer'), 0],
         ['load-generator event-loop delay p99, worst worker (ms)', Math.max(...results.map(r => r.loopP99Ms)), 1],
         ['load-generator event-loop delay max (ms)', Math.max(...results.map(r => r.loopMaxMs)), 1],
-        ...cpuRows(m)
+        ...cpuRows(m),
+        ...(rssKB ? [['server RSS with every client connected (MiB)', rssKB / 1024, 0]] : [])
       ]
     }
   } finally {

@@ -20,6 +20,11 @@ export function fanoutScenario (paramsOf, name = 'fan-out latency') {
   }
 }
 
+/** The server's RSS in KiB (summed over nodes), or null where it cannot be read (an external server without a pid). */
+export function safeRss (server) {
+  try { return server.rssKB?.() ?? null } catch { return null }
+}
+
 async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }) {
   const tag = randomBytes(3).toString('hex')
   const rooms = Array.from({ length: opts.rooms }, (_, r) => `bench-fanout-${tag}-${r}`)
@@ -50,6 +55,7 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
     const results = await Promise.all(handles.map(h => h.next('done', timeoutMs))).finally(() => { if (ticker) clearInterval(ticker) })
     bar?.done()
     const m = stop()
+    const rssKB = safeRss(server)
     for (const h of handles) h.post({ type: 'close' })
     await Promise.all(handles.map(h => h.next('closed', 10000))).catch(() => {})
 
@@ -73,7 +79,8 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
         ['latency p99 (ms)', percentile(all, 99), 1],
         ['latency max (ms)', all.length ? all[all.length - 1] : NaN, 1],
         ...(closed ? [['sockets closed during the run', closed, 0]] : []),
-        ...cpuRows(m)
+        ...cpuRows(m),
+        ...(rssKB ? [['server RSS with every client connected (MiB)', rssKB / 1024, 0]] : [])
       ]
     }
   } finally {
