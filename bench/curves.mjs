@@ -62,6 +62,9 @@ for (const n of ROOMS) {
   const delivered = r.get('edits sent') * (n - 1) + r.get('presence changes sent') * (n - 1)
   points.rooms.push({
     x: n,
+    clients: n,
+    delivered,
+    rssMiB: r.get('server RSS with every client connected (MiB)'),
     cpuUsPerDelivered: r.get('server CPU (s)') * 1e6 / delivered,
     rssKiBPerClient: r.get('server RSS with every client connected (MiB)') * 1024 / n,
     serverCpuS: r.get('server CPU (s)'),
@@ -77,6 +80,8 @@ for (const d of DOCUMENTS) {
   const delivered = r.get('expected receipts') - r.get('lost updates (expected − received)')
   points.documents.push({
     x: d,
+    clients: 2 * d,
+    delivered,
     cpuUsPerDelivered: r.get('server CPU (s)') * 1e6 / delivered,
     rssKiBPerClient: r.get('server RSS with every client connected (MiB)') * 1024 / (2 * d),
     rssMiB: r.get('server RSS with every client connected (MiB)'),
@@ -92,6 +97,9 @@ for (const k of NODES) {
   const delivered = r.get('expected receipts') - r.get('lost updates (expected − received)')
   points.nodes.push({
     x: k,
+    clients: 2000,
+    delivered,
+    rssMiB: r.get('server RSS with every client connected (MiB)'),
     cpuUsPerDelivered: r.get('server CPU (s)') * 1e6 / delivered,
     rssKiBPerClient: r.get('server RSS with every client connected (MiB)') * 1024 / 2000,
     serverCpuS: r.get('server CPU (s)'),
@@ -99,6 +107,17 @@ for (const k of NODES) {
     p99: r.get('latency p99 (ms)'),
     lost: r.get('lost updates (expected − received)')
   })
+}
+
+// marginal costs between neighbouring points: what one more delivered update and one more client
+// cost, without the process's fixed share (its idle CPU, its RSS before any client), which dominates
+// the averages of small runs
+for (const key of ['rooms', 'documents']) {
+  const ps = points[key]
+  for (let i = 1; i < ps.length; i++) {
+    ps[i].marginalCpuUs = (ps[i].serverCpuS - ps[i - 1].serverCpuS) * 1e6 / (ps[i].delivered - ps[i - 1].delivered)
+    ps[i].marginalKiBPerClient = (ps[i].rssMiB - ps[i - 1].rssMiB) * 1024 / (ps[i].clients - ps[i - 1].clients)
+  }
 }
 
 writeFileSync(join(outDir, 'curves.json'), JSON.stringify({ date: new Date().toISOString(), duration: DURATION, points }, null, 2))
@@ -110,24 +129,32 @@ const charts = [
 ]
 for (const [key, xLabel, what] of charts) {
   if (points[key].length === 0) continue
+  const marginal = key !== 'nodes'
   writeFileSync(join(outDir, `${key}-cpu.svg`), timeSeries({
     title: `Server CPU per delivered update (µs) against ${what}`,
     xLabel,
     yLabel: 'µs of server CPU per delivered update',
-    series: [{ name: 'Concord', points: points[key].map(p => [p.x, p.cpuUsPerDelivered]) }]
+    series: [
+      { name: 'average (whole process)', points: points[key].map(p => [p.x, p.cpuUsPerDelivered]) },
+      ...(marginal ? [{ name: 'marginal (from the previous point)', points: points[key].slice(1).map(p => [p.x, p.marginalCpuUs]) }] : [])
+    ]
   }))
   writeFileSync(join(outDir, `${key}-memory.svg`), timeSeries({
     title: `Server memory per client (KiB) against ${what}`,
     xLabel,
     yLabel: 'KiB of server RSS per client',
-    series: [{ name: 'Concord', points: points[key].map(p => [p.x, p.rssKiBPerClient]) }]
+    series: [
+      { name: 'average (whole process)', points: points[key].map(p => [p.x, p.rssKiBPerClient]) },
+      ...(marginal ? [{ name: 'marginal (from the previous point)', points: points[key].slice(1).map(p => [p.x, p.marginalKiBPerClient]) }] : [])
+    ]
   }))
 }
 
 const fmt = (x, d = 1) => Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '–'
-const md = ['| curve | x | server CPU per delivered update (µs) | server RSS per client (KiB) | server CPU (s) | latency |', '|---|---:|---:|---:|---:|---|']
-for (const p of points.rooms) md.push(`| room size | ${p.x} | ${fmt(p.cpuUsPerDelivered)} | ${fmt(p.rssKiBPerClient)} | ${fmt(p.serverCpuS, 2)} | edits p99 ${fmt(p.editP99)} ms, presence p95 ${fmt(p.presenceP95)} ms (generator loop p99 ${fmt(p.generatorLoopP99)} ms) |`)
-for (const p of points.documents) md.push(`| documents | ${p.x.toLocaleString('en-US')} | ${fmt(p.cpuUsPerDelivered)} | ${fmt(p.rssKiBPerClient)} | ${fmt(p.serverCpuS, 2)} | p99 ${fmt(p.p99)} ms, ${p.lost} lost, RSS ${fmt(p.rssMiB, 0)} MiB |`)
-for (const p of points.nodes) md.push(`| nodes | ${p.x} | ${fmt(p.cpuUsPerDelivered)} | ${fmt(p.rssKiBPerClient)} | ${fmt(p.serverCpuS, 2)} | p99 ${fmt(p.p99)} ms, ${p.lost} lost |`)
+const md = ['| curve | x | delivered updates | server CPU (s) | CPU per delivered update, average / marginal (µs) | RSS (MiB) | RSS per client, average / marginal (KiB) | latency |', '|---|---:|---:|---:|---:|---:|---:|---|']
+const both = (a, m) => `${fmt(a)} / ${fmt(m)}`
+for (const p of points.rooms) md.push(`| room size | ${p.x} | ${p.delivered.toLocaleString('en-US')} | ${fmt(p.serverCpuS, 2)} | ${both(p.cpuUsPerDelivered, p.marginalCpuUs)} | ${fmt(p.rssMiB, 0)} | ${both(p.rssKiBPerClient, p.marginalKiBPerClient)} | edits p99 ${fmt(p.editP99)} ms, presence p95 ${fmt(p.presenceP95)} ms (generator loop p99 ${fmt(p.generatorLoopP99)} ms) |`)
+for (const p of points.documents) md.push(`| documents | ${p.x.toLocaleString('en-US')} | ${p.delivered.toLocaleString('en-US')} | ${fmt(p.serverCpuS, 2)} | ${both(p.cpuUsPerDelivered, p.marginalCpuUs)} | ${fmt(p.rssMiB, 0)} | ${both(p.rssKiBPerClient, p.marginalKiBPerClient)} | p99 ${fmt(p.p99)} ms, ${p.lost} lost |`)
+for (const p of points.nodes) md.push(`| nodes | ${p.x} | ${p.delivered.toLocaleString('en-US')} | ${fmt(p.serverCpuS, 2)} | ${fmt(p.cpuUsPerDelivered)} | ${fmt(p.rssMiB, 0)} | ${fmt(p.rssKiBPerClient)} | p99 ${fmt(p.p99)} ms, ${p.lost} lost |`)
 writeFileSync(join(outDir, 'curves.md'), md.join('\n') + '\n')
 console.log(md.join('\n'))
