@@ -18,6 +18,8 @@ import { YClient, now } from './lib/yclient.mjs'
 import { startServer, freePort, CLK_TCK } from './lib/server-proc.mjs'
 import { percentile } from './lib/stats.mjs'
 import { timeSeries } from './lib/svg.mjs'
+import { eachEntry } from './lib/entries.mjs'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 const { values } = parseArgs({
   options: {
@@ -54,32 +56,30 @@ let latencies = []
 let lost = 0
 let joins = 0
 let leaves = 0
-let seq = 0
 /** Every live editor, by room. */
 const rooms = Array.from({ length: ROOMS }, () => new Set())
 
 async function joinRoom (r) {
-  const id = `${r}-${joins++}`
+  const id = joins++
   const c = new YClient(`ws://127.0.0.1:${port}/soak-${r}`, {
-    onRemoteUpdate: () => {
+    onRemoteUpdate: (update) => {
       // (the initial sync is not a receipt: what it brought is marked seen once connected)
       if (!c.joined) return
-      // entries "<id>#<seq>@<ms>;" newly in this replica: their latency
+      // entries "<editor>.<seq>@<ms>;" in the update's bytes: each editor's entries once, in order
       const t = c.lastRecv
-      const text = c.doc.getText('t').toString()
-      for (const m of text.matchAll(/([\d-]+)#(\d+)@([\d.]+);/g)) {
-        const key = `${m[1]}#${m[2]}`
-        if (m[1] === id || c.seen.has(key)) continue
-        c.seen.add(key)
-        latencies.push(t - Number(m[3]))
-      }
+      eachEntry(update, (editor, n, sentAt) => {
+        if (editor === id || n <= (c.last.get(editor) ?? -1)) return
+        c.last.set(editor, n)
+        latencies.push(t - sentAt)
+      })
     }
   })
-  c.seen = new Set()
+  c.last = new Map()
   c.id = id
+  c.seq = 0
   await c.connect({ timeoutMs: 30000 })
   // what was there before it joined is not a receipt
-  for (const m of c.doc.getText('t').toString().matchAll(/([\d-]+)#(\d+)@/g)) c.seen.add(`${m[1]}#${m[2]}`)
+  for (const m of c.doc.getText('t').toString().matchAll(/(\d+)\.(\d+)@/g)) c.last.set(Number(m[1]), Math.max(c.last.get(Number(m[1])) ?? -1, Number(m[2])))
   c.joined = true
   rooms[r].add(c)
   return c
@@ -94,7 +94,7 @@ async function leave (c, r) {
 function type (c) {
   const text = c.doc.getText('t')
   c.doc.transact(() => {
-    text.insert(text.length, `${c.id}#${seq++}@${now().toFixed(3)};`)
+    text.insert(text.length, `${c.id}.${c.seq++}@${now().toFixed(3)};`)
     if (text.length > MAX_TEXT) {
       // delete the oldest entry, whoever wrote it (those who left write no more; two editors
       // deleting the same entry at once is no conflict in Yjs)
@@ -130,6 +130,8 @@ try {
   }, 1000)
   let cpu0 = server.cpuTicks()
   let t0 = now()
+  const loop = monitorEventLoopDelay({ resolution: 10 })
+  loop.enable()
   while (now() < endAt) {
     await new Promise(resolve => setTimeout(resolve, SAMPLE_S * 1000))
     const window = latencies.sort((a, b) => a - b)
@@ -143,12 +145,14 @@ try {
       editors: rooms.reduce((n, s) => n + s.size, 0),
       p50: percentile(window, 50),
       p99: percentile(window, 99),
-      receipts: window.length
+      receipts: window.length,
+      loopP99: loop.percentile(99) / 1e6
     })
+    loop.reset()
     cpu0 = cpu
     t0 = t
     const s = samples.at(-1)
-    process.stderr.write(`soak ${s.minute.toFixed(1)} min: RSS ${s.rssMiB.toFixed(0)} MiB, CPU ${s.cpuPct.toFixed(0)} %, ${s.editors} editors, p50/p99 ${s.p50.toFixed(1)}/${s.p99.toFixed(1)} ms\n`)
+    process.stderr.write(`soak ${s.minute.toFixed(1)} min: RSS ${s.rssMiB.toFixed(0)} MiB, CPU ${s.cpuPct.toFixed(0)} %, ${s.editors} editors, p50/p99 ${s.p50.toFixed(1)}/${s.p99.toFixed(1)} ms, generator loop p99 ${s.loopP99.toFixed(0)} ms\n`)
   }
   clearInterval(typer)
   clearInterval(churner)
@@ -174,9 +178,9 @@ const md = [
   `- RSS over the second half: ${slope >= 0 ? '+' : ''}${slope.toFixed(2)} MiB per minute (least squares over ${half.length} samples); first sample ${first?.rssMiB.toFixed(0)} MiB, last ${last?.rssMiB.toFixed(0)} MiB`,
   `- edit latency p99: first window ${first?.p99.toFixed(1)} ms, last window ${last?.p99.toFixed(1)} ms`,
   '',
-  '| minute | server RSS (MiB) | server CPU (%) | editors | receipts | p50 (ms) | p99 (ms) |',
-  '|---:|---:|---:|---:|---:|---:|---:|',
-  ...samples.map(s => `| ${s.minute.toFixed(1)} | ${s.rssMiB.toFixed(0)} | ${s.cpuPct.toFixed(0)} | ${s.editors} | ${s.receipts.toLocaleString('en-US')} | ${s.p50.toFixed(1)} | ${s.p99.toFixed(1)} |`),
+  '| minute | server RSS (MiB) | server CPU (%) | editors | receipts | p50 (ms) | p99 (ms) | load generator event-loop delay p99 (ms) |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...samples.map(s => `| ${s.minute.toFixed(1)} | ${s.rssMiB.toFixed(0)} | ${s.cpuPct.toFixed(0)} | ${s.editors} | ${s.receipts.toLocaleString('en-US')} | ${s.p50.toFixed(1)} | ${s.p99.toFixed(1)} | ${s.loopP99.toFixed(0)} |`),
   '',
   '![RSS and p99 over time](soak.svg)'
 ].join('\n')
