@@ -1,11 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import * as Y from 'yjs'
 import { storageContract } from '@concord/server/storage/contract'
 import { createPostgresStorage } from '@concord/server/storage/postgres'
 import { createPartitionedPostgresStorage, type PartitionedPostgresStorage, type StorePartition } from '@concord/server/storage/postgres-partitions'
+import { ERROR_CODES, type ErrorCode } from '@concord/protocol'
+import type { DocHandle } from '@concord/client'
 import { exportStore } from '../packages/server/src/content/store-archive.js'
-import { createDatabase, startPostgresServers, type PostgresServer } from './services/postgres.js'
+import { homePartition } from '../packages/server/src/storage/partition-placement.js'
+import { connectClient, waitFor } from './helpers.js'
+import { cleanupAfterEach } from './cleanup.js'
+import { spawnServer, type ServerProcess } from './server-process.js'
+import { crashPostgres, createDatabase, startPostgresServers, storedDocument, type PostgresServer } from './services/postgres.js'
 
 // Documents partitioned over three real PostgreSQL servers (separate processes on free ports).
 const IDS = ['p1', 'p2', 'p3'] as const
@@ -160,4 +171,169 @@ describe('postgres partitions: identity', () => {
     expect((await ok.list()).map(d => d.name)).toEqual(['some/doc'])
     await ok.close()
   })
+})
+
+const BIN = fileURLToPath(new URL('../packages/server/bin/concord.js', import.meta.url))
+const { procs, clients, dirs } = cleanupAfterEach()
+
+/** `--store p1=…,p2=…,p3=…` */
+const storeArg = (parts: StorePartition[]): string => parts.map(p => `${p.id}=${p.connectionString}`).join(',')
+
+async function serve(parts: StorePartition[], extra: string[] = []): Promise<ServerProcess> {
+  const data = mkdtempSync(join(tmpdir(), 'concord-partitions-node-'))
+  dirs.push(data)
+  const proc = await spawnServer(['--store', storeArg(parts), '--data', data, '--port', '0', '--rate-limit-messages', '1000000', ...extra])
+  procs.push(proc)
+  return proc
+}
+
+/** Run the CLI to completion (asynchronously), at most 60 s. */
+function concord(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise(resolve => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+    child.on('exit', code => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+describe('postgres partitions: a server on them', () => {
+  it('keeps acking the documents of the live partitions while one PostgreSQL server is down, refuses to open its documents with a retryable error, and loses nothing once it is back', async () => {
+    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000)
+    const victimIndex = seed % 3
+    console.log(`postgres partitions outage: seed ${seed}, crashing the server of ${IDS[victimIndex]} (SEED=${seed} reproduces it)`)
+    const parts = await freshPartitions('outage')
+    const node = await serve(parts, ['--compact-every-updates', '40'])
+    const http = node.url.replace('ws:', 'http:')
+    // two documents per partition, named from the seed
+    const docs: string[] = []
+    for (let i = 0; docs.length < 6; i++) {
+      const name = `acme/outage-${seed}-${i}`
+      if (docs.filter(d => homePartition(d, IDS) === homePartition(name, IDS)).length < 2) docs.push(name)
+    }
+    const homeOf = (doc: string): string => homePartition(doc, IDS)
+    const victim = IDS[victimIndex]!
+    const writer = connectClient(node.url, { reconnect: { minDelayMs: 50, maxDelayMs: 300 } })
+    const reader = connectClient(node.url, { reconnect: { minDelayMs: 50, maxDelayMs: 300 } })
+    clients.push(writer, reader)
+    const w = docs.map(d => writer.open(d))
+    const r = docs.map(d => reader.open(d))
+    await Promise.all([...w, ...r].map(h => h.whenSynced()))
+    const acks = docs.map(() => 0)
+    w.forEach((h, i) => h.on('ack', seqs => { acks[i]! += seqs.length }))
+    const typed = docs.map(() => 0)
+    let typing = true
+    const typist = (async () => {
+      while (typing) {
+        w.forEach((h, i) => h.doc.getArray<number>('items').push([typed[i]!++]))
+        // pacing the typing (not synchronisation): about 50 edits a second per document
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+    })()
+    await waitFor(() => acks.every(n => n >= 20), { timeoutMs: 20_000, message: 'every document acked before the crash' })
+
+    const down = servers[victimIndex]!
+    await crashPostgres(down)
+    let restarted = false
+    try {
+      const ackedAtCrash = [...acks]
+      // the two live partitions' documents keep being acked (durable in their PostgreSQL)
+      await waitFor(() => docs.every((d, i) => homeOf(d) === victim || acks[i]! >= ackedAtCrash[i]! + 40), {
+        timeoutMs: 30_000, message: () => `acks on the live partitions (${docs.map((d, i) => `${homeOf(d)}: ${ackedAtCrash[i]} -> ${acks[i]}`).join(', ')})`,
+      })
+      // while the dead partition's documents are not: their edits pile up, unacked (and are relayed live)
+      await waitFor(() => docs.every((d, i) => homeOf(d) !== victim || w[i]!.pendingCount >= 40), { timeoutMs: 30_000, message: 'edits pending on the dead partition' })
+      for (const [i, d] of docs.entries()) if (homeOf(d) !== victim) expect(w[i]!.pendingCount, d).toBeLessThan(40)
+      // a document of the dead partition cannot be opened: the coded, retryable error of a PostgreSQL that is down
+      const late = connectClient(node.url, { reconnect: { minDelayMs: 50, maxDelayMs: 300 } })
+      clients.push(late)
+      let lateName = ''
+      for (let i = 0; lateName === ''; i++) if (homeOf(`acme/late-${seed}-${i}`) === victim) lateName = `acme/late-${seed}-${i}`
+      const lateHandle: DocHandle = late.open(lateName)
+      const refused = await new Promise<{ code: string }>(resolve => lateHandle.once('error', resolve))
+      expect(refused.code).toBe('CONCORD_ERR_DOC_LOAD_FAILED')
+      expect(ERROR_CODES[refused.code as ErrorCode].retryable).toBe(true)
+      // written offline meanwhile: sent once the document opens
+      lateHandle.doc.getArray<number>('items').push([42])
+      // one partition down does not make the node unready (the load balancer would drain every node)
+      expect((await fetch(`${http}/readyz`)).status).toBe(200)
+
+      down.start()
+      restarted = true
+      typing = false
+      await typist
+      await waitFor(() => w.every(h => h.pendingCount === 0) && lateHandle.pendingCount === 0, {
+        timeoutMs: 60_000, message: () => `every edit acked after the restart (pending ${w.map(h => h.pendingCount).join(', ')}, late ${lateHandle.pendingCount})`,
+      })
+      console.log(`postgres partitions outage: typed ${typed.join(', ')} per document; ${docs.map((d, i) => `${homeOf(d)} ${acks[i]}`).join(', ')} acks`)
+      // every client converges
+      await waitFor(() => r.every((h, i) => JSON.stringify(h.doc.getArray('items').toArray()) === JSON.stringify(w[i]!.doc.getArray('items').toArray())), {
+        timeoutMs: 30_000, message: 'readers converge with the writer',
+      })
+      // every update typed is stored once, on its document's partition only
+      const held = await Promise.all(parts.map(p => documentsIn(p.connectionString)))
+      for (const [i, d] of docs.entries()) {
+        const home = parts.find(p => p.id === homeOf(d))!
+        const items = (await storedDocument(home.connectionString, d)).getArray<number>('items').toArray()
+        expect(items.length, d).toBe(typed[i])
+        expect([...items].sort((a, b) => a - b), d).toEqual(Array.from({ length: typed[i]! }, (_, k) => k))
+        expect(parts.filter((_, k) => held[k]!.has(d)).map(p => p.id), d).toEqual([home.id])
+      }
+      const lateHome = parts.find(p => p.id === victim)!
+      expect((await storedDocument(lateHome.connectionString, lateName)).getArray<number>('items').toArray()).toEqual([42])
+    } finally {
+      if (!restarted) down.start()
+      typing = false
+      await typist
+    }
+  }, 180_000)
+
+  it('a node given partitions that disagree with the databases refuses to start and says why; export and import go over every partition', async () => {
+    const parts = await freshPartitions('cli')
+    const node = await serve(parts)
+    const client = connectClient(node.url)
+    clients.push(client)
+    const names = Array.from({ length: 30 }, (_, i) => `acme/cli-${i}`)
+    const handles = names.map(n => client.open(n))
+    handles.forEach((h, i) => h.doc.getText('t').insert(0, names[i]!))
+    await waitFor(() => handles.every(h => h.status === 'synced' && h.pendingCount === 0), { message: 'written' })
+    node.child.kill('SIGTERM')
+    expect((await node.exited).code).toBe(0)
+
+    // p1 and p2 swapped
+    const swapped = [{ ...parts[0]!, connectionString: parts[1]!.connectionString }, { ...parts[1]!, connectionString: parts[0]!.connectionString }, parts[2]!]
+    const data = mkdtempSync(join(tmpdir(), 'concord-partitions-refused-'))
+    dirs.push(data)
+    const refused = await concord(['serve', '--store', storeArg(swapped), '--data', data, '--auth', 'none', '--port', '0'])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/concord: the database at postgres:\/\/\S+ is partition "p2" of \{p1, p2, p3\}, but this node names it "p1"/)
+    expect(refused.stderr).toContain('CONCORD_ERR_CONFIG_INVALID')
+    // one partition left out
+    const fewer = await concord(['serve', '--store-partition', `p1=${parts[0]!.connectionString}`, '--store-partition', `p2=${parts[1]!.connectionString}`, '--data', data, '--auth', 'none', '--port', '0'])
+    expect(fewer.code).toBe(2)
+    expect(fewer.stderr).toMatch(/belongs to the partitions \{p1, p2, p3\}, but this node is configured with \{p1, p2\}/)
+
+    // export reads every partition (given in any order); import places each document on its partition
+    const archive = join(data, 'all.ndjson.gz')
+    const exported = await concord(['export', '--store', storeArg([parts[2]!, parts[0]!, parts[1]!]), '--out', archive])
+    expect(exported.code, exported.stderr).toBe(0)
+    expect(exported.stderr).toMatch(/concord export: 30 documents/)
+    expect(readFileSync(archive).byteLength).toBeGreaterThan(0)
+    const target = await freshPartitions('cli_import')
+    const imported = await concord(['import', '--store', storeArg(target), '--in', archive])
+    expect(imported.code, imported.stderr).toBe(0)
+    expect(imported.stdout).toMatch(/concord import: 30 documents/)
+    const held = await Promise.all(target.map(p => documentsIn(p.connectionString)))
+    for (const n of names) {
+      const home = homePartition(n, IDS)
+      expect(target.filter((_, k) => held[k]!.has(n)).map(p => p.id), n).toEqual([home])
+      expect((await storedDocument(target.find(p => p.id === home)!.connectionString, n)).getText('t').toString()).toBe(n)
+    }
+  }, 120_000)
 })
