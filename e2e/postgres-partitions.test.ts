@@ -173,6 +173,58 @@ describe('postgres partitions: identity', () => {
   })
 })
 
+describe('postgres partitions: a partition down when the store opens', () => {
+  it('opens with the others, serves their documents, and takes the missing one in once it answers; without the primary it serves nothing', async () => {
+    const parts = await freshPartitions('late')
+    // the first start checks and records every database
+    const first = await createPartitionedPostgresStorage({ partitions: parts })
+    await first.close()
+    const docOn = (id: string, tag: string): string => {
+      for (let i = 0; ; i++) if (homePartition(`late/${tag}-${i}`, IDS) === id) return `late/${tag}-${i}`
+    }
+    servers[2]!.stopServer()
+    let store: PartitionedPostgresStorage | null = null
+    try {
+      store = await createPartitionedPostgresStorage({ partitions: parts })
+      expect(store.ready).toBe(true)
+      expect(store.partitions().map(p => p.state)).toEqual(['open', 'open', 'waiting'])
+      await store.append(docOn('p1', 'a'), { update: text('one') })
+      await store.append(docOn('p2', 'b'), { update: text('two') })
+      await expect(store.load(docOn('p3', 'c'))).rejects.toMatchObject({ code: 'CONCORD_ERR_STORAGE_UNAVAILABLE', message: expect.stringMatching(/partition "p3" .* is not reachable yet/) })
+      await expect(store.append(docOn('p3', 'c'), { update: text('three') })).rejects.toMatchObject({ code: 'CONCORD_ERR_STORAGE_UNAVAILABLE' })
+      // a listing that would miss a partition fails rather than look complete
+      await expect(store.list()).rejects.toThrow(/p3/)
+      await store.ping()
+    } finally {
+      servers[2]!.start()
+    }
+    await waitFor(() => store!.partitions()[2]!.state === 'open', { timeoutMs: 20_000, message: 'p3 taken in' })
+    await store.append(docOn('p3', 'c'), { update: text('three') })
+    expect((await store.list()).map(d => d.name).sort()).toEqual([docOn('p1', 'a'), docOn('p2', 'b'), docOn('p3', 'c')].sort())
+    await store.close()
+
+    // the primary (p1) down at the start: revocations cannot be read, so no document is served until it answers
+    servers[0]!.stopServer()
+    let ready = false
+    try {
+      store = await createPartitionedPostgresStorage({ partitions: parts })
+      store.beforeReady(async () => {
+        await store!.accessStore().load()
+        ready = true
+      })
+      expect(store.ready).toBe(false)
+      await expect(store.load(docOn('p2', 'b'))).rejects.toThrow(/primary partition "p1" is not reachable yet/)
+      await expect(store.ping()).rejects.toMatchObject({ code: 'CONCORD_ERR_STORAGE_UNAVAILABLE' })
+    } finally {
+      servers[0]!.start()
+    }
+    await waitFor(() => store!.ready, { timeoutMs: 20_000, message: 'the primary taken in' })
+    expect(ready).toBe(true)
+    expect((await store.load(docOn('p2', 'b'))).updates).toHaveLength(1)
+    await store.close()
+  })
+})
+
 const BIN = fileURLToPath(new URL('../packages/server/bin/concord.js', import.meta.url))
 const { procs, clients, dirs } = cleanupAfterEach()
 

@@ -268,7 +268,7 @@ export async function createPartitionedPostgresStorage(options: PartitionedStora
      */
     async ping() {
       gate()
-      const pings = await Promise.allSettled(all.map(p => storeOf(p).ping()))
+      const pings = await Promise.allSettled(all.map(async p => storeOf(p).ping()))
       if (pings.every(p => p.status === 'rejected')) throw (pings[0] as PromiseRejectedResult).reason
     },
     async close() {
