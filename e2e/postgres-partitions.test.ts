@@ -221,6 +221,18 @@ describe('postgres partitions: a partition down when the store opens', () => {
     await waitFor(() => store!.ready, { timeoutMs: 20_000, message: 'the primary taken in' })
     expect(ready).toBe(true)
     expect((await store.load(docOn('p2', 'b'))).updates).toHaveLength(1)
+
+    // the primary down once the store is open: the access state cannot change (a retryable error), documents elsewhere go on
+    servers[0]!.stopServer()
+    try {
+      await expect(store.accessStore().update!(s => { s.revokedUsers.push({ tenant: 'late', userId: 'mallory', at: 1 }) }))
+        .rejects.toMatchObject({ code: 'CONCORD_ERR_STORAGE_UNAVAILABLE', message: expect.stringMatching(/primary partition "p1" is not reachable/) })
+      await store.append(docOn('p2', 'b'), { update: text('more') })
+      expect((await store.load(docOn('p2', 'b'))).updates).toHaveLength(2)
+      await store.ping()
+    } finally {
+      servers[0]!.start()
+    }
     await store.close()
   })
 })

@@ -203,10 +203,19 @@ export async function createPartitionedPostgresStorage(options: PartitionedStora
     return storeOf(parts.get(primary)!)
   }
 
+  /** The access state's operations, on the primary; its PostgreSQL out of reach is the store's retryable error (a 503 for the admin API). */
+  async function onPrimary<T>(fn: (store: AccessStore) => Promise<T>): Promise<T> {
+    try {
+      return await fn(primaryStore().accessStore())
+    } catch (err) {
+      if (isTransient(err)) throw new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', `the primary partition "${primary}" is not reachable: ${(err as Error).message}`, { cause: err })
+      throw err
+    }
+  }
   const accessStore: AccessStore = {
-    load: async () => primaryStore().accessStore().load(),
-    save: async state => primaryStore().accessStore().save(state),
-    update: async (edit, replicate) => primaryStore().accessStore().update!(edit, replicate),
+    load: () => onPrimary(a => a.load()),
+    save: state => onPrimary(a => a.save(state)),
+    update: (edit, replicate) => onPrimary(a => a.update!(edit, replicate)),
   }
 
   return {
