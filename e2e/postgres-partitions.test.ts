@@ -13,6 +13,7 @@ import { ERROR_CODES, type ErrorCode } from '@concord/protocol'
 import type { DocHandle } from '@concord/client'
 import { exportStore } from '../packages/server/src/content/store-archive.js'
 import { homePartition } from '../packages/server/src/storage/partition-placement.js'
+import { readPartitionRecord, writePartitionRecord } from '../packages/server/src/storage/partition-identity.js'
 import { connectClient, waitFor } from './helpers.js'
 import { cleanupAfterEach } from './cleanup.js'
 import { spawnServer, type ServerProcess } from './server-process.js'
@@ -399,5 +400,73 @@ describe('postgres partitions: a server on them', () => {
       expect(target.filter((_, k) => held[k]!.has(n)).map(p => p.id), n).toEqual([home])
       expect((await storedDocument(target.find(p => p.id === home)!.connectionString, n)).getText('t').toString()).toBe(n)
     }
+  }, 120_000)
+})
+
+describe('postgres partitions: adding one', () => {
+  it('concord repartition moves only the documents the new partition wins, with their log, versions and authors; the old set is refused afterwards', async () => {
+    const parts = await freshPartitions('grow')
+    const store = await createPartitionedPostgresStorage({ partitions: parts })
+    const names = Array.from({ length: 60 }, (_, i) => `grow/doc-${i}`)
+    for (const [i, name] of names.entries()) {
+      const doc = new Y.Doc()
+      doc.clientID = 1_000 + i
+      const updates: Uint8Array[] = []
+      doc.on('update', (u: Uint8Array) => updates.push(u))
+      doc.getText('t').insert(0, name)
+      doc.getText('t').insert(name.length, '!')
+      const first = await store.append(name, { update: updates[0]!, userId: 'ann', at: 1_000 + i })
+      if (i % 2 === 0) await store.compact(name, updates[0]!, first)
+      await store.append(name, { update: updates[1]!, userId: 'bob', at: 2_000 + i })
+      await store.recordAuthors(name, [{ client: doc.clientID, userId: 'ann' }])
+      if (i % 3 === 0) await store.saveVersion(name, { id: 'v1', kind: 'named', name: 'draft', createdAt: 5_000, createdBy: 'ann', authors: ['ann'], seq: first, snapshot: updates[0]! })
+    }
+    await store.close()
+    const p4 = { id: 'p4', connectionString: await createDatabase(servers[0]!, 'grow_p4') }
+    const grown = [...parts, p4]
+    const newIds = grown.map(p => p.id)
+    const movers = names.filter(n => homePartition(n, newIds) !== homePartition(n, IDS))
+    expect(movers.every(n => homePartition(n, newIds) === 'p4')).toBe(true)
+    console.log(`postgres partitions repartition: ${movers.length} of ${names.length} documents change partition`)
+    expect(movers.length).toBeGreaterThan(3)
+
+    // nodes given the new set before the move are refused
+    await expect(createPartitionedPostgresStorage({ partitions: grown })).rejects.toThrow(/belongs to the partitions \{p1, p2, p3\}, but this node is configured with \{p1, p2, p3, p4\}/)
+    // a run interrupted after marking a database: no node starts on it, with the old set or the new one
+    const marked = (await readPartitionRecord(parts[1]!.connectionString))!
+    await writePartitionRecord(parts[1]!.connectionString, { ...marked, next: newIds })
+    await expect(createPartitionedPostgresStorage({ partitions: parts })).rejects.toThrow(/partition "p2" .* is being repartitioned from \{p1, p2, p3\} to \{p1, p2, p3, p4\}: run concord repartition/)
+    const run = await concord(['repartition', '--store', storeArg(grown), '--quiet'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain(`concord repartition: {p1, p2, p3} -> {p1, p2, p3, p4} (primary p1): ${movers.length} of ${names.length} documents moved`)
+
+    const held = await Promise.all(grown.map(p => documentsIn(p.connectionString)))
+    const after = await createPartitionedPostgresStorage({ partitions: grown })
+    try {
+      for (const [i, name] of names.entries()) {
+        expect(grown.filter((_, k) => held[k]!.has(name)).map(p => p.id), name).toEqual([homePartition(name, newIds)])
+        const loaded = await after.load(name)
+        const doc = new Y.Doc()
+        if (loaded.snapshot) Y.applyUpdate(doc, loaded.snapshot)
+        for (const u of loaded.updates) Y.applyUpdate(doc, u.update)
+        expect(doc.getText('t').toString(), name).toBe(`${name}!`)
+        // the log's entries keep their writers and times
+        expect(loaded.updates.map(u => [u.userId, u.at]), name).toEqual(i % 2 === 0 ? [['bob', 2_000 + i]] : [['ann', 1_000 + i], ['bob', 2_000 + i]])
+        expect([...(await after.loadAuthors(name))], name).toEqual([[1_000 + i, 'ann']])
+        const versions = await after.listVersions(name)
+        expect(versions.map(v => [v.id, v.name, v.createdBy]), name).toEqual(i % 3 === 0 ? [['v1', 'draft', 'ann']] : [])
+      }
+      expect((await after.list()).length).toBe(names.length)
+    } finally {
+      await after.close()
+    }
+    // the old set no longer starts; running it again moves nothing
+    await expect(createPartitionedPostgresStorage({ partitions: parts })).rejects.toThrow(/configured with \{p1, p2, p3\}/)
+    const again = await concord(['repartition', '--store', storeArg(grown), '--quiet'])
+    expect(again.stdout).toContain(`0 of ${names.length} documents moved`)
+    // removing a partition is not what it does
+    const shrink = await concord(['repartition', '--store', storeArg(parts)])
+    expect(shrink.code).toBe(2)
+    expect(shrink.stderr).toMatch(/leave out "p4".*it does not remove them/)
   }, 120_000)
 })

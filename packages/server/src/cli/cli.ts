@@ -37,6 +37,10 @@ Usage:
                               load an archive into a store (SQLite or PostgreSQL: also the way
                               from SQLite to PostgreSQL); checks the whole archive first and
                               refuses documents the store already has unless told what to do
+  concord repartition --store <id>=postgres://…,…
+                              add partitions to a partitioned PostgreSQL store, with every node
+                              stopped: moves only the documents whose partition changes
+                              (docs/deployment.md, Partitioned PostgreSQL)
   concord bench [options]     benchmark Concord against Hocuspocus and the y-websocket reference
                               server, or any server URL (--url); needs the repository's bench/
                               package (concord bench --help lists the options; docs/benchmarks.md)
@@ -451,6 +455,15 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'bench') return await bench(rest)
     if (command === 'export' || command === 'import') return await archiveCommand(command, rest)
     if (command === 'replay') return await replay(rest)
+    if (command === 'repartition') {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(HELP)
+        return 0
+      }
+      const { runRepartition } = await import('./repartition-command.js')
+      await runRepartition(rest, process.env, process.stdout)
+      return 0
+    }
     if (command === 'serve') {
       if (rest.includes('--help') || rest.includes('-h')) {
         process.stdout.write(HELP)

@@ -33,7 +33,8 @@ const TABLE = `CREATE TABLE IF NOT EXISTS concord_partition (
   id TEXT NOT NULL,
   partitions TEXT[] NOT NULL,
   primary_id TEXT NOT NULL,
-  claimed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+  claimed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  next_partitions TEXT[]
 )`
 
 /**
@@ -48,7 +49,7 @@ export async function claimPartition(url: string, claim: PartitionClaim, timeout
     await client.query('BEGIN')
     await client.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK])
     await client.query(TABLE)
-    const r = await client.query<{ id: string; partitions: string[]; primary_id: string }>('SELECT id, partitions, primary_id FROM concord_partition')
+    const r = await client.query<{ id: string; partitions: string[]; primary_id: string; next_partitions: string[] | null }>('SELECT id, partitions, primary_id, next_partitions FROM concord_partition')
     let record: PartitionRecord
     if (r.rows.length === 0) {
       record = { id: claim.id, partitions: [...claim.partitions], primary: claim.primary ?? claim.partitions[0]! }
@@ -57,6 +58,9 @@ export async function claimPartition(url: string, claim: PartitionClaim, timeout
     } else {
       const row = r.rows[0]!
       record = { id: row.id, partitions: [...row.partitions].sort(), primary: row.primary_id }
+      if (row.next_partitions !== null) {
+        throw new ConfigError(`partition "${row.id}" (${redact(url)}) is being repartitioned from {${record.partitions.join(', ')}} to {${[...row.next_partitions].sort().join(', ')}}: run concord repartition with the new partitions again to finish, then start the nodes with them`)
+      }
     }
     await client.query('COMMIT')
     checkRecord(url, record, claim)
@@ -112,4 +116,45 @@ export function redact(url: string): string {
   } catch {
     return 'postgres://…'
   }
+}
+
+/** A database's record as it is, with the set a repartition is moving it to (null: none). */
+export interface StoredPartitionRecord extends PartitionRecord {
+  next: string[] | null
+}
+
+async function withClient<T>(url: string, timeoutMs: number, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs })
+  client.on('error', () => undefined)
+  await client.connect()
+  try {
+    await client.query('BEGIN')
+    await client.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK])
+    await client.query(TABLE)
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined)
+    throw err
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
+
+/** The record of the database at `url` (null: it has none, it was never a partition). */
+export async function readPartitionRecord(url: string, timeoutMs = 10_000): Promise<StoredPartitionRecord | null> {
+  return withClient(url, timeoutMs, async client => {
+    const r = await client.query<{ id: string; partitions: string[]; primary_id: string; next_partitions: string[] | null }>('SELECT id, partitions, primary_id, next_partitions FROM concord_partition')
+    const row = r.rows[0]
+    return row === undefined ? null : { id: row.id, partitions: [...row.partitions].sort(), primary: row.primary_id, next: row.next_partitions === null ? null : [...row.next_partitions].sort() }
+  })
+}
+
+/** Write (or replace) the record of the database at `url` (concord repartition). */
+export async function writePartitionRecord(url: string, record: StoredPartitionRecord, timeoutMs = 10_000): Promise<void> {
+  await withClient(url, timeoutMs, async client => {
+    await client.query('DELETE FROM concord_partition')
+    await client.query('INSERT INTO concord_partition (id, partitions, primary_id, next_partitions) VALUES ($1, $2, $3, $4)', [record.id, record.partitions, record.primary, record.next])
+  })
 }
