@@ -121,7 +121,7 @@ export async function createPartitionedPostgresStorage(options: PartitionedStora
     else store.beforeReady(open)
   }
 
-  /** `fn` until it succeeds or the store closes (any error counts as passing: the primary is reachable again soon). */
+  /** `fn` until it succeeds or the store closes: every error is retried (the primary answered a moment ago; it is back soon). */
   async function retrying(fn: () => Promise<void>, what: string): Promise<void> {
     let delay = 50
     let told = ''
