@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import * as Y from 'yjs'
 import pg from 'pg'
-import type { PostgresServer } from '../../bench/lib/services.mjs'
+import { startPostgres, type PostgresServer } from '../../bench/lib/services.mjs'
 
 // A real PostgreSQL server (initdb and pg_ctl in a temporary directory, as the postgres user
 // when run as root): bench/lib/services.mjs, shared with the cross-node benchmark.
@@ -38,5 +40,60 @@ export async function storedDocument(url: string, doc: string): Promise<Y.Doc> {
     return ydoc
   } finally {
     await c.end()
+  }
+}
+
+/**
+ * `n` real PostgreSQL servers (separate processes, data directories and free ports: a partition's
+ * failure must not be another's). Started one after another (initdb is CPU-bound); if one fails,
+ * those started are stopped.
+ */
+export async function startPostgresServers(n: number): Promise<PostgresServer[]> {
+  const servers: PostgresServer[] = []
+  try {
+    for (let i = 0; i < n; i++) servers.push(await startPostgres())
+  } catch (err) {
+    for (const s of servers) s.stop()
+    throw err
+  }
+  return servers
+}
+
+/** The postmaster's pid and data directory, asked of the server itself. */
+async function postmasterOf(server: PostgresServer): Promise<{ pid: number; dataDir: string }> {
+  const c = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 5_000 })
+  await c.connect()
+  try {
+    const dataDir = (await c.query<{ data_directory: string }>('SHOW data_directory')).rows[0]!.data_directory
+    // the first line of postmaster.pid is the postmaster's pid
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no postmaster pid in ${dataDir}/postmaster.pid`)
+    return { pid, dataDir }
+  } finally {
+    await c.end()
+  }
+}
+
+/**
+ * Crash one server as a power cut would look to its clients: SIGQUIT to its postmaster (by the pid
+ * in its own data directory: what `pg_ctl stop -m immediate` sends), which ends every backend at
+ * once without a checkpoint; the next `start()` runs crash recovery. Resolves once the postmaster
+ * has exited (at most `timeoutMs`). Only a server this process started is touched.
+ */
+export async function crashPostgres(server: PostgresServer, timeoutMs = 30_000): Promise<void> {
+  const { pid, dataDir } = await postmasterOf(server)
+  process.kill(pid, 'SIGQUIT')
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    let alive = true
+    try {
+      process.kill(pid, 0)
+    } catch {
+      alive = false
+    }
+    // the postmaster exits after its backends (pg_ctl start takes over a stale postmaster.pid)
+    if (!alive) return
+    if (Date.now() > deadline) throw new Error(`PostgreSQL (pid ${pid}, ${dataDir}) did not exit within ${timeoutMs} ms of SIGQUIT`)
+    await new Promise(resolve => setTimeout(resolve, 20))
   }
 }

@@ -30,6 +30,17 @@ async function openStore(target: ArchiveStore, mustExist: boolean): Promise<Stor
     // database is waited for (busy_timeout 5 s) rather than failed
     return createSqliteStorage({ dataDir: target.data, thread: 'main' })
   }
+  if (target.storePartitions !== undefined) {
+    const { createPartitionedPostgresStorage } = await import('../storage/partitioned-storage.js')
+    const storage = await createPartitionedPostgresStorage({ partitions: target.storePartitions.map(p => ({ id: p.id, connectionString: p.url })), connectionTimeoutMs: 10_000 })
+    // every partition, or the archive (or the import) would miss documents
+    const missing = storage.partitions().filter(p => p.state !== 'open')
+    if (missing.length > 0 || !storage.ready) {
+      await storage.close().catch(() => undefined)
+      throw new ConcordError('CONCORD_ERR_STORAGE_UNAVAILABLE', `partition(s) ${(missing.length > 0 ? missing : storage.partitions().filter(p => p.primary)).map(p => `"${p.id}"`).join(', ')} not reachable (${describeStore(target)})`)
+    }
+    return storage
+  }
   const { createPostgresStorage } = await import('../storage/postgres-storage.js')
   const storage = await createPostgresStorage({ connectionString: target.storeUrl!, connectionTimeoutMs: 10_000 })
   if (!storage.ready) {
@@ -41,8 +52,13 @@ async function openStore(target: ArchiveStore, mustExist: boolean): Promise<Stor
 
 export function describeStore(target: ArchiveStore): string {
   if (target.store === 'sqlite') return `sqlite ${target.data}`
+  if (target.storePartitions !== undefined) return `PostgreSQL partitions ${target.storePartitions.map(p => `${p.id}=${redacted(p.url)}`).join(',')}`
+  return redacted(target.storeUrl!)
+}
+
+function redacted(url: string): string {
   try {
-    const u = new URL(target.storeUrl!)
+    const u = new URL(url)
     if (u.password !== '') u.password = '***'
     return u.toString()
   } catch {

@@ -22,10 +22,10 @@ export interface ImportConfig {
   onExisting: ImportConflict
 }
 
-const STORE_OPTIONS = { store: { type: 'string' }, data: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const
+const STORE_OPTIONS = { store: { type: 'string' }, 'store-partition': { type: 'string', multiple: true }, data: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const
 
-function archiveStore(store: string | undefined, data: string | undefined, env: NodeJS.ProcessEnv): ArchiveStore {
-  const parsed = parseStore(store, data, env)
+function archiveStore(store: string | undefined, data: string | undefined, env: NodeJS.ProcessEnv, partitions?: string[]): ArchiveStore {
+  const parsed = parseStore(store, data, env, partitions)
   if (parsed.store === 'memory') throw new UsageError('the memory store lives inside a running server: export and import need --store sqlite (with --data <dir>) or a postgres:// URL')
   return parsed as ArchiveStore
 }
@@ -35,7 +35,7 @@ export function parseExportConfig(argv: string[], env: NodeJS.ProcessEnv): Expor
   const out = values.out
   if (out === undefined || out === '') throw new UsageError('concord export needs --out <file> (or --out - for standard output)')
   return {
-    target: archiveStore(values.store, values.data, env),
+    target: archiveStore(values.store, values.data, env, values['store-partition']),
     out: out === '-' ? '-' : resolve(out),
     gzip: values.gzip === true || out.endsWith('.gz'),
   }
@@ -51,7 +51,7 @@ export function parseImportConfig(argv: string[], env: NodeJS.ProcessEnv): Impor
   if (input === undefined || input === '') throw new UsageError('concord import needs --in <file> (or --in - for standard input)')
   if (values.overwrite === true && values.merge === true) throw new UsageError('give --overwrite or --merge, not both')
   return {
-    target: archiveStore(values.store, values.data, env),
+    target: archiveStore(values.store, values.data, env, values['store-partition']),
     in: input === '-' ? '-' : resolve(input),
     onExisting: values.overwrite === true ? 'overwrite' : values.merge === true ? 'merge' : 'refuse',
   }

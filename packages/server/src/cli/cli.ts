@@ -15,6 +15,7 @@ import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { Backplane } from '../backplane/backplane.js'
 import type { NodeDirectory } from '../backplane/node-directory.js'
 import type { PostgresStorage } from '../storage/postgres-storage.js'
+import type { PartitionedPostgresStorage } from '../storage/partitioned-storage.js'
 import { demoDir, parseServeConfig, UsageError, type CliConfig } from './serve-config.js'
 import type { AuthConfig } from '../auth/auth-hooks.js'
 
@@ -36,6 +37,10 @@ Usage:
                               load an archive into a store (SQLite or PostgreSQL: also the way
                               from SQLite to PostgreSQL); checks the whole archive first and
                               refuses documents the store already has unless told what to do
+  concord repartition --store <id>=postgres://…,…
+                              add partitions to a partitioned PostgreSQL store, with every node
+                              stopped: moves only the documents whose partition changes
+                              (docs/deployment.md, Partitioned PostgreSQL)
   concord bench [options]     benchmark Concord against Hocuspocus and the y-websocket reference
                               server, or any server URL (--url); needs the repository's bench/
                               package (concord bench --help lists the options; docs/benchmarks.md)
@@ -45,6 +50,10 @@ Options of serve (each also read from the environment variable shown):
   --port <n>         port to listen on                      CONCORD_PORT       (default 1234)
   --host <address>   address to bind                        CONCORD_HOST       (default 0.0.0.0)
   --store <kind>     sqlite | memory | postgres://user:pass@host:port/db  CONCORD_STORE (default sqlite)
+                     or documents partitioned over several PostgreSQL servers by name:
+                     <id>=postgres://…,<id>=postgres://… (docs/deployment.md, Partitioned PostgreSQL)
+  --store-partition <id>=<postgres://…>   one partition (repeat for each), instead of the list
+                     in --store  CONCORD_STORE_PARTITIONS (space-separated)
   --data <dir>       folder of the SQLite store             CONCORD_DATA       (default ./data)
   --redis <url>      redis://host:port: join the other nodes on the same --store postgres://
                      (document updates between nodes on Redis Streams)  CONCORD_REDIS
@@ -113,7 +122,8 @@ Options of serve (each also read from the environment variable shown):
   -h, --help         show this help
 
 Options of export and import (--store and --data as for serve, also from CONCORD_STORE, CONCORD_DATA):
-  --store <s>        sqlite (the default, in --data <dir>) or postgres://user:pass@host:port/db
+  --store <s>        sqlite (the default, in --data <dir>) or postgres://user:pass@host:port/db, or
+                     partitions <id>=postgres://…,<id>=postgres://… (or --store-partition, repeated)
   --out <file>       export: the archive to write (- for standard output)
   --gzip             export: compress (the default when --out ends in .gz)
   --in <file>        import: the archive to read, plain or gzip (- for standard input)
@@ -158,8 +168,10 @@ async function serve(argv: string[]): Promise<void> {
   const config = parseServeConfig(argv, process.env)
   const logger = createLogger(config.logLevel)
   let storage: StorageAdapter
-  let postgres: PostgresStorage | null = null
-  if (config.store === 'sqlite') {
+  let postgres: Pick<PostgresStorage, 'accessStore' | 'ready' | 'beforeReady'> | null = null
+  if (config.storePartitions !== undefined) {
+    storage = postgres = await openPartitions(config, logger)
+  } else if (config.store === 'sqlite') {
     const { createSqliteStorage } = await import('../storage/sqlite-storage.js')
     const windows = { commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 10 }
     storage = createSqliteStorage({ dataDir: config.data, synchronous: config.sqliteSynchronous, ...windows })
@@ -275,6 +287,18 @@ async function serve(argv: string[]): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+}
+
+/** `--store <id>=postgres://…,…`: documents partitioned over several PostgreSQL servers. */
+async function openPartitions(config: CliConfig, logger: ReturnType<typeof createLogger>): Promise<PartitionedPostgresStorage> {
+  const { createPartitionedPostgresStorage } = await import('../storage/partitioned-storage.js')
+  const windows = { commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 10 }
+  const storage = await createPartitionedPostgresStorage({
+    partitions: config.storePartitions!.map(p => ({ id: p.id, connectionString: p.url })), logger, ...windows,
+  })
+  const primary = storage.partitions().find(p => p.primary)?.id ?? null
+  logger.info({ partitions: config.storePartitions!.map(p => ({ id: p.id, postgres: redactUrl(p.url) })), primary, ...windows }, 'using PostgreSQL partitions')
+  return storage
 }
 
 /** `concord token`: mint an HS256 token with Concord's claims. */
@@ -439,6 +463,15 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'bench') return await bench(rest)
     if (command === 'export' || command === 'import') return await archiveCommand(command, rest)
     if (command === 'replay') return await replay(rest)
+    if (command === 'repartition') {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(HELP)
+        return 0
+      }
+      const { runRepartition } = await import('./repartition-command.js')
+      await runRepartition(rest, process.env, process.stdout)
+      return 0
+    }
     if (command === 'serve') {
       if (rest.includes('--help') || rest.includes('-h')) {
         process.stdout.write(HELP)

@@ -18,8 +18,10 @@ export interface CliConfig {
   port: number
   host: string
   store: 'sqlite' | 'memory' | 'postgres'
-  /** The connection string, for `postgres`. */
+  /** The connection string, for `postgres` on one server. */
   storeUrl?: string
+  /** For `postgres` on several servers: the partitions, documents placed by name (docs/deployment.md). */
+  storePartitions?: StorePartitionConfig[]
   /** redis:// URL of the backplane (several nodes). */
   redis?: string
   redisStreamMaxLen: number | undefined
@@ -137,20 +139,65 @@ function optionalPositiveInt(name: string, text: string | undefined): number | u
 /** Where the documents are: `--store` and `--data` (or CONCORD_STORE, CONCORD_DATA), as every command that opens a store takes them. */
 export interface StoreConfig {
   store: 'sqlite' | 'memory' | 'postgres'
-  /** The connection string, for `postgres`. */
+  /** The connection string, for `postgres` on one server. */
   storeUrl?: string
+  /** For `postgres` on several servers (partitions): each partition's id and connection string. */
+  storePartitions?: StorePartitionConfig[]
   /** The SQLite store's folder (resolved; also where `--auth dev` keeps its secret). */
   data: string
 }
 
-export function parseStore(storeOption: string | undefined, dataOption: string | undefined, env: NodeJS.ProcessEnv): StoreConfig {
+export interface StorePartitionConfig {
+  id: string
+  url: string
+}
+
+/**
+ * `--store` (or CONCORD_STORE) is sqlite, memory, a postgres:// URL, or several partitions
+ * `<id>=postgres://…,<id>=postgres://…`; the partitions can also be given one per
+ * `--store-partition <id>=postgres://…` (or CONCORD_STORE_PARTITIONS, separated by spaces).
+ * Flags win over the environment; a store and partitions from the same place are refused.
+ */
+export function parseStore(storeOption: string | undefined, dataOption: string | undefined, env: NodeJS.ProcessEnv, partitionOptions?: string[]): StoreConfig {
+  const data = resolve(dataOption ?? env.CONCORD_DATA ?? './data')
+  const flagged = partitionOptions !== undefined && partitionOptions.length > 0
+  if (storeOption !== undefined && flagged) throw new UsageError('give --store or --store-partition, not both')
+  const envPartitions = env.CONCORD_STORE_PARTITIONS?.split(/\s+/).filter(p => p !== '')
+  if (storeOption === undefined && !flagged && env.CONCORD_STORE !== undefined && envPartitions !== undefined && envPartitions.length > 0) {
+    throw new UsageError('give CONCORD_STORE or CONCORD_STORE_PARTITIONS, not both')
+  }
+  const partitionTexts = storeOption !== undefined ? null : flagged ? partitionOptions : env.CONCORD_STORE !== undefined ? null : envPartitions ?? null
+  if (partitionTexts !== null && partitionTexts.length > 0) return { store: 'postgres', storePartitions: parsePartitions(partitionTexts), data }
   const storeText = storeOption ?? env.CONCORD_STORE ?? 'sqlite'
+  if (/^[^:/]*=postgres(ql)?:\/\//.test(storeText) || /,\s*postgres(ql)?:\/\//.test(storeText)) {
+    // a URL may itself hold commas (libpq's host lists): the list splits only before `<id>=postgres`
+    return { store: 'postgres', storePartitions: parsePartitions(storeText.split(/,(?=\s*[A-Za-z0-9_-]+=postgres(?:ql)?:\/\/)/)), data }
+  }
   const isPostgres = /^postgres(ql)?:\/\//.test(storeText)
   const store = isPostgres ? 'postgres' : storeText
   if (store !== 'sqlite' && store !== 'memory' && store !== 'postgres') {
-    throw new UsageError(`invalid store ${JSON.stringify(storeText)}: use sqlite (with --data <dir>), memory or a postgres:// URL`)
+    throw new UsageError(`invalid store ${JSON.stringify(storeText)}: use sqlite (with --data <dir>), memory, a postgres:// URL, or partitions <id>=postgres://…,<id>=postgres://…`)
   }
-  return { store, ...(isPostgres ? { storeUrl: storeText } : {}), data: resolve(dataOption ?? env.CONCORD_DATA ?? './data') }
+  return { store, ...(isPostgres ? { storeUrl: storeText } : {}), data }
+}
+
+/** `<id>=postgres://…` each: ids and URLs distinct. */
+function parsePartitions(texts: string[]): StorePartitionConfig[] {
+  const partitions = texts.map(t => t.trim()).map(text => {
+    const m = /^([A-Za-z0-9][A-Za-z0-9_-]{0,62})=(postgres(?:ql)?:\/\/.+)$/.exec(text)
+    if (m === null) {
+      throw new UsageError(/^postgres(ql)?:\/\//.test(text)
+        ? 'each PostgreSQL partition needs an id: --store p1=postgres://host-a/db,p2=postgres://host-b/db (documents are placed by the ids, which must never change; the URLs may)'
+        : `invalid partition ${JSON.stringify(text.replace(/:[^:@/]*@/, ':***@'))}: use <id>=postgres://user:pass@host:port/db, the id of letters, digits, _ and -`)
+    }
+    return { id: m[1]!, url: m[2]! }
+  })
+  const ids = partitions.map(p => p.id)
+  const twice = ids.find((id, i) => ids.indexOf(id) !== i)
+  if (twice !== undefined) throw new UsageError(`partition id ${JSON.stringify(twice)} is given twice`)
+  const urls = partitions.map(p => p.url)
+  if (urls.some((u, i) => urls.indexOf(u) !== i)) throw new UsageError('two partitions are given the same database URL')
+  return partitions
 }
 
 /** Command-line flags win over environment variables, which win over defaults. */
@@ -161,6 +208,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       port: { type: 'string' },
       host: { type: 'string' },
       store: { type: 'string' },
+      'store-partition': { type: 'string', multiple: true },
       redis: { type: 'string' },
       'redis-stream-max-len': { type: 'string' },
       data: { type: 'string' },
@@ -210,7 +258,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
   const portText = values.port ?? env.CONCORD_PORT ?? '1234'
   const port = Number(portText)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`invalid port ${JSON.stringify(portText)}`)
-  const { store, storeUrl, data } = parseStore(values.store, values.data, env)
+  const { store, storeUrl, storePartitions, data } = parseStore(values.store, values.data, env, values['store-partition'])
   const redisUrl = values.redis ?? env.CONCORD_REDIS
   if (redisUrl !== undefined) {
     if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`invalid --redis ${JSON.stringify(redisUrl)}: use redis://host:port`)
@@ -227,6 +275,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     host: values.host ?? env.CONCORD_HOST ?? '0.0.0.0',
     store,
     ...(storeUrl !== undefined ? { storeUrl } : {}),
+    ...(storePartitions !== undefined ? { storePartitions } : {}),
     ...(redisUrl !== undefined ? { redis: redisUrl } : {}),
     redisStreamMaxLen: optionalPositiveInt('--redis-stream-max-len', values['redis-stream-max-len'] ?? env.CONCORD_REDIS_STREAM_MAX_LEN),
     data,
@@ -260,7 +309,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     httpRateLimit: optionalPositiveInt('--http-rate-limit', values['http-rate-limit'] ?? env.CONCORD_HTTP_RATE_LIMIT),
     maxNamedVersions: optionalPositiveInt('--max-named-versions', values['max-named-versions'] ?? env.CONCORD_MAX_NAMED_VERSIONS),
     shutdownTimeoutMs: optionalPositiveInt('--shutdown-timeout-ms', values['shutdown-timeout-ms'] ?? env.CONCORD_SHUTDOWN_TIMEOUT_MS),
-    regions: parseRegions(values.region ?? env.CONCORD_REGION, values['peer-region'] ?? splitList(env.CONCORD_PEER_REGIONS), store, redisUrl),
+    regions: parseRegions(values.region ?? env.CONCORD_REGION, values['peer-region'] ?? splitList(env.CONCORD_PEER_REGIONS), store, redisUrl, storePartitions !== undefined),
   }
 }
 
@@ -283,11 +332,13 @@ function splitList(text: string | undefined): string[] | undefined {
   return text === undefined ? undefined : text.split(/[\s;]+/).filter(p => p !== '')
 }
 
-function parseRegions(name: string | undefined, peers: string[] | undefined, store: string, redis: string | undefined): RegionsConfig | undefined {
+function parseRegions(name: string | undefined, peers: string[] | undefined, store: string, redis: string | undefined, partitioned: boolean): RegionsConfig | undefined {
   if (name === undefined) {
     if (peers !== undefined && peers.length > 0) throw new UsageError('--peer-region needs --region <name>: the name of this region')
     return undefined
   }
+  // a region ships from one outbox into one peer database (docs/deployment.md, Partitioned PostgreSQL: limits)
+  if (partitioned) throw new UsageError('--region does not work with a partitioned store yet: a region is nodes on one PostgreSQL and one Redis')
   // a region is nodes on one PostgreSQL and one Redis; its peers ship into that database and announce on that Redis
   if (store !== 'postgres' || redis === undefined) throw new UsageError('--region needs --store postgres://... and --redis redis://...: a region is nodes on one PostgreSQL and one Redis')
   try {
