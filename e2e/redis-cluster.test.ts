@@ -10,7 +10,7 @@ import { connectClient, seededRandom, waitFor } from './helpers.js'
 import { cleanupAfterEach } from './cleanup.js'
 import { spawnServer, type ServerProcess } from './server-process.js'
 import { createDatabase, startPostgres, storedDocument, type PostgresServer } from './services/postgres.js'
-import { startRedisCluster, type RedisClusterNode, type RedisClusterServer } from './services/redis.js'
+import { startRedis, startRedisCluster, type RedisClusterNode, type RedisClusterServer } from './services/redis.js'
 import { CLUSTER_LAYOUT } from '../packages/server/src/backplane/doc-streams.js'
 import { keySlot } from '../packages/server/src/backplane/redis-url.js'
 
@@ -127,9 +127,12 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     console.log(`redis cluster: ${docs.length} documents, keys per master ${keysPerMaster.join(' / ')}`)
     expect(keysPerMaster.filter(n => n > 0).length).toBe(3)
 
-    // the node directory works on the cluster: every node lists all three
-    const stats = await (await fetch(`${http(nodes[0]!)}/admin/stats`, { headers: { authorization: `Bearer ${ADMIN}` } })).json() as { totals: { nodes: number } }
-    expect(stats.totals.nodes).toBe(3)
+    // the node directory works on the cluster: every node lists all three, and asks them for their sessions
+    const admin = async <T>(path: string): Promise<T> => await (await fetch(`${http(nodes[0]!)}${path}`, { headers: { authorization: `Bearer ${ADMIN}` } })).json() as T
+    expect((await admin<{ totals: { nodes: number } }>('/admin/stats')).totals.nodes).toBe(3)
+    const sessions = await admin<{ sessions: unknown[]; missingNodes: string[] }>('/admin/sessions')
+    expect(sessions.missingNodes).toEqual([])
+    expect(sessions.sessions).toHaveLength(writers.length)
   })
 
   it('presence crosses nodes, and a user revoked through node B\'s admin API is cut off on node A', async () => {
@@ -269,6 +272,39 @@ describe('a cluster of nodes on a Redis Cluster', () => {
       expect(got).toEqual(sent)
     } finally {
       await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  it('a region on the cluster and a region on one Redis replicate to each other (a peer region\'s Redis may be a cluster)', async () => {
+    const single = await startRedis()
+    try {
+      const [euDb, usDb] = await Promise.all([createDatabase(postgres, 'rcluster_eu'), createDatabase(postgres, 'rcluster_us')])
+      const regionNode = async (name: string, db: string, redis: string, peer: string): Promise<ServerProcess> => {
+        const data = mkdtempSync(join(tmpdir(), 'concord-redis-cluster-region-'))
+        dirs.push(data)
+        const proc = await spawnServer(['--store', db, '--redis', redis, '--data', data, '--port', '0', '--auth-secret', SECRET, '--admin-token', ADMIN, '--region', name, '--peer-region', peer])
+        procs.push(proc)
+        return proc
+      }
+      // eu's nodes announce on us's cluster; us's on eu's Redis
+      const [eu, us] = await Promise.all([
+        regionNode('eu', euDb, cluster.url, `us=${usDb},${single.url}`),
+        regionNode('us', usDb, single.url, `eu=${euDb},${cluster.url}`),
+      ])
+      const docs = [...(await documentsByMaster('regions', 1)).values()].flat()
+      const pairs = await Promise.all(docs.map(async (doc, i) => ({ doc, atEu: await open(eu, `eu-${i}`, doc), atUs: await open(us, `us-${i}`, doc) })))
+      for (const p of pairs) {
+        for (let n = 0; n < 10; n++) {
+          p.atEu.doc.getArray<string>('items').push([`eu-${n}`])
+          p.atUs.doc.getArray<string>('items').push([`us-${n}`])
+        }
+      }
+      await waitFor(() => pairs.every(p => p.atEu.doc.getArray('items').length === 20 && p.atUs.doc.getArray('items').length === 20), {
+        timeoutMs: 30_000, message: () => `both regions' clients have all 20 items: ${pairs.map(p => `${p.atEu.doc.getArray('items').length}/${p.atUs.doc.getArray('items').length}`).join(', ')}`,
+      })
+      for (const p of pairs) expect(itemsOf(p.atEu.doc).sort()).toEqual(itemsOf(p.atUs.doc).sort())
+    } finally {
+      await single.stop()
     }
   })
 })
