@@ -194,6 +194,15 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     const typedBefore = await waitFor(() => writers.every(w => w.acked >= 30) && writers.reduce((n, w) => n + w.typed, 0), { timeoutMs: 20_000, message: '30 acks from every writer' })
     const killedAt = Date.now()
     await cluster.kill(victim)
+    // /readyz of both nodes while the master is away: one master's failover must not make every node unready
+    const readiness: number[] = []
+    const sampling = (async () => {
+      while (!healthy) {
+        for (const p of [a, b]) readiness.push((await fetch(`${http(p)}/readyz`)).status)
+        // sampling pace, not synchronisation
+        await new Promise(r => setTimeout(r, 100))
+      }
+    })()
     try {
       await cluster.waitHealthy({ timeoutMs: 30_000 })
     } finally {
@@ -207,6 +216,9 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     console.log(`redis cluster failover: master ${victim.port} killed after ${typedBefore} updates typed; replica ${promoted.port} served its slots ${Date.now() - killedAt} ms later, ${typedAtFailover - typedBefore} updates typed meanwhile`)
     await typing
     stop = true
+    await sampling
+    expect(readiness.length).toBeGreaterThan(0)
+    expect(readiness.filter(status => status !== 200)).toEqual([])
 
     const expectedOf = (who: string): string[] => Array.from({ length: writers.find(w => w.who === who)!.typed }, (_, n) => `${who}-${n}`)
     const complete = (h: DocHandle, doc: string): boolean => writers.filter(w => w.doc === doc).every(w => h.doc.getArray(w.who).length >= w.typed)
