@@ -165,7 +165,8 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     const store = await createDatabase(postgres, 'rcluster')
     const [a, b] = await Promise.all([node(store), node(store)])
     const byMaster = await documentsByMaster('failover', 2)
-    const victim = [...byMaster.keys()][Math.floor(random() * byMaster.size)]!
+    // the master of the control stream (revocations, kicks): it fails over with the documents
+    const victim = await cluster.masterOf(keySlot(CLUSTER_LAYOUT.control))
     // the victim's documents, and one on another master, which must carry on as well
     const docs = [...byMaster.get(victim)!, [...byMaster].find(([m]) => m !== victim)![1][0]!]
     // on each document a writer on each node; each writer appends to an array of its own, so that
@@ -251,6 +252,16 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     } finally {
       r.disconnect()
     }
+    // and the control stream, which failed over too: a revocation through node B cuts the writer off on node A
+    const errors: string[] = []
+    first!.h.on('error', e => errors.push(e.code))
+    const res = await fetch(`${http(b)}/admin/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+      body: JSON.stringify({ tenant: 'acme', user: 'writer-0-0' }),
+    })
+    expect(res.status).toBe(200)
+    await waitFor(() => errors.includes('CONCORD_ERR_AUTH_REVOKED'), { message: 'the writer on node A cut off after the failover' })
   })
 
   it('a master restarted empty (no persistence): a node hears the entries after it once each, in order, and resyncs for what was lost', async () => {
