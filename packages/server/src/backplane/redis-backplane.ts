@@ -105,6 +105,8 @@ export class RedisBackplane implements Backplane {
   onLag: ((seconds: number) => void) | null = null
   /** Where this node reads the control stream from: its end when the node started. */
   #controlId: string | null = null
+  /** A read of the control stream failed, or a cluster node's connection ended, since the last read. */
+  #controlLapsed = false
   /** The last relay id this node gave out (ids are unique per node id, which is new per process). */
   #relaySeq = 0
   /** Confirmations to publish at the end of this event-loop turn, per document. */
@@ -131,6 +133,8 @@ export class RedisBackplane implements Backplane {
     defineAnnounce(this.#pub)
     this.#ctl = createRedisClient(target, { ...common, connectionName: `concord-ctl-${this.nodeId}` })
     for (const r of [this.#pub, this.#ctl]) r.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis connection error'))
+    // a cluster retries the control read through a failover of its master: a node that went away may have been it
+    if (target.kind === 'cluster') this.#ctl.on('-node', () => { this.#controlLapsed = true })
     // channels are subscribed again by #attach, after which the stream is read: subscribing first,
     // then reading, is what makes sure nothing published in between is missed
     const events = {
@@ -419,24 +423,27 @@ export class RedisBackplane implements Backplane {
 
   /** Reads the control stream until the backplane closes. */
   async #readControl(): Promise<void> {
-    let failed = false
     while (!this.#closed) {
       if (this.#controlId === null || this.#ctl.status !== 'ready') {
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
         continue
       }
       try {
-        const reply = await this.#ctl.xreadBuffer('COUNT', CATCH_UP_PAGE, 'BLOCK', this.#blockMs, 'STREAMS', this.#layout.control, this.#controlId)
-        if (failed) {
-          // control entries may have been lost meanwhile (on a cluster, the control stream's master
-          // may have failed over on its own): read the access state again
-          failed = false
+        if (this.#controlLapsed) {
+          // control entries may have been lost (on a cluster, the control stream's master may fail
+          // over on its own, and its replica lack the last entries): read the stream from its end
+          // if it went back (see #attach), and the access state again
+          const last = await this.#ctl.xrevrange(this.#layout.control, '+', '-', 'COUNT', 1)
+          const end = last.length > 0 ? last[0]![0] : '0-0'
+          if (compareStreamIds(end, this.#controlId) < 0) this.#controlId = end
+          this.#controlLapsed = false
           this.onReconnect?.([]).catch(err => this.#log.warn({ err }, 'backplane: reading the access state again failed'))
         }
+        const reply = await this.#ctl.xreadBuffer('COUNT', CATCH_UP_PAGE, 'BLOCK', this.#blockMs, 'STREAMS', this.#layout.control, this.#controlId)
         if (reply !== null) for (const [, entries] of reply) this.#control(entries)
       } catch (err) {
         if (this.#closed) return
-        failed = true
+        this.#controlLapsed = true
         this.#log.debug({ err: (err as Error).message }, 'backplane control read failed; retrying')
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
       }
