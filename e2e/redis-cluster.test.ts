@@ -262,6 +262,12 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     })
     expect(res.status).toBe(200)
     await waitFor(() => errors.includes('CONCORD_ERR_AUTH_REVOKED'), { message: 'the writer on node A cut off after the failover' })
+    // the node directory (on whichever master serves its slot now) lists both nodes and gets their answers
+    await waitFor(async () => {
+      const res = await fetch(`${http(a)}/admin/sessions`, { headers: { authorization: `Bearer ${ADMIN}` } })
+      const view = await res.json() as { nodes: string[]; missingNodes: string[] }
+      return res.status === 200 && view.nodes.length === 2 && view.missingNodes.length === 0
+    }, { message: 'node A\'s /admin/sessions covering both nodes after the failover' })
   })
 
   it('a master restarted empty (no persistence): a node hears the entries after it once each, in order, and resyncs for what was lost', async () => {

@@ -172,13 +172,17 @@ export class RedisNodeDirectory implements NodeDirectory {
     // after a reconnect Redis may have restarted empty: read the questions from their end again,
     // the inbox from its start, and publish at once
     let readyOnce = false
+    const reread = (): void => {
+      this.#requestsFrom = null
+      this.#inboxFrom = '0-0'
+    }
     this.#read.on('ready', () => {
-      if (readyOnce) {
-        this.#requestsFrom = null
-        this.#inboxFrom = '0-0'
-      }
+      if (readyOnce) reread()
       readyOnce = true
     })
+    // on a cluster, the directory's master may fail over (its replica may lack the last entries)
+    // while the cluster client stays ready: a node connection that ended may have been it
+    if (target.kind === 'cluster') this.#read.on('-node', reread)
     this.#cmd.on('ready', () => { if (this.#self !== null) void this.#heartbeat() })
   }
 
