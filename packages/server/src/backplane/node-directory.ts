@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { pino, type Logger } from 'pino'
 import { ConcordError } from '@concord/protocol'
 import { ConfigError } from '../config/server-config.js'
+import { compareStreamIds } from './doc-streams.js'
 import { createRedisClient, type RedisClient } from './redis-connection.js'
 import { parseRedisUrl } from './redis-url.js'
 
@@ -146,6 +147,8 @@ export class RedisNodeDirectory implements NodeDirectory {
   #closed = false
   #requestsFrom: string | null = null
   #inboxFrom = '0-0'
+  /** A cluster node's connection ended: the streams may have gone back (a promoted replica lacks the last entries). */
+  #lapsed = false
   #heartbeating: Promise<void> | null = null
 
   constructor(options: NodeDirectoryOptions) {
@@ -172,17 +175,16 @@ export class RedisNodeDirectory implements NodeDirectory {
     // after a reconnect Redis may have restarted empty: read the questions from their end again,
     // the inbox from its start, and publish at once
     let readyOnce = false
-    const reread = (): void => {
-      this.#requestsFrom = null
-      this.#inboxFrom = '0-0'
-    }
     this.#read.on('ready', () => {
-      if (readyOnce) reread()
+      if (readyOnce) {
+        this.#requestsFrom = null
+        this.#inboxFrom = '0-0'
+      }
       readyOnce = true
     })
     // on a cluster, the directory's master may fail over (its replica may lack the last entries)
     // while the cluster client stays ready: a node connection that ended may have been it
-    if (target.kind === 'cluster') this.#read.on('-node', reread)
+    if (target.kind === 'cluster') this.#read.on('-node', () => { this.#lapsed = true })
     this.#cmd.on('ready', () => { if (this.#self !== null) void this.#heartbeat() })
   }
 
@@ -313,6 +315,14 @@ export class RedisNodeDirectory implements NodeDirectory {
           const last = await this.#read.xrevrange(requests, '+', '-', 'COUNT', 1)
           this.#requestsFrom = last.length > 0 ? last[0]![0] : '0-0'
           void this.#heartbeat()
+        }
+        if (this.#lapsed) {
+          // entries after a stream's end now are new, even with ids below where this node read (the new master's clock may be behind)
+          this.#lapsed = false
+          const [lastRequest, lastAnswer] = await Promise.all([requests, inbox].map(key => this.#read.xrevrange(key, '+', '-', 'COUNT', 1)))
+          const end = (last: [string, string[]][] | undefined): string => last?.[0]?.[0] ?? '0-0'
+          if (compareStreamIds(end(lastRequest), this.#requestsFrom) < 0) this.#requestsFrom = end(lastRequest)
+          if (compareStreamIds(end(lastAnswer), this.#inboxFrom) < 0) this.#inboxFrom = end(lastAnswer)
         }
         const reply = await this.#read.xread('COUNT', 16, 'BLOCK', 1_000, 'STREAMS', requests, inbox, this.#requestsFrom, this.#inboxFrom) as StreamReply
         for (const [key, entries] of reply ?? []) {
