@@ -268,7 +268,8 @@ describe('a cluster of nodes on a Redis Cluster', () => {
       const view = await res.json() as { nodes: string[]; missingNodes: string[] }
       return res.status === 200 && view.nodes.length === 2 && view.missingNodes.length === 0
     }, { message: 'node A\'s /admin/sessions covering both nodes after the failover' })
-  })
+    // (its waits are bounded one by one; together they may pass the default 60 s on a loaded machine)
+  }, 150_000)
 
   it('a master restarted empty (no persistence): a node hears the entries after it once each, in order, and resyncs for what was lost', async () => {
     const a = createRedisBackplane({ url: cluster.url, blockMs: 50 }) as RedisBackplane
