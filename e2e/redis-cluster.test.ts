@@ -305,6 +305,43 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     }
   })
 
+  it('a node\'s shard subscription cut (the master stays up) while another node writes: every entry arrives once, in order', async () => {
+    const a = createRedisBackplane({ url: cluster.url, blockMs: 50 }) as RedisBackplane
+    const b = createRedisBackplane({ url: cluster.url, blockMs: 50 }) as RedisBackplane
+    try {
+      const doc = `acme/cut-${Math.floor(random() * 1e9).toString(36)}`
+      const got: string[] = []
+      b.subscribe(doc, await b.position(doc), { update: u => { got.push(Buffer.from(u).toString()) }, resync: () => undefined, presence: () => undefined })
+      const master = cluster.connect(await cluster.masterOf(keySlot(CLUSTER_LAYOUT.stream(doc))))
+      try {
+        const subscribed = async (): Promise<boolean> => (await master.call('PUBSUB', 'SHARDNUMSUB', CLUSTER_LAYOUT.channel(doc)) as [string, number])[1] === 1
+        await waitFor(subscribed, { message: 'node B subscribed' })
+        const sent: string[] = []
+        let killed = 0
+        for (let i = 0; i < 400; i++) {
+          sent.push(`u${i}`)
+          a.relayUpdate(doc, new Uint8Array(Buffer.from(`u${i}`)))
+          if (i === 100 || i === 250) {
+            // cut node B's subscriber connection to this master, the second time once it is back
+            await waitFor(subscribed, { message: 'node B subscribed again' })
+            for (const line of String(await master.client('LIST')).split('\n')) {
+              const id = line.includes(`name=concord-sub-${b.nodeId}`) ? /\bid=(\d+)/.exec(line)?.[1] : undefined
+              if (id !== undefined) killed += Number(await master.client('KILL', 'ID', id))
+            }
+          }
+          if (i % 50 === 0) await new Promise(resolve => setImmediate(resolve))
+        }
+        expect(killed).toBe(2)
+        await waitFor(() => got.length >= 400, { message: () => `400 entries at node B: ${got.length}` })
+        expect(got).toEqual(sent)
+      } finally {
+        master.disconnect()
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
   it('a region on the cluster and a region on one Redis replicate to each other (a peer region\'s Redis may be a cluster)', async () => {
     const single = await startRedis()
     try {
