@@ -119,11 +119,14 @@ export class RedisBackplane implements Backplane {
    */
   readonly #unpublished = new Set<string>()
   #unpublishedTimer: NodeJS.Timeout | null = null
+  /** The wait before the next try: doubles while the markers fail too (up to 5 s), back to `blockMs` once one is posted. */
+  #unpublishedDelayMs: number
 
   constructor(options: RedisBackplaneOptions) {
     this.#log = options.logger ?? pino({ level: 'silent' })
     this.#maxLen = options.maxLen ?? DEFAULT_STREAM_MAX_LEN
     this.#blockMs = options.blockMs ?? 100
+    this.#unpublishedDelayMs = this.#blockMs
     const target = parseRedisUrl(options.url)
     this.#layout = layoutOf(target)
     const common = { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000) }
@@ -341,7 +344,7 @@ export class RedisBackplane implements Backplane {
     if (relay !== null) args.push('p', relay)
     if (trace !== null) args.push('t', trace)
     ;(announce(this.#pub, this.#layout, document, this.#maxLen, args) as Promise<string>)
-      .catch(err => {
+      .then(() => { if (field === 'r') this.#unpublishedDelayMs = this.#blockMs }, err => {
         this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed')
         // presence and stateless messages are ephemeral; an update or a confirmation the others lack is not
         if (field === 'u' || field === 'd' || field === 'r') this.#publishFailed(document)
@@ -354,7 +357,7 @@ export class RedisBackplane implements Backplane {
     this.#unpublishedTimer ??= setTimeout(() => {
       this.#unpublishedTimer = null
       void this.#resyncOthers()
-    }, this.#blockMs)
+    }, this.#unpublishedDelayMs)
   }
 
   /** After publications failed: flush those documents, then post their resync markers (a marker that fails comes back here). */
@@ -368,6 +371,8 @@ export class RedisBackplane implements Backplane {
     } catch (err) {
       this.#log.warn({ err }, 'backplane: flushing before the resync failed')
     }
+    // (a Redis that keeps refusing, full or read-only, is not asked, nor storage flushed, ten times a second)
+    this.#unpublishedDelayMs = Math.min(this.#unpublishedDelayMs * 2, 5_000)
     for (const d of documents) this.#xadd(d, 'r', '1')
   }
 
