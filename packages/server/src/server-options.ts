@@ -18,7 +18,8 @@ export interface ServerOptions {
   storage?: StorageAdapter
   /**
    * What connects this node to the other nodes of a cluster (all on the same storage):
-   * `new RedisBackplane({ url, logger })`. Default: none (a single node).
+   * `new RedisBackplane({ url, logger })` (`url`: redis://host:port, or redis+cluster://host:port,…
+   * for a Redis Cluster). Default: none (a single node).
    */
   backplane?: Backplane
   /** Prometheus metrics (served at /metrics). Default: a registry of this server's own. */

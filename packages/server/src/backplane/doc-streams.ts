@@ -1,4 +1,6 @@
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { ChainableCommander } from 'ioredis'
+import type { RedisClient } from './redis-connection.js'
+import type { RedisTarget } from './redis-url.js'
 
 /**
  * The format of a region's Redis, shared by the backplane (its nodes) and the region replicator
@@ -14,6 +16,10 @@ import type { ChainableCommander, Redis } from 'ioredis'
  *   costs the reader no command) and read the stream to catch up (after subscribing, after a
  *   reconnection) and to look back (`position`);
  * - `concord:control`, one stream for what every node must hear (revocations, kicks, deletions).
+ *
+ * On a Redis Cluster (`redis+cluster://`, see `CLUSTER_LAYOUT`) the same entries go under names
+ * whose hash tag puts a document's stream and channel in one slot, and the channel is a shard
+ * channel (SPUBLISH): each document's traffic stays on the one master that serves its slot.
  */
 export const DOC_STREAM_PREFIX = 'concord:doc:'
 export const DOC_CHANNEL_PREFIX = 'concord:live:'
@@ -21,31 +27,77 @@ export const CONTROL_STREAM = 'concord:control'
 /** Entries kept per document stream by default (at least; trimming is approximate). */
 export const DEFAULT_STREAM_MAX_LEN = 10_000
 
-const ANNOUNCE_SCRIPT = `
+/** Where a document's entries go on one kind of Redis. */
+export interface StreamLayout {
+  /** A Redis Cluster: shard channels (SSUBSCRIBE, SPUBLISH), and no command may span two slots. */
+  readonly cluster: boolean
+  /** The document's stream. */
+  stream(document: string): string
+  /** The document's channel (a shard channel on a cluster), in the stream's slot. */
+  channel(document: string): string
+  /** The control stream (revocations, kicks, deletions): one key. */
+  readonly control: string
+}
+
+/** One Redis server: the names above (unchanged since 0.1, so nodes of older versions and peer regions still hear each other). */
+export const SINGLE_LAYOUT: StreamLayout = Object.freeze({
+  cluster: false,
+  stream: (document: string) => DOC_STREAM_PREFIX + document,
+  channel: (document: string) => DOC_CHANNEL_PREFIX + document,
+  control: CONTROL_STREAM,
+})
+
+/**
+ * A Redis Cluster: `concord:{doc:<name>}:stream` and the shard channel `concord:{doc:<name>}:live`.
+ * Redis hashes only the hash tag, the text between the first `{` and the next `}`: `doc:<name>`,
+ * never empty, and the same for both names whatever the document's name holds (a name with a `}`
+ * is hashed up to it), so the announce script's stream and channel are always in one slot, and
+ * documents spread over the slots by name. The control stream is one key, on one slot.
+ */
+export const CLUSTER_LAYOUT: StreamLayout = Object.freeze({
+  cluster: true,
+  stream: (document: string) => `concord:{doc:${document}}:stream`,
+  channel: (document: string) => `concord:{doc:${document}}:live`,
+  control: CONTROL_STREAM,
+})
+
+export function layoutOf(target: RedisTarget): StreamLayout {
+  return target.kind === 'cluster' ? CLUSTER_LAYOUT : SINGLE_LAYOUT
+}
+
+/** XADD, then publish on the channel (ARGV[2]) with `publish` (PUBLISH, or SPUBLISH on a cluster: the same slot as the stream). */
+const announceScript = (publish: 'PUBLISH' | 'SPUBLISH'): string => `
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
 local parts = { id, '\\n' }
 for i = 3, #ARGV do
   parts[#parts + 1] = #ARGV[i] .. ':'
   parts[#parts + 1] = ARGV[i]
 end
-redis.call('PUBLISH', ARGV[2], table.concat(parts))
+redis.call('${publish}', ARGV[2], table.concat(parts))
 return id`
 
 interface Announcer {
   concordAnnounce(key: string, maxLen: string, channel: string, ...fields: (string | Buffer)[]): Promise<string>
+  concordAnnounceSharded(key: string, maxLen: string, channel: string, ...fields: (string | Buffer)[]): Promise<string>
 }
 
-/** Teaches a connection the announce script (EVALSHA, loaded again by ioredis when Redis lost it). */
-export function defineAnnounce(redis: Redis): void {
-  redis.defineCommand('concordAnnounce', { numberOfKeys: 1, lua: ANNOUNCE_SCRIPT })
+/** Teaches a connection the announce scripts (EVALSHA, loaded again by ioredis when Redis lost it). */
+export function defineAnnounce(redis: RedisClient): void {
+  redis.defineCommand('concordAnnounce', { numberOfKeys: 1, lua: announceScript('PUBLISH') })
+  redis.defineCommand('concordAnnounceSharded', { numberOfKeys: 1, lua: announceScript('SPUBLISH') })
 }
 
 /**
  * Appends an entry to a document's stream and publishes it on the document's channel, in one
  * command. `redis` (or the pipeline's connection) must have had `defineAnnounce`.
  */
-export function announce(redis: Redis | ChainableCommander, document: string, maxLen: number, fields: (string | Buffer)[]): Promise<string> | ChainableCommander {
-  return (redis as unknown as Announcer).concordAnnounce(DOC_STREAM_PREFIX + document, String(maxLen), DOC_CHANNEL_PREFIX + document, ...fields)
+export function announce(redis: RedisClient | ChainableCommander, layout: StreamLayout, document: string, maxLen: number, fields: (string | Buffer)[]): Promise<string> | ChainableCommander {
+  const announcer = redis as unknown as Announcer
+  const key = layout.stream(document)
+  const channel = layout.channel(document)
+  return layout.cluster
+    ? announcer.concordAnnounceSharded(key, String(maxLen), channel, ...fields)
+    : announcer.concordAnnounce(key, String(maxLen), channel, ...fields)
 }
 
 /** A message of a document's channel: the entry's stream id and its fields (name, value, …), or null when malformed. */

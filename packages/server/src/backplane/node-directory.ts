@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
 import { pino, type Logger } from 'pino'
 import { ConcordError } from '@concord/protocol'
 import { ConfigError } from '../config/server-config.js'
+import { compareStreamIds } from './doc-streams.js'
+import { createRedisClient, type RedisClient } from './redis-connection.js'
+import { parseRedisUrl } from './redis-url.js'
 
 /** What a node says about itself in its heartbeat (the figures the dashboard shows per node). */
 export interface NodeStatus {
@@ -60,7 +62,7 @@ export interface NodeDirectory {
 }
 
 export interface NodeDirectoryOptions {
-  /** redis://host:port: the region's Redis (the backplane's). */
+  /** redis://host:port, or redis+cluster://host:port,…: the region's Redis (the backplane's). */
   url: string
   logger?: Logger
   /** Default 2,000 ms. */
@@ -75,7 +77,11 @@ export interface NodeDirectoryOptions {
   maxNodes?: number
   /** The largest answer sent, as JSON (default 16 MiB; a larger one is sent as an error). */
   maxAnswerBytes?: number
-  /** Prefix of every key (default `concord:`). */
+  /**
+   * Prefix of every key (default `concord:`; on a Redis Cluster `concord:{nodes}:`, whose hash tag
+   * puts every key of the directory in one slot, as its scripts and multi-key reads need: a
+   * prefix given for a cluster must hold a hash tag too).
+   */
   keyPrefix?: string
 }
 
@@ -116,15 +122,15 @@ interface Pending {
 type StreamReply = [string, [string, string[]][]][] | null
 
 /**
- * Keys (prefix `concord:`): `node:<id>`, a hash per node with a TTL of a few heartbeats;
+ * Keys (prefix `concord:`, on a cluster `concord:{nodes}:`): `node:<id>`, a hash per node with a TTL of a few heartbeats;
  * `nodes`, the index of live ids; `node-requests`, a stream of questions every node reads
  * (trimmed to about 1,000); `node-inbox:<id>`, a stream per node of the answers to its questions
  * (each answer deleted once read; trimmed to about 100; expiring with the node). Two connections: one for commands, one that
  * waits in XREAD on the questions and this node's inbox.
  */
 export class RedisNodeDirectory implements NodeDirectory {
-  readonly #cmd: Redis
-  readonly #read: Redis
+  readonly #cmd: RedisClient
+  readonly #read: RedisClient
   readonly #log: Logger
   readonly #heartbeatMs: number
   readonly #ttlMs: number
@@ -141,6 +147,8 @@ export class RedisNodeDirectory implements NodeDirectory {
   #closed = false
   #requestsFrom: string | null = null
   #inboxFrom = '0-0'
+  /** A cluster node's connection ended: the streams may have gone back (a promoted replica lacks the last entries). */
+  #lapsed = false
   #heartbeating: Promise<void> | null = null
 
   constructor(options: NodeDirectoryOptions) {
@@ -151,13 +159,17 @@ export class RedisNodeDirectory implements NodeDirectory {
     this.#maxPending = positive(options.maxPendingQueries, 32, 'maxPendingQueries')
     this.#maxNodes = positive(options.maxNodes, 1_000, 'maxNodes')
     this.#maxAnswerBytes = positive(options.maxAnswerBytes, 16 * 1024 * 1024, 'maxAnswerBytes')
-    this.#prefix = options.keyPrefix ?? 'concord:'
+    const target = parseRedisUrl(options.url)
+    this.#prefix = options.keyPrefix ?? (target.kind === 'cluster' ? 'concord:{nodes}:' : 'concord:')
+    if (target.kind === 'cluster' && !/^[^{]*\{[^}]+\}/.test(this.#prefix)) {
+      throw new ConfigError(`keyPrefix ${JSON.stringify(this.#prefix)} needs a hash tag on a Redis Cluster (as in the default, concord:{nodes}:): the directory's keys must share one slot`)
+    }
     const common = { lazyConnect: true, retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000) }
     // commands fail at once while Redis is away (an admin request answers with what this node
     // knows instead of waiting), and after a second when it does not answer
-    this.#cmd = new Redis(options.url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1_000 })
-    this.#read = new Redis(options.url, { ...common, maxRetriesPerRequest: null })
-    for (const r of [this.#cmd, this.#read]) r.on('error', err => this.#log.debug({ err: err.message }, 'node directory: redis connection error'))
+    this.#cmd = createRedisClient(target, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1_000 })
+    this.#read = createRedisClient(target, { ...common, maxRetriesPerRequest: null })
+    for (const r of [this.#cmd, this.#read]) r.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'node directory: redis connection error'))
     this.#cmd.defineCommand('concordHeartbeat', { numberOfKeys: 3, lua: HEARTBEAT })
     this.#cmd.defineCommand('concordLiveNodes', { numberOfKeys: 1, lua: LIVE })
     // after a reconnect Redis may have restarted empty: read the questions from their end again,
@@ -170,6 +182,9 @@ export class RedisNodeDirectory implements NodeDirectory {
       }
       readyOnce = true
     })
+    // on a cluster, the directory's master may fail over (its replica may lack the last entries)
+    // while the cluster client stays ready: a node connection that ended may have been it
+    if (target.kind === 'cluster') this.#read.on('-node', () => { this.#lapsed = true })
     this.#cmd.on('ready', () => { if (this.#self !== null) void this.#heartbeat() })
   }
 
@@ -301,6 +316,14 @@ export class RedisNodeDirectory implements NodeDirectory {
           this.#requestsFrom = last.length > 0 ? last[0]![0] : '0-0'
           void this.#heartbeat()
         }
+        if (this.#lapsed) {
+          // entries after a stream's end now are new, even with ids below where this node read (the new master's clock may be behind)
+          this.#lapsed = false
+          const [lastRequest, lastAnswer] = await Promise.all([requests, inbox].map(key => this.#read.xrevrange(key, '+', '-', 'COUNT', 1)))
+          const end = (last: [string, string[]][] | undefined): string => last?.[0]?.[0] ?? '0-0'
+          if (compareStreamIds(end(lastRequest), this.#requestsFrom) < 0) this.#requestsFrom = end(lastRequest)
+          if (compareStreamIds(end(lastAnswer), this.#inboxFrom) < 0) this.#inboxFrom = end(lastAnswer)
+        }
         const reply = await this.#read.xread('COUNT', 16, 'BLOCK', 1_000, 'STREAMS', requests, inbox, this.#requestsFrom, this.#inboxFrom) as StreamReply
         for (const [key, entries] of reply ?? []) {
           // answers are read once: removed at once, so the inbox holds only unread ones (they may be megabytes)
@@ -370,7 +393,7 @@ export class RedisNodeDirectory implements NodeDirectory {
   }
 }
 
-type RedisWithScripts = Redis & {
+type RedisWithScripts = RedisClient & {
   concordHeartbeat(hash: string, index: string, inbox: string, ttlMs: number, nodeId: string, ...fields: string[]): Promise<number>
   concordLiveNodes(index: string, max: number): Promise<string[]>
 }

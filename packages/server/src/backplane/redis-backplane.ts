@@ -1,16 +1,23 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { pino, type Logger } from 'pino'
 import type { Backplane, BackplaneHandlers, ControlMessage } from './backplane.js'
+import { SingleChannelSubscriber, type ChannelSubscriber } from './channel-subscriber.js'
 import {
-  announce, compareStreamIds, CONTROL_STREAM, DEFAULT_STREAM_MAX_LEN, decodeAnnouncement, defineAnnounce, DOC_CHANNEL_PREFIX, DOC_STREAM_PREFIX,
-  nextStreamId, parseEntry, previousStreamId,
+  announce, compareStreamIds, DEFAULT_STREAM_MAX_LEN, decodeAnnouncement, defineAnnounce, layoutOf,
+  nextStreamId, parseEntry, previousStreamId, type StreamLayout,
 } from './doc-streams.js'
+import { createRedisClient, type RedisClient } from './redis-connection.js'
+import { parseRedisUrl } from './redis-url.js'
+import { ShardSubscribers } from './shard-subscribers.js'
 
 export { compareStreamIds, nextStreamId, previousStreamId } from './doc-streams.js'
 
 export interface RedisBackplaneOptions {
-  /** redis://host:port */
+  /**
+   * redis://host:port (one Redis), or redis+cluster://host:port,host:port,… (a Redis Cluster, 7.0
+   * or later: its nodes as seeds; see redis-url.ts and docs/deployment.md, *Redis Cluster*).
+   */
   url: string
   /** pino logger (default: silent). */
   logger?: Logger
@@ -39,6 +46,7 @@ const CATCH_UP_PAGE = 1_000
 interface Subscription {
   document: string
   key: string
+  /** The document's channel (its name as `ChannelSubscriber` routes it). */
   channel: string
   /** The last entry handled: an entry is handled once, in stream order, whether heard or read. */
   lastId: string
@@ -62,6 +70,11 @@ interface Subscription {
  * lost (without persistence, the streams themselves are): every node then
  * flushes its documents' logs, announces a resync on each stream, and reloads
  * them from storage, which holds everything durable.
+ *
+ * On a Redis Cluster the same happens per master: a document's stream and channel share a slot
+ * (doc-streams.ts, CLUSTER_LAYOUT), its entries are published with SPUBLISH and heard on a
+ * connection to the master of that slot (shard-subscribers.ts), and when a master goes away (a
+ * replica takes over, or it restarts) only its documents are caught up and resynced.
  */
 /**
  * The backplane of a cluster: every node of one region on the same Redis (streams and channels per
@@ -73,17 +86,18 @@ export function createRedisBackplane(options: RedisBackplaneOptions): Backplane 
 
 export class RedisBackplane implements Backplane {
   readonly nodeId = randomBytes(6).toString('hex')
-  readonly #pub: Redis
-  /** Subscribed to the channels of the documents this node holds. */
-  readonly #sub: Redis
+  readonly #pub: RedisClient
+  /** Subscribed to the channels of the documents this node holds (one connection, or one per cluster master). */
+  readonly #channels: ChannelSubscriber
   /** Reads the control stream (a blocking XREAD; a subscribed connection runs no other command). */
-  readonly #ctl: Redis
+  readonly #ctl: RedisClient
+  readonly #layout: StreamLayout
   readonly #log: Logger
   readonly #maxLen: number
   readonly #blockMs: number
   readonly #subs = new Map<string, Subscription>()
+  readonly #byChannel = new Map<string, Subscription>()
   #closed = false
-  #readyOnce = false
   #loop: Promise<void> | null = null
   /** Called after Redis came back: flush a document's log before its resync marker is posted. */
   onReconnect: ((documents: string[]) => Promise<void>) | null = null
@@ -91,39 +105,60 @@ export class RedisBackplane implements Backplane {
   onLag: ((seconds: number) => void) | null = null
   /** Where this node reads the control stream from: its end when the node started. */
   #controlId: string | null = null
+  /** A read of the control stream failed, or a cluster node's connection ended, since the last read. */
+  #controlLapsed = false
   /** The last relay id this node gave out (ids are unique per node id, which is new per process). */
   #relaySeq = 0
   /** Confirmations to publish at the end of this event-loop turn, per document. */
   #confirms = new Map<string, string[]>()
   #confirmScheduled = false
+  /**
+   * Documents an update or confirmation of which could not be published (a cluster client gives
+   * a command up after about 6 s of failover): once Redis takes commands again, this node flushes
+   * them and posts a resync marker, so the other nodes reload them from storage.
+   */
+  readonly #unpublished = new Set<string>()
+  #unpublishedTimer: NodeJS.Timeout | null = null
+  /** The wait before the next try: doubles while the markers fail too (up to 5 s), back to `blockMs` once one is posted. */
+  #unpublishedDelayMs: number
 
   constructor(options: RedisBackplaneOptions) {
     this.#log = options.logger ?? pino({ level: 'silent' })
     this.#maxLen = options.maxLen ?? DEFAULT_STREAM_MAX_LEN
     this.#blockMs = options.blockMs ?? 100
+    this.#unpublishedDelayMs = this.#blockMs
+    const target = parseRedisUrl(options.url)
+    this.#layout = layoutOf(target)
     const common = { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000) }
     // auto-pipelining: the commands of one event-loop turn (a batch's relays, a commit's
-    // confirmations over all its documents) leave in one write rather than one write each
-    this.#pub = new Redis(options.url, { ...common, enableAutoPipelining: true, connectionName: `concord-pub-${this.nodeId}` })
+    // confirmations over all its documents) leave in one write rather than one write each (per master on a cluster)
+    this.#pub = createRedisClient(target, { ...common, enableAutoPipelining: true, connectionName: `concord-pub-${this.nodeId}` })
     defineAnnounce(this.#pub)
+    this.#ctl = createRedisClient(target, { ...common, connectionName: `concord-ctl-${this.nodeId}` })
+    for (const r of [this.#pub, this.#ctl]) r.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis connection error'))
+    // a cluster retries the control read through a failover of its master: a node that went away may have been it
+    if (target.kind === 'cluster') this.#ctl.on('-node', () => { this.#controlLapsed = true })
     // channels are subscribed again by #attach, after which the stream is read: subscribing first,
     // then reading, is what makes sure nothing published in between is missed
-    this.#sub = new Redis(options.url, { ...common, autoResubscribe: false, connectionName: `concord-sub-${this.nodeId}` })
-    this.#ctl = new Redis(options.url, { ...common, connectionName: `concord-ctl-${this.nodeId}` })
-    for (const r of [this.#pub, this.#sub, this.#ctl]) r.on('error', err => this.#log.debug({ err: err.message }, 'redis connection error'))
-    this.#sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#heard(channel, message))
-    this.#sub.on('ready', () => {
-      for (const sub of this.#subs.values()) void this.#attach(sub)
-      if (this.#readyOnce) void this.#reconnected()
-      this.#readyOnce = true
-    })
+    const events = {
+      message: (channel: Buffer, message: Buffer) => this.#heard(channel, message),
+      ready: (channels: string[], lapsed: boolean) => this.#channelsReady(channels, lapsed),
+    }
+    const subOptions = { ...common, autoResubscribe: false, connectionName: `concord-sub-${this.nodeId}` }
+    if (target.kind === 'cluster') {
+      this.#channels = new ShardSubscribers(this.#pub as Cluster, target, events, subOptions, this.#log)
+    } else {
+      const sub = createRedisClient(target, subOptions) as Redis
+      sub.on('error', err => this.#log.debug({ err: err.message }, 'redis connection error'))
+      this.#channels = new SingleChannelSubscriber(sub, events)
+    }
     this.#loop = this.#start()
   }
 
   async #start(): Promise<void> {
     while (!this.#closed && this.#controlId === null) {
       try {
-        const last = await this.#pub.xrevrange(CONTROL_STREAM, '+', '-', 'COUNT', 1)
+        const last = await this.#pub.xrevrange(this.#layout.control, '+', '-', 'COUNT', 1)
         this.#controlId = last.length > 0 ? last[0]![0] : '0-0'
       } catch {
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
@@ -134,12 +169,12 @@ export class RedisBackplane implements Backplane {
 
   publishControl(message: ControlMessage): void {
     if (this.#closed) return
-    this.#pub.xadd(CONTROL_STREAM, 'MAXLEN', '~', String(this.#maxLen), '*', 'n', this.nodeId, 'c', JSON.stringify(message))
+    this.#pub.xadd(this.#layout.control, 'MAXLEN', '~', String(this.#maxLen), '*', 'n', this.nodeId, 'c', JSON.stringify(message))
       .catch(err => this.#log.warn({ err: (err as Error).message }, 'backplane control publish failed'))
   }
 
   async position(document: string): Promise<string> {
-    const key = DOC_STREAM_PREFIX + document
+    const key = this.#layout.stream(document)
     const [last, recent] = await Promise.all([
       this.#pub.xrevrange(key, '+', '-', 'COUNT', 1),
       this.#pub.xrevrangeBuffer(key, '+', String(Date.now() - RELAY_LOOKBACK_MS), 'COUNT', RELAY_LOOKBACK_ENTRIES),
@@ -158,14 +193,30 @@ export class RedisBackplane implements Backplane {
   }
 
   subscribe(document: string, fromId: string, handlers: BackplaneHandlers): () => void {
-    const sub: Subscription = { document, key: DOC_STREAM_PREFIX + document, channel: DOC_CHANNEL_PREFIX + document, lastId: fromId, handlers, pending: [], attaches: 0 }
+    const sub: Subscription = { document, key: this.#layout.stream(document), channel: this.#layout.channel(document), lastId: fromId, handlers, pending: [], attaches: 0 }
     this.#subs.set(document, sub)
-    if (this.#sub.status === 'ready') void this.#attach(sub)
+    this.#byChannel.set(sub.channel, sub)
+    this.#channels.add(sub.channel)
+    if (this.#channels.isReady(sub.channel)) void this.#attach(sub)
     return () => {
       if (this.#subs.get(document) !== sub) return
       this.#subs.delete(document)
-      if (this.#sub.status === 'ready') this.#sub.unsubscribe(sub.channel).catch(() => undefined)
+      this.#byChannel.delete(sub.channel)
+      this.#channels.remove(sub.channel)
     }
+  }
+
+  /** The connection of these channels is ready: subscribe and catch up; after a lapse, resync their documents. */
+  #channelsReady(channels: string[], lapsed: boolean): void {
+    const documents: string[] = []
+    for (const channel of channels) {
+      const sub = this.#byChannel.get(channel)
+      if (sub === undefined) continue
+      documents.push(sub.document)
+      void this.#attach(sub, lapsed)
+    }
+    // (one Redis: also with no document, for the access state, which may have changed meanwhile)
+    if (lapsed) void this.#reconnected(documents)
   }
 
   /**
@@ -173,11 +224,19 @@ export class RedisBackplane implements Backplane {
    * what was published before the subscription took effect is in the stream, what comes after is
    * heard (kept in `pending` until the reading is done). Run again after the connection came back.
    */
-  async #attach(sub: Subscription): Promise<void> {
+  async #attach(sub: Subscription, lapsed = false): Promise<void> {
     const attach = ++sub.attaches
     sub.pending ??= []
     try {
-      await this.#sub.subscribe(sub.channel)
+      await this.#channels.subscribe(sub.channel)
+      if (lapsed) {
+        // the stream may have gone back: a promoted replica lacks the last entries its master took,
+        // a restarted Redis lost them all. Entries after its end now are new to this node, even
+        // with ids below the last one it handled (the new master's clock may be behind).
+        const last = await this.#pub.xrevrange(sub.key, '+', '-', 'COUNT', 1)
+        const end = last.length > 0 ? last[0]![0] : '0-0'
+        if (compareStreamIds(end, sub.lastId) < 0) sub.lastId = end
+      }
       let full = false
       const readFrom = sub.lastId
       for (;;) {
@@ -194,7 +253,7 @@ export class RedisBackplane implements Backplane {
       if (this.#closed) return
       this.#log.debug({ err: (err as Error).message, document: sub.document }, 'backplane: subscribing failed; retrying')
       setTimeout(() => {
-        if (!this.#closed && this.#subs.get(sub.document) === sub && sub.attaches === attach) void this.#attach(sub)
+        if (!this.#closed && this.#subs.get(sub.document) === sub && sub.attaches === attach) void this.#attach(sub, lapsed)
       }, this.#blockMs).unref()
       return
     }
@@ -207,7 +266,7 @@ export class RedisBackplane implements Backplane {
 
   /** A message of a document's channel. */
   #heard(channel: Buffer | null, message: Buffer, known?: Subscription): void {
-    const sub = known ?? this.#subs.get(channel!.toString().slice(DOC_CHANNEL_PREFIX.length))
+    const sub = known ?? this.#byChannel.get(channel!.toString())
     if (sub === undefined) return
     if (sub.pending !== null) {
       sub.pending.push(message)
@@ -284,8 +343,37 @@ export class RedisBackplane implements Backplane {
     if (writer !== null) args.push('w', writer)
     if (relay !== null) args.push('p', relay)
     if (trace !== null) args.push('t', trace)
-    ;(announce(this.#pub, document, this.#maxLen, args) as Promise<string>)
-      .catch(err => this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed'))
+    ;(announce(this.#pub, this.#layout, document, this.#maxLen, args) as Promise<string>)
+      .then(() => { if (field === 'r') this.#unpublishedDelayMs = this.#blockMs }, err => {
+        this.#log.warn({ err: (err as Error).message, document }, 'backplane publish failed')
+        // presence and stateless messages are ephemeral; an update or a confirmation the others lack is not
+        if (field === 'u' || field === 'd' || field === 'r') this.#publishFailed(document)
+      })
+  }
+
+  #publishFailed(document: string): void {
+    if (this.#closed) return
+    this.#unpublished.add(document)
+    this.#unpublishedTimer ??= setTimeout(() => {
+      this.#unpublishedTimer = null
+      void this.#resyncOthers()
+    }, this.#unpublishedDelayMs)
+  }
+
+  /** After publications failed: flush those documents, then post their resync markers (a marker that fails comes back here). */
+  async #resyncOthers(): Promise<void> {
+    const documents = [...this.#unpublished]
+    this.#unpublished.clear()
+    if (documents.length === 0 || this.#closed) return
+    this.#log.warn({ documents: documents.length }, 'backplane: entries could not be published; the other nodes will reload these documents from storage')
+    try {
+      await this.onReconnect?.(documents)
+    } catch (err) {
+      this.#log.warn({ err }, 'backplane: flushing before the resync failed')
+    }
+    // (a Redis that keeps refusing, full or read-only, is not asked, nor storage flushed, ten times a second)
+    this.#unpublishedDelayMs = Math.min(this.#unpublishedDelayMs * 2, 5_000)
+    for (const d of documents) this.#xadd(d, 'r', '1')
   }
 
   async ping(): Promise<void> {
@@ -297,7 +385,8 @@ export class RedisBackplane implements Backplane {
     // the confirmations of this turn still go out (else the other nodes append those updates again)
     this.#flushConfirms()
     this.#closed = true
-    this.#sub.disconnect()
+    if (this.#unpublishedTimer !== null) clearTimeout(this.#unpublishedTimer)
+    this.#channels.close()
     this.#ctl.disconnect()
     await settledWithin(this.#loop, 1_000)
     // QUIT waits for a reply: with Redis gone it would wait for the reconnect, for ever
@@ -324,8 +413,7 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  async #reconnected(): Promise<void> {
-    const documents = [...this.#subs.keys()]
+  async #reconnected(documents: string[]): Promise<void> {
     this.#log.info({ documents: documents.length }, 'backplane: redis is back; resyncing documents from storage')
     try {
       await this.onReconnect?.(documents)
@@ -346,10 +434,21 @@ export class RedisBackplane implements Backplane {
         continue
       }
       try {
-        const reply = await this.#ctl.xreadBuffer('COUNT', CATCH_UP_PAGE, 'BLOCK', this.#blockMs, 'STREAMS', CONTROL_STREAM, this.#controlId)
+        if (this.#controlLapsed) {
+          // control entries may have been lost (on a cluster, the control stream's master may fail
+          // over on its own, and its replica lack the last entries): read the stream from its end
+          // if it went back (see #attach), and the access state again
+          const last = await this.#ctl.xrevrange(this.#layout.control, '+', '-', 'COUNT', 1)
+          const end = last.length > 0 ? last[0]![0] : '0-0'
+          if (compareStreamIds(end, this.#controlId) < 0) this.#controlId = end
+          this.#controlLapsed = false
+          this.onReconnect?.([]).catch(err => this.#log.warn({ err }, 'backplane: reading the access state again failed'))
+        }
+        const reply = await this.#ctl.xreadBuffer('COUNT', CATCH_UP_PAGE, 'BLOCK', this.#blockMs, 'STREAMS', this.#layout.control, this.#controlId)
         if (reply !== null) for (const [, entries] of reply) this.#control(entries)
       } catch (err) {
         if (this.#closed) return
+        this.#controlLapsed = true
         this.#log.debug({ err: (err as Error).message }, 'backplane control read failed; retrying')
         await new Promise(resolve => setTimeout(resolve, this.#blockMs))
       }
@@ -368,7 +467,7 @@ export class RedisBackplane implements Backplane {
     let gap: boolean
     let first: string | null = null
     try {
-      const info = await this.#pub.call('XINFO', 'STREAM', sub.key) as unknown[]
+      const info = await this.#pub.xinfo('STREAM', sub.key) as unknown[]
       const field = (name: string): unknown => {
         const at = info.findIndex(f => String(f) === name)
         return at >= 0 ? info[at + 1] : undefined

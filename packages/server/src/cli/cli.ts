@@ -14,6 +14,7 @@ import { createLogger } from '../ops/logger.js'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { Backplane } from '../backplane/backplane.js'
 import type { NodeDirectory } from '../backplane/node-directory.js'
+import { redactRedisUrl } from '../backplane/redis-url.js'
 import type { PostgresStorage } from '../storage/postgres-storage.js'
 import type { PartitionedPostgresStorage } from '../storage/partitioned-storage.js'
 import { demoDir, parseServeConfig, UsageError, type CliConfig } from './serve-config.js'
@@ -57,13 +58,15 @@ Options of serve (each also read from the environment variable shown):
   --data <dir>       folder of the SQLite store             CONCORD_DATA       (default ./data)
   --redis <url>      redis://host:port: join the other nodes on the same --store postgres://
                      (document updates between nodes on Redis Streams)  CONCORD_REDIS
+                     A Redis Cluster (7.0+): redis+cluster://host:port,host:port,… (seed
+                     nodes; rediss+cluster:// for TLS; docs/deployment.md, Redis Cluster)
   --redis-stream-max-len <n>   entries kept per document stream; a node further behind
                                reloads the document from the store  CONCORD_REDIS_STREAM_MAX_LEN (default 10000)
   --region <name>    this region's name (active-active regions; needs --store postgres:// and
                      --redis, see docs/regions.md)  CONCORD_REGION
   --peer-region <name>=<postgres://…>,<redis://…>   a peer region (repeat for each): this
                      region ships its updates into the peer's PostgreSQL and announces them
-                     on the peer's Redis  CONCORD_PEER_REGIONS (space-separated)
+                     on the peer's Redis (or redis+cluster://…)  CONCORD_PEER_REGIONS (space-separated)
   --log-level <l>    fatal|error|warn|info|debug|trace|silent CONCORD_LOG_LEVEL (default info)
   --shutdown-timeout-ms <n>    on SIGTERM, how long to wait for storage and Redis before giving up
                                what is not durable yet (never acked)  CONCORD_SHUTDOWN_TIMEOUT_MS (default 10000)
@@ -230,7 +233,7 @@ async function serve(argv: string[]): Promise<void> {
   if (config.redis !== undefined) {
     const { RedisBackplane } = await import('../backplane/redis-backplane.js')
     backplane = new RedisBackplane({ url: config.redis, logger, ...(config.redisStreamMaxLen !== undefined ? { maxLen: config.redisStreamMaxLen } : {}) })
-    logger.info({ redis: redactUrl(config.redis), node: backplane.nodeId }, 'joined the cluster through Redis')
+    logger.info({ redis: redactRedisUrl(config.redis), node: backplane.nodeId }, 'joined the cluster through Redis')
     // the admin API's and the dashboard's view of every node, on the same Redis
     const { createNodeDirectory } = await import('../backplane/node-directory.js')
     nodeDirectory = createNodeDirectory({ url: config.redis, logger })
@@ -266,7 +269,7 @@ async function serve(argv: string[]): Promise<void> {
     ...(config.regions !== undefined ? { regions: config.regions } : {}),
   })
   if (config.regions !== undefined) {
-    logger.info({ region: config.regions.name, peers: config.regions.peers.map(p => ({ name: p.name, postgres: redactUrl(p.postgres), redis: redactUrl(p.redis) })) }, 'regions: replicating with the peer regions')
+    logger.info({ region: config.regions.name, peers: config.regions.peers.map(p => ({ name: p.name, postgres: redactUrl(p.postgres), redis: redactRedisUrl(p.redis) })) }, 'regions: replicating with the peer regions')
   }
   const adminApi = [config.adminToken !== undefined ? 'admin token' : null, config.auth.mode === 'none' ? null : 'admin JWTs'].filter(Boolean).join(' and ') || 'off'
   logger.info({ auth: config.auth.mode, adminApi }, 'authentication')

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { LevelWithSilent } from 'pino'
+import { redisUrlProblem } from '../backplane/redis-url.js'
 import { parsePeerRegion, validateRegions, type RegionsConfig } from '../regions/region-config.js'
 import { ConfigError } from '../config/server-config.js'
 import { resolveCorsConfig } from '../config/cors-config.js'
@@ -22,7 +23,7 @@ export interface CliConfig {
   storeUrl?: string
   /** For `postgres` on several servers: the partitions, documents placed by name (docs/deployment.md). */
   storePartitions?: StorePartitionConfig[]
-  /** redis:// URL of the backplane (several nodes). */
+  /** redis:// (or redis+cluster://, a Redis Cluster) URL of the backplane (several nodes). */
   redis?: string
   redisStreamMaxLen: number | undefined
   data: string
@@ -261,7 +262,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
   const { store, storeUrl, storePartitions, data } = parseStore(values.store, values.data, env, values['store-partition'])
   const redisUrl = values.redis ?? env.CONCORD_REDIS
   if (redisUrl !== undefined) {
-    if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`invalid --redis ${JSON.stringify(redisUrl)}: use redis://host:port`)
+    const problem = redisUrlProblem(redisUrl)
+    if (problem !== null) throw new UsageError(`invalid --redis: ${problem}`)
     // nodes share documents through the store: each node's own SQLite file cannot be shared
     if (store !== 'postgres') throw new UsageError('--redis needs --store postgres://...: the nodes of a cluster share one store')
   }

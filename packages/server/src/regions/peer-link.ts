@@ -1,5 +1,6 @@
-import { Redis } from 'ioredis'
-import { announce, CONTROL_STREAM, DEFAULT_STREAM_MAX_LEN, defineAnnounce } from '../backplane/doc-streams.js'
+import { announce, DEFAULT_STREAM_MAX_LEN, defineAnnounce, layoutOf, type StreamLayout } from '../backplane/doc-streams.js'
+import { createRedisClient, type RedisClient } from '../backplane/redis-connection.js'
+import { parseRedisUrl } from '../backplane/redis-url.js'
 import { PeerInbox, type Delivered, type OutboxEntry } from '../storage/postgres-regions.js'
 import type { PeerRegion } from './region-config.js'
 
@@ -15,14 +16,20 @@ export class PeerLink {
   readonly peer: PeerRegion
   readonly #origin: string
   readonly #inbox: PeerInbox
-  readonly #redis: Redis
+  readonly #redis: RedisClient
+  /** The peer's key names: one Redis, or a Redis Cluster (`redis+cluster://`). */
+  readonly #layout: StreamLayout
 
   constructor(origin: string, peer: PeerRegion, timeoutMs: number) {
     this.peer = peer
     this.#origin = origin
     this.#inbox = new PeerInbox({ connectionString: peer.postgres, timeoutMs })
-    this.#redis = new Redis(peer.redis, {
-      lazyConnect: false, commandTimeout: timeoutMs, maxRetriesPerRequest: 1, connectTimeout: timeoutMs,
+    const target = parseRedisUrl(peer.redis)
+    this.#layout = layoutOf(target)
+    // auto-pipelining: a batch's announcements leave in one write (one per master of a cluster,
+    // where one pipeline may not span slots)
+    this.#redis = createRedisClient(target, {
+      lazyConnect: false, commandTimeout: timeoutMs, maxRetriesPerRequest: 1, connectTimeout: timeoutMs, enableAutoPipelining: true,
       retryStrategy: times => Math.min(100 * 2 ** times, 2_000), connectionName: `concord-region-${origin}`,
     })
     this.#redis.on('error', () => undefined)
@@ -36,26 +43,24 @@ export class PeerLink {
   async ship(entries: OutboxEntry[]): Promise<Delivered> {
     const delivered = await this.#inbox.deliver(this.#origin, entries)
     const node = `region:${this.#origin}`
-    const pipeline = this.#redis.pipeline()
+    const layout = this.#layout
+    const commands: Promise<unknown>[] = []
     for (const u of delivered.updates) {
       const fields: (string | Buffer)[] = ['n', node, 'u', Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength)]
       if (u.userId !== null) fields.push('w', u.userId)
       // the edit's trace continues on the peer's nodes
       if (u.trace !== null) fields.push('t', u.trace)
       // the region's nodes hear it on the document's channel, as an update from a node of theirs
-      announce(pipeline, u.doc, DEFAULT_STREAM_MAX_LEN, fields)
+      commands.push(announce(this.#redis, layout, u.doc, DEFAULT_STREAM_MAX_LEN, fields) as Promise<string>)
     }
     for (const document of delivered.deleted) {
-      pipeline.xadd(CONTROL_STREAM, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'n', node, 'c', JSON.stringify({ kind: 'document-deleted', document }))
+      commands.push(this.#redis.xadd(layout.control, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'n', node, 'c', JSON.stringify({ kind: 'document-deleted', document })))
     }
     for (const change of delivered.changes) {
-      pipeline.xadd(CONTROL_STREAM, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'n', node, 'c', JSON.stringify({ kind: 'access', change }))
+      commands.push(this.#redis.xadd(layout.control, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'n', node, 'c', JSON.stringify({ kind: 'access', change })))
     }
-    if (pipeline.length > 0) {
-      const results = await pipeline.exec()
-      const failed = results?.find(([err]) => err !== null)
-      if (results === null || failed !== undefined) throw new Error(`announcing on region ${this.peer.name}'s Redis failed: ${failed?.[0]?.message ?? 'no reply'}`)
-    }
+    const failed = (await Promise.allSettled(commands)).find(r => r.status === 'rejected')
+    if (failed !== undefined) throw new Error(`announcing on region ${this.peer.name}'s Redis failed: ${(failed.reason as Error).message}`)
     return delivered
   }
 

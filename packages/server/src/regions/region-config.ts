@@ -1,3 +1,4 @@
+import { redisUrlProblem } from '../backplane/redis-url.js'
 import { ConfigError } from '../config/server-config.js'
 
 /** Another region: its PostgreSQL (where this region ships its updates) and its Redis (where they are announced to its nodes). */
@@ -5,7 +6,7 @@ export interface PeerRegion {
   name: string
   /** postgres:// URL of the peer's database. */
   postgres: string
-  /** redis:// URL of the peer's backplane. */
+  /** redis:// (or redis+cluster://host:port,host:port,…) URL of the peer's backplane. */
   redis: string
 }
 
@@ -31,8 +32,9 @@ export function regionNameProblem(name: string): string | null {
 }
 
 /**
- * Reads one `--peer-region` value: `name=postgres://…,redis://…` (the two URLs in either order).
- * Throws a ConfigError naming what is wrong.
+ * Reads one `--peer-region` value: `name=postgres://…,redis://…` (the two URLs in either order;
+ * the Redis may be a cluster, `redis+cluster://host:port,host:port,…`: a comma starts the next
+ * URL only when a scheme follows it). Throws a ConfigError naming what is wrong.
  */
 export function parsePeerRegion(text: string): PeerRegion {
   const eq = text.indexOf('=')
@@ -42,11 +44,14 @@ export function parsePeerRegion(text: string): PeerRegion {
   if (problem !== null) throw new ConfigError(problem)
   let postgres: string | undefined
   let redis: string | undefined
-  for (const part of text.slice(eq + 1).split(',')) {
+  for (const part of text.slice(eq + 1).split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i)) {
     const url = part.trim()
     if (/^postgres(ql)?:\/\//.test(url)) postgres = url
-    else if (/^rediss?:\/\//.test(url)) redis = url
-    else throw new ConfigError(`invalid --peer-region ${name}: ${JSON.stringify(url)} is neither a postgres:// nor a redis:// URL`)
+    else if (/^rediss?(\+cluster)?:\/\//.test(url)) {
+      const problem = redisUrlProblem(url)
+      if (problem !== null) throw new ConfigError(`invalid --peer-region ${name}: ${problem}`)
+      redis = url
+    } else throw new ConfigError(`invalid --peer-region ${name}: ${JSON.stringify(url)} is neither a postgres:// nor a redis:// URL`)
   }
   if (postgres === undefined || redis === undefined) throw new ConfigError(`invalid --peer-region ${name}: give both its postgres:// and its redis:// URL`)
   return { name, postgres, redis }
