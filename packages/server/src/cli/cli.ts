@@ -75,6 +75,9 @@ Options of serve (each also read from the environment variable shown):
   --sqlite-synchronous <s>     full: an ack survives power loss; normal: it survives a process crash
                                (kill -9) but not an OS crash, and costs fewer fsyncs
                                                                          CONCORD_SQLITE_SYNCHRONOUS (default full)
+  --sqlite-worker-nice <n>     the SQLite worker thread runs this much below the process's priority
+                               (Linux nice, 0 to 19), so commits never preempt the event loop
+                                                                         CONCORD_SQLITE_WORKER_NICE (default 10)
   --commit-window-ms <n>       group commit: an append to an idle store waits this long for
                                others                                     CONCORD_COMMIT_WINDOW_MS (default 2)
   --busy-commit-window-ms <n>  the window under steady load (the last commit ended less than this
@@ -177,8 +180,9 @@ async function serve(argv: string[]): Promise<void> {
   } else if (config.store === 'sqlite') {
     const { createSqliteStorage } = await import('../storage/sqlite-storage.js')
     const windows = { commitWindowMs: config.commitWindowMs, busyCommitWindowMs: config.busyCommitWindowMs ?? 10 }
-    storage = createSqliteStorage({ dataDir: config.data, synchronous: config.sqliteSynchronous, ...windows })
-    logger.info({ data: config.data, synchronous: config.sqliteSynchronous, ...windows }, 'using SQLite store')
+    const nice = config.sqliteWorkerNice === undefined ? {} : { workerNice: config.sqliteWorkerNice }
+    storage = createSqliteStorage({ dataDir: config.data, synchronous: config.sqliteSynchronous, ...windows, ...nice })
+    logger.info({ data: config.data, synchronous: config.sqliteSynchronous, ...windows, ...nice }, 'using SQLite store')
   } else if (config.store === 'postgres') {
     const { createPostgresStorage } = await import('../storage/postgres-storage.js')
     storage = postgres = await createPostgresStorage({

@@ -31,6 +31,8 @@ export interface CliConfig {
   compactEveryUpdates: number | undefined
   maxMessageBytes: number | undefined
   sqliteSynchronous: 'FULL' | 'NORMAL'
+  /** How much lower the SQLite worker thread's priority is (a nice increment; undefined: the store's default). */
+  sqliteWorkerNice: number | undefined
   commitWindowMs: number
   /** undefined: the store's default (10 ms SQLite, 2 ms PostgreSQL) */
   busyCommitWindowMs: number | undefined
@@ -71,6 +73,13 @@ function parseSynchronous(text: string): 'FULL' | 'NORMAL' {
   const upper = text.toUpperCase()
   if (upper !== 'FULL' && upper !== 'NORMAL') throw new UsageError(`invalid --sqlite-synchronous ${JSON.stringify(text)}: use full or normal`)
   return upper
+}
+
+function parseNice(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (text.trim() === '' || !Number.isInteger(n) || n < 0 || n > 19) throw new UsageError(`invalid --sqlite-worker-nice ${JSON.stringify(text)}: 0 to 19`)
+  return n
 }
 
 function parseWindow(text: string, name: string): number {
@@ -217,6 +226,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
       'compact-every-updates': { type: 'string' },
       'max-message-bytes': { type: 'string' },
       'sqlite-synchronous': { type: 'string' },
+      'sqlite-worker-nice': { type: 'string' },
       'commit-window-ms': { type: 'string' },
       'busy-commit-window-ms': { type: 'string' },
       'sqlite-commit-window-ms': { type: 'string' },
@@ -285,6 +295,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): CliCon
     compactEveryUpdates: optionalPositiveInt('--compact-every-updates', values['compact-every-updates'] ?? env.CONCORD_COMPACT_EVERY_UPDATES),
     maxMessageBytes: optionalPositiveInt('--max-message-bytes', values['max-message-bytes'] ?? env.CONCORD_MAX_MESSAGE_BYTES),
     sqliteSynchronous: parseSynchronous(values['sqlite-synchronous'] ?? env.CONCORD_SQLITE_SYNCHRONOUS ?? 'full'),
+    sqliteWorkerNice: parseNice(values['sqlite-worker-nice'] ?? env.CONCORD_SQLITE_WORKER_NICE),
     commitWindowMs: parseWindow(values['commit-window-ms'] ?? values['sqlite-commit-window-ms'] ?? env.CONCORD_COMMIT_WINDOW_MS ?? env.CONCORD_SQLITE_COMMIT_WINDOW_MS ?? '2', '--commit-window-ms'),
     busyCommitWindowMs: busyWindow === undefined ? undefined : parseWindow(busyWindow, '--busy-commit-window-ms'),
     auth: parseAuth(values.auth ?? env.CONCORD_AUTH ?? (demo ? 'dev' : undefined), values['auth-secret'] ?? env.CONCORD_AUTH_SECRET, values['auth-jwks'] ?? env.CONCORD_AUTH_JWKS),

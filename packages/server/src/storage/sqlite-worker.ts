@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
-import { SqliteLog, type SqliteStorageOptions } from './sqlite-log.js'
+import { DEFAULT_WORKER_NICE, SqliteLog, type SqliteStorageOptions } from './sqlite-log.js'
 import { unpackAppendBatch, type PackedAppendBatch } from './append-packing.js'
+import { lowerThreadPriority } from './thread-priority.js'
 
 /** Worker-thread side of the SQLite adapter: owns the database, answers requests in order. */
 export type SqliteRequest =
@@ -24,10 +25,13 @@ export type SqliteResponse =
 const port = parentPort
 if (port === null) throw new Error('sqlite-worker must run in a worker thread')
 
+const options = workerData as SqliteStorageOptions
+lowerThreadPriority(options.workerNice ?? DEFAULT_WORKER_NICE)
+
 let log: SqliteLog | null = null
 let openError: Error | null = null
 try {
-  log = new SqliteLog(workerData as SqliteStorageOptions)
+  log = new SqliteLog(options)
 } catch (err) {
   openError = err as Error
 }

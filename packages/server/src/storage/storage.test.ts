@@ -1,5 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { getPriority, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import Database from 'better-sqlite3'
@@ -73,6 +73,35 @@ describe('sqlite storage: schema migration', () => {
       check.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('sqlite storage: the worker thread', () => {
+  /** Nice values of this process's threads, read from /proc (Linux). */
+  const threadNices = (): number[] => readdirSync('/proc/self/task').map(tid => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+  })
+
+  it.runIf(process.platform === 'linux')('runs at a lower priority than the event loop (nice + 10 by default, as configured, or unchanged with 0)', async () => {
+    const base = getPriority()
+    for (const [workerNice, expected] of [[undefined, Math.min(19, base + 10)], [3, Math.min(19, base + 3)], [0, null]] as const) {
+      const dir = mkdtempSync(join(tmpdir(), 'concord-sqlite-nice-'))
+      const before = threadNices().filter(n => n !== base).length
+      const store = createSqliteStorage({ dataDir: dir, ...(workerNice === undefined ? {} : { workerNice }) })
+      try {
+        // the worker has opened the database once this answers
+        await store.append('d', { update: new Uint8Array([0, 0]), userId: null })
+        const lowered = threadNices().filter(n => n !== base)
+        if (expected === null) expect(lowered.length).toBe(before)
+        else expect(lowered).toContain(expected)
+        // and it still commits: the append is there after a reopen
+        expect((await store.load('d')).updates.length).toBe(1)
+      } finally {
+        await store.close()
+        rmSync(dir, { recursive: true, force: true })
+      }
     }
   })
 })
