@@ -28,7 +28,7 @@ describe('FanOut grouping', () => {
     const listener = new FakeSession('l')
     const fan = fanOut([writer, listener])
     const ups = updates(3)
-    for (const u of ups) fan.enqueue(u, writer)
+    for (const u of ups) fan.enqueue(u, writer, performance.now())
     fan.flush()
     expect(listener.updates).toEqual(ups)
     expect(writer.updates).toEqual([])
@@ -48,8 +48,8 @@ describe('FanOut grouping', () => {
     let i = 0
     let j = 0
     while (i < fromA.length || j < fromB.length) {
-      if (j >= fromB.length || (i < fromA.length && random() < 0.9)) fan.enqueue(fromA[i++]!, a)
-      else fan.enqueue(fromB[j++]!, b)
+      if (j >= fromB.length || (i < fromA.length && random() < 0.9)) fan.enqueue(fromA[i++]!, a, performance.now())
+      else fan.enqueue(fromB[j++]!, b, performance.now())
     }
     fan.flush()
     const total = fromA.length + fromB.length
@@ -70,8 +70,8 @@ describe('FanOut grouping', () => {
     let large: Uint8Array | null = null
     big.on('update', (u: Uint8Array) => { large = u })
     big.getText('t').insert(0, 'y'.repeat(LARGE_UPDATE_BYTES))
-    for (const u of small) fan.enqueue(u, writer)
-    fan.enqueue(large!, writer)
+    for (const u of small) fan.enqueue(u, writer, performance.now())
+    fan.enqueue(large!, writer, performance.now())
     fan.flush()
     expect(listener.updates).toHaveLength(2)
     expect(listener.updates[1]).toBe(large)
@@ -80,7 +80,7 @@ describe('FanOut grouping', () => {
   it('nothing is sent when nobody is there, and a cleared outbox sends nothing', () => {
     const listener = new FakeSession('l')
     const fan = fanOut([listener])
-    fan.enqueue(updates(1)[0]!, null)
+    fan.enqueue(updates(1)[0]!, null, performance.now())
     fan.clear()
     fan.flush()
     expect(listener.updates).toEqual([])
@@ -95,9 +95,9 @@ describe('FanOut in a big room', () => {
     const b = sessions[1]!
     const fromA = updates(2)
     const fromB = updates(1)
-    fan.enqueue(fromA[0]!, a)
-    fan.enqueue(fromB[0]!, b)
-    fan.enqueue(fromA[1]!, a)
+    fan.enqueue(fromA[0]!, a, performance.now())
+    fan.enqueue(fromB[0]!, b, performance.now())
+    fan.enqueue(fromA[1]!, a, performance.now())
     // nothing goes out at once: the window collects the room's updates
     expect(sessions[2]!.updates).toEqual([])
     await new Promise(resolve => setTimeout(resolve, BIG_ROOM_WINDOW_MS * 4))
@@ -110,12 +110,38 @@ describe('FanOut in a big room', () => {
     expect(b.updates).toEqual(fromA)
   })
 
-  it('below that size, one event-loop turn is the window', async () => {
+  it('below that size, what is applied together goes out together as soon as that code is done, before the event loop turns', async () => {
     const sessions = Array.from({ length: BIG_ROOM_SESSIONS - 1 }, (_, i) => new FakeSession(`s${i}`))
     const fan = fanOut(sessions)
     const ups = updates(2)
-    for (const u of ups) fan.enqueue(u, sessions[0]!)
-    await new Promise(resolve => setImmediate(resolve))
+    for (const u of ups) fan.enqueue(u, sessions[0]!, performance.now())
+    expect(sessions[1]!.updates).toEqual([])
+    let turned = false
+    setImmediate(() => { turned = true })
+    await Promise.resolve()
+    // sent before any I/O or check-phase callback of the event loop could run
+    expect(turned).toBe(false)
     expect(sessions[1]!.updates).toEqual(ups)
+  })
+
+  it('observes each update\'s delivery latency, from its arrival until it is handed to the sockets', () => {
+    const observed: Record<string, number[]> = { fanout: [], updateDelivery: [] }
+    const histogram = (name: string) => ({ observe: (s: number) => { observed[name]!.push(s) } })
+    const metrics = { fanout: histogram('fanout'), updateDelivery: histogram('updateDelivery') } as unknown as ConstructorParameters<typeof FanOut>[2]
+    const listener = new FakeSession('l')
+    const fan = new FanOut('d', new Set([new FakeSession('w'), listener]), metrics, fn => fn())
+    const ups = updates(3)
+    const now = performance.now()
+    fan.enqueue(ups[0]!, null, now - 40)
+    fan.enqueue(ups[1]!, null, now - 20)
+    fan.enqueue(ups[2]!, null, now)
+    fan.flush()
+    expect(observed.fanout).toHaveLength(1)
+    expect(observed.updateDelivery).toHaveLength(3)
+    const [first, second, third] = observed.updateDelivery as [number, number, number]
+    expect(first).toBeGreaterThanOrEqual(0.040)
+    expect(second).toBeGreaterThanOrEqual(0.020)
+    expect(second).toBeLessThan(first)
+    expect(third).toBeLessThan(second)
   })
 })

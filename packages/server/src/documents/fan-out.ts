@@ -1,9 +1,9 @@
 import * as Y from 'yjs'
 import { SharedMessage } from './shared-message.js'
 import type { DocumentSession } from './document-session.js'
-import { secondsSince, type DocumentMetrics } from './ports.js'
+import type { DocumentMetrics } from './ports.js'
 
-/** Up to this many updates of one event-loop turn go out unmerged (see `FanOut`). */
+/** Up to this many updates applied together go out unmerged (see `FanOut`). */
 const SEPARATE_MAX = 8
 
 /** A burst is merged into frames of at most this many updates (Y.mergeUpdates grows faster than linearly). */
@@ -27,10 +27,13 @@ export const LARGE_UPDATE_BYTES = 64 * 1024
 export interface Outgoing {
   update: Uint8Array
   origin: object | null
+  /** When it arrived (performance.now()): the delivery latency is measured from here. */
+  at: number
 }
 
 /**
- * Everything applied in one event-loop turn goes out together. A few updates go
+ * Everything applied together (what one socket read brought, or a synchronous run of applies) goes
+ * out together; in a big room, everything of BIG_ROOM_WINDOW_MS. A few updates go
  * out as they are, each encoded once and shared, handed to each socket's kernel
  * buffer in one write (Y.mergeUpdates costs more than the frames it saves when
  * there are few). More than that are merged into frames of at most MERGE_GROUP
@@ -53,13 +56,17 @@ export class FanOut {
     this.#flushContained = () => { contain(this.flush) }
   }
 
-  /** Send `update` to every session but `origin`, with the rest of this event-loop turn. */
-  enqueue(update: Uint8Array, origin: object | null): void {
-    this.#outbox.push({ update, origin })
+  /** Send `update` to every session but `origin`, with the others applied together with it. */
+  enqueue(update: Uint8Array, origin: object | null, at: number): void {
+    this.#outbox.push({ update, origin, at })
     if (this.#scheduled) return
     this.#scheduled = true
+    // a small room's updates go out as soon as the read that brought them is applied (what one read
+    // brings is already one batch): waiting for the end of the event loop's poll phase made every
+    // update wait for all the other sockets' reads of that phase, p99 30 ms of 20,000 on a loaded
+    // machine (docs/benchmarks.md, "Fan-out tail")
     if (this.#sessions.size >= BIG_ROOM_SESSIONS) setTimeout(this.#flushContained, BIG_ROOM_WINDOW_MS)
-    else setImmediate(this.#flushContained)
+    else queueMicrotask(this.#flushContained)
   }
 
   /** Forget what is queued (the document leaves memory). */
@@ -74,7 +81,11 @@ export class FanOut {
     if (items.length === 0 || this.#sessions.size === 0) return
     const start = performance.now()
     this.#fanoutItems(items)
-    this.#metrics?.fanout.observe(secondsSince(start))
+    const metrics = this.#metrics
+    if (metrics === undefined) return
+    const end = performance.now()
+    metrics.fanout.observe((end - start) / 1000)
+    for (const item of items) metrics.updateDelivery.observe((end - item.at) / 1000)
   }
 
   #fanoutItems(items: Outgoing[]): void {

@@ -43,7 +43,8 @@ export interface IntegrateHost {
   /** Another node's update changed the document. */
   appliedRemote(update: Uint8Array): void
   /** What this document integrated, for the sessions (all but `origin`) and the sync replies. */
-  forward(update: Uint8Array, origin: UpdateOrigin | null): void
+  /** `at`: when the first of the updates it comes from arrived (performance.now()). */
+  forward(update: Uint8Array, origin: UpdateOrigin | null, at: number): void
   /** Yjs threw mid-integration: the document is reloaded from its log. */
   reset(err: unknown): void
 }
@@ -117,10 +118,11 @@ export class Integrator {
     if (out === null) {
       const forward = this.#forward
       this.#forward = null
-      if (forward !== null) this.#host.forward(forward, origin)
+      if (forward !== null) this.#host.forward(forward, origin, items[0]!.at)
       return
     }
-    for (const u of out) this.#host.forward(u, origin)
+    const at = items[0]!.at
+    for (const u of out) this.#host.forward(u, origin, at)
   }
 
   /** One update: `tr` is the batch's transaction, or null when the update is applied alone. */

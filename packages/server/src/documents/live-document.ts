@@ -145,9 +145,9 @@ export class LiveDocument {
         this.#approxBytes += update.length
         if (hooks.has.onChange) hooks.observe('onChange', { documentName: name, userId: null, update, document: this.ydoc, origin: 'remote' }, name)
       },
-      forward: (update, origin) => {
+      forward: (update, origin, at) => {
         this.#replies.keep(update)
-        this.#fanOut.enqueue(update, origin)
+        this.#fanOut.enqueue(update, origin, at)
       },
       reset: err => this.#fail(err, 'CONCORD_ERR_DOC_RESET'),
     }

@@ -21,6 +21,8 @@ export interface DocumentMetrics {
   readonly updatesApplied: CountedEvent
   readonly updateApply: ObservedDuration
   readonly fanout: ObservedDuration
+  /** From an update's arrival until it is handed to the other sessions' sockets. */
+  readonly updateDelivery: ObservedDuration
   readonly storageAppend: ObservedDuration
   readonly ack: ObservedDuration
   readonly backplanePublished: CountedEvent

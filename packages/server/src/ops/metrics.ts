@@ -166,6 +166,7 @@ export class ServerMetrics implements DocumentMetrics {
   readonly updatesApplied: Counter
   readonly updateApply: FastHistogram
   readonly fanout: FastHistogram
+  readonly updateDelivery: FastHistogram
   readonly storageAppend: FastHistogram
   readonly ack: FastHistogram
   readonly backplaneLag: FastHistogram
@@ -220,7 +221,8 @@ export class ServerMetrics implements DocumentMetrics {
       return h
     }
     this.updateApply = histogram('concord_update_apply_seconds', 'Time to apply the updates of one socket read to a document (one Yjs transaction).')
-    this.fanout = histogram('concord_fanout_seconds', 'Time to hand one event-loop turn of updates to a document\'s sessions.')
+    this.fanout = histogram('concord_fanout_seconds', 'Time to hand the updates applied together to a document\'s sessions.')
+    this.updateDelivery = histogram('concord_update_delivery_seconds', 'From an update\'s arrival at this node (its socket read, or its relay from another node) until it is handed to the sockets of the document\'s other sessions: the server\'s share of keystroke-to-screen latency.')
     this.storageAppend = histogram('concord_storage_append_seconds', 'From an update\'s append to storage until it is durable.')
     this.ack = histogram('concord_ack_latency_seconds', 'From an update reaching its document until the sender\'s ack (saved) is sent.')
     this.backplaneLag = histogram('concord_backplane_lag_seconds', 'From another node publishing an entry on Redis until this node reads it.')
