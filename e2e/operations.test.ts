@@ -102,6 +102,8 @@ describe('operations: metrics and logs of a scripted session', () => {
     expect(delta(after, 'concord_storage_append_seconds_count')).toBe(3)
     expect(delta(after, 'concord_ack_latency_seconds_count')).toBe(3)
     expect(delta(after, 'concord_fanout_seconds_count')).toBe(3)
+    expect(delta(after, 'concord_update_delivery_seconds_count')).toBe(3)
+    expect(delta(after, 'concord_update_delivery_seconds_sum')).toBeGreaterThan(0)
     expect(delta(after, 'concord_update_apply_seconds_count')).toBe(3)
     expect(delta(after, 'concord_storage_append_seconds_sum')).toBeGreaterThan(0)
     // process metrics are there too
