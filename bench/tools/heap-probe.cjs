@@ -1,0 +1,37 @@
+// Preloaded into a server process by heap-breakdown.mjs (node --expose-gc -r ./heap-probe.cjs ...).
+// On an IPC message { snapshot: path } it collects garbage, writes a heap snapshot to `path` and
+// answers with the process's memory figures; on { stats: true } it answers the figures alone.
+// Loaded only by that tool: it changes nothing else in the process.
+'use strict'
+const v8 = require('node:v8')
+const { readFileSync } = require('node:fs')
+
+function figures () {
+  if (global.gc) { global.gc(); global.gc() }
+  const mu = process.memoryUsage()
+  const hs = v8.getHeapStatistics()
+  const status = readFileSync('/proc/self/status', 'utf8')
+  const kB = (key) => Number((status.match(new RegExp(`^${key}:\\s+(\\d+)`, 'm')) ?? [])[1] ?? NaN)
+  return {
+    rss: mu.rss,
+    heapUsed: mu.heapUsed,
+    heapTotal: mu.heapTotal,
+    external: mu.external,
+    arrayBuffers: mu.arrayBuffers,
+    mallocedMemory: hs.malloced_memory,
+    rssAnonKB: kB('RssAnon'),
+    rssFileKB: kB('RssFile'),
+    spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map(s => [s.space_name, { size: s.space_size, used: s.space_used_size, physical: s.physical_space_size }]))
+  }
+}
+
+if (process.send) {
+  process.on('message', (m) => {
+    if (m === null || typeof m !== 'object' || !('heapProbe' in m)) return
+    const out = figures()
+    if (m.snapshot) out.snapshot = v8.writeHeapSnapshot(m.snapshot)
+    process.send({ heapProbe: true, ...out })
+  })
+  // an IPC channel would keep the process alive after the server stops
+  process.channel?.unref()
+}
