@@ -2,31 +2,16 @@ import { clientAddress } from '../auth/client-address.js'
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { randomUUID } from 'node:crypto'
-import { WebSocketServer, type WebSocket, type RawData } from 'ws'
+import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import type { Logger } from 'pino'
 import { ConcordError, documentNameProblem, NATIVE_SUBPROTOCOL, type ErrorCode } from '@concord/protocol'
 import type { GatewayConfig, GatewayDeps } from './gateway-deps.js'
-import type { ConnectionDeps } from './connection-deps.js'
 import { endSpan, startSpan } from '../ops/tracing.js'
 import { NativeConnection } from './native-transport.js'
 import { YWebsocketConnection } from './y-websocket-transport.js'
 import { HocuspocusConnection } from './hocuspocus-transport.js'
-import { ConnectionLog } from './connection-log.js'
-import { SOCKET_CLOSED, type SocketLike } from './socket-like.js'
-
-interface Connection {
-  readonly id: string
-  readonly sender: { readonly pendingBytes: number }
-  /** Bytes received from the socket and held, not yet handled (rate limit, chunks, pre-open queue). */
-  readonly heldBytes: number
-  /** The most `heldBytes` seen on this socket. */
-  readonly peakHeldBytes: number
-  /** Now while the rate limit keeps the socket unread; otherwise when it last resumed reading (0: never paused). */
-  readonly readPausedAt: number
-  receive(data: Uint8Array): void
-  close(error?: ConcordError): void
-  dispose(): void
-}
+import type { SocketConnection } from './socket-connection.js'
+import { SOCKET_CLOSED } from './socket-like.js'
 
 type Transport = 'native' | 'y-websocket' | 'hocuspocus'
 
@@ -36,53 +21,68 @@ type Transport = 'native' | 'y-websocket' | 'hocuspocus'
  */
 export const HOCUSPOCUS_PATHS: readonly string[] = ['/', '/hocuspocus', '/hocuspocus/']
 
-interface Tracked {
-  connection: Connection
-  ws: SocketLike
-  alive: boolean
-  transport: Transport
-  ip: string
-  logger: ConnectionLog
-  gateway: Gateway
+/**
+ * ws's WebSocket with the gateway's record of it (its connection, its address, whether it
+ * answered the last ping), given to ws as its `WebSocket` class. ws tells a socket's events by
+ * calling its `emit`, which hands them to the connection directly: a listener per socket and
+ * event (the usual `ws.on`) costs an idle connection its closures and the entries of its
+ * listener table (the table grows from 3 to 4 listeners by about 100 bytes), and a record
+ * beside the socket another object. `once('close')` and any other listener still work.
+ */
+class GatewaySocket extends WebSocket {
+  /** Null until accepted (and for a socket refused after the upgrade). */
+  connection: SocketConnection | null = null
+  gateway: Gateway | null = null
+  ip = ''
+  /** Answered (or sent anything) since the last heartbeat ping. */
+  alive = true
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    switch (event) {
+      case 'message':
+        onMessage(this, args[0] as RawData, args[1] as boolean)
+        return true
+      case 'pong':
+        this.alive = true
+        return true
+      case 'error':
+        // ws closes the socket itself for protocol violations (1002) and oversized messages (1009)
+        onError(this, args[0] as Error)
+        return true
+      case 'close':
+        onClose(this, args[0] as number)
+        break
+    }
+    return super.emit(event, ...args)
+  }
 }
 
-/**
- * Each socket's record, on the socket itself: the listeners below are shared by
- * every socket (a closure per socket and event would cost about half a kilobyte
- * per idle connection, and one of them kept the upgrade request alive).
- */
-const kTracked = Symbol('concord.tracked')
-type TrackedSocket = WebSocket & { [kTracked]: Tracked }
-
-function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
-  const t = (this as TrackedSocket)[kTracked]
-  t.alive = true
+function onMessage(ws: GatewaySocket, data: RawData, isBinary: boolean): void {
+  const connection = ws.connection
+  if (connection === null) return
+  ws.alive = true
   if (!isBinary) {
-    t.connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
+    connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
     return
   }
   try {
-    t.connection.receive(toBytes(data))
+    connection.receive(toBytes(data))
   } catch (err) {
-    t.logger.error({ err }, 'unexpected error handling a message')
-    t.connection.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
+    connection.error({ err }, 'unexpected error handling a message')
+    connection.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
   }
 }
 
-function onPong(this: WebSocket): void {
-  (this as TrackedSocket)[kTracked].alive = true
+function onError(ws: GatewaySocket, err: Error): void {
+  ws.connection?.info({ code: (err as { code?: string }).code, err: err.message }, 'socket error')
 }
 
-function onError(this: WebSocket, err: Error): void {
-  // ws closes the socket itself for protocol violations (1002) and oversized messages (1009)
-  (this as TrackedSocket)[kTracked].logger.info({ code: (err as { code?: string }).code, err: err.message }, 'socket error')
-}
-
-function onClose(this: WebSocket, code: number): void {
-  const t = (this as TrackedSocket)[kTracked]
-  t.gateway.forget(t)
-  t.connection.dispose()
-  t.logger.debug({ code }, 'disconnected')
+function onClose(ws: GatewaySocket, code: number): void {
+  const connection = ws.connection
+  if (connection === null) return
+  ws.gateway?.forget(ws)
+  connection.dispose()
+  connection.debug({ code }, 'disconnected')
 }
 
 export interface GatewayStats {
@@ -113,7 +113,8 @@ export class Gateway {
   readonly #deps: GatewayDeps
   readonly #config: GatewayConfig
   readonly #log: Logger
-  readonly #tracked = new Map<SocketLike, Tracked>()
+  /** Every accepted socket. */
+  readonly #tracked = new Set<GatewaySocket>()
   /** Open sockets per remote address. */
   readonly #perIp = new Map<string, number>()
   #heartbeat: NodeJS.Timeout | null = null
@@ -136,6 +137,9 @@ export class Gateway {
     const options = deps.config
     this.#wss = new WebSocketServer({
       noServer: true,
+      // the gateway tracks its sockets itself (ws's tracking costs a closure per socket)
+      clientTracking: false,
+      WebSocket: GatewaySocket,
       maxPayload: options.maxMessageBytes,
       perMessageDeflate: options.compressionThresholdBytes > 0
         ? {
@@ -167,15 +171,16 @@ export class Gateway {
     let maxHeldBytes = 0
     let readPaused = 0
     const now = Date.now()
-    for (const t of this.#tracked.values()) {
-      const n = t.connection.sender.pendingBytes
+    for (const ws of this.#tracked) {
+      const c = ws.connection!
+      const n = c.sender.pendingBytes
       pendingBytes += n
       if (n > maxPendingBytes) maxPendingBytes = n
-      const h = t.connection.heldBytes
+      const h = c.heldBytes
       heldBytes += h
       if (h > maxHeldBytes) maxHeldBytes = h
-      if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
-      if (t.connection.readPausedAt >= now) readPaused++
+      if (c.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = c.peakHeldBytes
+      if (c.readPausedAt >= now) readPaused++
     }
     return {
       connections: this.#tracked.size, native: this.#counts.native, yWebsocket: this.#counts['y-websocket'], hocuspocus: this.#counts.hocuspocus,
@@ -192,16 +197,16 @@ export class Gateway {
   async closeAll(error: ConcordError, timeoutMs = 5_000): Promise<void> {
     if (this.#heartbeat) clearInterval(this.#heartbeat)
     this.#heartbeat = null
-    const sockets = [...this.#tracked.values()]
-    const closed = sockets.map(t => new Promise<void>(resolve => {
-      if (t.ws.readyState === SOCKET_CLOSED) resolve()
-      else t.ws.once('close', () => resolve())
+    const sockets = [...this.#tracked]
+    const closed = sockets.map(ws => new Promise<void>(resolve => {
+      if (ws.readyState === SOCKET_CLOSED) resolve()
+      else ws.once('close', () => resolve())
     }))
-    for (const t of sockets) t.connection.close(error)
+    for (const ws of sockets) ws.connection!.close(error)
     let timer: NodeJS.Timeout | undefined
     await Promise.race([Promise.all(closed), new Promise<void>(r => { timer = setTimeout(r, timeoutMs) })])
     clearTimeout(timer)
-    for (const t of this.#tracked.values()) t.ws.terminate()
+    for (const ws of this.#tracked) ws.terminate()
     this.#wss.close()
   }
 
@@ -234,7 +239,7 @@ export class Gateway {
     const ip = clientAddress(req, this.#config.trustProxyHops)
     const span = startSpan('concord.connect', { 'concord.transport': transport, ...(transport === 'y-websocket' ? { 'concord.document': document } : {}) })
     this.#wss.handleUpgrade(req, socket, head, ws => {
-      const id = this.#upgraded(ws, req, transport, document, token, ip)
+      const id = this.#upgraded(ws as GatewaySocket, req, transport, document, token, ip)
       endSpan(span, id === null ? 'connection refused' : undefined, id === null ? undefined : { 'concord.connection_id': id })
     })
   }
@@ -245,7 +250,7 @@ export class Gateway {
   }
 
   /** Returns the new connection's id, or null when it was refused. */
-  #upgraded(ws: WebSocket, req: IncomingMessage, transport: Transport, document: string, token: string, ip: string): string | null {
+  #upgraded(ws: GatewaySocket, req: IncomingMessage, transport: Transport, document: string, token: string, ip: string): string | null {
     // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
     const open = this.#perIp.get(ip) ?? 0
     if (open >= this.#config.maxConnectionsPerIp) {
@@ -257,14 +262,12 @@ export class Gateway {
     }
     this.#perIp.set(ip, open + 1)
     const connectionId = `${this.#idPrefix}-${(++this.#idCounter).toString(36)}`
-    const logger = new ConnectionLog(this.#log, connectionId, transport === 'y-websocket' ? document : null)
-    let connection: Connection
+    let connection: SocketConnection
     try {
-      const g = this.#deps
-      const deps: ConnectionDeps = { config: g.config, documents: g.documents, authorizer: g.authorizer, metrics: g.metrics, logger, connectionId, ...(g.hooks !== undefined ? { hooks: g.hooks } : {}) }
-      connection = transport === 'native' ? new NativeConnection(ws, req, deps)
-        : transport === 'hocuspocus' ? new HocuspocusConnection(ws, req, deps)
-          : new YWebsocketConnection(ws, req, document, token, deps)
+      const deps = this.#deps
+      connection = transport === 'native' ? new NativeConnection(ws, req, deps, connectionId)
+        : transport === 'hocuspocus' ? new HocuspocusConnection(ws, req, deps, connectionId)
+          : new YWebsocketConnection(ws, req, deps, connectionId, document, token)
     } catch (err) {
       this.#releaseIp(ip)
       // after the 101 response: close as a WebSocket, not with an HTTP reply
@@ -272,25 +275,22 @@ export class Gateway {
       ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
       return null
     }
-    const tracked: Tracked = { connection, ws, alive: true, transport, ip, logger, gateway: this }
-    ;(ws as TrackedSocket)[kTracked] = tracked
-    this.#tracked.set(ws, tracked)
+    ws.connection = connection
+    ws.gateway = this
+    ws.ip = ip
+    this.#tracked.add(ws)
     this.#counts[transport]++
-    logger.debug({ remote: ip }, 'connected')
-    ws.on('message', onMessage)
-    ws.on('pong', onPong)
-    ws.on('error', onError)
-    ws.on('close', onClose)
+    connection.debug({ remote: ip }, 'connected')
     return connectionId
   }
 
   /** A socket closed: stop tracking it. */
-  forget(t: Tracked): void {
-    if (this.#tracked.get(t.ws) !== t) return
-    this.#tracked.delete(t.ws)
-    if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
-    this.#counts[t.transport]--
-    this.#releaseIp(t.ip)
+  forget(ws: GatewaySocket): void {
+    if (!this.#tracked.delete(ws)) return
+    const c = ws.connection!
+    if (c.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = c.peakHeldBytes
+    this.#counts[c.protocol]--
+    this.#releaseIp(ws.ip)
   }
 
   #releaseIp(ip: string): void {
@@ -307,17 +307,17 @@ export class Gateway {
   #sweep(): void {
     const since = this.#lastSweepAt
     this.#lastSweepAt = Date.now()
-    for (const t of this.#tracked.values()) {
-      if (!t.alive && t.connection.readPausedAt < since) {
-        this.#log.info({ connectionId: t.connection.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
-        t.ws.terminate()
+    for (const ws of this.#tracked) {
+      if (!ws.alive && ws.connection!.readPausedAt < since) {
+        this.#log.info({ connectionId: ws.connection!.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
+        ws.terminate()
         continue
       }
-      t.alive = false
+      ws.alive = false
       try {
-        t.ws.ping()
+        ws.ping()
       } catch {
-        t.ws.terminate()
+        ws.terminate()
       }
     }
   }

@@ -20,35 +20,42 @@ const MIN_WAIT_MS = 10
 export interface ReadThrottleOptions extends RateLimits {
   /** The largest message the socket may send (held messages may total this plus `MAX_HELD_EXTRA_BYTES`). */
   maxMessageBytes: number
+}
+
+/** What a throttle reads for (a connection): it is called instead of being given a closure per callback. */
+export interface ThrottledReader {
+  /** A message the budget allows now (in the order they arrived). */
+  readAllowed(data: Uint8Array): void
+  /** More arrived while paused than a pause lets through (see `MAX_HELD_MESSAGES`): the reader closes the socket. */
+  readOverflow(reason: string): void
   /** Told each time the socket is paused. */
-  onPause?: () => void
+  readPaused?(): void
   /**
-   * A message handled from the timer threw (a bug: the caller closes the socket). From
-   * `receive` an error reaches the caller as usual.
+   * A message handled from the timer threw (a bug: the reader closes the socket). Absent: rethrown.
+   * From `receive` an error reaches the caller as usual.
    */
-  onError?: (err: unknown) => void
+  readFailed?(err: unknown): void
 }
 
 /**
  * Flood control by backpressure (ARCHITECTURE.md §3: fast honest clients are
- * slowed, not cut). Each message a socket sends is charged to its
- * `SocketRateLimiter`. Within budget it is handled at once. Over budget it is
+ * slowed, not cut). Each message a socket sends is charged to its budget (it is
+ * a `SocketRateLimiter`). Within budget it is handled at once. Over budget it is
  * kept, in order, and the socket is paused: the kernel's receive buffer fills,
  * TCP flow control stops the sender, and a timer handles the kept messages as
  * the budget refills and then reads the socket again. Nothing is refused or
- * dropped. `onOverflow` is called (the caller closes the socket) only if more
+ * dropped. `readOverflow` is called (the reader closes the socket) only if more
  * arrives while paused than a pause lets through (see `MAX_HELD_MESSAGES`).
+ *
+ * One lives as long as its socket, so it holds no closures and no copy of the limits
+ * (`options` is the server's, shared), and its queue exists only while something is held.
  */
-export class ReadThrottle {
+export class ReadThrottle extends SocketRateLimiter {
   readonly #socket: PausableSocket
-  readonly #limiter: SocketRateLimiter
-  readonly #handle: (data: Uint8Array) => void
-  readonly #onOverflow: (reason: string) => void
-  readonly #maxHeldBytes: number
-  readonly #onPause: (() => void) | null
-  readonly #onError: ((err: unknown) => void) | null
-  /** Messages kept while over budget; `#head` is the next to handle. */
-  #held: (Uint8Array | undefined)[] = []
+  readonly #options: ReadThrottleOptions
+  readonly #reader: ThrottledReader
+  /** Messages kept while over budget; `#head` is the next to handle (null: none kept). */
+  #held: (Uint8Array | undefined)[] | null = null
   #head = 0
   #heldBytes = 0
   #timer: NodeJS.Timeout | null = null
@@ -61,14 +68,11 @@ export class ReadThrottle {
   /** The most messages held at once. */
   maxHeld = 0
 
-  constructor(socket: PausableSocket, options: ReadThrottleOptions, handle: (data: Uint8Array) => void, onOverflow: (reason: string) => void) {
+  constructor(socket: PausableSocket, options: ReadThrottleOptions, reader: ThrottledReader) {
+    super(options)
     this.#socket = socket
-    this.#limiter = new SocketRateLimiter(options)
-    this.#maxHeldBytes = options.maxMessageBytes + MAX_HELD_EXTRA_BYTES
-    this.#onPause = options.onPause ?? null
-    this.#onError = options.onError ?? null
-    this.#handle = handle
-    this.#onOverflow = onOverflow
+    this.#options = options
+    this.#reader = reader
   }
 
   /** Bytes of messages received and kept until the budget allows them. */
@@ -88,15 +92,16 @@ export class ReadThrottle {
   /** One WebSocket message arrived: handled now if the budget allows it and nothing is waiting before it. */
   receive(data: Uint8Array): void {
     if (this.#stopped) return
-    if (this.#head === this.#held.length && this.#limiter.take(data.length)) {
-      this.#handle(data)
+    if (this.#held === null && this.take(data.length)) {
+      this.#reader.readAllowed(data)
       return
     }
-    this.#held.push(data)
+    const held = this.#held ??= []
+    held.push(data)
     this.#heldBytes += data.length
-    const count = this.#held.length - this.#head
+    const count = held.length - this.#head
     if (count > this.maxHeld) this.maxHeld = count
-    if (count > MAX_HELD_MESSAGES || this.#heldBytes > this.#maxHeldBytes) {
+    if (count > MAX_HELD_MESSAGES || this.#heldBytes > this.#options.maxMessageBytes + MAX_HELD_EXTRA_BYTES) {
       this.#overflow(`kept sending while its socket was paused: ${count} messages, ${this.#heldBytes} bytes held`)
       return
     }
@@ -104,7 +109,7 @@ export class ReadThrottle {
       this.#paused = true
       this.pauses++
       this.#socket.pause()
-      this.#onPause?.()
+      this.#reader.readPaused?.()
     }
     this.#schedule()
   }
@@ -120,7 +125,7 @@ export class ReadThrottle {
     this.#stopped = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
-    this.#held = []
+    this.#held = null
     this.#head = 0
     this.#heldBytes = 0
     if (this.#paused) {
@@ -132,13 +137,13 @@ export class ReadThrottle {
 
   #overflow(reason: string): void {
     this.stop()
-    this.#onOverflow(reason)
+    this.#reader.readOverflow(reason)
   }
 
   #schedule(): void {
-    if (this.#timer !== null || this.#stopped) return
+    if (this.#timer !== null || this.#stopped || this.#held === null) return
     const first = this.#held[this.#head]!
-    const wait = this.#limiter.waitMs(first.length)
+    const wait = this.waitMs(first.length)
     if (!Number.isFinite(wait)) {
       // cannot happen with validated options (the byte burst is at least maxMessageBytes)
       this.#overflow(`a message of ${first.length} bytes exceeds the byte burst`)
@@ -150,27 +155,29 @@ export class ReadThrottle {
 
   #drain(): void {
     this.#timer = null
-    while (this.#head < this.#held.length) {
+    const held = this.#held
+    if (held === null) return
+    while (this.#head < held.length) {
       if (this.#stopped) return
-      const data = this.#held[this.#head]!
-      if (!this.#limiter.take(data.length)) break
-      this.#held[this.#head++] = undefined
+      const data = held[this.#head]!
+      if (!this.take(data.length)) break
+      held[this.#head++] = undefined
       this.#heldBytes -= data.length
       try {
-        this.#handle(data)
+        this.#reader.readAllowed(data)
       } catch (err) {
         this.stop()
-        if (this.#onError === null) throw err
-        this.#onError(err)
+        if (this.#reader.readFailed === undefined) throw err
+        this.#reader.readFailed(err)
         return
       }
     }
     if (this.#stopped) return
-    if (this.#head < this.#held.length) {
+    if (this.#head < held.length) {
       this.#schedule()
       return
     }
-    this.#held = []
+    this.#held = null
     this.#head = 0
     this.#paused = false
     this.#pausedUntil = Date.now()

@@ -5,10 +5,11 @@ import { FakeSocket } from './testing.js'
 
 const OPTIONS: SocketSenderOptions = { chunkBytes: 0, maxBufferedBytes: 1_000, slowReaderStallMs: 500, backpressureBytes: 100 }
 
-function setup(options: Partial<SocketSenderOptions> = {}): { socket: FakeSocket; sender: SocketSender; closed: ConcordError[] } {
+function setup(options: Partial<SocketSenderOptions> = {}, readPausedAt?: () => number): { socket: FakeSocket; sender: SocketSender; closed: ConcordError[] } {
   const socket = new FakeSocket()
   const closed: ConcordError[] = []
-  const sender = new SocketSender(socket, { close: e => closed.push(e) }, { ...OPTIONS, ...options })
+  const owner = { close: (e: ConcordError) => { closed.push(e) }, get readPausedAt() { return readPausedAt?.() ?? 0 } }
+  const sender = new SocketSender(socket, owner, { ...OPTIONS, ...options })
   return { socket, sender, closed }
 }
 
@@ -128,7 +129,7 @@ describe('SocketSender', () => {
   it('a peer that does not answer the PING within the stall time is a slow reader, unless its reading was paused meanwhile', () => {
     const ping = encodeFrame({ kind: FRAME_KINDS.PING, document: '' })
     let pausedAt = 0
-    const { socket, sender, closed } = setup({ chunkBytes: 10, chunkWindowBytes: 10, ping, readPausedAt: () => pausedAt })
+    const { socket, sender, closed } = setup({ chunkBytes: 10, chunkWindowBytes: 10, ping }, () => pausedAt)
     sender.send(encodeFrame({ kind: FRAME_KINDS.UPDATE, document: 'd', seq: 1, update: bytes(40) }), 'd')
     socket.flush()
     expect(decodeFrame(socket.sent.at(-1)!.data).kind).toBe(FRAME_KINDS.PING)
