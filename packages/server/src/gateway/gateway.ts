@@ -1,7 +1,7 @@
 import { clientAddress } from '../auth/client-address.js'
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import type { Logger } from 'pino'
 import { ConcordError, documentNameProblem, NATIVE_SUBPROTOCOL, type ErrorCode } from '@concord/protocol'
@@ -33,7 +33,8 @@ class GatewaySocket extends WebSocket {
   /** Null until accepted (and for a socket refused after the upgrade). */
   connection: SocketConnection | null = null
   gateway: Gateway | null = null
-  ip = ''
+  /** The remote address's count of open sockets (shared by its sockets, with the address string). */
+  address: AddressCount | null = null
   /** Answered (or sent anything) since the last heartbeat ping. */
   alive = true
 
@@ -85,6 +86,12 @@ function onClose(ws: GatewaySocket, code: number): void {
   connection.debug({ code }, 'disconnected')
 }
 
+/** Open sockets from one remote address. */
+interface AddressCount {
+  readonly ip: string
+  open: number
+}
+
 export interface GatewayStats {
   connections: number
   native: number
@@ -116,18 +123,19 @@ export class Gateway {
   /** Every accepted socket. */
   readonly #tracked = new Set<GatewaySocket>()
   /** Open sockets per remote address. */
-  readonly #perIp = new Map<string, number>()
+  readonly #perIp = new Map<string, AddressCount>()
   #heartbeat: NodeJS.Timeout | null = null
   #lastSweepAt = Date.now()
   #peakHeldBytes = 0
   #draining = false
   readonly #counts: Record<Transport, number> = { native: 0, 'y-websocket': 0, hocuspocus: 0 }
   /**
-   * Connection ids: a random prefix per gateway plus a counter. (randomUUID()
-   * strings are rope strings of a dozen parts in V8, about 450 bytes each, kept
-   * for the life of every connection.)
+   * Connection ids: a random prefix per gateway plus a counter, `xxxxxxx-1a`. (randomUUID()
+   * strings are rope strings of a dozen parts in V8, about 450 bytes each, kept for the life of
+   * every connection; and a string built of parts is flat only below 13 characters, so the
+   * prefix is 7: up to 1.7 million connections get ids of one flat string, 32 bytes.)
    */
-  readonly #idPrefix = randomUUID().replace(/-/g, '').slice(0, 10)
+  readonly #idPrefix = `${randomBytes(6).readUIntBE(0, 6).toString(36).padStart(7, '0').slice(-7)}-`
   #idCounter = 0
 
   constructor(http: HttpServer, deps: GatewayDeps) {
@@ -252,7 +260,8 @@ export class Gateway {
   /** Returns the new connection's id, or null when it was refused. */
   #upgraded(ws: GatewaySocket, req: IncomingMessage, transport: Transport, document: string, token: string, ip: string): string | null {
     // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
-    const open = this.#perIp.get(ip) ?? 0
+    const address = this.#perIp.get(ip)
+    const open = address?.open ?? 0
     if (open >= this.#config.maxConnectionsPerIp) {
       this.#log.info({ ip, open, code: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' }, 'too many connections from one address')
       const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#config.maxConnectionsPerIp} connections per address`)
@@ -260,8 +269,10 @@ export class Gateway {
       ws.close(e.closeCode ?? 1013, e.code)
       return null
     }
-    this.#perIp.set(ip, open + 1)
-    const connectionId = `${this.#idPrefix}-${(++this.#idCounter).toString(36)}`
+    const count = address ?? { ip, open: 0 }
+    if (address === undefined) this.#perIp.set(ip, count)
+    count.open++
+    const connectionId = this.#idPrefix + (++this.#idCounter).toString(36)
     let connection: SocketConnection
     try {
       const deps = this.#deps
@@ -269,7 +280,7 @@ export class Gateway {
         : transport === 'hocuspocus' ? new HocuspocusConnection(ws, req, deps, connectionId)
           : new YWebsocketConnection(ws, req, deps, connectionId, document, token)
     } catch (err) {
-      this.#releaseIp(ip)
+      this.#release(count)
       // after the 101 response: close as a WebSocket, not with an HTTP reply
       this.#log.error({ err }, 'accepting a connection failed')
       ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
@@ -277,7 +288,7 @@ export class Gateway {
     }
     ws.connection = connection
     ws.gateway = this
-    ws.ip = ip
+    ws.address = count
     this.#tracked.add(ws)
     this.#counts[transport]++
     connection.debug({ remote: ip }, 'connected')
@@ -290,13 +301,11 @@ export class Gateway {
     const c = ws.connection!
     if (c.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = c.peakHeldBytes
     this.#counts[c.protocol]--
-    this.#releaseIp(ws.ip)
+    this.#release(ws.address!)
   }
 
-  #releaseIp(ip: string): void {
-    const n = (this.#perIp.get(ip) ?? 1) - 1
-    if (n <= 0) this.#perIp.delete(ip)
-    else this.#perIp.set(ip, n)
+  #release(address: AddressCount): void {
+    if (--address.open <= 0 && this.#perIp.get(address.ip) === address) this.#perIp.delete(address.ip)
   }
 
   /**
