@@ -74,16 +74,15 @@ export class YWebsocketConnection extends SocketConnection {
 }
 
 /** The one room of a y-websocket socket: y-protocols messages around the shared lifecycle. */
-class YWebsocketSession extends TransportSession<Uint8Array> {
-  readonly protocol = 'y-websocket'
-  readonly #conn: YWebsocketConnection
-  readonly #metrics: ConnectionDeps['metrics']
+class YWebsocketSession extends TransportSession<Uint8Array, YWebsocketConnection> {
   #sawStep2 = false
 
   constructor(conn: YWebsocketConnection, document: string, deps: ConnectionDeps) {
     super(conn.id, document, conn, deps)
-    this.#conn = conn
-    this.#metrics = deps.metrics
+  }
+
+  get protocol(): 'y-websocket' {
+    return 'y-websocket'
   }
 
   /**
@@ -97,7 +96,7 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
     if (!(await this.open(token, request))) return
     this.sendPresenceSnapshot()
     if (this.closed) return
-    if (this.role !== 'read') this.#conn.grantWrite()
+    if (this.role !== 'read') this.socket.grantWrite()
     this.join()
     this.sendStep1WhenIntegrated()
   }
@@ -107,7 +106,7 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
       this.handle(data)
       return
     }
-    if (!this.queue(data, data.length)) this.#conn.close(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE'))
+    if (!this.queue(data, data.length)) this.socket.close(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE'))
   }
 
   protected handle(data: Uint8Array): void {
@@ -116,13 +115,13 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
       message = decodeYMessage(data)
     } catch (err) {
       const e = err as YMessageDecodeError
-      this.#conn.close(new ConcordError(e.unknownType !== undefined ? 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND' : 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message))
+      this.socket.close(new ConcordError(e.unknownType !== undefined ? 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND' : 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message))
       return
     }
     switch (message.type) {
       case 'sync-step1':
         this.requestSync(message.stateVector,
-          () => this.#conn.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded')))
+          () => this.socket.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded')))
         return
       case 'sync-step2':
       case 'update':
@@ -150,8 +149,8 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
   }
 
   #refuseWrite(): void {
-    this.#metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
-    this.#conn.log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
+    this.metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
+    this.socket.log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
     this.sender.send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
   }
 
@@ -159,12 +158,12 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
     if (error.code === 'CONCORD_ERR_AUTH_DENIED' || error.code === 'CONCORD_ERR_AUTH_FORBIDDEN') {
       this.sender.send(encodeYMessage({ type: 'permission-denied', reason: error.code }))
     }
-    this.#conn.close(error)
+    this.socket.close(error)
   }
 
   /** y-websocket has no in-band errors and no way to refresh a token, so close with the coded reason. */
   revoke(error: ConcordError): void {
-    this.#conn.close(error)
+    this.socket.close(error)
   }
 
   /** A downgraded session's writes are refused from now on; nothing to tell the client. */
@@ -175,7 +174,7 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
   }
 
   documentError(error: ConcordError): void {
-    this.#conn.close(error)
+    this.socket.close(error)
   }
 
   protected sendShared(message: SharedMessage): void {
