@@ -55,6 +55,25 @@ describe('ReadThrottle: a socket over its rate is read more slowly, nothing is r
     expect(handled.at(-1)).toBe(30)
   })
 
+  it('a second flood after the first was handled is kept in order again: paused and resumed once more', () => {
+    const socket = fakeSocket()
+    const handled: number[] = []
+    const throttle = new ReadThrottle(socket, LIMITS, reader(m => handled.push(idOf(m)), () => undefined))
+    for (let i = 0; i < 12; i++) throttle.receive(message(i))
+    vi.advanceTimersByTime(1_000)
+    expect(handled).toEqual(Array.from({ length: 12 }, (_, i) => i))
+    expect(socket).toMatchObject({ paused: false, pauses: 1, resumes: 1 })
+    for (let i = 12; i < 30; i++) throttle.receive(message(i))
+    expect(handled).toHaveLength(17)
+    expect(socket).toMatchObject({ paused: true, pauses: 2, resumes: 1 })
+    expect(throttle.heldBytes).toBe(13 * 4)
+    vi.advanceTimersByTime(1_000)
+    expect(handled).toEqual(Array.from({ length: 30 }, (_, i) => i))
+    expect(socket).toMatchObject({ paused: false, pauses: 2, resumes: 2 })
+    expect(throttle.heldBytes).toBe(0)
+    expect(throttle.maxHeld).toBe(13)
+  })
+
   it('a message arriving while others wait queues behind them, even when the budget would allow it', () => {
     const socket = fakeSocket()
     const handled: number[] = []
