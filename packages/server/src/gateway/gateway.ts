@@ -38,6 +38,25 @@ class GatewaySocket extends WebSocket {
   /** Answered (or sent anything) since the last heartbeat ping. */
   alive = true
 
+  constructor(...args: unknown[]) {
+    super(...(args as ConstructorParameters<typeof WebSocket>))
+    // EventEmitter's listener table, made empty by its constructor, is a dictionary of about 180
+    // bytes; events reach the connection through `emit` instead, and Node's EventEmitter makes the
+    // table again on the first `on`/`once` (it accepts `_events` undefined throughout)
+    ;(this as unknown as { _events: undefined })._events = undefined
+  }
+
+  /**
+   * ws gives every socket a closure for its automatic pongs (`() => autoPongComplete(this)`, which
+   * counts the pongs not yet written against `maxPendingAutoPongs`): the one it assigns is dropped,
+   * and the same closure is made when a ping arrives, for that pong.
+   */
+  get _autoPongComplete(): () => void {
+    return () => { (this as unknown as { _pendingAutoPongs: number })._pendingAutoPongs-- }
+  }
+
+  set _autoPongComplete(_made: () => void) {}
+
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     switch (event) {
       case 'message':
@@ -245,6 +264,10 @@ export class Gateway {
       }
     }
     const ip = clientAddress(req, this.#config.trustProxyHops)
+    // Node keeps what it read for `remoteAddress` (an object and a string, about 80 bytes) for the
+    // socket's life; the address is kept once per address (AddressCount), and Node reads it again
+    // if anything asks
+    ;(req.socket as unknown as { _peername?: unknown })._peername = undefined
     const span = startSpan('concord.connect', { 'concord.transport': transport, ...(transport === 'y-websocket' ? { 'concord.document': document } : {}) })
     this.#wss.handleUpgrade(req, socket, head, ws => {
       const id = this.#upgraded(ws as GatewaySocket, req, transport, document, token, ip)
