@@ -77,10 +77,21 @@ class GatewaySocket extends WebSocket {
   }
 }
 
+/** What of ws's Receiver `onMessage` touches: the chunks it has read and not yet parsed. */
+interface ReceiverBuffers {
+  _buffers: Buffer[]
+  _bufferedBytes: number
+}
+
 function onMessage(ws: GatewaySocket, data: RawData, isBinary: boolean): void {
   const connection = ws.connection
   if (connection === null) return
   ws.alive = true
+  // ws's Receiver keeps the chunks it reads in one array for the socket's life, grown to 16 slots
+  // by the first chunk (about 150 bytes that an idle socket keeps): once it has parsed all it
+  // read, a new empty array takes its place (ws reads the field afresh for every chunk)
+  const receiver = (ws as unknown as { _receiver: ReceiverBuffers | null })._receiver
+  if (receiver !== null && receiver._bufferedBytes === 0 && receiver._buffers.length === 0) receiver._buffers = []
   if (!isBinary) {
     connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
     return

@@ -1,4 +1,5 @@
 import { TokenBucket } from '../auth/token-bucket.js'
+import { CLOCK_EPOCH } from './clock.js'
 
 export { TokenBucket }
 
@@ -24,17 +25,18 @@ export class SocketRateLimiter {
   readonly #limits: RateLimits
   #messages: number
   #bytes: number
-  /** When both budgets were last refilled. */
+  /** When both budgets were last refilled (ms since `CLOCK_EPOCH`). */
   #at: number
 
   constructor(limits: RateLimits, now = Date.now()) {
     this.#limits = limits
     this.#messages = limits.messagesBurst
     this.#bytes = limits.bytesBurst
-    this.#at = now
+    this.#at = now - CLOCK_EPOCH
   }
 
-  #refill(now: number): void {
+  #refill(at: number): void {
+    const now = at - CLOCK_EPOCH
     const elapsed = now - this.#at
     if (elapsed > 0) {
       const l = this.#limits

@@ -1,5 +1,6 @@
 import { SocketRateLimiter, type RateLimits } from './rate-limiter.js'
 import type { SocketLike } from './socket-like.js'
+import { CLOCK_EPOCH, clockNow } from './clock.js'
 
 /** What the throttle needs of a socket: ws's `pause()` / `resume()`, which stop and restart reading its TCP socket. */
 export type PausableSocket = Pick<SocketLike, 'pause' | 'resume'>
@@ -60,7 +61,7 @@ export class ReadThrottle extends SocketRateLimiter {
   #heldBytes = 0
   #timer: NodeJS.Timeout | null = null
   #paused = false
-  /** When the socket was last paused by this throttle: now while paused, the moment it resumed after; 0: never. */
+  /** When the socket was last resumed after a pause by this throttle (`clockNow`, at least 1); 0: never. */
   #pausedUntil = 0
   #stopped = false
   /** Times this socket was paused (for tests and logs). */
@@ -86,7 +87,7 @@ export class ReadThrottle extends SocketRateLimiter {
 
   /** Now while paused; otherwise when the socket was last resumed (0: never paused). */
   get pausedAt(): number {
-    return this.#paused ? Date.now() : this.#pausedUntil
+    return this.#paused ? Date.now() : this.#pausedUntil === 0 ? 0 : CLOCK_EPOCH + this.#pausedUntil
   }
 
   /** One WebSocket message arrived: handled now if the budget allows it and nothing is waiting before it. */
@@ -130,7 +131,7 @@ export class ReadThrottle extends SocketRateLimiter {
     this.#heldBytes = 0
     if (this.#paused) {
       this.#paused = false
-      this.#pausedUntil = Date.now()
+      this.#pausedUntil = Math.max(1, clockNow())
       this.#socket.resume()
     }
   }
@@ -180,7 +181,7 @@ export class ReadThrottle extends SocketRateLimiter {
     this.#held = null
     this.#head = 0
     this.#paused = false
-    this.#pausedUntil = Date.now()
+    this.#pausedUntil = Math.max(1, clockNow())
     this.#socket.resume()
   }
 }

@@ -1,5 +1,6 @@
 import { chunkFrame, ConcordError, type ErrorCode } from '@concord/protocol'
 import { SOCKET_OPEN, type SocketLike } from './socket-like.js'
+import { clockNow } from './clock.js'
 
 /** How long a socket closed as a slow reader gets to read its close frame before it is cut. */
 export const SLOW_READER_GRACE_MS = 2_000
@@ -58,8 +59,8 @@ export class SocketSender {
   /** Bytes of large frames accepted but not yet handed to the socket. */
   #largeBytes = 0
   #chunkInFlight = false
-  /** When the socket last took a chunk (or the sender was created). */
-  #lastProgressAt = Date.now()
+  /** When the socket last took a chunk (or the sender was created), by `clockNow`. */
+  #lastProgressAt = clockNow()
   #nextMessageId = 1
   #stopped = false
 
@@ -98,7 +99,7 @@ export class SocketSender {
     ;(this.#drainWaiters ??= []).push(fn)
     if (this.#drainTimer !== null) return
     // the stall clock starts when congestion does
-    this.#lastProgressAt = Math.max(this.#lastProgressAt, Date.now())
+    this.#lastProgressAt = Math.max(this.#lastProgressAt, clockNow())
     this.#drainTimer = setInterval(() => {
       if (this.#stopped) {
         this.#clearDrain()
@@ -107,9 +108,9 @@ export class SocketSender {
       if (this.congested) {
         // congested and not reading at all: a slow reader, even though holding keeps its buffer small
         const buffered = this.#ws.bufferedAmount
-        if (buffered < this.#lastBuffered) this.#lastProgressAt = Date.now()
+        if (buffered < this.#lastBuffered) this.#lastProgressAt = clockNow()
         this.#lastBuffered = buffered
-        if (Date.now() - this.#lastProgressAt > this.#options.slowReaderStallMs) this.#slow()
+        if (clockNow() - this.#lastProgressAt > this.#options.slowReaderStallMs) this.#slow()
         return
       }
       const waiters = this.#drainWaiters
@@ -141,12 +142,12 @@ export class SocketSender {
     if (large && adding > exempt) exempt = adding
     // the socket's own buffer shrinking is progress too
     const buffered = this.#ws.bufferedAmount
-    if (buffered < this.#lastBuffered) this.#lastProgressAt = Date.now()
+    if (buffered < this.#lastBuffered) this.#lastProgressAt = clockNow()
     this.#lastBuffered = buffered
     const total = buffered + this.#largeBytes + adding - exempt
     const max = this.#options.maxBufferedBytes
     if (total > max * 4) return true
-    return total > max && Date.now() - this.#lastProgressAt > this.#options.slowReaderStallMs
+    return total > max && clockNow() - this.#lastProgressAt > this.#options.slowReaderStallMs
   }
 
   /**
@@ -232,7 +233,7 @@ export class SocketSender {
     if (!this.#awaitingPong) return
     this.#awaitingPong = false
     this.#unacked = 0
-    this.#lastProgressAt = Date.now()
+    this.#lastProgressAt = clockNow()
     if (this.#pongTimer !== null) clearTimeout(this.#pongTimer)
     this.#pongTimer = null
     this.#pump()
@@ -283,7 +284,7 @@ export class SocketSender {
       this.#chunkInFlight = true
       this.#ws.send(next.value, { binary: true }, () => {
         this.#chunkInFlight = false
-        this.#lastProgressAt = Date.now()
+        this.#lastProgressAt = clockNow()
         this.#pump()
       })
       return

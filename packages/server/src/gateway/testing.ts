@@ -94,6 +94,7 @@ export function recordingLog(): Log & ParentLog & { entries: Entry[] } {
 
 /** A document that records what sessions do to it. */
 export class FakeDocument implements SessionDocument {
+  readonly name = 'doc'
   readonly stats = { failed: false }
   readonly sessions = new Set<DocumentSession>()
   readonly writes: number[][] = []

@@ -9,6 +9,7 @@ import { CongestionHold } from './congestion.js'
 import { TokenBucket } from '../auth/token-bucket.js'
 import { ExtensionHooks, type SessionContext } from '../documents/extension-hooks.js'
 import { SyncResponder } from './sync-responder.js'
+import { CLOCK_EPOCH, clockNow } from './clock.js'
 import type { SocketSender } from './socket-sender.js'
 import type { Log } from './connection-log.js'
 import type { GatewayConfig, GatewayDeps, GatewayMetrics, SessionDocument } from './gateway-deps.js'
@@ -58,9 +59,11 @@ interface Lease {
  */
 export abstract class TransportSession<Message, Socket extends SessionSocket = SessionSocket> implements DocumentSession {
   readonly id: string
-  readonly document: string
+  /** The document's name: the peer's copy until the document is open, then the document's own string. */
+  #document: string
   abstract readonly protocol: 'native' | 'y-websocket' | 'hocuspocus'
-  readonly openedAt = Date.now()
+  /** When the session was created (`clockNow`). */
+  readonly #openedAt = clockNow()
   /** The socket this session is on (its connection). */
   protected readonly socket: Socket
   readonly #deps: TransportSessionDeps
@@ -82,7 +85,7 @@ export abstract class TransportSession<Message, Socket extends SessionSocket = S
 
   constructor(id: string, document: string, socket: Socket, deps: TransportSessionDeps) {
     this.id = id
-    this.document = document
+    this.#document = document
     this.socket = socket
     this.#deps = deps
   }
@@ -120,6 +123,15 @@ export abstract class TransportSession<Message, Socket extends SessionSocket = S
   abstract documentError(error: ConcordError, seq: number, closed: boolean): void
   /** The session has ended (called by `end`, each time). */
   protected ended(): void {}
+
+  get document(): string {
+    return this.#document
+  }
+
+  /** When the session opened (ms since the epoch). */
+  get openedAt(): number {
+    return CLOCK_EPOCH + this.#openedAt
+  }
 
   get closed(): boolean {
     return this.#closed
@@ -212,6 +224,7 @@ export abstract class TransportSession<Message, Socket extends SessionSocket = S
       return false
     }
     this.#lease = lease
+    if (lease.doc.name === this.#document) this.#document = lease.doc.name
     const guard = new SessionGuard(grant, this.document, deps.authorizer.access, this)
     this.#guard = guard
     // revoked or changed while the document loaded: the session never hears of that change otherwise
