@@ -21,15 +21,16 @@ export interface RateLimits {
  * these lives as long as its socket, and the limits are the server's, shared by every socket
  * (two bucket objects and a copy of the limits cost an idle connection about 250 bytes).
  */
-export class SocketRateLimiter {
-  readonly #limits: RateLimits
+export class SocketRateLimiter<Limits extends RateLimits = RateLimits> {
+  /** The server's limits (shared by every socket). */
+  protected readonly limits: Limits
   #messages: number
   #bytes: number
   /** When both budgets were last refilled (ms since `CLOCK_EPOCH`). */
   #at: number
 
-  constructor(limits: RateLimits, now = Date.now()) {
-    this.#limits = limits
+  constructor(limits: Limits, now = Date.now()) {
+    this.limits = limits
     this.#messages = limits.messagesBurst
     this.#bytes = limits.bytesBurst
     this.#at = now - CLOCK_EPOCH
@@ -39,7 +40,7 @@ export class SocketRateLimiter {
     const now = at - CLOCK_EPOCH
     const elapsed = now - this.#at
     if (elapsed > 0) {
-      const l = this.#limits
+      const l = this.limits
       this.#messages = Math.min(l.messagesBurst, this.#messages + (elapsed * l.messagesPerSecond) / 1000)
       this.#bytes = Math.min(l.bytesBurst, this.#bytes + (elapsed * l.bytesPerSecond) / 1000)
       this.#at = now
@@ -58,7 +59,7 @@ export class SocketRateLimiter {
   /** Milliseconds until a message of `bytes` fits both budgets (Infinity: never, it is above the byte burst). */
   waitMs(bytes: number, now = Date.now()): number {
     this.#refill(now)
-    const l = this.#limits
+    const l = this.limits
     return Math.max(wait(this.#messages, 1, l.messagesBurst, l.messagesPerSecond), wait(this.#bytes, bytes, l.bytesBurst, l.bytesPerSecond))
   }
 }

@@ -48,67 +48,56 @@ export interface ThrottledReader {
  * dropped. `readOverflow` is called (the reader closes the socket) only if more
  * arrives while paused than a pause lets through (see `MAX_HELD_MESSAGES`).
  *
- * One lives as long as its socket, so it holds no closures and no copy of the limits
- * (`options` is the server's, shared), and its queue exists only while something is held.
+ * One lives as long as its socket, so it holds no closures and no copy of the limits (they are
+ * the server's, shared), and what it keeps while over budget (the messages, their bytes, the
+ * timer, whether it paused the socket) exists only while something is held.
  */
-export class ReadThrottle extends SocketRateLimiter {
+export class ReadThrottle extends SocketRateLimiter<ReadThrottleOptions> {
   readonly #socket: PausableSocket
-  readonly #options: ReadThrottleOptions
   readonly #reader: ThrottledReader
-  /** Messages kept while over budget; `#head` is the next to handle (null: none kept). */
-  #held: (Uint8Array | undefined)[] | null = null
-  #head = 0
-  #heldBytes = 0
-  #timer: NodeJS.Timeout | null = null
-  #paused = false
+  /** What is kept while the socket is over budget (null: nothing; most sockets never are). */
+  #backlog: Backlog | null = null
   /** When the socket was last resumed after a pause by this throttle (`clockNow`, at least 1); 0: never. */
   #pausedUntil = 0
   #stopped = false
-  /** Times this socket was paused (for tests and logs). */
-  pauses = 0
-  /** The most messages held at once. */
-  maxHeld = 0
 
   constructor(socket: PausableSocket, options: ReadThrottleOptions, reader: ThrottledReader) {
     super(options)
     this.#socket = socket
-    this.#options = options
     this.#reader = reader
   }
 
   /** Bytes of messages received and kept until the budget allows them. */
   get heldBytes(): number {
-    return this.#heldBytes
+    return this.#backlog?.bytes ?? 0
   }
 
   get paused(): boolean {
-    return this.#paused
+    return this.#backlog?.paused ?? false
   }
 
   /** Now while paused; otherwise when the socket was last resumed (0: never paused). */
   get pausedAt(): number {
-    return this.#paused ? Date.now() : this.#pausedUntil === 0 ? 0 : CLOCK_EPOCH + this.#pausedUntil
+    return this.paused ? Date.now() : this.#pausedUntil === 0 ? 0 : CLOCK_EPOCH + this.#pausedUntil
   }
 
   /** One WebSocket message arrived: handled now if the budget allows it and nothing is waiting before it. */
   receive(data: Uint8Array): void {
     if (this.#stopped) return
-    if (this.#held === null && this.take(data.length)) {
+    if (this.#backlog === null && this.take(data.length)) {
       this.#reader.readAllowed(data)
       return
     }
-    const held = this.#held ??= []
-    held.push(data)
-    this.#heldBytes += data.length
-    const count = held.length - this.#head
-    if (count > this.maxHeld) this.maxHeld = count
-    if (count > MAX_HELD_MESSAGES || this.#heldBytes > this.#options.maxMessageBytes + MAX_HELD_EXTRA_BYTES) {
-      this.#overflow(`kept sending while its socket was paused: ${count} messages, ${this.#heldBytes} bytes held`)
+    const b = this.#backlog ??= { held: [], head: 0, bytes: 0, timer: null, paused: false }
+    b.held.push(data)
+    b.bytes += data.length
+    const count = b.held.length - b.head
+    if (count > MAX_HELD_MESSAGES || b.bytes > this.limits.maxMessageBytes + MAX_HELD_EXTRA_BYTES) {
+      this.#overflow(`kept sending while its socket was paused: ${count} messages, ${b.bytes} bytes held`)
       return
     }
-    if (!this.#paused) {
-      this.#paused = true
-      this.pauses++
+    if (!b.paused) {
+      b.paused = true
       this.#socket.pause()
       this.#reader.readPaused?.()
     }
@@ -124,16 +113,16 @@ export class ReadThrottle extends SocketRateLimiter {
   stop(): void {
     if (this.#stopped) return
     this.#stopped = true
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    this.#timer = null
-    this.#held = null
-    this.#head = 0
-    this.#heldBytes = 0
-    if (this.#paused) {
-      this.#paused = false
-      this.#pausedUntil = Math.max(1, clockNow())
-      this.#socket.resume()
-    }
+    const b = this.#backlog
+    if (b === null) return
+    this.#backlog = null
+    if (b.timer !== null) clearTimeout(b.timer)
+    if (b.paused) this.#resume()
+  }
+
+  #resume(): void {
+    this.#pausedUntil = Math.max(1, clockNow())
+    this.#socket.resume()
   }
 
   #overflow(reason: string): void {
@@ -142,28 +131,30 @@ export class ReadThrottle extends SocketRateLimiter {
   }
 
   #schedule(): void {
-    if (this.#timer !== null || this.#stopped || this.#held === null) return
-    const first = this.#held[this.#head]!
+    const b = this.#backlog
+    if (b === null || b.timer !== null || this.#stopped) return
+    const first = b.held[b.head]!
     const wait = this.waitMs(first.length)
     if (!Number.isFinite(wait)) {
       // cannot happen with validated options (the byte burst is at least maxMessageBytes)
       this.#overflow(`a message of ${first.length} bytes exceeds the byte burst`)
       return
     }
-    this.#timer = setTimeout(() => this.#drain(), Math.max(MIN_WAIT_MS, wait))
-    this.#timer.unref()
+    b.timer = setTimeout(() => this.#drain(), Math.max(MIN_WAIT_MS, wait))
+    b.timer.unref()
   }
 
   #drain(): void {
-    this.#timer = null
-    const held = this.#held
-    if (held === null) return
-    while (this.#head < held.length) {
+    const b = this.#backlog
+    if (b === null) return
+    b.timer = null
+    const held = b.held
+    while (b.head < held.length) {
       if (this.#stopped) return
-      const data = held[this.#head]!
+      const data = held[b.head]!
       if (!this.take(data.length)) break
-      held[this.#head++] = undefined
-      this.#heldBytes -= data.length
+      held[b.head++] = undefined
+      b.bytes -= data.length
       try {
         this.#reader.readAllowed(data)
       } catch (err) {
@@ -174,14 +165,21 @@ export class ReadThrottle extends SocketRateLimiter {
       }
     }
     if (this.#stopped) return
-    if (this.#head < held.length) {
+    if (b.head < held.length) {
       this.#schedule()
       return
     }
-    this.#held = null
-    this.#head = 0
-    this.#paused = false
-    this.#pausedUntil = Math.max(1, clockNow())
-    this.#socket.resume()
+    this.#backlog = null
+    this.#resume()
   }
+}
+
+/** The messages a throttle keeps while its socket is over budget, in order; `head` is the next to handle. */
+interface Backlog {
+  held: (Uint8Array | undefined)[]
+  head: number
+  bytes: number
+  timer: NodeJS.Timeout | null
+  /** The socket was paused for them (it is from the first one on, unless that one overflowed). */
+  paused: boolean
 }
