@@ -25,6 +25,9 @@ class TestSession extends TransportSession<string> {
   protected handle(message: string): void {
     this.handled.push(message)
     if (message.startsWith('write')) this.write(1, new TextEncoder().encode(message))
+    if (message === 'empty') this.write(0, new Uint8Array([0, 0]))
+    if (message === 'empty-acked') this.write(7, new Uint8Array([0, 0]))
+    if (message === 'delete-only') this.write(0, new Uint8Array([0, 1, 5, 1, 0, 1]))
     if (message === 'presence') this.applyPresence(new Uint8Array([1]))
     if (message === 'step1') this.requestSync(new Uint8Array([7]), () => this.out.push('malformed'))
   }
@@ -300,6 +303,20 @@ describe('TransportSession', () => {
     await new Promise(r => setImmediate(r))
     session.receive('step1')
     expect(session.out).toEqual(['step1', 'update:1', 'step2:7', 'update:1', 'step2:7', 'update:1', 'step2:7'])
+  })
+
+  it('an update that holds nothing is not handed to the document unless an ack is wanted for it', async () => {
+    const { session, source } = setup()
+    const opening = session.open('token', request)
+    await untilAcquiring(source)
+    source.load()
+    await opening
+    session.start()
+    session.receive('empty')
+    expect(source.doc.writes).toEqual([])
+    session.receive('empty-acked')
+    session.receive('delete-only')
+    expect(source.doc.writes).toEqual([[0, 0], [0, 1, 5, 1, 0, 1]])
   })
 
   it('sends nothing once ended', () => {
