@@ -2,7 +2,7 @@
 // Where an idle connection's memory goes in a Concord server.
 //
 //   node --max-old-space-size=4096 bench/tools/heap-breakdown.mjs [y-websocket|native|hocuspocus|reference]
-//        [--connections 5000] [--rooms N/10] [--no-awareness] [--top 40] [--keep DIR]
+//        [--connections 5000] [--rooms N/10] [--no-awareness] [--top 40] [--keep DIR] [--allocations]
 //
 // Starts the server as `concord serve` (the memory scenario's command; `reference`: the
 // y-websocket reference server) with --expose-gc and bench/tools/heap-probe.cjs preloaded, opens
@@ -14,6 +14,13 @@
 // grouped by constructor (objects, closures) or, for arrays, strings and V8-internal nodes, by
 // the object and field that holds them ("SocketSender.#drainWaiters"). Throwaway snapshots are
 // deleted unless --keep names a folder.
+//
+// --allocations also samples every allocation the server makes while the connections open and
+// settle (the inspector's sampling heap profiler, objects collected since included) and prints
+// them per connection by the function that allocated them, and by the server's own functions
+// they were allocated under. What connecting allocates matters for idle memory too: the young
+// objects of many simultaneous connects survive into the old generation, and the memory
+// scenario reads RSS before a full collection has freed them.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -30,7 +37,8 @@ const { values: args, positionals } = parseArgs({
     rooms: { type: 'string' },
     'no-awareness': { type: 'boolean' },
     top: { type: 'string', default: '40' },
-    keep: { type: 'string' }
+    keep: { type: 'string' },
+    allocations: { type: 'boolean' }
   }
 })
 const target = positionals[0] ?? 'y-websocket'
@@ -85,6 +93,7 @@ try {
   const { snapshot: snapA } = await ask({ snapshot: join(dir, 'a.heapsnapshot') })
   await sleep(500)
   const a = await ask({})
+  if (args.allocations) await ask({ allocations: 'start' })
   const clients = Array.from({ length: N }, (_, j) => createClient(`${baseUrl}/heap-room-${j % R}`, { protocol }))
   const errors = await connectAll(clients, {
     concurrency: 50,
@@ -93,6 +102,7 @@ try {
   })
   if (errors.length > 0) throw new Error(`${errors.length} connections failed: ${errors[0]}`)
   await sleep(3000)
+  const sampled = args.allocations ? (await ask({ allocations: 'stop' })).profile : null
   const b = await ask({})
   const { snapshot: snapB } = await ask({ snapshot: join(dir, 'b.heapsnapshot') })
   const open = clients.filter(c => c.ws && c.ws.readyState === 1).length
@@ -119,6 +129,7 @@ try {
   console.log(`  heap snapshot, shallow sizes B - A: ${total.toFixed(0)} B per connection; the largest ${TOP} groups:`)
   console.log('    bytes/conn  objects/conn  group')
   for (const r of rows.slice(0, TOP)) console.log(`    ${r.size.toFixed(0).padStart(10)}  ${r.count.toFixed(2).padStart(12)}  ${r.key}`)
+  if (sampled !== null) printAllocations(sampled, open)
   await Promise.all(clients.map(c => c.close()))
 } finally {
   child.kill('SIGTERM')
@@ -191,4 +202,33 @@ function aggregate (snap) {
     if (g) { g.count++; g.size += size } else groups.set(key, { count: 1, size })
   }
   return { groups, total }
+}
+
+/** A sampling heap profile: allocated bytes per connection by allocating function, and under the server's own functions. */
+function printAllocations (profile, open) {
+  const frame = (n) => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*node_modules\//, '').replace(root, '').replace(/^file:\/\//, '')}:${n.callFrame.lineNumber + 1}`
+  const stacks = new Map()
+  const walk = (n, stack) => {
+    const here = [...stack, frame(n)]
+    stacks.set(n.id, here)
+    for (const c of n.children) walk(c, here)
+  }
+  walk(profile.head, [])
+  const self = new Map()
+  const under = new Map()
+  let total = 0
+  for (const { nodeId, size } of profile.samples) {
+    total += size
+    const stack = stacks.get(nodeId)
+    const top = stack.at(-1)
+    self.set(top, (self.get(top) ?? 0) + size)
+    for (const f of new Set(stack)) if (f.startsWith('packages/') || f.includes(' packages/')) under.set(f, (under.get(f) ?? 0) + size)
+  }
+  const print = (map) => {
+    for (const [k, v] of [...map].sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`    ${(v / open).toFixed(0).padStart(10)}  ${k}`)
+  }
+  console.log(`  allocated while connecting and settling (sampled, collected objects included): ${(total / open / 1024).toFixed(1)} KiB per connection; by allocating function, bytes/conn:`)
+  print(self)
+  console.log('  by the server\'s own functions they were allocated under (inclusive), bytes/conn:')
+  print(under)
 }
