@@ -8,5 +8,16 @@ export const CLOCK_EPOCH = Date.now()
 
 /** Milliseconds since `CLOCK_EPOCH`. */
 export function clockNow(): number {
-  return Date.now() - CLOCK_EPOCH
+  return sinceClockEpoch(Date.now())
+}
+
+/**
+ * `at` (ms since 1970) as ms since `CLOCK_EPOCH`. The difference of two such times is a double to
+ * V8 even when it is a whole number, and a field that once holds a double boxes it: `| 0` makes
+ * it a small integer, when that is the same number.
+ */
+export function sinceClockEpoch(at: number): number {
+  const ms = at - CLOCK_EPOCH
+  const small = ms | 0
+  return small === ms ? small : ms
 }

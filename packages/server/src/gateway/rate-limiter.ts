@@ -1,5 +1,5 @@
 import { TokenBucket } from '../auth/token-bucket.js'
-import { CLOCK_EPOCH } from './clock.js'
+import { sinceClockEpoch } from './clock.js'
 
 export { TokenBucket }
 
@@ -26,18 +26,18 @@ export class SocketRateLimiter<Limits extends RateLimits = RateLimits> {
   protected readonly limits: Limits
   #messages: number
   #bytes: number
-  /** When both budgets were last refilled (ms since `CLOCK_EPOCH`). */
+  /** When both budgets were last refilled (`sinceClockEpoch`). */
   #at: number
 
   constructor(limits: Limits, now = Date.now()) {
     this.limits = limits
     this.#messages = limits.messagesBurst
     this.#bytes = limits.bytesBurst
-    this.#at = now - CLOCK_EPOCH
+    this.#at = sinceClockEpoch(now)
   }
 
   #refill(at: number): void {
-    const now = at - CLOCK_EPOCH
+    const now = sinceClockEpoch(at)
     const elapsed = now - this.#at
     if (elapsed > 0) {
       const l = this.limits
