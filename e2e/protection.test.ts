@@ -146,6 +146,48 @@ describe('one noisy or hostile session does not hurt the others', () => {
   })
 })
 
+describe('WebSocket pings from a client', () => {
+  it('are answered with pongs for the whole life of the socket, however many', async () => {
+    const srv = await server()
+    const s = await RawNativeSocket.connect(srv.url)
+    cleanups.push(() => s.close())
+    let pongs = 0
+    s.ws.on('pong', () => { pongs++ })
+    // one at a time, as a client that checks its connection does (ws allows 60 pongs unwritten)
+    for (let i = 1; i <= 200; i++) {
+      s.ws.ping(Buffer.from(`ping ${i}`))
+      await waitFor(() => pongs === i, { message: () => `pong ${i} (${pongs} so far)` })
+    }
+    expect(s.closeCode).toBeNull()
+    expect((await stats(srv)).connections).toBe(1)
+  })
+
+  it('a client that floods pings without reading the pongs is cut off, and the others are not', { timeout: 60_000 }, async () => {
+    const srv = await server()
+    const other = await RawNativeSocket.connect(srv.url)
+    cleanups.push(() => other.close())
+    const flooder = await RawNativeSocket.connect(srv.url)
+    cleanups.push(() => flooder.close())
+    const tcp = (flooder.ws as unknown as { _socket: { pause(): void } })._socket
+    tcp.pause()
+    const payload = Buffer.alloc(125, 1)
+    // the pongs fill the kernel's buffers, then queue in the server unwritten: past 60, ws terminates the socket
+    let sent = 0
+    while (flooder.closeCode === null && sent < 400_000) {
+      for (let i = 0; i < 1_000; i++) flooder.ws.ping(payload)
+      sent += 1_000
+      await new Promise(r => setImmediate(r))
+      if (flooder.ws.bufferedAmount > 1 << 20) await waitFor(() => flooder.ws.bufferedAmount < 1 << 19 || flooder.closeCode !== null, { message: 'the flooder\'s pings to be taken' })
+    }
+    await waitFor(async () => (await stats(srv)).connections === 1, { message: () => `the flooder cut off (${sent} pings sent)` })
+    expect(other.closeCode).toBeNull()
+    const pongs: number[] = []
+    other.ws.on('pong', () => pongs.push(1))
+    other.ws.ping()
+    await waitFor(() => pongs.length === 1, { message: 'the other socket\'s pong' })
+  })
+})
+
 describe('behind a proxy', () => {
   it('with --trust-proxy 1 the per-address limit counts the address the proxy appended to X-Forwarded-For, never what the client wrote before it', async () => {
     const srv = await server({ maxConnectionsPerIp: 1, trustProxyHops: 1 })

@@ -27,6 +27,12 @@ export interface AuthorizerOptions {
 export class Authorizer {
   readonly access: AccessControl
   readonly #opts: AuthorizerOptions
+  /**
+   * The last grant made. A grant is not changed once made (a session given another role gets a
+   * new one), so one identical to it is shared instead: a session keeps its grant while it is
+   * open, and sessions with the same credential (or without one) need not each keep a copy.
+   */
+  #last: SessionGrant | null = null
 
   constructor(options: AuthorizerOptions) {
     this.#opts = options
@@ -39,7 +45,7 @@ export class Authorizer {
       timer = setTimeout(() => reject(new ConcordError('CONCORD_ERR_AUTH_TIMEOUT', `authentication took longer than ${this.#opts.timeoutMs} ms`)), this.#opts.timeoutMs)
     })
     try {
-      return await Promise.race([this.#grant(context), timeout])
+      return this.#shared(await Promise.race([this.#grant(context), timeout]))
     } catch (err) {
       if (err instanceof ConcordError) throw err
       log.error({ err, document: context.document }, 'authentication hook failed')
@@ -47,6 +53,14 @@ export class Authorizer {
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /** `grant`, or the last grant when it is identical (frozen either way: grants are not changed once made). */
+  #shared(grant: SessionGrant): SessionGrant {
+    const last = this.#last
+    if (last !== null && sameFields(last, grant)) return last
+    this.#last = Object.freeze(grant)
+    return grant
   }
 
   async #grant(context: AuthenticateContext): Promise<SessionGrant> {
@@ -200,3 +214,11 @@ export class SessionGuard {
 }
 
 const ROLE_RANK: Record<Role, number> = { read: 0, write: 1, admin: 2 }
+
+/** The same fields with the same values (a grant's are all primitives). */
+function sameFields(a: SessionGrant, b: SessionGrant): boolean {
+  const keys = Object.keys(b) as (keyof SessionGrant)[]
+  if (Object.keys(a).length !== keys.length) return false
+  for (const k of keys) if (a[k] !== b[k]) return false
+  return true
+}

@@ -30,7 +30,6 @@ export class DirectConnection implements DocumentSession {
   readonly role = 'write' as const
   readonly protocol = 'server' as const
   readonly openedAt = Date.now()
-  readonly awarenessClientIds = new Set<number>()
   /** The document, in sync with the server's: change it like any Y.Doc. */
   readonly doc = new Y.Doc()
   /** Refusals of this connection's updates (the update stays in `doc`; reopen to drop it). */

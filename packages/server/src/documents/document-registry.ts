@@ -15,19 +15,20 @@ export interface DocumentHandle {
 /** @deprecated renamed `DocumentHandle` (a reference count, not the storage's compaction lease). */
 export type DocumentLease = DocumentHandle
 
+/** One session's reference: it holds its document's entry, whose `release` (one per document) it calls once. */
 class Handle implements DocumentHandle {
   readonly doc: LiveDocument
-  #release: (() => void) | null
+  #entry: Entry | null
 
-  constructor(doc: LiveDocument, release: () => void) {
+  constructor(doc: LiveDocument, entry: Entry) {
     this.doc = doc
-    this.#release = release
+    this.#entry = entry
   }
 
   release(): void {
-    const r = this.#release
-    this.#release = null
-    r?.()
+    const entry = this.#entry
+    this.#entry = null
+    entry?.release()
   }
 }
 
@@ -37,6 +38,8 @@ interface Entry {
   loading: Promise<LiveDocument>
   doc: LiveDocument | null
   unloading: boolean
+  /** Drop one reference (shared by the document's handles, so that a handle holds no closure of its own). */
+  release: () => void
 }
 
 /**
@@ -95,7 +98,7 @@ export class DocumentRegistry {
         await evicting
         return this.acquire(name)
       }
-      const created: Entry = { name, refs: 0, loading: null as unknown as Promise<LiveDocument>, doc: null, unloading: false }
+      const created: Entry = { name, refs: 0, loading: null as unknown as Promise<LiveDocument>, doc: null, unloading: false, release: () => this.#release(created) }
       created.loading = LiveDocument.load(name, {
         ...this.#opts,
         onFailed: doc => this.#evict(created, doc),
@@ -119,7 +122,7 @@ export class DocumentRegistry {
     entry.refs++
     const taken = entry
     const doc = await taken.loading
-    return new Handle(doc, () => this.#release(taken))
+    return new Handle(doc, taken)
   }
 
   #release(entry: Entry): void {

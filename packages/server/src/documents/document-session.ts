@@ -15,8 +15,6 @@ export interface DocumentSession {
   readonly protocol: 'native' | 'y-websocket' | 'hocuspocus' | 'server'
   /** When the session opened the document (ms since the epoch). */
   readonly openedAt: number
-  /** Awareness client ids this session has announced; removed when it ends. */
-  readonly awarenessClientIds: Set<number>
   /** A document update (already applied on the server) to forward. */
   sendUpdate(message: SharedMessage): void
   /** Several updates, in order, handed to the kernel together. */

@@ -54,7 +54,7 @@ export interface DocumentSyncHost {
   /** Applies what is queued for the document. */
   drain(): void
   /** The document's Y.Doc (integrating a lazily loaded document first). */
-  ydoc(): Y.Doc
+  readonly ydoc: Y.Doc
   /** Runs `fn` once the document is integrated into its Y.Doc. */
   whenIntegrated(fn: () => void): void
 }
@@ -74,13 +74,13 @@ export class DocumentSync {
 
   stateVector(): Uint8Array {
     this.#host.drain()
-    return Y.encodeStateVector(this.#host.ydoc())
+    return Y.encodeStateVector(this.#host.ydoc)
   }
 
   /** What a peer with `stateVector` is missing, as one update. */
   diff(stateVector?: Uint8Array): Uint8Array {
     this.#host.drain()
-    return Y.encodeStateAsUpdate(this.#host.ydoc(), stateVector)
+    return Y.encodeStateAsUpdate(this.#host.ydoc, stateVector)
   }
 
   /** The whole document as one Yjs update (what is queued is applied first; the last encode is reused while nothing changed). */

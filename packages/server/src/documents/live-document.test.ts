@@ -231,6 +231,38 @@ describe('LiveDocument edit path', () => {
     seen.destroy()
     doc.destroy()
   })
+
+  it('a session shows at most 8 presence client ids at once; those it removes or leaves behind free their place', async () => {
+    const { Awareness, encodeAwarenessUpdate } = await import('y-protocols/awareness')
+    const doc = await load(createMemoryStorage())
+    const a = new FakeSession('a')
+    doc.addSession(a)
+    const clients = Array.from({ length: 9 }, () => new Awareness(new Y.Doc()))
+    const show = (c: InstanceType<typeof Awareness>, state: Record<string, unknown> | null, session = a): void => {
+      c.setLocalState(state)
+      doc.presence.apply(session, encodeAwarenessUpdate(c, [c.clientID]))
+    }
+    for (const c of clients.slice(0, 8)) show(c, { n: 1 })
+    expect(a.errorCodes).toEqual([])
+    show(clients[8]!, { n: 1 })
+    expect(a.errorCodes).toEqual(['CONCORD_ERR_LIMIT_PRESENCE'])
+    expect(doc.presence.awareness.getStates().has(clients[8]!.clientID)).toBe(false)
+    // one of the eight is removed: the ninth fits
+    show(clients[0]!, null)
+    show(clients[8]!, { n: 2 })
+    expect(a.errorCodes).toEqual(['CONCORD_ERR_LIMIT_PRESENCE'])
+    expect(doc.presence.awareness.getStates().has(clients[8]!.clientID)).toBe(true)
+    // leaving removes all it shows; back in, it has its eight places again
+    doc.removeSession(a)
+    expect([...doc.presence.awareness.getStates().keys()]).toEqual([])
+    const again = new FakeSession('a')
+    doc.addSession(again)
+    for (const c of clients.slice(1)) show(c, { n: 3 }, again)
+    expect(again.errorCodes).toEqual([])
+    expect(doc.presence.awareness.getStates().size).toBe(8)
+    for (const c of clients) c.destroy()
+    doc.destroy()
+  })
 })
 
 describe('LiveDocument initial sync of a large document', () => {

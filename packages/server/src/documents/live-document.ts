@@ -3,21 +3,20 @@ import { ConcordError } from '@concord/protocol'
 import type { Logger } from 'pino'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 import type { DocumentSession } from './document-session.js'
-import { LARGE_DOCUMENT_BYTES, SyncReplies } from './sync-replies.js'
+import { LARGE_DOCUMENT_BYTES, SyncReplies, type SyncRepliesHost } from './sync-replies.js'
 import { secondsSince, type DocumentRecording } from './ports.js'
 import type { LiveDocumentOptions as Options } from './live-document-options.js'
 import { ClientOwners } from './client-owners.js'
-import { Admission } from './admission.js'
+import { Admission, type AdmissionHost } from './admission.js'
 import { Integrator, OTHER_NODE, type Incoming, type IntegrateHost } from './integrate.js'
 import { FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
-import { Presence, errorMessage } from './presence.js'
-import { Signals } from './signals.js'
-import { ExtensionHooks } from './extension-hooks.js'
-import { DurableLog } from './durable-log.js'
-import { Compactor } from './compactor.js'
-import { Versions } from './versions.js'
+import { Presence, errorMessage, type PresenceHost } from './presence.js'
+import { Signals, type SignalsHost } from './signals.js'
+import { DurableLog, type DurableLogHost } from './durable-log.js'
+import { Compactor, type CompactorHost } from './compactor.js'
+import { Versions, type VersionsHost } from './versions.js'
 import { ServerOrigin, type UpdateOrigin } from './origins.js'
-import { DocumentStats, DocumentSync } from './document-views.js'
+import { DocumentStats, DocumentSync, type DocumentStatsSource, type DocumentSyncHost } from './document-views.js'
 
 export { LARGE_DOCUMENT_BYTES } from './sync-replies.js'
 export { DEFAULT_MAX_PRESENCE_BYTES } from './presence.js'
@@ -71,6 +70,7 @@ export class LiveDocument {
   readonly #log: Logger
   readonly #owners: ClientOwners
   readonly #durable: DurableLog
+  readonly #admission: Admission
   readonly #integrator: Integrator
   readonly #fanOut: FanOut
   readonly #compactor: Compactor
@@ -103,104 +103,145 @@ export class LiveDocument {
     this.#ydoc = ydoc
     this.#opts = opts
     this.#log = opts.logger
-    const hooks = opts.hooks ?? ExtensionHooks.none
-    const self = this
-    this.#replies = new SyncReplies(ydoc, {
-      ydoc: () => this.ydoc, drain: () => this.#drainIncoming(), approxBytes: () => this.#approxBytes,
+    // what the parts below call back: one object whose members are on its prototype
+    const host = new LiveDocument.#Host(this)
+    this.#replies = new SyncReplies(ydoc, host, {
       compactEveryBytes: opts.compactEveryBytes, compactEveryUpdates: opts.compactEveryUpdates,
       metrics: opts.metrics, worker: opts.mergeWorker,
     })
     this.#owners = new ClientOwners(name, opts.storage, opts.logger)
-    this.#durable = new DurableLog(name, opts, {
-      durable: (clients, userId, update) => {
-        this.#noteDurable(clients, userId)
-        if (hooks.has.onStoreDocument) hooks.observe('onStoreDocument', { documentName: name, userId, update }, name)
-      },
-      appended: () => this.#compactor.maybeCompact(),
-      appendedRelayed: (update, writer) => this.#noteRelayedStored(update, writer),
-      fail: err => this.#fail(err),
-    })
-    const admission = new Admission({
-      name,
-      get ydoc() { return self.ydoc },
-      get approxBytes() { return self.#approxBytes },
-    }, this.#owners, opts)
-    const host: IntegrateHost = {
-      name,
-      get ydoc() { return self.ydoc },
-      admission,
-      log: this.#durable,
-      unavailable: () => this.#failed || this.#destroyed
-        ? this.#closedBy ?? new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: this.name })
-        : null,
-      refuse: (origin, error, seq, closed) => this.#refuse(origin, error, seq, closed),
-      beforeChange: (origin, update) => hooks.has.beforeChange
-        ? hooks.beforeChange({ documentName: name, userId: origin?.userId ?? null, update, document: this.ydoc })
-        : null,
-      applied: (update, origin) => {
-        this.#noteApplied(update)
-        if (hooks.has.onChange) hooks.observe('onChange', { documentName: name, userId: origin?.userId ?? null, update, document: this.ydoc, origin: 'local' }, name)
-      },
-      appliedRemote: update => {
-        this.#approxBytes += update.length
-        if (hooks.has.onChange) hooks.observe('onChange', { documentName: name, userId: null, update, document: this.ydoc, origin: 'remote' }, name)
-      },
-      forward: (update, origin, at) => {
-        this.#replies.keep(update)
-        this.#fanOut.enqueue(update, origin, at)
-      },
-      reset: err => this.#fail(err, 'CONCORD_ERR_DOC_RESET'),
-    }
+    this.#durable = new DurableLog(name, opts, host)
+    this.#admission = new Admission(host, this.#owners, opts)
     this.#integrator = new Integrator(ydoc, host)
     this.#fanOut = new FanOut(name, this.sessions, opts.metrics, fn => this.#contained(fn))
-    this.presence = new Presence(ydoc, {
-      name,
-      sessions: this.sessions,
-      get open() { return !self.#failed && !self.#destroyed },
-      get recording() { return self.#recording },
-    }, this.#owners, opts)
-    const backplane = opts.backplane
-    this.signals = new Signals({
-      name,
-      sessions: this.sessions,
-      get open() { return !self.#failed && !self.#destroyed },
-      ...(backplane?.publishStateless !== undefined ? { publish: (payload: string) => backplane.publishStateless!(name, payload) } : {}),
-    })
-    this.#compactor = new Compactor({
-      name,
-      get open() { return !self.#failed && !self.#destroyed },
-      get destroyed() { return self.#destroyed },
-      get ydoc() { return self.ydoc },
-      get lastUpdateAt() { return self.#lastUpdateAt },
-      get lastLargeAt() { return self.#lastLargeAt },
-      compacted: snapshot => {
-        this.#replies.setBase(snapshot, [])
-        this.#approxBytes = snapshot.length
-      },
-    }, this.#durable, this.#owners, opts)
-    this.versions = new Versions({
-      name,
-      get open() { return !self.#failed && !self.#destroyed },
-      encodeState: () => this.#replies.encodeWhole(),
-      whenFlushed: () => this.whenFlushed(),
-      get lastDurableSeq() { return self.#durable.lastDurableSeq },
-    }, opts, isNew)
-    this.stats = new DocumentStats({
-      get failed() { return self.#failed },
-      get updatesApplied() { return self.#updatesApplied },
-      get lastChangeAt() { return self.#lastUpdateAt },
-      get approxBytes() { return self.#approxBytes },
-      get appendsInFlight() { return self.#durable.inFlight },
-      get tail() { return { updates: self.#durable.tailUpdates, bytes: self.#durable.tailBytes } },
-    })
-    this.sync = new DocumentSync(this.#replies, {
-      drain: () => this.#drainIncoming(),
-      ydoc: () => this.ydoc,
-      whenIntegrated: fn => {
-        if (this.#unintegrated === null) fn()
-        else this.#integrationWaiters.push(fn)
-      },
-    })
+    this.presence = new Presence(ydoc, host, this.#owners, opts)
+    this.signals = new Signals(host)
+    this.#compactor = new Compactor(host, this.#durable, this.#owners, opts)
+    this.versions = new Versions(host, opts, isNew)
+    this.stats = new DocumentStats(host)
+    this.sync = new DocumentSync(this.#replies, host)
+  }
+
+  /**
+   * The callbacks and readings the document's parts (admission, integrate, the durable log,
+   * presence, signals, compaction, versions, stats, sync replies) have of it: one object per
+   * document, its members on the prototype. (An object literal with getters and closures for
+   * each part cost a loaded document about 5 KB: dictionary-mode properties, accessor pairs
+   * and some forty closures.)
+   */
+  static readonly #Host = class DocumentHost implements AdmissionHost, IntegrateHost, DurableLogHost, PresenceHost, SignalsHost,
+    CompactorHost, VersionsHost, DocumentStatsSource, DocumentSyncHost, SyncRepliesHost {
+    readonly #doc: LiveDocument
+
+    constructor(doc: LiveDocument) {
+      this.#doc = doc
+    }
+
+    get name(): string { return this.#doc.name }
+    get ydoc(): Y.Doc { return this.#doc.ydoc }
+    get sessions(): ReadonlySet<DocumentSession> { return this.#doc.sessions }
+    /** Neither failed nor destroyed. */
+    get open(): boolean { return !this.#doc.#failed && !this.#doc.#destroyed }
+    get failed(): boolean { return this.#doc.#failed }
+    get destroyed(): boolean { return this.#doc.#destroyed }
+    get approxBytes(): number { return this.#doc.#approxBytes }
+    get recording(): DocumentRecording | null { return this.#doc.#recording }
+    get updatesApplied(): number { return this.#doc.#updatesApplied }
+    get lastUpdateAt(): number { return this.#doc.#lastUpdateAt }
+    get lastChangeAt(): number { return this.#doc.#lastUpdateAt }
+    get lastLargeAt(): number { return this.#doc.#lastLargeAt }
+    get appendsInFlight(): number { return this.#doc.#durable.inFlight }
+    get tail(): { updates: number; bytes: number } { return { updates: this.#doc.#durable.tailUpdates, bytes: this.#doc.#durable.tailBytes } }
+    get lastDurableSeq(): number { return this.#doc.#durable.lastDurableSeq }
+    get admission(): Admission { return this.#doc.#admission }
+    get log(): DurableLog { return this.#doc.#durable }
+
+    drain(): void { this.#doc.#drainIncoming() }
+
+    whenIntegrated(fn: () => void): void {
+      const doc = this.#doc
+      if (doc.#unintegrated === null) fn()
+      else doc.#integrationWaiters.push(fn)
+    }
+
+    unavailable(): ConcordError | null {
+      const doc = this.#doc
+      return doc.#failed || doc.#destroyed
+        ? doc.#closedBy ?? new ConcordError('CONCORD_ERR_STORAGE_WRITE_FAILED', 'document is unavailable', { document: doc.name })
+        : null
+    }
+
+    refuse(origin: UpdateOrigin | null, error: ConcordError, seq: number, closed: boolean): void {
+      this.#doc.#refuse(origin, error, seq, closed)
+    }
+
+    beforeChange(origin: UpdateOrigin | null, update: Uint8Array): ConcordError | null {
+      const doc = this.#doc
+      const hooks = doc.#opts.hooks
+      return hooks?.has.beforeChange
+        ? hooks.beforeChange({ documentName: doc.name, userId: origin?.userId ?? null, update, document: doc.ydoc })
+        : null
+    }
+
+    applied(update: Uint8Array, origin: UpdateOrigin | null): void {
+      const doc = this.#doc
+      doc.#noteApplied(update)
+      const hooks = doc.#opts.hooks
+      if (hooks?.has.onChange) hooks.observe('onChange', { documentName: doc.name, userId: origin?.userId ?? null, update, document: doc.ydoc, origin: 'local' }, doc.name)
+    }
+
+    appliedRemote(update: Uint8Array): void {
+      const doc = this.#doc
+      doc.#approxBytes += update.length
+      const hooks = doc.#opts.hooks
+      if (hooks?.has.onChange) hooks.observe('onChange', { documentName: doc.name, userId: null, update, document: doc.ydoc, origin: 'remote' }, doc.name)
+    }
+
+    forward(update: Uint8Array, origin: UpdateOrigin | null, at: number): void {
+      this.#doc.#replies.keep(update)
+      this.#doc.#fanOut.enqueue(update, origin, at)
+    }
+
+    reset(err: unknown): void {
+      this.#doc.#fail(err, 'CONCORD_ERR_DOC_RESET')
+    }
+
+    durable(clients: ReadonlyMap<number, number>, userId: string | null, update: Uint8Array): void {
+      const doc = this.#doc
+      doc.#noteDurable(clients, userId)
+      const hooks = doc.#opts.hooks
+      if (hooks?.has.onStoreDocument) hooks.observe('onStoreDocument', { documentName: doc.name, userId, update }, doc.name)
+    }
+
+    appended(): void {
+      this.#doc.#compactor.maybeCompact()
+    }
+
+    appendedRelayed(update: Uint8Array, writer: string | null): void {
+      this.#doc.#noteRelayedStored(update, writer)
+    }
+
+    fail(err: unknown): void {
+      this.#doc.#fail(err)
+    }
+
+    publish(payload: string): void {
+      const doc = this.#doc
+      doc.#opts.backplane?.publishStateless?.(doc.name, payload)
+    }
+
+    compacted(snapshot: Uint8Array): void {
+      this.#doc.#replies.setBase(snapshot, [])
+      this.#doc.#approxBytes = snapshot.length
+    }
+
+    encodeState(): Uint8Array {
+      return this.#doc.#replies.encodeWhole()
+    }
+
+    whenFlushed(): Promise<void> {
+      return this.#doc.whenFlushed()
+    }
   }
 
   /** Load a document: one snapshot plus the log tail after it. */

@@ -61,6 +61,12 @@ export class Presence {
   #timer: NodeJS.Timeout | null = null
   #lastFlush = 0
   readonly #owner = new Map<number, DocumentSession>()
+  /**
+   * The awareness client ids each session introduced, the other way round: one id (what an
+   * honest session shows), or several. Here rather than a set on every session: most sessions
+   * show one id, and an empty set costs a session about 150 bytes.
+   */
+  readonly #ids = new Map<DocumentSession, number | number[]>()
   /** Awareness client ids of other nodes' sessions (their states carry their stamped user). */
   readonly #remote = new Set<number>()
   #destroyed = false
@@ -135,7 +141,7 @@ export class Presence {
       }
       kept.push({ clientId: entry.clientId, clock: entry.clock, json })
     }
-    if (introduced > 0 && session.awarenessClientIds.size + introduced > MAX_PRESENCE_CLIENTS) {
+    if (introduced > 0 && this.#countOf(session) + introduced > MAX_PRESENCE_CLIENTS) {
       session.documentError(new ConcordError('CONCORD_ERR_LIMIT_PRESENCE',
         `a session may show at most ${MAX_PRESENCE_CLIENTS} presence client ids; the update was not relayed`, { document: name }), 0, false)
       return
@@ -162,10 +168,42 @@ export class Presence {
 
   /** A session left: the presence it showed is removed. */
   removeSession(session: DocumentSession): void {
-    if (session.awarenessClientIds.size === 0) return
-    const ids = [...session.awarenessClientIds].filter(id => this.#owner.get(id) === session)
-    session.awarenessClientIds.clear()
+    if (!this.#ids.has(session)) return
+    const ids = this.#idsOf(session).filter(id => this.#owner.get(id) === session)
+    this.#ids.delete(session)
     if (ids.length > 0) removeAwarenessStates(this.awareness, ids, 'session-closed')
+  }
+
+  /** The awareness client ids `session` introduced (and still shows). */
+  #idsOf(session: DocumentSession): number[] {
+    const ids = this.#ids.get(session)
+    return ids === undefined ? [] : typeof ids === 'number' ? [ids] : ids
+  }
+
+  /** How many awareness client ids `session` shows. */
+  #countOf(session: DocumentSession): number {
+    const ids = this.#ids.get(session)
+    return ids === undefined ? 0 : typeof ids === 'number' ? 1 : ids.length
+  }
+
+  #addId(session: DocumentSession, id: number): void {
+    const ids = this.#ids.get(session)
+    if (ids === undefined) this.#ids.set(session, id)
+    else if (typeof ids === 'number') this.#ids.set(session, [ids, id])
+    else ids.push(id)
+  }
+
+  #removeId(session: DocumentSession, id: number): void {
+    const ids = this.#ids.get(session)
+    if (ids === undefined) return
+    if (typeof ids === 'number') {
+      if (ids === id) this.#ids.delete(session)
+      return
+    }
+    const at = ids.indexOf(id)
+    if (at >= 0) ids.splice(at, 1)
+    if (ids.length === 0) this.#ids.delete(session)
+    else if (ids.length === 1) this.#ids.set(session, ids[0]!)
   }
 
   destroy(): void {
@@ -223,7 +261,7 @@ export class Presence {
     for (const id of added.concat(updated)) {
       if (session !== null && !this.#owner.has(id)) {
         this.#owner.set(id, session)
-        session.awarenessClientIds.add(id)
+        this.#addId(session, id)
         // Yjs uses one client id for a replica's presence and its edits: presence shows the id to
         // everyone before the first edit does, so a writer's presence claims it for its edits too
         // (nobody could otherwise take it first, having read it off the presence)
@@ -238,7 +276,7 @@ export class Presence {
     for (const id of removed) {
       const owner = this.#owner.get(id)
       if (owner !== undefined) {
-        owner.awarenessClientIds.delete(id)
+        this.#removeId(owner, id)
         this.#owner.delete(id)
       }
       this.#dirty.add(id)

@@ -20,8 +20,7 @@ function setup(options: { worker?: boolean; compactEveryUpdates?: number } = {})
   }
   let approx = 0
   const sent: Uint8Array[] = []
-  const replies = new SyncReplies(doc, {
-    ydoc: () => doc, drain: () => undefined, approxBytes: () => approx,
+  const replies = new SyncReplies(doc, { ydoc: doc, drain: () => undefined, get approxBytes() { return approx } }, {
     compactEveryBytes: 1 << 30, compactEveryUpdates: options.compactEveryUpdates ?? 1000, metrics, worker,
   })
   doc.on('update', (u: Uint8Array) => {

@@ -14,13 +14,17 @@ export const LARGE_DOCUMENT_BYTES = 256 * 1024
 /** Updates since the base are merged in groups of this many (Y.mergeUpdates grows faster than linearly). */
 const MERGE_GROUP = 64
 
-export interface SyncRepliesOptions {
+/** The document whose replies these are. */
+export interface SyncRepliesHost {
   /** The document's Y.Doc (integrating a lazily loaded document first). */
-  ydoc: () => Y.Doc
+  readonly ydoc: Y.Doc
   /** Applies what is queued for the document: a reply covers everything received before it. */
-  drain: () => void
+  drain(): void
   /** The document's encoded size, approximately. */
-  approxBytes: () => number
+  readonly approxBytes: number
+}
+
+export interface SyncRepliesOptions {
   compactEveryBytes: number
   compactEveryUpdates: number
   metrics?: DocumentMetrics
@@ -48,6 +52,7 @@ export interface SyncRepliesOptions {
  * ends with everything either way.
  */
 export class SyncReplies {
+  readonly #host: SyncRepliesHost
   readonly #opts: SyncRepliesOptions
   #base: Uint8Array | null = null
   #since: Uint8Array[] = []
@@ -62,7 +67,8 @@ export class SyncReplies {
   #full: { version: number; update: Uint8Array } | null = null
   #lastDiff: { version: number; stateVector: Uint8Array; reply: SyncReply } | null = null
 
-  constructor(doc: Y.Doc, opts: SyncRepliesOptions) {
+  constructor(doc: Y.Doc, host: SyncRepliesHost, opts: SyncRepliesOptions) {
+    this.#host = host
     this.#opts = opts
     doc.on('afterTransaction', () => { this.#version++ })
   }
@@ -74,7 +80,7 @@ export class SyncReplies {
    * vector cannot be decoded.
    */
   now(stateVector?: Uint8Array): SyncReply {
-    this.#opts.drain()
+    this.#host.drain()
     if (this.#holdsLittle(stateVector)) return this.#whole()
     return this.#encodeDiff(stateVector!)
   }
@@ -85,11 +91,11 @@ export class SyncReplies {
    * encoded here). Throws when the state vector cannot be decoded.
    */
   prepare(stateVector?: Uint8Array): SyncReply | Promise<SyncReply> {
-    this.#opts.drain()
+    this.#host.drain()
     if (this.#holdsLittle(stateVector)) return this.#whole()
     const sv = stateVector!
     const worker = this.#opts.worker
-    if (worker === undefined || !worker.available || this.#opts.approxBytes() < LARGE_DOCUMENT_BYTES) return this.#encodeDiff(sv)
+    if (worker === undefined || !worker.available || this.#host.approxBytes < LARGE_DOCUMENT_BYTES) return this.#encodeDiff(sv)
     const cached = this.#cachedDiff(sv)
     if (cached !== null) return cached
     // a document that grew large here has no base yet: its first full encode becomes it
@@ -106,7 +112,7 @@ export class SyncReplies {
 
   /** The whole document as one update, reusing the last encode while nothing changed. */
   encodeWhole(): Uint8Array {
-    this.#opts.drain()
+    this.#host.drain()
     return this.#encodeFull(false)
   }
 
@@ -192,7 +198,7 @@ export class SyncReplies {
     if (this.#full?.version === this.#version) {
       update = this.#full.update
     } else {
-      update = forReply ? this.#encode() : Y.encodeStateAsUpdate(this.#opts.ydoc())
+      update = forReply ? this.#encode() : Y.encodeStateAsUpdate(this.#host.ydoc)
       this.#full = { version: this.#version, update }
     }
     // a large document keeps it as its base: the next peers get the same bytes and the updates since
@@ -217,7 +223,7 @@ export class SyncReplies {
   }
 
   #encode(stateVector?: Uint8Array): Uint8Array {
-    const doc = this.#opts.ydoc()
+    const doc = this.#host.ydoc
     this.#opts.metrics?.syncFullEncodes.inc()
     return Y.encodeStateAsUpdate(doc, stateVector)
   }
@@ -242,7 +248,7 @@ export class SyncReplies {
     if (stateVector === undefined || stateVector.length === 0) return true
     const theirs = Y.decodeStateVector(stateVector)
     if (theirs.size === 0) return true
-    const doc = this.#opts.ydoc()
+    const doc = this.#host.ydoc
     let ours = 0
     let held = 0
     for (const client of doc.store.clients.keys()) {

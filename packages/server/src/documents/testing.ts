@@ -7,7 +7,6 @@ import type { SharedMessage } from './shared-message.js'
 
 /** A document session that records what the document sends it. */
 export class FakeSession implements DocumentSession {
-  readonly awarenessClientIds = new Set<number>()
   readonly protocol = 'native'
   readonly openedAt = Date.now()
   readonly updates: Uint8Array[] = []

@@ -25,6 +25,8 @@ export type SessionAuthorizer = Pick<Authorizer, 'grant' | 'access'>
  * makes to a document is one of these, made from `TransportSession`.
  */
 export interface SessionDocument {
+  /** The document's name (a session keeps this string rather than its own copy of it). */
+  readonly name: string
   readonly stats: {
     /** The document failed after it loaded (its sessions were told). */
     readonly failed: boolean

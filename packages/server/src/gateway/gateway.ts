@@ -1,32 +1,17 @@
 import { clientAddress } from '../auth/client-address.js'
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { randomUUID } from 'node:crypto'
-import { WebSocketServer, type WebSocket, type RawData } from 'ws'
+import { randomBytes } from 'node:crypto'
+import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import type { Logger } from 'pino'
 import { ConcordError, documentNameProblem, NATIVE_SUBPROTOCOL, type ErrorCode } from '@concord/protocol'
 import type { GatewayConfig, GatewayDeps } from './gateway-deps.js'
-import type { ConnectionDeps } from './connection-deps.js'
 import { endSpan, startSpan } from '../ops/tracing.js'
 import { NativeConnection } from './native-transport.js'
 import { YWebsocketConnection } from './y-websocket-transport.js'
 import { HocuspocusConnection } from './hocuspocus-transport.js'
-import { ConnectionLog } from './connection-log.js'
-import { SOCKET_CLOSED, type SocketLike } from './socket-like.js'
-
-interface Connection {
-  readonly id: string
-  readonly sender: { readonly pendingBytes: number }
-  /** Bytes received from the socket and held, not yet handled (rate limit, chunks, pre-open queue). */
-  readonly heldBytes: number
-  /** The most `heldBytes` seen on this socket. */
-  readonly peakHeldBytes: number
-  /** Now while the rate limit keeps the socket unread; otherwise when it last resumed reading (0: never paused). */
-  readonly readPausedAt: number
-  receive(data: Uint8Array): void
-  close(error?: ConcordError): void
-  dispose(): void
-}
+import type { SocketConnection } from './socket-connection.js'
+import { SOCKET_CLOSED } from './socket-like.js'
 
 type Transport = 'native' | 'y-websocket' | 'hocuspocus'
 
@@ -36,53 +21,105 @@ type Transport = 'native' | 'y-websocket' | 'hocuspocus'
  */
 export const HOCUSPOCUS_PATHS: readonly string[] = ['/', '/hocuspocus', '/hocuspocus/']
 
-interface Tracked {
-  connection: Connection
-  ws: SocketLike
-  alive: boolean
-  transport: Transport
-  ip: string
-  logger: ConnectionLog
-  gateway: Gateway
+/**
+ * ws's WebSocket with the gateway's record of it (its connection, its address, whether it
+ * answered the last ping), given to ws as its `WebSocket` class. ws tells a socket's events by
+ * calling its `emit`, which hands them to the connection directly: a listener per socket and
+ * event (the usual `ws.on`) costs an idle connection its closures and the entries of its
+ * listener table (the table grows from 3 to 4 listeners by about 100 bytes), and a record
+ * beside the socket another object. `once('close')` and any other listener still work.
+ */
+class GatewaySocket extends WebSocket {
+  /** Null until accepted (and for a socket refused after the upgrade). */
+  connection: SocketConnection | null = null
+  gateway: Gateway | null = null
+  /** The remote address's count of open sockets (shared by its sockets, with the address string). */
+  address: AddressCount | null = null
+  /** Answered (or sent anything) since the last heartbeat ping. */
+  alive = true
+
+  constructor(...args: unknown[]) {
+    super(...(args as ConstructorParameters<typeof WebSocket>))
+    // EventEmitter's listener table, made empty by its constructor, is a dictionary of about 180
+    // bytes; events reach the connection through `emit` instead, and Node's EventEmitter makes the
+    // table again on the first `on`/`once` (it accepts `_events` undefined throughout)
+    ;(this as unknown as { _events: undefined })._events = undefined
+  }
+
+  /**
+   * ws gives every socket a closure for its automatic pongs (`() => autoPongComplete(this)`, which
+   * counts the pongs not yet written against `maxPendingAutoPongs`): the one it assigns is dropped,
+   * and the same closure is made when a ping arrives, for that pong.
+   */
+  get _autoPongComplete(): () => void {
+    return () => { (this as unknown as { _pendingAutoPongs: number })._pendingAutoPongs-- }
+  }
+
+  set _autoPongComplete(_made: () => void) {}
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    switch (event) {
+      case 'message':
+        onMessage(this, args[0] as RawData, args[1] as boolean)
+        return true
+      case 'pong':
+        this.alive = true
+        return true
+      case 'error':
+        // ws closes the socket itself for protocol violations (1002) and oversized messages (1009)
+        onError(this, args[0] as Error)
+        return true
+      case 'close':
+        onClose(this, args[0] as number)
+        break
+    }
+    return super.emit(event, ...args)
+  }
 }
 
-/**
- * Each socket's record, on the socket itself: the listeners below are shared by
- * every socket (a closure per socket and event would cost about half a kilobyte
- * per idle connection, and one of them kept the upgrade request alive).
- */
-const kTracked = Symbol('concord.tracked')
-type TrackedSocket = WebSocket & { [kTracked]: Tracked }
+/** What of ws's Receiver `onMessage` touches: the chunks it has read and not yet parsed. */
+interface ReceiverBuffers {
+  _buffers: Buffer[]
+  _bufferedBytes: number
+}
 
-function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
-  const t = (this as TrackedSocket)[kTracked]
-  t.alive = true
+function onMessage(ws: GatewaySocket, data: RawData, isBinary: boolean): void {
+  const connection = ws.connection
+  if (connection === null) return
+  ws.alive = true
+  // ws's Receiver keeps the chunks it reads in one array for the socket's life, grown to 16 slots
+  // by the first chunk (about 150 bytes that an idle socket keeps): once it has parsed all it
+  // read, a new empty array takes its place (ws reads the field afresh for every chunk)
+  const receiver = (ws as unknown as { _receiver: ReceiverBuffers | null })._receiver
+  if (receiver !== null && receiver._bufferedBytes === 0 && receiver._buffers.length === 0) receiver._buffers = []
   if (!isBinary) {
-    t.connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
+    connection.close(new ConcordError('CONCORD_ERR_PROTOCOL_TEXT_FRAME'))
     return
   }
   try {
-    t.connection.receive(toBytes(data))
+    connection.receive(toBytes(data))
   } catch (err) {
-    t.logger.error({ err }, 'unexpected error handling a message')
-    t.connection.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
+    connection.error({ err }, 'unexpected error handling a message')
+    connection.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
   }
 }
 
-function onPong(this: WebSocket): void {
-  (this as TrackedSocket)[kTracked].alive = true
+function onError(ws: GatewaySocket, err: Error): void {
+  ws.connection?.info({ code: (err as { code?: string }).code, err: err.message }, 'socket error')
 }
 
-function onError(this: WebSocket, err: Error): void {
-  // ws closes the socket itself for protocol violations (1002) and oversized messages (1009)
-  (this as TrackedSocket)[kTracked].logger.info({ code: (err as { code?: string }).code, err: err.message }, 'socket error')
+function onClose(ws: GatewaySocket, code: number): void {
+  const connection = ws.connection
+  if (connection === null) return
+  ws.gateway?.forget(ws)
+  connection.dispose()
+  connection.debug({ code }, 'disconnected')
 }
 
-function onClose(this: WebSocket, code: number): void {
-  const t = (this as TrackedSocket)[kTracked]
-  t.gateway.forget(t)
-  t.connection.dispose()
-  t.logger.debug({ code }, 'disconnected')
+/** Open sockets from one remote address. */
+interface AddressCount {
+  readonly ip: string
+  open: number
 }
 
 export interface GatewayStats {
@@ -113,20 +150,22 @@ export class Gateway {
   readonly #deps: GatewayDeps
   readonly #config: GatewayConfig
   readonly #log: Logger
-  readonly #tracked = new Map<SocketLike, Tracked>()
+  /** Every accepted socket. */
+  readonly #tracked = new Set<GatewaySocket>()
   /** Open sockets per remote address. */
-  readonly #perIp = new Map<string, number>()
+  readonly #perIp = new Map<string, AddressCount>()
   #heartbeat: NodeJS.Timeout | null = null
   #lastSweepAt = Date.now()
   #peakHeldBytes = 0
   #draining = false
   readonly #counts: Record<Transport, number> = { native: 0, 'y-websocket': 0, hocuspocus: 0 }
   /**
-   * Connection ids: a random prefix per gateway plus a counter. (randomUUID()
-   * strings are rope strings of a dozen parts in V8, about 450 bytes each, kept
-   * for the life of every connection.)
+   * Connection ids: a random prefix per gateway plus a counter, `xxxxxxx-1a`. (randomUUID()
+   * strings are rope strings of a dozen parts in V8, about 450 bytes each, kept for the life of
+   * every connection; and a string built of parts is flat only below 13 characters, so the
+   * prefix is 7: up to 1.7 million connections get ids of one flat string, 32 bytes.)
    */
-  readonly #idPrefix = randomUUID().replace(/-/g, '').slice(0, 10)
+  readonly #idPrefix = `${randomBytes(6).readUIntBE(0, 6).toString(36).padStart(7, '0').slice(-7)}-`
   #idCounter = 0
 
   constructor(http: HttpServer, deps: GatewayDeps) {
@@ -136,6 +175,9 @@ export class Gateway {
     const options = deps.config
     this.#wss = new WebSocketServer({
       noServer: true,
+      // the gateway tracks its sockets itself (ws's tracking costs a closure per socket)
+      clientTracking: false,
+      WebSocket: GatewaySocket,
       maxPayload: options.maxMessageBytes,
       perMessageDeflate: options.compressionThresholdBytes > 0
         ? {
@@ -167,15 +209,16 @@ export class Gateway {
     let maxHeldBytes = 0
     let readPaused = 0
     const now = Date.now()
-    for (const t of this.#tracked.values()) {
-      const n = t.connection.sender.pendingBytes
+    for (const ws of this.#tracked) {
+      const c = ws.connection!
+      const n = c.sender.pendingBytes
       pendingBytes += n
       if (n > maxPendingBytes) maxPendingBytes = n
-      const h = t.connection.heldBytes
+      const h = c.heldBytes
       heldBytes += h
       if (h > maxHeldBytes) maxHeldBytes = h
-      if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
-      if (t.connection.readPausedAt >= now) readPaused++
+      if (c.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = c.peakHeldBytes
+      if (c.readPausedAt >= now) readPaused++
     }
     return {
       connections: this.#tracked.size, native: this.#counts.native, yWebsocket: this.#counts['y-websocket'], hocuspocus: this.#counts.hocuspocus,
@@ -192,16 +235,16 @@ export class Gateway {
   async closeAll(error: ConcordError, timeoutMs = 5_000): Promise<void> {
     if (this.#heartbeat) clearInterval(this.#heartbeat)
     this.#heartbeat = null
-    const sockets = [...this.#tracked.values()]
-    const closed = sockets.map(t => new Promise<void>(resolve => {
-      if (t.ws.readyState === SOCKET_CLOSED) resolve()
-      else t.ws.once('close', () => resolve())
+    const sockets = [...this.#tracked]
+    const closed = sockets.map(ws => new Promise<void>(resolve => {
+      if (ws.readyState === SOCKET_CLOSED) resolve()
+      else ws.once('close', () => resolve())
     }))
-    for (const t of sockets) t.connection.close(error)
+    for (const ws of sockets) ws.connection!.close(error)
     let timer: NodeJS.Timeout | undefined
     await Promise.race([Promise.all(closed), new Promise<void>(r => { timer = setTimeout(r, timeoutMs) })])
     clearTimeout(timer)
-    for (const t of this.#tracked.values()) t.ws.terminate()
+    for (const ws of this.#tracked) ws.terminate()
     this.#wss.close()
   }
 
@@ -232,9 +275,13 @@ export class Gateway {
       }
     }
     const ip = clientAddress(req, this.#config.trustProxyHops)
+    // Node keeps what it read for `remoteAddress` (an object and a string, about 80 bytes) for the
+    // socket's life; the address is kept once per address (AddressCount), and Node reads it again
+    // if anything asks
+    ;(req.socket as unknown as { _peername?: unknown })._peername = undefined
     const span = startSpan('concord.connect', { 'concord.transport': transport, ...(transport === 'y-websocket' ? { 'concord.document': document } : {}) })
     this.#wss.handleUpgrade(req, socket, head, ws => {
-      const id = this.#upgraded(ws, req, transport, document, token, ip)
+      const id = this.#upgraded(ws as GatewaySocket, req, transport, document, token, ip)
       endSpan(span, id === null ? 'connection refused' : undefined, id === null ? undefined : { 'concord.connection_id': id })
     })
   }
@@ -245,9 +292,10 @@ export class Gateway {
   }
 
   /** Returns the new connection's id, or null when it was refused. */
-  #upgraded(ws: WebSocket, req: IncomingMessage, transport: Transport, document: string, token: string, ip: string): string | null {
+  #upgraded(ws: GatewaySocket, req: IncomingMessage, transport: Transport, document: string, token: string, ip: string): string | null {
     // accepted, then closed with a code the client can read (a refused upgrade shows only as 1006 in browsers)
-    const open = this.#perIp.get(ip) ?? 0
+    const address = this.#perIp.get(ip)
+    const open = address?.open ?? 0
     if (open >= this.#config.maxConnectionsPerIp) {
       this.#log.info({ ip, open, code: 'CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP' }, 'too many connections from one address')
       const e = new ConcordError('CONCORD_ERR_LIMIT_CONNECTIONS_PER_IP', `at most ${this.#config.maxConnectionsPerIp} connections per address`)
@@ -255,48 +303,43 @@ export class Gateway {
       ws.close(e.closeCode ?? 1013, e.code)
       return null
     }
-    this.#perIp.set(ip, open + 1)
-    const connectionId = `${this.#idPrefix}-${(++this.#idCounter).toString(36)}`
-    const logger = new ConnectionLog(this.#log, connectionId, transport === 'y-websocket' ? document : null)
-    let connection: Connection
+    const count = address ?? { ip, open: 0 }
+    if (address === undefined) this.#perIp.set(ip, count)
+    count.open++
+    const connectionId = this.#idPrefix + (++this.#idCounter).toString(36)
+    let connection: SocketConnection
     try {
-      const g = this.#deps
-      const deps: ConnectionDeps = { config: g.config, documents: g.documents, authorizer: g.authorizer, metrics: g.metrics, logger, connectionId, ...(g.hooks !== undefined ? { hooks: g.hooks } : {}) }
-      connection = transport === 'native' ? new NativeConnection(ws, req, deps)
-        : transport === 'hocuspocus' ? new HocuspocusConnection(ws, req, deps)
-          : new YWebsocketConnection(ws, req, document, token, deps)
+      const deps = this.#deps
+      connection = transport === 'native' ? new NativeConnection(ws, req, deps, connectionId)
+        : transport === 'hocuspocus' ? new HocuspocusConnection(ws, req, deps, connectionId)
+          : new YWebsocketConnection(ws, req, deps, connectionId, document, token)
     } catch (err) {
-      this.#releaseIp(ip)
+      this.#release(count)
       // after the 101 response: close as a WebSocket, not with an HTTP reply
       this.#log.error({ err }, 'accepting a connection failed')
       ws.close(1011, 'CONCORD_ERR_SERVER_INTERNAL')
       return null
     }
-    const tracked: Tracked = { connection, ws, alive: true, transport, ip, logger, gateway: this }
-    ;(ws as TrackedSocket)[kTracked] = tracked
-    this.#tracked.set(ws, tracked)
+    ws.connection = connection
+    ws.gateway = this
+    ws.address = count
+    this.#tracked.add(ws)
     this.#counts[transport]++
-    logger.debug({ remote: ip }, 'connected')
-    ws.on('message', onMessage)
-    ws.on('pong', onPong)
-    ws.on('error', onError)
-    ws.on('close', onClose)
+    connection.debug({ remote: ip }, 'connected')
     return connectionId
   }
 
   /** A socket closed: stop tracking it. */
-  forget(t: Tracked): void {
-    if (this.#tracked.get(t.ws) !== t) return
-    this.#tracked.delete(t.ws)
-    if (t.connection.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = t.connection.peakHeldBytes
-    this.#counts[t.transport]--
-    this.#releaseIp(t.ip)
+  forget(ws: GatewaySocket): void {
+    if (!this.#tracked.delete(ws)) return
+    const c = ws.connection!
+    if (c.peakHeldBytes > this.#peakHeldBytes) this.#peakHeldBytes = c.peakHeldBytes
+    this.#counts[c.protocol]--
+    this.#release(ws.address!)
   }
 
-  #releaseIp(ip: string): void {
-    const n = (this.#perIp.get(ip) ?? 1) - 1
-    if (n <= 0) this.#perIp.delete(ip)
-    else this.#perIp.set(ip, n)
+  #release(address: AddressCount): void {
+    if (--address.open <= 0 && this.#perIp.get(address.ip) === address) this.#perIp.delete(address.ip)
   }
 
   /**
@@ -307,17 +350,17 @@ export class Gateway {
   #sweep(): void {
     const since = this.#lastSweepAt
     this.#lastSweepAt = Date.now()
-    for (const t of this.#tracked.values()) {
-      if (!t.alive && t.connection.readPausedAt < since) {
-        this.#log.info({ connectionId: t.connection.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
-        t.ws.terminate()
+    for (const ws of this.#tracked) {
+      if (!ws.alive && ws.connection!.readPausedAt < since) {
+        this.#log.info({ connectionId: ws.connection!.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
+        ws.terminate()
         continue
       }
-      t.alive = false
+      ws.alive = false
       try {
-        t.ws.ping()
+        ws.ping()
       } catch {
-        t.ws.terminate()
+        ws.terminate()
       }
     }
   }

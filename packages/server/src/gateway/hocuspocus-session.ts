@@ -36,12 +36,9 @@ const TOKEN_REFRESH_LEAD_MS = 30_000
  * - a refused update is answered `SyncStatus` 0 (Hocuspocus's answer to a read-only session), a
  *   revoked or refused session `PermissionDenied` with the error code as its reason, then `CLOSE`.
  */
-export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage> {
-  readonly protocol = 'hocuspocus'
+export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage, HocuspocusSessionSocket> {
   /** The routing key the provider uses (echoed on every message for this session). */
   readonly key: string
-  readonly #conn: HocuspocusSessionSocket
-  readonly #metrics: TransportSessionDeps['metrics']
   readonly #prefix: Uint8Array
   /** Seqs given to the updates and step 2 messages taken in (acked one SyncStatus each). */
   #seq = 0
@@ -60,9 +57,11 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
     const at = key.indexOf(HOCUSPOCUS_KEY_SEPARATOR)
     super(at < 0 ? `${conn.id}/${document}` : `${conn.id}/${document}#${key.slice(at + 1)}`, document, conn, deps)
     this.key = key
-    this.#conn = conn
-    this.#metrics = deps.metrics
     this.#prefix = encodeHocuspocusKey(key)
+  }
+
+  get protocol(): 'hocuspocus' {
+    return 'hocuspocus'
   }
 
   /** The document is open: the provider learns its scope, then the room's presence, then it joins, then the server's step 1. */
@@ -70,7 +69,7 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
     this.#sendScope()
     this.sendPresenceSnapshot()
     if (this.closed) return
-    if (this.role !== 'read') this.#conn.grantWrite()
+    if (this.role !== 'read') this.socket.grantWrite()
     this.join()
     this.sendStep1WhenIntegrated()
   }
@@ -89,8 +88,8 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
       const refused = this.sendSignal(message.payload)
       // Hocuspocus has no answer to a stateless message: a refused one is dropped, counted and logged
       if (refused !== null) {
-        this.#metrics.refused(refused.code)
-        this.#conn.log.debug({ document: this.document, code: refused.code }, 'stateless message dropped')
+        this.metrics.refused(refused.code)
+        this.socket.log.debug({ document: this.document, code: refused.code }, 'stateless message dropped')
       }
       return
     }
@@ -126,7 +125,7 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
   async refresh(token: string): Promise<void> {
     let grant: SessionGrant
     try {
-      grant = await this.#conn.authorize(this.document, token)
+      grant = await this.socket.authorize(this.document, token)
     } catch (err) {
       // the old credential stays in force until it expires
       const e = err instanceof ConcordError ? err : new ConcordError('CONCORD_ERR_AUTH_DENIED', (err as Error).message)
@@ -137,12 +136,12 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
   }
 
   #refused(): void {
-    this.#metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
-    this.#conn.log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
+    this.metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
+    this.socket.log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
   }
 
   protected refused(error: ConcordError): void {
-    if (error.code !== 'CONCORD_ERR_DOC_LOAD_FAILED') this.#conn.log.info({ document: this.document, code: error.code }, 'open refused')
+    if (error.code !== 'CONCORD_ERR_DOC_LOAD_FAILED') this.socket.log.info({ document: this.document, code: error.code }, 'open refused')
     this.#send({ type: 'permission-denied', key: this.key, reason: error.code })
     this.#endWith(null, false)
   }
@@ -184,7 +183,7 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
 
   documentError(error: ConcordError, seq: number, closed: boolean): void {
     if (this.closed) return
-    this.#conn.log.debug({ document: this.document, code: error.code, seq, closed }, 'document error')
+    this.socket.log.debug({ document: this.document, code: error.code, seq, closed }, 'document error')
     // an update it refused is not saved; Hocuspocus has no in-band error beyond that
     if (seq > 0) this.#send({ type: 'sync-status', key: this.key, applied: false })
     if (closed) this.#endWith(error.code, false)
@@ -193,13 +192,13 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
   #endWith(reason: string | null, denied: boolean): void {
     if (reason !== null) this.#send({ type: 'close', key: this.key, reason })
     this.end()
-    this.#conn.forget(this, denied)
+    this.socket.forget(this, denied)
   }
 
   protected override ended(): void {
     if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer)
     this.#refreshTimer = null
-    this.#conn.forget(this, false)
+    this.socket.forget(this, false)
   }
 
   #send(message: HocuspocusServerMessage): void {

@@ -3,15 +3,11 @@ import {
   ConcordError, decodeHocuspocusMessage, documentNameProblem, encodeHocuspocusMessage, hocuspocusDocumentName, HocuspocusDecodeError,
   MAX_DOCUMENT_NAME_BYTES, type HocuspocusClientMessage,
 } from '@concord/protocol'
-import type { Log } from './connection-log.js'
-import { SocketSender } from './socket-sender.js'
-import { ReadThrottle } from './read-throttle.js'
-import { bytesBeforeWriteAccess, setReceiveLimit } from './receive-limit.js'
 import type { SessionGrant } from '../auth/session-guard.js'
 import { hocuspocusKind } from '../ops/metrics.js'
 import type { SocketLike } from './socket-like.js'
-import { rateLimitsOf, senderOptionsOf, type ConnectionDeps } from './connection-deps.js'
-import { noteClose } from './transport-session.js'
+import type { ConnectionDeps } from './connection-deps.js'
+import { SocketConnection } from './socket-connection.js'
 import { HocuspocusSession, type HocuspocusSessionSocket } from './hocuspocus-session.js'
 
 /** A routing key is a document name, or one and a provider's session id (11 characters in 4.x). */
@@ -33,77 +29,34 @@ const KEEPALIVE_MS = 10_000
  * (`ReadThrottle`, the pre-open byte budget until a document is open for writing) and a connection
  * problem closes it with a coded reason; a document problem is told on that document's key only.
  */
-export class HocuspocusConnection implements HocuspocusSessionSocket {
-  readonly id: string
-  readonly #ws: SocketLike
+export class HocuspocusConnection extends SocketConnection implements HocuspocusSessionSocket {
   readonly #request: IncomingMessage
-  readonly #deps: ConnectionDeps
-  readonly #log: Log
-  readonly #sender: SocketSender
-  readonly #throttle: ReadThrottle
   readonly #sessions = new Map<string, HocuspocusSession>()
-  readonly #denied = new Set<string>()
+  /** Keys refused or revoked on this socket (created by the first). */
+  #denied: Set<string> | null = null
   #mayWrite = false
   readonly #keepalive: NodeJS.Timeout
-  /** Bytes queued by all sessions of this socket whose document is not open yet. */
-  queuedBytes = 0
-  #closed = false
 
-  constructor(ws: SocketLike, request: IncomingMessage, deps: ConnectionDeps) {
-    this.id = deps.connectionId
-    this.#ws = ws
+  constructor(ws: SocketLike, request: IncomingMessage, deps: ConnectionDeps, connectionId: string) {
+    super(ws, deps, connectionId, 'hocuspocus')
     this.#request = request
-    this.#deps = deps
-    this.#log = deps.logger
-    const o = deps.config
-    const metrics = deps.metrics
-    this.#sender = new SocketSender(ws, this, {
-      ...senderOptionsOf(o, 0), onSend: (first, length) => metrics.message('out', 'hocuspocus', hocuspocusKind(first), length),
-    })
-    this.#throttle = new ReadThrottle(ws, {
-      ...rateLimitsOf(o),
-      onError: err => {
-        this.#log.error({ err }, 'unexpected error handling a message')
-        this.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
-      },
-    }, data => this.#receive(data), reason => {
-      this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', reason))
-      this.#ws.pause()
-    })
-    setReceiveLimit(ws, bytesBeforeWriteAccess(o))
-    this.#keepalive = setInterval(() => this.#sender.send(PING), KEEPALIVE_MS)
+    this.#keepalive = setInterval(() => this.sender.send(PING), KEEPALIVE_MS)
     this.#keepalive.unref()
   }
 
-  get log(): Log {
-    return this.#log
+  get protocol(): 'hocuspocus' {
+    return 'hocuspocus'
   }
 
-  get sender(): SocketSender {
-    return this.#sender
+  protected messageKind(data: Uint8Array): string {
+    return hocuspocusKind(data)
   }
 
-  /** The most `heldBytes` seen on this socket. */
-  peakHeldBytes = 0
-
-  get heldBytes(): number {
-    return this.#throttle.heldBytes + this.queuedBytes
-  }
-
-  get readPausedAt(): number {
-    return this.#throttle.pausedAt
-  }
-
-  receive(data: Uint8Array): void {
-    if (this.#closed) return
-    this.#deps.metrics.message('in', 'hocuspocus', hocuspocusKind(data), data.length)
-    this.#throttle.receive(data)
-    const held = this.heldBytes
-    if (held > this.peakHeldBytes) this.peakHeldBytes = held
+  protected handleMessage(data: Uint8Array): void {
+    this.#receive(data)
   }
 
   #receive(data: Uint8Array): void {
-    if (this.#closed) return
     let message: HocuspocusClientMessage
     try {
       message = decodeHocuspocusMessage(data)
@@ -111,8 +64,8 @@ export class HocuspocusConnection implements HocuspocusSessionSocket {
       const e = err as HocuspocusDecodeError
       if (e.unknownType !== undefined && e.key !== undefined && e.key.length <= MAX_KEY_BYTES) {
         // a message type of a newer provider, or one only servers send: not this document's end
-        this.#deps.metrics.refused('CONCORD_ERR_PROTOCOL_UNKNOWN_KIND')
-        this.#log.debug({ document: hocuspocusDocumentName(e.key), type: e.unknownType }, 'unknown message type ignored')
+        this.deps.metrics.refused('CONCORD_ERR_PROTOCOL_UNKNOWN_KIND')
+        this.debug({ document: hocuspocusDocumentName(e.key), type: e.unknownType }, 'unknown message type ignored')
         return
       }
       this.close(new ConcordError('CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message, { cause: err }))
@@ -133,11 +86,11 @@ export class HocuspocusConnection implements HocuspocusSessionSocket {
       return
     }
     // after a revocation the provider keeps sending until it reconnects: dropped, not queued
-    if (!this.#sessions.has(message.key) && this.#denied.has(message.key)) return
+    if (!this.#sessions.has(message.key) && this.#denied?.has(message.key) === true) return
     const session = this.#sessions.get(message.key) ?? this.#begin(message.key)
     if (session === null) return
     if (!session.receive(message, data.length)) {
-      const o = this.#deps.config
+      const o = this.deps.config
       this.#refuse(session, new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE',
         `more than ${o.maxQueuedMessagesBeforeOpen} messages or ${o.maxQueuedBytesBeforeOpen} bytes before the document was open`))
     }
@@ -145,18 +98,18 @@ export class HocuspocusConnection implements HocuspocusSessionSocket {
 
   /** A session for a key the socket has not used yet: it waits for its token. Null when refused. */
   #begin(key: string): HocuspocusSession | null {
-    const o = this.#deps.config
+    const o = this.deps.config
     const document = hocuspocusDocumentName(key)
     const problem = documentNameProblem(document)
     if (problem !== null) {
-      this.#deps.metrics.refused('CONCORD_ERR_DOC_INVALID_NAME')
-      this.#sender.send(encodeHocuspocusMessage({ type: 'permission-denied', key, reason: 'CONCORD_ERR_DOC_INVALID_NAME' }))
+      this.deps.metrics.refused('CONCORD_ERR_DOC_INVALID_NAME')
+      this.sender.send(encodeHocuspocusMessage({ type: 'permission-denied', key, reason: 'CONCORD_ERR_DOC_INVALID_NAME' }))
       this.#deny(key)
       return null
     }
     if (this.#sessions.size >= o.maxDocumentsPerConnection) {
-      this.#deps.metrics.refused('CONCORD_ERR_LIMIT_DOCUMENTS_PER_CONNECTION')
-      this.#sender.send(encodeHocuspocusMessage({ type: 'permission-denied', key, reason: 'CONCORD_ERR_LIMIT_DOCUMENTS_PER_CONNECTION' }))
+      this.deps.metrics.refused('CONCORD_ERR_LIMIT_DOCUMENTS_PER_CONNECTION')
+      this.sender.send(encodeHocuspocusMessage({ type: 'permission-denied', key, reason: 'CONCORD_ERR_LIMIT_DOCUMENTS_PER_CONNECTION' }))
       return null
     }
     let pending = 0
@@ -165,8 +118,8 @@ export class HocuspocusConnection implements HocuspocusSessionSocket {
       this.close(new ConcordError('CONCORD_ERR_LIMIT_PENDING_DOCUMENTS', `more than ${o.maxPendingDocuments} documents opening at once`))
       return null
     }
-    this.#denied.delete(key)
-    const session = new HocuspocusSession(this, key, this.#deps)
+    this.#denied?.delete(key)
+    const session = new HocuspocusSession(this, key, this.deps)
     this.#sessions.set(key, session)
     // a key that never sends its token is let go (its queue with it)
     const timer = setTimeout(() => {
@@ -190,31 +143,32 @@ export class HocuspocusConnection implements HocuspocusSessionSocket {
 
   async #open(session: HocuspocusSession, token: string): Promise<void> {
     const opened = await session.open(token, this.#request)
-    if (!opened || session.closed || this.#closed) return
+    if (!opened || session.closed || this.closed) return
     session.start()
   }
 
   #refuse(session: HocuspocusSession, error: ConcordError): void {
-    this.#deps.metrics.refused(error.code)
-    this.#log.info({ document: session.document, code: error.code }, 'document refused')
-    this.#sender.send(encodeHocuspocusMessage({ type: 'permission-denied', key: session.key, reason: error.code }))
+    this.deps.metrics.refused(error.code)
+    this.info({ document: session.document, code: error.code }, 'document refused')
+    this.sender.send(encodeHocuspocusMessage({ type: 'permission-denied', key: session.key, reason: error.code }))
     session.end()
     this.#deny(session.key)
   }
 
   #deny(key: string): void {
-    this.#denied.add(key)
-    if (this.#denied.size > MAX_DENIED_KEYS) this.#denied.delete(this.#denied.values().next().value!)
+    const denied = this.#denied ??= new Set()
+    denied.add(key)
+    if (denied.size > MAX_DENIED_KEYS) denied.delete(denied.values().next().value!)
   }
 
   authorize(document: string, token: string): Promise<SessionGrant> {
-    return this.#deps.authorizer.grant({ document, token, transport: 'hocuspocus', request: this.#request }, this.#log)
+    return this.deps.authorizer.grant({ document, token, transport: 'hocuspocus', request: this.#request }, this)
   }
 
   grantWrite(): void {
     if (this.#mayWrite) return
     this.#mayWrite = true
-    setReceiveLimit(this.#ws, this.#deps.config.maxMessageBytes)
+    this.allowFullMessages()
   }
 
   forget(session: HocuspocusSession, denied: boolean): void {
@@ -222,19 +176,8 @@ export class HocuspocusConnection implements HocuspocusSessionSocket {
     if (denied) this.#deny(session.key)
   }
 
-  close(error?: ConcordError): void {
-    if (this.#closed) return
-    if (error !== undefined) noteClose(error, this.#log, this.#deps.metrics)
-    this.#sender.closeSocket(error)
-    this.dispose()
-  }
-
-  dispose(): void {
-    if (this.#closed) return
-    this.#closed = true
+  protected disposed(): void {
     clearInterval(this.#keepalive)
-    this.#sender.stop()
-    this.#throttle.stop()
     for (const s of [...this.#sessions.values()]) s.end()
     this.#sessions.clear()
   }

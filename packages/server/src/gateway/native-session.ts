@@ -18,17 +18,18 @@ export interface NativeSessionSocket extends SessionSocket {
 }
 
 /** One document on a native connection: native frames (OPENED, ACK, AUTH_STATE, in-band ERROR) around the shared lifecycle. */
-export class NativeDocSession extends TransportSession<Frame> {
-  readonly protocol = 'native'
-  readonly #conn: NativeSessionSocket
-  #acks: number[] = []
-  #ackScheduled = false
-  #replicated = new Map<number, number[]>()
-  #replicatedScheduled = false
+export class NativeDocSession extends TransportSession<Frame, NativeSessionSocket> {
+  /** Seqs acked since the last ACK frame went out (null: none). */
+  #acks: number[] | null = null
+  /** Seqs replicated since the last REPLICATED frames went out, by region count (null: none). */
+  #replicated: Map<number, number[]> | null = null
 
   constructor(conn: NativeSessionSocket, document: string, deps: TransportSessionDeps) {
     super(`${conn.id}/${document}`, document, conn, deps)
-    this.#conn = conn
+  }
+
+  get protocol(): 'native' {
+    return 'native'
   }
 
   /**
@@ -41,7 +42,7 @@ export class NativeDocSession extends TransportSession<Frame> {
       this.documentError(new ConcordError('CONCORD_ERR_DOC_RESET', 'the document was reloaded from its log; open it again'), 0, true)
       return
     }
-    const c = this.#conn
+    const c = this.socket
     const role = this.role
     c.sendFrame(encodeFrame({ kind: FRAME_KINDS.OPENED, document: this.document, role }))
     const expiresAt = this.expiresAt
@@ -118,18 +119,18 @@ export class NativeDocSession extends TransportSession<Frame> {
   async #refresh(token: string): Promise<void> {
     let grant: SessionGrant
     try {
-      grant = await this.#conn.authorize(this.document, token)
+      grant = await this.socket.authorize(this.document, token)
     } catch (err) {
       // the old credential stays in force until it expires
       const e = toConcordError(err)
-      if (!this.closed) this.#conn.sendError(this.document, e.code, e.message, 0, false)
+      if (!this.closed) this.socket.sendError(this.document, e.code, e.message, 0, false)
       return
     }
     this.replaceGrant(grant)
   }
 
   protected refused(error: ConcordError): void {
-    if (error.code !== 'CONCORD_ERR_DOC_LOAD_FAILED') this.#conn.log.info({ document: this.document, code: error.code }, 'open refused')
+    if (error.code !== 'CONCORD_ERR_DOC_LOAD_FAILED') this.socket.log.info({ document: this.document, code: error.code }, 'open refused')
     this.documentError(error, 0, true)
   }
 
@@ -141,7 +142,7 @@ export class NativeDocSession extends TransportSession<Frame> {
   changeRole(role: Role, expiresAt: number | null): void {
     if (this.closed) return
     const expiresInMs = expiresAt === null ? 0 : Math.max(1, expiresAt - Date.now())
-    this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.AUTH_STATE, document: this.document, role, expiresInMs }), this.document)
+    this.socket.sendFrame(encodeFrame({ kind: FRAME_KINDS.AUTH_STATE, document: this.document, role, expiresInMs }), this.document)
   }
 
   protected sendShared(message: SharedMessage): void {
@@ -153,7 +154,7 @@ export class NativeDocSession extends TransportSession<Frame> {
   }
 
   protected sendStep1(stateVector: Uint8Array): void {
-    this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: this.document, stateVector }))
+    this.socket.sendFrame(encodeFrame({ kind: FRAME_KINDS.SYNC_STEP1, document: this.document, stateVector }))
   }
 
   protected sendStep2(update: Uint8Array): void {
@@ -170,45 +171,45 @@ export class NativeDocSession extends TransportSession<Frame> {
 
   ack(seq: number): void {
     if (this.closed) return
-    this.#acks.push(seq)
-    if (this.#ackScheduled) return
-    this.#ackScheduled = true
+    if (this.#acks !== null) {
+      this.#acks.push(seq)
+      return
+    }
+    this.#acks = [seq]
     // acks resolved by one commit go out as one frame
     queueMicrotask(() => {
-      this.#ackScheduled = false
       const seqs = this.#acks
-      this.#acks = []
-      if (this.closed || seqs.length === 0) return
-      this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.ACK, document: this.document, ranges: toSeqRanges(seqs) }))
+      this.#acks = null
+      if (this.closed || seqs === null || seqs.length === 0) return
+      this.socket.sendFrame(encodeFrame({ kind: FRAME_KINDS.ACK, document: this.document, ranges: toSeqRanges(seqs) }))
     })
   }
 
   replicated(seq: number, regions: number): void {
     if (this.closed) return
-    let seqs = this.#replicated.get(regions)
-    if (seqs === undefined) this.#replicated.set(regions, seqs = [])
+    const scheduled = this.#replicated !== null
+    const byCount = this.#replicated ??= new Map()
+    let seqs = byCount.get(regions)
+    if (seqs === undefined) byCount.set(regions, seqs = [])
     seqs.push(seq)
-    if (this.#replicatedScheduled) return
-    this.#replicatedScheduled = true
+    if (scheduled) return
     // what one watermark settles goes out as one frame per region count
     queueMicrotask(() => {
-      this.#replicatedScheduled = false
-      const byCount = this.#replicated
-      this.#replicated = new Map()
+      this.#replicated = null
       if (this.closed) return
       for (const [count, list] of byCount) {
-        this.#conn.sendFrame(encodeFrame({ kind: FRAME_KINDS.REPLICATED, document: this.document, regions: count, ranges: toSeqRanges(list) }))
+        this.socket.sendFrame(encodeFrame({ kind: FRAME_KINDS.REPLICATED, document: this.document, regions: count, ranges: toSeqRanges(list) }))
       }
     })
   }
 
   documentError(error: ConcordError, seq: number, closed: boolean): void {
     if (this.closed) return
-    this.#conn.sendError(this.document, error.code, error.message, seq, closed)
+    this.socket.sendError(this.document, error.code, error.message, seq, closed)
     if (closed) this.end()
   }
 
   protected override ended(): void {
-    this.#conn.forget(this)
+    this.socket.forget(this)
   }
 }

@@ -1,33 +1,23 @@
 import type { IncomingMessage } from 'node:http'
-import type { Log } from './connection-log.js'
 import {
   ChunkAssembler, ConcordError, toConcordError, decodeFrame, MAX_DOCUMENT_NAME_BYTES, documentNameProblem, encodeFrame, FRAME_KINDS, FrameDecodeError,
   isUnknownFrame, negotiateVersion,
   type ErrorCode, type Frame, type UnknownFrame,
 } from '@concord/protocol'
-import { SocketSender } from './socket-sender.js'
-import { ReadThrottle } from './read-throttle.js'
-import { bytesBeforeWriteAccess, setReceiveLimit } from './receive-limit.js'
+import { bytesBeforeWriteAccess } from './receive-limit.js'
 import type { SessionGrant } from '../auth/session-guard.js'
 import { nativeKind } from '../ops/metrics.js'
 import type { SocketLike } from './socket-like.js'
-import { rateLimitsOf, senderOptionsOf, type ConnectionDeps } from './connection-deps.js'
-import { noteClose } from './transport-session.js'
+import type { ConnectionDeps } from './connection-deps.js'
+import { SocketConnection } from './socket-connection.js'
 import { NativeDocSession, type NativeSessionSocket } from './native-session.js'
 
-const PING_FRAME = encodeFrame({ kind: FRAME_KINDS.PING, document: '' })
-
 /** Native multiplexed connection: many documents on one socket. */
-export class NativeConnection implements NativeSessionSocket {
-  readonly id: string
-  readonly #ws: SocketLike
+export class NativeConnection extends SocketConnection implements NativeSessionSocket {
   readonly #request: IncomingMessage
-  readonly #deps: ConnectionDeps
-  readonly #log: Log
-  readonly #sender: SocketSender
-  readonly #assembler: ChunkAssembler
+  /** Reassembles chunked messages (created by the first CHUNK: most sockets never send one). */
+  #assembler: ChunkAssembler | null = null
   readonly #docs = new Map<string, NativeDocSession>()
-  readonly #throttle: ReadThrottle
   /**
    * Whether a document was opened on this socket with write access. Until then the socket's
    * messages and incomplete chunked messages share the pre-open budget (`bytesBeforeWriteAccess`).
@@ -35,58 +25,25 @@ export class NativeConnection implements NativeSessionSocket {
   #mayWrite = false
   #version = 0
   #pendingOpens = 0
-  /** Bytes queued by all documents of this socket whose OPEN is not yet accepted. */
-  queuedBytes = 0
-  #closed = false
   #handshakeTimer: NodeJS.Timeout | null
 
-  constructor(ws: SocketLike, request: IncomingMessage, deps: ConnectionDeps) {
-    this.id = deps.connectionId
-    this.#ws = ws
+  constructor(ws: SocketLike, request: IncomingMessage, deps: ConnectionDeps, connectionId: string) {
+    super(ws, deps, connectionId, 'native')
     this.#request = request
-    this.#deps = deps
-    this.#log = deps.logger
-    const o = deps.config
-    const metrics = deps.metrics
-    this.#sender = new SocketSender(ws, this, {
-      ...senderOptionsOf(o, o.chunkBytes), chunkWindowBytes: o.chunkWindowBytes, ping: PING_FRAME,
-      onSend: (first, length) => metrics.message('out', 'native', nativeKind(first[0]), length),
-      readPausedAt: () => this.#throttle.pausedAt,
-    })
-    this.#throttle = new ReadThrottle(ws, { ...rateLimitsOf(o), onError: err => this.#failed(err) }, data => this.#receive(data),
-      reason => this.#closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_RATE', reason)))
-    setReceiveLimit(ws, bytesBeforeWriteAccess(o))
-    // pieces other than the last must be at least 1 KiB (clients are told chunkBytes in WELCOME)
-    this.#assembler = new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes, minPieceBytes: Math.min(1024, o.chunkBytes) })
     this.#handshakeTimer = setTimeout(() => {
       this.close(new ConcordError('CONCORD_ERR_PROTOCOL_HANDSHAKE_TIMEOUT'))
-    }, o.handshakeTimeoutMs)
+    }, deps.config.handshakeTimeoutMs)
   }
 
-  /** This connection's logger (bindings: its connection id). */
-  get log(): Log {
-    return this.#log
+  get protocol(): 'native' {
+    return 'native'
   }
 
-  get sender(): SocketSender {
-    return this.#sender
+  protected messageKind(data: Uint8Array): string {
+    return nativeKind(data[0])
   }
 
-  /**
-   * One binary WebSocket message arrived. It is charged to the socket's rate
-   * limit before it is decoded (every message, a CHUNK piece too, costs one
-   * message and its length): within budget it is handled at once, over budget
-   * it waits in order while the socket is read more slowly (`ReadThrottle`).
-   */
-  receive(data: Uint8Array): void {
-    if (this.#closed) return
-    this.#deps.metrics.message('in', 'native', nativeKind(data[0]), data.length)
-    this.#throttle.receive(data)
-    this.#notePeak()
-  }
-
-  #receive(data: Uint8Array): void {
-    if (this.#closed) return
+  protected handleMessage(data: Uint8Array): void {
     let frame: Frame | UnknownFrame
     try {
       frame = decodeFrame(data)
@@ -96,38 +53,12 @@ export class NativeConnection implements NativeSessionSocket {
       return
     }
     this.#handle(frame, data.length)
-    this.#notePeak()
-  }
-
-  /** Handling a message threw outside the gateway's guard (from the rate limit's timer). */
-  #failed(err: unknown): void {
-    this.#log.error({ err }, 'unexpected error handling a message')
-    this.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
-  }
-
-  #notePeak(): void {
-    const held = this.heldBytes
-    if (held > this.peakHeldBytes) this.peakHeldBytes = held
+    this.notePeak()
   }
 
   /** Bytes received from this socket and held: waiting for the rate limit, in incomplete chunked messages, queued before OPEN. */
-  get heldBytes(): number {
-    return this.#throttle.heldBytes + this.#assembler.bufferedBytes + this.queuedBytes
-  }
-
-  /** The most `heldBytes` seen on this socket. */
-  peakHeldBytes = 0
-
-  /** Now while its reading is paused by the rate limit; otherwise when it was last resumed (0: never paused). */
-  get readPausedAt(): number {
-    return this.#throttle.pausedAt
-  }
-
-  /** Close a socket that abuses the server, and stop reading what it has already sent. */
-  #closeAbusive(error: ConcordError): void {
-    this.close(error)
-    // whatever it queued in the kernel is never read (the close frame still goes out)
-    this.#ws.pause()
+  override get heldBytes(): number {
+    return super.heldBytes + (this.#assembler?.bufferedBytes ?? 0)
   }
 
   #handle(frame: Frame | UnknownFrame, size: number): void {
@@ -154,17 +85,20 @@ export class NativeConnection implements NativeSessionSocket {
         this.sendFrame(encodeFrame({ kind: FRAME_KINDS.PONG, document: '' }))
         return
       case FRAME_KINDS.PONG:
-        this.#sender.pong()
+        this.sender.pong()
         return
       case FRAME_KINDS.CHUNK: {
         // before write access, incomplete chunked messages and frames queued for opening
         // documents share the pre-open budget (a chunked OPEN or AUTH fits it)
-        const budget = bytesBeforeWriteAccess(this.#deps.config)
-        if (!this.#mayWrite && this.#assembler.bufferedBytes + frame.data.length + this.queuedBytes > budget) {
-          this.#closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_CHUNKS_BEFORE_WRITE',
+        const o = this.deps.config
+        const budget = bytesBeforeWriteAccess(o)
+        if (!this.#mayWrite && (this.#assembler?.bufferedBytes ?? 0) + frame.data.length + this.queuedBytes > budget) {
+          this.closeAbusive(new ConcordError('CONCORD_ERR_LIMIT_CHUNKS_BEFORE_WRITE',
             `more than ${budget} bytes of incomplete chunked messages and queued frames before a document was opened for writing`))
           return
         }
+        // pieces other than the last must be at least 1 KiB (clients are told chunkBytes in WELCOME)
+        this.#assembler ??= new ChunkAssembler({ maxMessageBytes: o.maxMessageBytes, minPieceBytes: Math.min(1024, o.chunkBytes) })
         let whole: Uint8Array | null
         try {
           whole = this.#assembler.push(frame)
@@ -173,6 +107,8 @@ export class NativeConnection implements NativeSessionSocket {
           return
         }
         if (whole === null) return
+        // nothing else is being reassembled: the assembler goes until the next chunked message
+        if (this.#assembler.bufferedBytes === 0) this.#assembler = null
         let inner: Frame | UnknownFrame
         try {
           inner = decodeFrame(whole)
@@ -229,17 +165,17 @@ export class NativeConnection implements NativeSessionSocket {
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer)
     this.#handshakeTimer = null
     this.#version = version
-    const o = this.#deps.config
+    const o = this.deps.config
     this.sendFrame(encodeFrame({
       kind: FRAME_KINDS.WELCOME, document: '', version, server: o.serverName,
       maxMessageBytes: o.maxMessageBytes, chunkBytes: o.chunkBytes, heartbeatIntervalMs: o.heartbeatIntervalMs,
     }))
-    this.#log.debug({ version, client: frame.client }, 'handshake done')
+    this.debug({ version, client: frame.client }, 'handshake done')
   }
 
   async #open(frame: Extract<Frame, { kind: typeof FRAME_KINDS.OPEN }>): Promise<void> {
     const name = frame.document
-    const o = this.#deps.config
+    const o = this.deps.config
     const problem = documentNameProblem(name)
     if (problem !== null) {
       this.sendError(name, 'CONCORD_ERR_DOC_INVALID_NAME', problem, 0, true)
@@ -257,7 +193,7 @@ export class NativeConnection implements NativeSessionSocket {
       this.close(new ConcordError('CONCORD_ERR_LIMIT_PENDING_DOCUMENTS', `more than ${o.maxPendingDocuments} documents opening at once`))
       return
     }
-    const session = new NativeDocSession(this, name, this.#deps)
+    const session = new NativeDocSession(this, name, this.deps)
     this.#docs.set(name, session)
     this.#pendingOpens++
     let opened: boolean
@@ -279,21 +215,21 @@ export class NativeConnection implements NativeSessionSocket {
   #grantWrite(): void {
     if (this.#mayWrite) return
     this.#mayWrite = true
-    setReceiveLimit(this.#ws, this.#deps.config.maxMessageBytes)
+    this.allowFullMessages()
   }
 
   /** Check a fresh token for an open document (AUTH). */
   authorize(document: string, token: string): Promise<SessionGrant> {
-    return this.#deps.authorizer.grant({ document, token, transport: 'native', request: this.#request }, this.#log)
+    return this.deps.authorizer.grant({ document, token, transport: 'native', request: this.#request }, this)
   }
 
   sendFrame(bytes: Uint8Array | readonly Uint8Array[], document = ''): void {
-    this.#sender.send(bytes, document)
+    this.sender.send(bytes, document)
   }
 
   sendError(document: string, code: ErrorCode, message: string, seq: number, closed: boolean): void {
-    this.#deps.metrics.refused(code)
-    this.#log.debug({ document, code, seq, closed }, 'error sent')
+    this.deps.metrics.refused(code)
+    this.debug({ document, code, seq, closed }, 'error sent')
     this.sendFrame(encodeFrame({ kind: FRAME_KINDS.ERROR, document, code, message, seq, closed }), document)
   }
 
@@ -302,22 +238,12 @@ export class NativeConnection implements NativeSessionSocket {
     if (this.#docs.get(session.document) === session) this.#docs.delete(session.document)
   }
 
-  /** Close with a coded reason (or 1000 without one). Safe to call twice. */
-  close(error?: ConcordError): void {
-    if (this.#closed) return
-    if (error !== undefined) noteClose(error, this.#log, this.#deps.metrics)
-    this.#sender.closeSocket(error)
-    this.dispose()
-  }
-
   /** Release every document; called once the socket is closed either way. */
-  dispose(): void {
-    if (this.#closed) return
-    this.#closed = true
+  protected disposed(): void {
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer)
-    this.#sender.stop()
-    this.#throttle.stop()
-    this.#assembler.clear()
+    this.#handshakeTimer = null
+    this.#assembler?.clear()
+    this.#assembler = null
     for (const s of [...this.#docs.values()]) s.end()
     this.#docs.clear()
   }

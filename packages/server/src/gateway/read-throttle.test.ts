@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { MAX_HELD_MESSAGES, ReadThrottle, type ReadThrottleOptions } from './read-throttle.js'
+import { MAX_HELD_MESSAGES, ReadThrottle, type ReadThrottleOptions, type ThrottledReader } from './read-throttle.js'
 
 /** A socket that records pause/resume (ws pauses its TCP socket; here nothing stops the test from delivering more). */
 function fakeSocket(): { pause(): void; resume(): void; paused: boolean; pauses: number; resumes: number } {
@@ -20,6 +20,11 @@ function message(i: number, size = 4): Uint8Array {
 
 const idOf = (m: Uint8Array): number => new DataView(m.buffer, m.byteOffset).getUint32(0)
 
+/** A reader of a throttle made of the test's callbacks. */
+function reader(handle: (m: Uint8Array) => void, overflow: (reason: string) => void, failed?: (err: unknown) => void): ThrottledReader {
+  return { readAllowed: handle, readOverflow: overflow, ...(failed !== undefined ? { readFailed: failed } : {}) }
+}
+
 describe('ReadThrottle: a socket over its rate is read more slowly, nothing is refused', () => {
   beforeEach(() => { vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] }) })
   afterEach(() => { vi.useRealTimers() })
@@ -28,7 +33,7 @@ describe('ReadThrottle: a socket over its rate is read more slowly, nothing is r
     const socket = fakeSocket()
     const handled: number[] = []
     const overflows: string[] = []
-    const throttle = new ReadThrottle(socket, LIMITS, m => handled.push(idOf(m)), r => overflows.push(r))
+    const throttle = new ReadThrottle(socket, LIMITS, reader(m => handled.push(idOf(m)), r => overflows.push(r)))
     for (let i = 0; i < 30; i++) throttle.receive(message(i))
     expect(handled).toEqual([0, 1, 2, 3, 4])
     expect(socket).toMatchObject({ paused: true, pauses: 1, resumes: 0 })
@@ -50,10 +55,28 @@ describe('ReadThrottle: a socket over its rate is read more slowly, nothing is r
     expect(handled.at(-1)).toBe(30)
   })
 
+  it('a second flood after the first was handled is kept in order again: paused and resumed once more', () => {
+    const socket = fakeSocket()
+    const handled: number[] = []
+    const throttle = new ReadThrottle(socket, LIMITS, reader(m => handled.push(idOf(m)), () => undefined))
+    for (let i = 0; i < 12; i++) throttle.receive(message(i))
+    vi.advanceTimersByTime(1_000)
+    expect(handled).toEqual(Array.from({ length: 12 }, (_, i) => i))
+    expect(socket).toMatchObject({ paused: false, pauses: 1, resumes: 1 })
+    for (let i = 12; i < 30; i++) throttle.receive(message(i))
+    expect(handled).toHaveLength(17)
+    expect(socket).toMatchObject({ paused: true, pauses: 2, resumes: 1 })
+    expect(throttle.heldBytes).toBe(13 * 4)
+    vi.advanceTimersByTime(1_000)
+    expect(handled).toEqual(Array.from({ length: 30 }, (_, i) => i))
+    expect(socket).toMatchObject({ paused: false, pauses: 2, resumes: 2 })
+    expect(throttle.heldBytes).toBe(0)
+  })
+
   it('a message arriving while others wait queues behind them, even when the budget would allow it', () => {
     const socket = fakeSocket()
     const handled: number[] = []
-    const throttle = new ReadThrottle(socket, LIMITS, m => handled.push(idOf(m)), () => undefined)
+    const throttle = new ReadThrottle(socket, LIMITS, reader(m => handled.push(idOf(m)), () => undefined))
     for (let i = 0; i < 6; i++) throttle.receive(message(i))
     expect(handled).toEqual([0, 1, 2, 3, 4])
     vi.advanceTimersByTime(5)
@@ -68,7 +91,7 @@ describe('ReadThrottle: a socket over its rate is read more slowly, nothing is r
     const socket = fakeSocket()
     const handled: number[] = []
     const throttle = new ReadThrottle(socket, { messagesPerSecond: 1e6, messagesBurst: 1e6, bytesPerSecond: 1_000, bytesBurst: 1_000, maxMessageBytes: 1_000 },
-      m => handled.push(idOf(m)), () => undefined)
+      reader(m => handled.push(idOf(m)), () => undefined))
     throttle.receive(message(0, 600))
     throttle.receive(message(1, 600))
     expect(handled).toEqual([0])
@@ -84,7 +107,7 @@ describe('ReadThrottle: a socket over its rate is read more slowly, nothing is r
     const socket = fakeSocket()
     const handled: number[] = []
     const overflows: string[] = []
-    const throttle = new ReadThrottle(socket, LIMITS, m => handled.push(idOf(m)), r => overflows.push(r))
+    const throttle = new ReadThrottle(socket, LIMITS, reader(m => handled.push(idOf(m)), r => overflows.push(r)))
     for (let i = 0; i < 5 + MAX_HELD_MESSAGES + 100; i++) throttle.receive(message(i))
     expect(overflows).toHaveLength(1)
     expect(overflows[0]).toMatch(/kept sending while its socket was paused/)
@@ -97,7 +120,7 @@ describe('ReadThrottle: a socket over its rate is read more slowly, nothing is r
   it('bounds the bytes held as well as the count', () => {
     const socket = fakeSocket()
     const overflows: string[] = []
-    const throttle = new ReadThrottle(socket, { ...LIMITS, messagesBurst: 1 }, () => undefined, r => overflows.push(r))
+    const throttle = new ReadThrottle(socket, { ...LIMITS, messagesBurst: 1 }, reader(() => undefined, r => overflows.push(r)))
     // maxMessageBytes 1 KiB: at most 1 KiB + 1 MiB held
     for (let i = 0; i < 2_000 && overflows.length === 0; i++) throttle.receive(message(i, 1024))
     expect(overflows).toHaveLength(1)
@@ -106,7 +129,7 @@ describe('ReadThrottle: a socket over its rate is read more slowly, nothing is r
   it('stop() drops what is held, handles nothing more, and reads the socket again (to see the close frame)', () => {
     const socket = fakeSocket()
     const handled: number[] = []
-    const throttle = new ReadThrottle(socket, LIMITS, m => handled.push(idOf(m)), () => undefined)
+    const throttle = new ReadThrottle(socket, LIMITS, reader(m => handled.push(idOf(m)), () => undefined))
     for (let i = 0; i < 10; i++) throttle.receive(message(i))
     throttle.stop()
     expect(socket).toMatchObject({ paused: false, resumes: 1 })
@@ -121,10 +144,10 @@ describe('ReadThrottle: a socket over its rate is read more slowly, nothing is r
     const socket = fakeSocket()
     const handled: number[] = []
     let throttle: ReadThrottle | null = null
-    throttle = new ReadThrottle(socket, LIMITS, m => {
+    throttle = new ReadThrottle(socket, LIMITS, reader(m => {
       handled.push(idOf(m))
       if (idOf(m) === 7) throttle!.stop()
-    }, () => undefined)
+    }, () => undefined))
     for (let i = 0; i < 20; i++) throttle.receive(message(i))
     vi.advanceTimersByTime(1_000)
     expect(handled).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
@@ -136,14 +159,14 @@ describe('ReadThrottle: errors', () => {
   beforeEach(() => { vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] }) })
   afterEach(() => { vi.useRealTimers() })
 
-  it('a handler that throws from the timer is reported to onError (no uncaught exception), and the throttle stops', () => {
+  it('a handler that throws from the timer is reported to readFailed (no uncaught exception), and the throttle stops', () => {
     const socket = fakeSocket()
     const errors: unknown[] = []
     const handled: number[] = []
-    const throttle = new ReadThrottle(socket, { ...LIMITS, onError: err => errors.push(err) }, m => {
+    const throttle = new ReadThrottle(socket, LIMITS, reader(m => {
       handled.push(idOf(m))
       if (idOf(m) === 6) throw new Error('boom')
-    }, () => undefined)
+    }, () => undefined, err => errors.push(err)))
     for (let i = 0; i < 10; i++) throttle.receive(message(i))
     vi.advanceTimersByTime(1_000)
     expect(handled).toEqual([0, 1, 2, 3, 4, 5, 6])

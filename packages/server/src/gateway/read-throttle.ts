@@ -1,5 +1,6 @@
 import { SocketRateLimiter, type RateLimits } from './rate-limiter.js'
 import type { SocketLike } from './socket-like.js'
+import { CLOCK_EPOCH, clockNow } from './clock.js'
 
 /** What the throttle needs of a socket: ws's `pause()` / `resume()`, which stop and restart reading its TCP socket. */
 export type PausableSocket = Pick<SocketLike, 'pause' | 'resume'>
@@ -20,91 +21,85 @@ const MIN_WAIT_MS = 10
 export interface ReadThrottleOptions extends RateLimits {
   /** The largest message the socket may send (held messages may total this plus `MAX_HELD_EXTRA_BYTES`). */
   maxMessageBytes: number
+}
+
+/** What a throttle reads for (a connection): it is called instead of being given a closure per callback. */
+export interface ThrottledReader {
+  /** A message the budget allows now (in the order they arrived). */
+  readAllowed(data: Uint8Array): void
+  /** More arrived while paused than a pause lets through (see `MAX_HELD_MESSAGES`): the reader closes the socket. */
+  readOverflow(reason: string): void
   /** Told each time the socket is paused. */
-  onPause?: () => void
+  readPaused?(): void
   /**
-   * A message handled from the timer threw (a bug: the caller closes the socket). From
-   * `receive` an error reaches the caller as usual.
+   * A message handled from the timer threw (a bug: the reader closes the socket). Absent: rethrown.
+   * From `receive` an error reaches the caller as usual.
    */
-  onError?: (err: unknown) => void
+  readFailed?(err: unknown): void
 }
 
 /**
  * Flood control by backpressure (ARCHITECTURE.md §3: fast honest clients are
- * slowed, not cut). Each message a socket sends is charged to its
- * `SocketRateLimiter`. Within budget it is handled at once. Over budget it is
+ * slowed, not cut). Each message a socket sends is charged to its budget (it is
+ * a `SocketRateLimiter`). Within budget it is handled at once. Over budget it is
  * kept, in order, and the socket is paused: the kernel's receive buffer fills,
  * TCP flow control stops the sender, and a timer handles the kept messages as
  * the budget refills and then reads the socket again. Nothing is refused or
- * dropped. `onOverflow` is called (the caller closes the socket) only if more
+ * dropped. `readOverflow` is called (the reader closes the socket) only if more
  * arrives while paused than a pause lets through (see `MAX_HELD_MESSAGES`).
+ *
+ * One lives as long as its socket, so it holds no closures and no copy of the limits (they are
+ * the server's, shared), and what it keeps while over budget (the messages, their bytes, the
+ * timer, whether it paused the socket) exists only while something is held.
  */
-export class ReadThrottle {
+export class ReadThrottle extends SocketRateLimiter<ReadThrottleOptions> {
   readonly #socket: PausableSocket
-  readonly #limiter: SocketRateLimiter
-  readonly #handle: (data: Uint8Array) => void
-  readonly #onOverflow: (reason: string) => void
-  readonly #maxHeldBytes: number
-  readonly #onPause: (() => void) | null
-  readonly #onError: ((err: unknown) => void) | null
-  /** Messages kept while over budget; `#head` is the next to handle. */
-  #held: (Uint8Array | undefined)[] = []
-  #head = 0
-  #heldBytes = 0
-  #timer: NodeJS.Timeout | null = null
-  #paused = false
-  /** When the socket was last paused by this throttle: now while paused, the moment it resumed after; 0: never. */
+  readonly #reader: ThrottledReader
+  /** What is kept while the socket is over budget (null: nothing; most sockets never are). */
+  #backlog: Backlog | null = null
+  /** When the socket was last resumed after a pause by this throttle (`clockNow`, at least 1); 0: never. */
   #pausedUntil = 0
   #stopped = false
-  /** Times this socket was paused (for tests and logs). */
-  pauses = 0
-  /** The most messages held at once. */
-  maxHeld = 0
 
-  constructor(socket: PausableSocket, options: ReadThrottleOptions, handle: (data: Uint8Array) => void, onOverflow: (reason: string) => void) {
+  constructor(socket: PausableSocket, options: ReadThrottleOptions, reader: ThrottledReader) {
+    super(options)
     this.#socket = socket
-    this.#limiter = new SocketRateLimiter(options)
-    this.#maxHeldBytes = options.maxMessageBytes + MAX_HELD_EXTRA_BYTES
-    this.#onPause = options.onPause ?? null
-    this.#onError = options.onError ?? null
-    this.#handle = handle
-    this.#onOverflow = onOverflow
+    this.#reader = reader
   }
 
   /** Bytes of messages received and kept until the budget allows them. */
   get heldBytes(): number {
-    return this.#heldBytes
+    return this.#backlog?.bytes ?? 0
   }
 
   get paused(): boolean {
-    return this.#paused
+    return this.#backlog?.paused ?? false
   }
 
   /** Now while paused; otherwise when the socket was last resumed (0: never paused). */
   get pausedAt(): number {
-    return this.#paused ? Date.now() : this.#pausedUntil
+    return this.paused ? Date.now() : this.#pausedUntil === 0 ? 0 : CLOCK_EPOCH + this.#pausedUntil
   }
 
   /** One WebSocket message arrived: handled now if the budget allows it and nothing is waiting before it. */
   receive(data: Uint8Array): void {
     if (this.#stopped) return
-    if (this.#head === this.#held.length && this.#limiter.take(data.length)) {
-      this.#handle(data)
+    if (this.#backlog === null && this.take(data.length)) {
+      this.#reader.readAllowed(data)
       return
     }
-    this.#held.push(data)
-    this.#heldBytes += data.length
-    const count = this.#held.length - this.#head
-    if (count > this.maxHeld) this.maxHeld = count
-    if (count > MAX_HELD_MESSAGES || this.#heldBytes > this.#maxHeldBytes) {
-      this.#overflow(`kept sending while its socket was paused: ${count} messages, ${this.#heldBytes} bytes held`)
+    const b = this.#backlog ??= { held: [], head: 0, bytes: 0, timer: null, paused: false }
+    b.held.push(data)
+    b.bytes += data.length
+    const count = b.held.length - b.head
+    if (count > MAX_HELD_MESSAGES || b.bytes > this.limits.maxMessageBytes + MAX_HELD_EXTRA_BYTES) {
+      this.#overflow(`kept sending while its socket was paused: ${count} messages, ${b.bytes} bytes held`)
       return
     }
-    if (!this.#paused) {
-      this.#paused = true
-      this.pauses++
+    if (!b.paused) {
+      b.paused = true
       this.#socket.pause()
-      this.#onPause?.()
+      this.#reader.readPaused?.()
     }
     this.#schedule()
   }
@@ -118,62 +113,73 @@ export class ReadThrottle {
   stop(): void {
     if (this.#stopped) return
     this.#stopped = true
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    this.#timer = null
-    this.#held = []
-    this.#head = 0
-    this.#heldBytes = 0
-    if (this.#paused) {
-      this.#paused = false
-      this.#pausedUntil = Date.now()
-      this.#socket.resume()
-    }
+    const b = this.#backlog
+    if (b === null) return
+    this.#backlog = null
+    if (b.timer !== null) clearTimeout(b.timer)
+    if (b.paused) this.#resume()
+  }
+
+  #resume(): void {
+    this.#pausedUntil = Math.max(1, clockNow())
+    this.#socket.resume()
   }
 
   #overflow(reason: string): void {
     this.stop()
-    this.#onOverflow(reason)
+    this.#reader.readOverflow(reason)
   }
 
   #schedule(): void {
-    if (this.#timer !== null || this.#stopped) return
-    const first = this.#held[this.#head]!
-    const wait = this.#limiter.waitMs(first.length)
+    const b = this.#backlog
+    if (b === null || b.timer !== null || this.#stopped) return
+    const first = b.held[b.head]!
+    const wait = this.waitMs(first.length)
     if (!Number.isFinite(wait)) {
       // cannot happen with validated options (the byte burst is at least maxMessageBytes)
       this.#overflow(`a message of ${first.length} bytes exceeds the byte burst`)
       return
     }
-    this.#timer = setTimeout(() => this.#drain(), Math.max(MIN_WAIT_MS, wait))
-    this.#timer.unref()
+    b.timer = setTimeout(() => this.#drain(), Math.max(MIN_WAIT_MS, wait))
+    b.timer.unref()
   }
 
   #drain(): void {
-    this.#timer = null
-    while (this.#head < this.#held.length) {
+    const b = this.#backlog
+    if (b === null) return
+    b.timer = null
+    const held = b.held
+    while (b.head < held.length) {
       if (this.#stopped) return
-      const data = this.#held[this.#head]!
-      if (!this.#limiter.take(data.length)) break
-      this.#held[this.#head++] = undefined
-      this.#heldBytes -= data.length
+      const data = held[b.head]!
+      if (!this.take(data.length)) break
+      held[b.head++] = undefined
+      b.bytes -= data.length
       try {
-        this.#handle(data)
+        this.#reader.readAllowed(data)
       } catch (err) {
         this.stop()
-        if (this.#onError === null) throw err
-        this.#onError(err)
+        if (this.#reader.readFailed === undefined) throw err
+        this.#reader.readFailed(err)
         return
       }
     }
     if (this.#stopped) return
-    if (this.#head < this.#held.length) {
+    if (b.head < held.length) {
       this.#schedule()
       return
     }
-    this.#held = []
-    this.#head = 0
-    this.#paused = false
-    this.#pausedUntil = Date.now()
-    this.#socket.resume()
+    this.#backlog = null
+    this.#resume()
   }
+}
+
+/** The messages a throttle keeps while its socket is over budget, in order; `head` is the next to handle. */
+interface Backlog {
+  held: (Uint8Array | undefined)[]
+  head: number
+  bytes: number
+  timer: NodeJS.Timeout | null
+  /** The socket was paused for them (it is from the first one on, unless that one overflowed). */
+  paused: boolean
 }

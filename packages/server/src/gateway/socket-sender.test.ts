@@ -1,14 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { ConcordError, decodeFrame, encodeFrame, FRAME_KINDS } from '@concord/protocol'
+import { ChunkAssembler, ConcordError, decodeFrame, encodeFrame, FRAME_KINDS, type FrameOf } from '@concord/protocol'
 import { SLOW_READER_GRACE_MS, SocketSender, type SocketSenderOptions } from './socket-sender.js'
 import { FakeSocket } from './testing.js'
 
 const OPTIONS: SocketSenderOptions = { chunkBytes: 0, maxBufferedBytes: 1_000, slowReaderStallMs: 500, backpressureBytes: 100 }
 
-function setup(options: Partial<SocketSenderOptions> = {}): { socket: FakeSocket; sender: SocketSender; closed: ConcordError[] } {
+function setup(options: Partial<SocketSenderOptions> = {}, readPausedAt?: () => number): { socket: FakeSocket; sender: SocketSender; closed: ConcordError[] } {
   const socket = new FakeSocket()
   const closed: ConcordError[] = []
-  const sender = new SocketSender(socket, { close: e => closed.push(e) }, { ...OPTIONS, ...options })
+  const owner = { close: (e: ConcordError) => { closed.push(e) }, get readPausedAt() { return readPausedAt?.() ?? 0 } }
+  const sender = new SocketSender(socket, owner, { ...OPTIONS, ...options })
   return { socket, sender, closed }
 }
 
@@ -125,10 +126,76 @@ describe('SocketSender', () => {
     expect(closed).toEqual([])
   })
 
+  it('drain waiters are called once each, in the order they asked; a later congestion gets its own', () => {
+    const { socket, sender } = setup()
+    const called: string[] = []
+    socket.bufferedAmount = 500
+    sender.whenDrained(() => called.push('a'))
+    sender.whenDrained(() => called.push('b'))
+    vi.advanceTimersByTime(100)
+    expect(called).toEqual([])
+    socket.bufferedAmount = 0
+    vi.advanceTimersByTime(20)
+    expect(called).toEqual(['a', 'b'])
+    expect(vi.getTimerCount()).toBe(0)
+    // congested again: only the new waiter is called, once
+    socket.bufferedAmount = 500
+    sender.whenDrained(() => called.push('c'))
+    vi.advanceTimersByTime(100)
+    socket.bufferedAmount = 0
+    vi.advanceTimersByTime(100)
+    expect(called).toEqual(['a', 'b', 'c'])
+    // stopped while congested: nothing is called, and no timer is left behind
+    socket.bufferedAmount = 500
+    sender.whenDrained(() => called.push('d'))
+    sender.stop()
+    socket.bufferedAmount = 0
+    vi.advanceTimersByTime(100)
+    expect(called).toEqual(['a', 'b', 'c'])
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('large messages sent together go out chunk by chunk, interleaved, and arrive whole; one sent after they all left goes out too', () => {
+    const { socket, sender, closed } = setup({ chunkBytes: 10, maxBufferedBytes: 10_000 })
+    const a = encodeFrame({ kind: FRAME_KINDS.UPDATE, document: 'd', seq: 1, update: bytes(45, 7) })
+    const b = encodeFrame({ kind: FRAME_KINDS.UPDATE, document: 'd', seq: 2, update: bytes(35, 8) })
+    const assembler = new ChunkAssembler({ maxMessageBytes: 1_000 })
+    const whole: Uint8Array[] = []
+    const messageIds: number[] = []
+    let read = 0
+    const deliver = (): void => {
+      for (let i = 0; i < 100 && socket.inFlight > 0; i++) socket.flush()
+      for (; read < socket.sent.length; read++) {
+        const decoded = decodeFrame(socket.sent[read]!.data)
+        if (decoded.kind !== FRAME_KINDS.CHUNK) continue
+        const frame = decoded as FrameOf<typeof FRAME_KINDS.CHUNK>
+        messageIds.push(frame.messageId)
+        const done = assembler.push(frame)
+        if (done !== null) whole.push(done)
+      }
+    }
+    sender.send(a, 'd')
+    sender.send(b, 'd')
+    expect(sender.pendingBytes).toBe(a.length + b.length - 10)
+    deliver()
+    expect(whole.map(m => [...m])).toEqual(expect.arrayContaining([[...a], [...b]]))
+    expect(whole).toHaveLength(2)
+    // round-robin: the second message did not wait for the whole of the first
+    const [first, second] = [messageIds[0]!, messageIds.find(id => id !== messageIds[0])!]
+    expect(messageIds.indexOf(second)).toBeLessThan(messageIds.lastIndexOf(first) - 1)
+    expect(sender.pendingBytes).toBe(0)
+    const c = encodeFrame({ kind: FRAME_KINDS.UPDATE, document: 'd', seq: 3, update: bytes(25, 9) })
+    sender.send(c, 'd')
+    deliver()
+    expect(whole.map(m => [...m]).at(-1)).toEqual([...c])
+    expect(sender.pendingBytes).toBe(0)
+    expect(closed).toEqual([])
+  })
+
   it('a peer that does not answer the PING within the stall time is a slow reader, unless its reading was paused meanwhile', () => {
     const ping = encodeFrame({ kind: FRAME_KINDS.PING, document: '' })
     let pausedAt = 0
-    const { socket, sender, closed } = setup({ chunkBytes: 10, chunkWindowBytes: 10, ping, readPausedAt: () => pausedAt })
+    const { socket, sender, closed } = setup({ chunkBytes: 10, chunkWindowBytes: 10, ping }, () => pausedAt)
     sender.send(encodeFrame({ kind: FRAME_KINDS.UPDATE, document: 'd', seq: 1, update: bytes(40) }), 'd')
     socket.flush()
     expect(decodeFrame(socket.sent.at(-1)!.data).kind).toBe(FRAME_KINDS.PING)

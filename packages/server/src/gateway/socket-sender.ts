@@ -1,5 +1,6 @@
 import { chunkFrame, ConcordError, type ErrorCode } from '@concord/protocol'
 import { SOCKET_OPEN, type SocketLike } from './socket-like.js'
+import { clockNow } from './clock.js'
 
 /** How long a socket closed as a slow reader gets to read its close frame before it is cut. */
 export const SLOW_READER_GRACE_MS = 2_000
@@ -10,73 +11,63 @@ export const SLOW_READER_GRACE_MS = 2_000
  */
 const CUT_OFF_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['CONCORD_ERR_LIMIT_SLOW_READER', 'CONCORD_ERR_LIMIT_RATE', 'CONCORD_ERR_LIMIT_CHUNKS_BEFORE_WRITE'])
 
-/** What a sender is configured with (values of the server's configuration, per transport). */
+/**
+ * What a sender is configured with (values of the server's configuration, per transport). One
+ * object serves every socket of a transport: a sender keeps a reference to it, not a copy.
+ */
 export interface SocketSenderOptions {
   /** Frames above this are chunked (0: never chunk, for y-websocket). */
-  chunkBytes: number
-  maxBufferedBytes: number
-  slowReaderStallMs: number
-  backpressureBytes: number
+  readonly chunkBytes: number
+  readonly maxBufferedBytes: number
+  readonly slowReaderStallMs: number
+  readonly backpressureBytes: number
   /** Chunk bytes outstanding before a PING must be answered (0: no window). */
-  chunkWindowBytes?: number
-  ping?: Uint8Array | null
+  readonly chunkWindowBytes?: number
+  /** The PING frame that ends a window of chunks (used only with a `chunkWindowBytes` above 0). */
+  readonly ping?: Uint8Array | null
   /** Told of every message sent (its first part, and its whole length), for metrics. */
-  onSend?: (first: Uint8Array, length: number) => void
-  /** When the server last stopped reading this socket for its rate limit (now while it does; 0: never). */
-  readPausedAt?: () => number
+  readonly onSend?: ((first: Uint8Array, length: number) => void) | undefined
 }
 
 /** The connection a sender writes for; told when its peer reads too slowly (the sender has stopped). */
 export interface SlowReaderTarget {
   close(error: ConcordError): void
+  /** When the server last stopped reading this socket for its rate limit (now while it does; 0: never). Absent: never. */
+  readonly readPausedAt?: number
 }
 
 /**
  * Writes frames to one socket. Small frames go out at once; large native frames
  * are cut into chunks sent one at a time (the next when the previous left the
  * process), so small frames and cursors slip in between them.
+ *
+ * One lives as long as its socket: it keeps the transport's shared options, and its queues of
+ * drain waiters and large messages exist only while they hold something.
  */
 export class SocketSender {
   readonly #ws: SocketLike
   readonly #owner: SlowReaderTarget
-  /** Frames above this are chunked (0: never chunk, for y-websocket). */
-  readonly #chunkBytes: number
-  readonly #maxBufferedBytes: number
-  readonly #stallMs: number
-  readonly #backpressureBytes: number
+  readonly #options: SocketSenderOptions
   #lastBuffered = 0
   #heldBytes = 0
-  /** A PING frame to end each window of chunks with (native peers answer PONG), or null. */
-  readonly #ping: Uint8Array | null
-  readonly #windowBytes: number
   #unacked = 0
   #awaitingPong = false
   #pongTimer: NodeJS.Timeout | null = null
-  #drainWaiters: (() => void)[] = []
+  #drainWaiters: (() => void)[] | null = null
   #drainTimer: NodeJS.Timeout | null = null
-  readonly #large: { chunks: Generator<Uint8Array>; remaining: number }[] = []
+  #large: { chunks: Generator<Uint8Array>; remaining: number }[] | null = null
   /** Bytes of large frames accepted but not yet handed to the socket. */
   #largeBytes = 0
   #chunkInFlight = false
-  /** When the socket last took a chunk (or the sender was created). */
-  #lastProgressAt = Date.now()
+  /** When the socket last took a chunk (or the sender was created), by `clockNow`. */
+  #lastProgressAt = clockNow()
   #nextMessageId = 1
   #stopped = false
-  readonly #onSend: ((first: Uint8Array, length: number) => void) | null
-  readonly #readPausedAt: (() => number) | null
 
   constructor(ws: SocketLike, owner: SlowReaderTarget, options: SocketSenderOptions) {
-    this.#onSend = options.onSend ?? null
-    this.#readPausedAt = options.readPausedAt ?? null
-    this.#ping = options.ping ?? null
-    this.#windowBytes = options.chunkWindowBytes ?? 0
-    if (this.#windowBytes <= 0) this.#ping = null
     this.#ws = ws
     this.#owner = owner
-    this.#chunkBytes = options.chunkBytes
-    this.#maxBufferedBytes = options.maxBufferedBytes
-    this.#stallMs = options.slowReaderStallMs
-    this.#backpressureBytes = options.backpressureBytes
+    this.#options = options
   }
 
   /** Bytes this socket costs the server until its peer reads them: queued, and held back (`hold`). */
@@ -86,7 +77,7 @@ export class SocketSender {
 
   /** Above the backpressure mark: callers hold presence and merge updates until `whenDrained`. */
   get congested(): boolean {
-    return this.#ws.bufferedAmount + this.#largeBytes > this.#backpressureBytes
+    return this.#ws.bufferedAmount + this.#largeBytes > this.#options.backpressureBytes
   }
 
   /**
@@ -96,7 +87,7 @@ export class SocketSender {
    */
   hold(bytes: number): boolean {
     this.#heldBytes = Math.max(0, this.#heldBytes + bytes)
-    if (bytes > 0 && this.pendingBytes > this.#maxBufferedBytes) {
+    if (bytes > 0 && this.pendingBytes > this.#options.maxBufferedBytes) {
       this.#slow()
       return false
     }
@@ -105,10 +96,10 @@ export class SocketSender {
 
   /** Call `fn` once the socket is back under the backpressure mark (checked every 20 ms). */
   whenDrained(fn: () => void): void {
-    this.#drainWaiters.push(fn)
+    ;(this.#drainWaiters ??= []).push(fn)
     if (this.#drainTimer !== null) return
     // the stall clock starts when congestion does
-    this.#lastProgressAt = Math.max(this.#lastProgressAt, Date.now())
+    this.#lastProgressAt = Math.max(this.#lastProgressAt, clockNow())
     this.#drainTimer = setInterval(() => {
       if (this.#stopped) {
         this.#clearDrain()
@@ -117,14 +108,14 @@ export class SocketSender {
       if (this.congested) {
         // congested and not reading at all: a slow reader, even though holding keeps its buffer small
         const buffered = this.#ws.bufferedAmount
-        if (buffered < this.#lastBuffered) this.#lastProgressAt = Date.now()
+        if (buffered < this.#lastBuffered) this.#lastProgressAt = clockNow()
         this.#lastBuffered = buffered
-        if (Date.now() - this.#lastProgressAt > this.#stallMs) this.#slow()
+        if (clockNow() - this.#lastProgressAt > this.#options.slowReaderStallMs) this.#slow()
         return
       }
       const waiters = this.#drainWaiters
       this.#clearDrain()
-      for (const w of waiters) w()
+      if (waiters !== null) for (const w of waiters) w()
     }, 20)
     this.#drainTimer.unref()
   }
@@ -132,7 +123,7 @@ export class SocketSender {
   #clearDrain(): void {
     if (this.#drainTimer !== null) clearInterval(this.#drainTimer)
     this.#drainTimer = null
-    this.#drainWaiters = []
+    this.#drainWaiters = null
   }
 
   /**
@@ -145,16 +136,18 @@ export class SocketSender {
     // one large message (the biggest queued, or this one) is exempt: a big document's
     // initial sync is not a sign of a slow reader
     let exempt = 0
-    for (const l of this.#large) if (l.remaining > exempt) exempt = l.remaining
-    const large = this.#chunkBytes > 0 && adding > this.#chunkBytes
+    if (this.#large !== null) for (const l of this.#large) if (l.remaining > exempt) exempt = l.remaining
+    const chunkBytes = this.#options.chunkBytes
+    const large = chunkBytes > 0 && adding > chunkBytes
     if (large && adding > exempt) exempt = adding
     // the socket's own buffer shrinking is progress too
     const buffered = this.#ws.bufferedAmount
-    if (buffered < this.#lastBuffered) this.#lastProgressAt = Date.now()
+    if (buffered < this.#lastBuffered) this.#lastProgressAt = clockNow()
     this.#lastBuffered = buffered
     const total = buffered + this.#largeBytes + adding - exempt
-    if (total > this.#maxBufferedBytes * 4) return true
-    return total > this.#maxBufferedBytes && Date.now() - this.#lastProgressAt > this.#stallMs
+    const max = this.#options.maxBufferedBytes
+    if (total > max * 4) return true
+    return total > max && clockNow() - this.#lastProgressAt > this.#options.slowReaderStallMs
   }
 
   /**
@@ -168,10 +161,11 @@ export class SocketSender {
       this.#slow()
       return
     }
-    if (this.#onSend !== null) this.#onSend(message instanceof Uint8Array ? message : message[0]!, length)
-    if (this.#chunkBytes > 0 && length > this.#chunkBytes) {
+    const o = this.#options
+    if (o.onSend !== undefined) o.onSend(message instanceof Uint8Array ? message : message[0]!, length)
+    if (o.chunkBytes > 0 && length > o.chunkBytes) {
       this.#largeBytes += length
-      this.#large.push({ chunks: chunkFrame(message, document, this.#nextMessageId++, this.#chunkBytes), remaining: length })
+      ;(this.#large ??= []).push({ chunks: chunkFrame(message, document, this.#nextMessageId++, o.chunkBytes), remaining: length })
       this.#pump()
       return
     }
@@ -227,7 +221,7 @@ export class SocketSender {
     if (this.#pongTimer !== null) clearTimeout(this.#pongTimer)
     this.#pongTimer = null
     this.#clearDrain()
-    this.#large.length = 0
+    this.#large = null
     this.#largeBytes = 0
   }
 
@@ -239,7 +233,7 @@ export class SocketSender {
     if (!this.#awaitingPong) return
     this.#awaitingPong = false
     this.#unacked = 0
-    this.#lastProgressAt = Date.now()
+    this.#lastProgressAt = clockNow()
     if (this.#pongTimer !== null) clearTimeout(this.#pongTimer)
     this.#pongTimer = null
     this.#pump()
@@ -255,49 +249,54 @@ export class SocketSender {
     this.#pongTimer = setTimeout(() => {
       this.#pongTimer = null
       if (!this.#awaitingPong) return
-      if (this.#readPausedAt !== null && this.#readPausedAt() >= since) this.#waitForPong()
+      if ((this.#owner.readPausedAt ?? 0) >= since) this.#waitForPong()
       else this.#slow()
-    }, this.#stallMs)
+    }, this.#options.slowReaderStallMs)
     this.#pongTimer.unref()
   }
 
   #pump(): void {
-    if (this.#chunkInFlight || this.#stopped || this.#awaitingPong) return
-    if (this.#ping !== null && this.#unacked >= this.#windowBytes && this.#large.length > 0) {
+    const large = this.#large
+    if (this.#chunkInFlight || this.#stopped || this.#awaitingPong || large === null) return
+    const o = this.#options
+    const windowBytes = o.chunkWindowBytes ?? 0
+    if (windowBytes > 0 && o.ping != null && this.#unacked >= windowBytes && large.length > 0) {
       // Flow control: the kernel would take megabytes at once, and a small frame sent
       // now would wait behind all of them at the reader. At most a window of chunks
       // is outstanding: a PING follows it, and the next window waits for the PONG.
       this.#awaitingPong = true
-      this.#ws.send(this.#ping, { binary: true })
+      this.#ws.send(o.ping, { binary: true })
       this.#waitForPong()
       return
     }
-    while (this.#large.length > 0) {
-      const entry = this.#large.shift()!
+    while (large.length > 0) {
+      const entry = large.shift()!
       const next = entry.chunks.next()
       if (next.done) continue
       // round-robin between large messages
-      this.#large.push(entry)
+      large.push(entry)
       if (this.#ws.readyState !== SOCKET_OPEN) return
       // the message's bytes leave the queue as its chunks go out
-      const sent = Math.min(this.#chunkBytes, entry.remaining)
+      const sent = Math.min(o.chunkBytes, entry.remaining)
       entry.remaining -= sent
       this.#largeBytes = Math.max(0, this.#largeBytes - sent)
       this.#unacked += sent
       this.#chunkInFlight = true
       this.#ws.send(next.value, { binary: true }, () => {
         this.#chunkInFlight = false
-        this.#lastProgressAt = Date.now()
+        this.#lastProgressAt = clockNow()
         this.#pump()
       })
       return
     }
+    // every large message went out: its queue goes too
+    if (this.#large === large) this.#large = null
   }
 
   #slow(): void {
     if (this.#stopped) return
     this.stop()
     this.#owner.close(new ConcordError('CONCORD_ERR_LIMIT_SLOW_READER',
-      `more than ${this.#maxBufferedBytes} bytes waiting to be sent and the reader is not keeping up`))
+      `more than ${this.#options.maxBufferedBytes} bytes waiting to be sent and the reader is not keeping up`))
   }
 }

@@ -32,17 +32,18 @@ class FakeDocument implements SyncReplySource {
   }
 }
 
-function setup(): { doc: FakeDocument; sender: FakeSender; sent: number[][]; responder: SyncResponder; metrics: ServerMetrics; close: () => void } {
+function setup(): { doc: FakeDocument; sender: FakeSender; sent: number[][]; responder: SyncResponder; metrics: ServerMetrics; close: () => void; idle: () => number } {
   const doc = new FakeDocument()
   const sender = new FakeSender()
   const sent: number[][] = []
   const metrics = new ServerMetrics({ processMetrics: false })
   let closed = false
+  let idle = 0
   const responder = new SyncResponder({
     document: doc, sender: sender as unknown as SocketSender, metrics,
-    send: reply => sent.push([...reply.step2]), closed: () => closed,
+    send: reply => sent.push([...reply.step2]), closed: () => closed, idle: () => { idle++ },
   })
-  return { doc, sender, sent, responder, metrics, close: () => { closed = true } }
+  return { doc, sender, sent, responder, metrics, close: () => { closed = true }, idle: () => idle }
 }
 
 const turn = (): Promise<void> => new Promise(r => setImmediate(r))
@@ -54,6 +55,21 @@ async function coalesced(metrics: ServerMetrics): Promise<number> {
 }
 
 describe('SyncResponder', () => {
+  it('says when nothing is outstanding any more: once a reply and the one coalesced after it are done', async () => {
+    const { sent, responder, sender, idle } = setup()
+    responder.request(sv(1), never)
+    responder.request(sv(2), never)
+    expect(idle()).toBe(0)
+    await turn()
+    // the coalesced reply went out; it is outstanding until a later turn, and while the socket is congested
+    expect(sent).toEqual([[1, 1, 1], [1, 2, 2]])
+    sender.congested = true
+    await turn()
+    expect(idle()).toBe(0)
+    sender.drain()
+    expect(idle()).toBe(1)
+  })
+
   it('answers the first step 1 at once and a burst in the same turn once more, with the latest state vector', async () => {
     const { sent, responder, metrics } = setup()
     for (let i = 1; i <= 40; i++) responder.request(sv(i), never)

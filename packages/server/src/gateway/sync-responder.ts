@@ -16,6 +16,8 @@ export interface SyncResponderOptions {
   /** True once the session has ended: nothing more is sent. */
   closed: () => boolean
   metrics?: Pick<ServerMetrics, 'syncStep1Coalesced'>
+  /** Nothing is outstanding any more (the owner may drop the responder; a new one starts afresh). */
+  idle?: () => void
 }
 
 /**
@@ -88,5 +90,6 @@ export class SyncResponder {
     const wanted = this.#wanted
     this.#wanted = null
     if (wanted !== null && !this.#opts.closed()) this.#answer(wanted.stateVector, wanted.malformed)
+    else this.#opts.idle?.()
   }
 }

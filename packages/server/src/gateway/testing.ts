@@ -2,6 +2,8 @@ import type { DocumentSession } from '../documents/document-session.js'
 import type { SyncReply } from '../documents/sync-replies.js'
 import type { SessionDocument } from './gateway-deps.js'
 import { SOCKET_CLOSED, SOCKET_OPEN, type SocketLike } from './socket-like.js'
+import type { Log } from './connection-log.js'
+import type { ParentLog } from './connection-deps.js'
 
 /**
  * A socket for unit tests (used by the gateway's tests only): records what is sent, how it was
@@ -78,15 +80,21 @@ export class FakeSocket implements SocketLike {
 
 export type Entry = [level: string, obj: Record<string, unknown>, msg: string]
 
-/** A logger that records every line. */
-export function recordingLog(): { entries: Entry[]; trace: (o: object, m: string) => void; debug: (o: object, m: string) => void; info: (o: object, m: string) => void; warn: (o: object, m: string) => void; error: (o: object, m: string) => void } {
+/** A logger that records every line, at every level (its child loggers record into the same list, without their bindings). */
+export function recordingLog(): Log & ParentLog & { entries: Entry[] } {
   const entries: Entry[] = []
   const at = (level: string) => (obj: object, msg: string): void => { entries.push([level, obj as Record<string, unknown>, msg]) }
-  return { entries, trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+  const log = {
+    entries, trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'),
+    isLevelEnabled: (): boolean => true,
+    child: (): Log => log,
+  }
+  return log
 }
 
 /** A document that records what sessions do to it. */
 export class FakeDocument implements SessionDocument {
+  readonly name = 'doc'
   readonly stats = { failed: false }
   readonly sessions = new Set<DocumentSession>()
   readonly writes: number[][] = []

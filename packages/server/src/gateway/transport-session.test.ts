@@ -25,6 +25,9 @@ class TestSession extends TransportSession<string> {
   protected handle(message: string): void {
     this.handled.push(message)
     if (message.startsWith('write')) this.write(1, new TextEncoder().encode(message))
+    if (message === 'empty') this.write(0, new Uint8Array([0, 0]))
+    if (message === 'empty-acked') this.write(7, new Uint8Array([0, 0]))
+    if (message === 'delete-only') this.write(0, new Uint8Array([0, 1, 5, 1, 0, 1]))
     if (message === 'presence') this.applyPresence(new Uint8Array([1]))
     if (message === 'step1') this.requestSync(new Uint8Array([7]), () => this.out.push('malformed'))
   }
@@ -33,8 +36,15 @@ class TestSession extends TransportSession<string> {
   protected sendStep1(): void { this.#send('step1') }
   protected sendStep2(update: Uint8Array): void { this.#send(`step2:${[...update].join(',')}`) }
   protected sendPresence(): void { this.#send('presence') }
+  /** Each role change: the role and expiry it gives, and the role and expiry the session reads meanwhile. */
+  readonly roleChanges: string[] = []
+
   revoke(error: ConcordError): void { this.revocations.push(error); this.end() }
-  changeRole(): void {}
+  changeRole(role: Role, expiresAt: number | null): void {
+    this.roleChanges.push(`${role} ${expiresAt} (reads ${this.role} ${this.expiresAt})`)
+  }
+  /** What native AUTH does with a refreshed credential. */
+  refresh(grant: SessionGrant): void { this.replaceGrant(grant) }
   ack(): void {}
   documentError(): void { this.end() }
 
@@ -217,6 +227,96 @@ describe('TransportSession', () => {
     // drained: sent at once again
     session.sendAwareness(new SharedMessage('awareness', 'doc', new Uint8Array([1])))
     expect(session.out.at(-1)).toBe('shared:awareness')
+  })
+
+  it('an administrator\'s role changes and revocation reach an open session without an expiry, each time, with the new role in force', async () => {
+    const { session, source, deps } = setup()
+    const access = deps.authorizer.access
+    const opening = session.open('token', request)
+    await untilAcquiring(source)
+    source.load()
+    expect(await opening).toBe(true)
+    session.start()
+    await access.setRole('', 'ada', 'doc', 'read')
+    session.accessChanged({ kind: 'role', tenant: '', userId: 'ada', pattern: 'doc' })
+    expect(session.role).toBe('read')
+    await access.setRole('', 'ada', 'doc', null)
+    session.accessChanged({ kind: 'role', tenant: '', userId: 'ada', pattern: 'doc' })
+    expect(session.role).toBe('write')
+    expect(session.roleChanges).toEqual(['read null (reads read null)', 'write null (reads write null)'])
+    // a change for someone else is not this session's
+    await access.revokeUser('', 'bob')
+    session.accessChanged({ kind: 'revoked-user', tenant: '', userId: 'bob' })
+    expect(session.revocations).toEqual([])
+    await access.revokeUser('', 'ada')
+    session.accessChanged({ kind: 'revoked-user', tenant: '', userId: 'ada' })
+    expect(session.revocations.map(e => e.code)).toEqual(['CONCORD_ERR_AUTH_REVOKED'])
+    expect(session.closed).toBe(true)
+    expect(source.releases).toBe(1)
+    // ended: later changes are not its concern
+    session.accessChanged({ kind: 'all' })
+    expect(session.revocations).toHaveLength(1)
+    expect(session.roleChanges).toHaveLength(2)
+  })
+
+  it('a credential refreshed with an expiry cuts the session off when it expires; refreshed again without one, it never does', async () => {
+    const { session, source } = setup()
+    const opening = session.open('token', request)
+    await untilAcquiring(source)
+    source.load()
+    expect(await opening).toBe(true)
+    session.start()
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    const at = Date.now() + 1_000
+    session.refresh(grantOf('read', at))
+    expect(session.role).toBe('read')
+    expect(session.roleChanges).toEqual([`read ${at} (reads read ${at})`])
+    vi.advanceTimersByTime(999)
+    expect(session.revocations).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(session.revocations.map(e => e.code)).toEqual(['CONCORD_ERR_AUTH_EXPIRED'])
+
+    const other = setup()
+    const opening2 = other.session.open('token', request)
+    await untilAcquiring(other.source)
+    other.source.load()
+    expect(await opening2).toBe(true)
+    other.session.start()
+    other.session.refresh(grantOf('write', Date.now() + 1_000))
+    other.session.refresh(grantOf('write'))
+    expect(other.session.roleChanges.at(-1)).toBe('write null (reads write null)')
+    vi.advanceTimersByTime(10_000)
+    expect(other.session.revocations).toEqual([])
+    expect(other.session.closed).toBe(false)
+  })
+
+  it('a session answers a sync step 1 again after its earlier reply went out', async () => {
+    const { session, source } = setup()
+    const opening = session.open('token', request)
+    await untilAcquiring(source)
+    source.load()
+    await opening
+    session.start()
+    session.receive('step1')
+    await new Promise(r => setImmediate(r))
+    session.receive('step1')
+    await new Promise(r => setImmediate(r))
+    session.receive('step1')
+    expect(session.out).toEqual(['step1', 'update:1', 'step2:7', 'update:1', 'step2:7', 'update:1', 'step2:7'])
+  })
+
+  it('an update that holds nothing is not handed to the document unless an ack is wanted for it', async () => {
+    const { session, source } = setup()
+    const opening = session.open('token', request)
+    await untilAcquiring(source)
+    source.load()
+    await opening
+    session.start()
+    session.receive('empty')
+    expect(source.doc.writes).toEqual([])
+    session.receive('empty-acked')
+    session.receive('delete-only')
+    expect(source.doc.writes).toEqual([[0, 0], [0, 1, 5, 1, 0, 1]])
   })
 
   it('sends nothing once ended', () => {

@@ -9,6 +9,7 @@ import { CongestionHold } from './congestion.js'
 import { TokenBucket } from '../auth/token-bucket.js'
 import { ExtensionHooks, type SessionContext } from '../documents/extension-hooks.js'
 import { SyncResponder } from './sync-responder.js'
+import { CLOCK_EPOCH, clockNow } from './clock.js'
 import type { SocketSender } from './socket-sender.js'
 import type { Log } from './connection-log.js'
 import type { GatewayConfig, GatewayDeps, GatewayMetrics, SessionDocument } from './gateway-deps.js'
@@ -49,38 +50,58 @@ interface Lease {
  *
  * Its public members are those of `DocumentSession` and of SessionGuard's `GuardedSession`
  * (`revoke`, `changeRole`), plus `document`, `closed`, `open` and `end`.
+ *
+ * One lives as long as its peer has the document open, so what most idle sessions never use is
+ * made when first needed and dropped when done: the queue before the document is open, the sync
+ * responder (while a reply is outstanding), the congestion hold, the stateless pacing, and the
+ * `SessionGuard` (kept while the credential has an expiry to watch; otherwise made again, for the
+ * moment, when access changes).
  */
-export abstract class TransportSession<Message> implements DocumentSession {
+export abstract class TransportSession<Message, Socket extends SessionSocket = SessionSocket> implements DocumentSession {
   readonly id: string
-  readonly document: string
+  /** The document's name: the peer's copy until the document is open, then the document's own string. */
+  #document: string
   abstract readonly protocol: 'native' | 'y-websocket' | 'hocuspocus'
-  readonly openedAt = Date.now()
-  readonly awarenessClientIds = new Set<number>()
-  protected readonly sender: SocketSender
-  /** The bounds of the queue before the document is open. */
-  protected readonly config: TransportSessionDeps['config']
-  readonly #socket: SessionSocket
+  /** When the session was created (`clockNow`). */
+  readonly #openedAt = clockNow()
+  /** The socket this session is on (its connection). */
+  protected readonly socket: Socket
   readonly #deps: TransportSessionDeps
+  /** What the session was granted, while no guard holds it (see `#keep`). */
+  #grant: SessionGrant | null = null
+  /** Watches the grant's expiry (see `#keep`). */
   #guard: SessionGuard | null = null
   /** Created when the socket first congests (most never do). */
   #hold: CongestionHold | null = null
-  /** Answers the peer's sync step 1 (and native OPEN's state vector), one reply outstanding at a time. */
+  /** Answers the peer's sync step 1 (and native OPEN's state vector), one reply outstanding at a time; null when none is. */
   #sync: SyncResponder | null = null
   #lease: Lease | null = null
   /** What the peer sent before the document was open. */
-  #queue: Message[] = []
+  #queue: Message[] | null = null
   #queuedBytes = 0
   #closed = false
   /** Paces this session's stateless messages (created by the first one). */
   #signals: TokenBucket | null = null
 
-  constructor(id: string, document: string, socket: SessionSocket, deps: TransportSessionDeps) {
+  constructor(id: string, document: string, socket: Socket, deps: TransportSessionDeps) {
     this.id = id
-    this.document = document
-    this.#socket = socket
-    this.sender = socket.sender
-    this.config = deps.config
+    this.#document = document
+    this.socket = socket
     this.#deps = deps
+  }
+
+  /** The socket's sender. */
+  protected get sender(): SocketSender {
+    return this.socket.sender
+  }
+
+  /** The bounds of the queue before the document is open, and of stateless messages. */
+  protected get config(): TransportSessionDeps['config'] {
+    return this.#deps.config
+  }
+
+  protected get metrics(): GatewayMetrics {
+    return this.#deps.metrics
   }
 
   /** The peer was refused (the grant or the load failed); not called once the session has ended. */
@@ -103,6 +124,15 @@ export abstract class TransportSession<Message> implements DocumentSession {
   /** The session has ended (called by `end`, each time). */
   protected ended(): void {}
 
+  get document(): string {
+    return this.#document
+  }
+
+  /** When the session opened (ms since the epoch). */
+  get openedAt(): number {
+    return CLOCK_EPOCH + this.#openedAt
+  }
+
   get closed(): boolean {
     return this.#closed
   }
@@ -112,17 +142,49 @@ export abstract class TransportSession<Message> implements DocumentSession {
     return this.#lease !== null
   }
 
+  /** The grant in force (null: not granted yet). */
+  #current(): SessionGrant | null {
+    return this.#guard?.grant ?? this.#grant
+  }
+
   get userId(): string | null {
-    return this.#guard?.grant.userId ?? null
+    return this.#current()?.userId ?? null
   }
 
   get role(): Role {
-    return this.#guard?.role ?? 'read'
+    return this.#current()?.role ?? 'read'
   }
 
   /** When the credential expires (null: never, or not granted yet). */
   protected get expiresAt(): number | null {
-    return this.#guard?.grant.expiresAt ?? null
+    return this.#current()?.expiresAt ?? null
+  }
+
+  /**
+   * The guard of the grant in force: the one kept, or one made again from the grant (null: not
+   * granted yet). It is held at once: what it calls back (`changeRole`, `revoke`) reads the role
+   * and expiry through it.
+   */
+  #guardNow(): SessionGuard | null {
+    if (this.#guard === null && this.#grant !== null) {
+      this.#guard = new SessionGuard(this.#grant, this.document, this.#deps.authorizer.access, this)
+      this.#grant = null
+    }
+    return this.#guard
+  }
+
+  /**
+   * Keep `guard` while its grant expires (its timer cuts the session off); otherwise keep only
+   * the grant: a guard without an expiry has nothing to watch between access changes.
+   */
+  #keep(guard: SessionGuard): void {
+    if (guard.grant.expiresAt !== null) {
+      this.#guard = guard
+      this.#grant = null
+    } else {
+      this.#guard = null
+      this.#grant = guard.grant
+    }
   }
 
   /**
@@ -133,7 +195,7 @@ export abstract class TransportSession<Message> implements DocumentSession {
    */
   async open(token: string, request: IncomingMessage): Promise<boolean> {
     const deps = this.#deps
-    const log = this.#socket.log
+    const log = this.socket.log
     let grant: SessionGrant
     let lease: Lease
     const hooks = deps.hooks ?? ExtensionHooks.none
@@ -162,13 +224,16 @@ export abstract class TransportSession<Message> implements DocumentSession {
       return false
     }
     this.#lease = lease
-    this.#guard = new SessionGuard(grant, this.document, deps.authorizer.access, this)
+    if (lease.doc.name === this.#document) this.#document = lease.doc.name
+    const guard = new SessionGuard(grant, this.document, deps.authorizer.access, this)
+    this.#guard = guard
     // revoked or changed while the document loaded: the session never hears of that change otherwise
-    const stale = this.#guard.recheck()
+    const stale = guard.recheck()
     if (stale !== null) {
       this.revoke(stale)
       return false
     }
+    this.#keep(guard)
     return true
   }
 
@@ -180,17 +245,17 @@ export abstract class TransportSession<Message> implements DocumentSession {
   protected queue(message: Message, size: number): boolean {
     const o = this.config
     this.#queuedBytes += size
-    this.#socket.queuedBytes += size
-    if (this.#queue.length >= o.maxQueuedMessagesBeforeOpen || this.#queuedBytes > o.maxQueuedBytesBeforeOpen ||
-      this.#socket.queuedBytes > o.maxQueuedBytesBeforeOpen) return false
-    this.#queue.push(message)
+    this.socket.queuedBytes += size
+    if ((this.#queue?.length ?? 0) >= o.maxQueuedMessagesBeforeOpen || this.#queuedBytes > o.maxQueuedBytesBeforeOpen ||
+      this.socket.queuedBytes > o.maxQueuedBytesBeforeOpen) return false
+    ;(this.#queue ??= []).push(message)
     return true
   }
 
   #dropQueue(): void {
-    this.#socket.queuedBytes -= this.#queuedBytes
+    this.socket.queuedBytes -= this.#queuedBytes
     this.#queuedBytes = 0
-    this.#queue = []
+    this.#queue = null
   }
 
   /** The document failed between loading and now (its sessions were already told). */
@@ -201,9 +266,10 @@ export abstract class TransportSession<Message> implements DocumentSession {
   /** Join the document (it sends this session every update from now on), then handle what was queued. */
   protected join(): void {
     this.#lease!.doc.addSession(this)
-    this.#socket.log.debug({ sessionId: this.id, document: this.document, userId: this.userId, role: this.role }, 'session opened')
+    this.socket.log.debug({ sessionId: this.id, document: this.document, userId: this.userId, role: this.role }, 'session opened')
     const queued = this.#queue
     this.#dropQueue()
+    if (queued === null) return
     for (const message of queued) {
       if (this.#closed) break
       this.handle(message)
@@ -229,11 +295,13 @@ export abstract class TransportSession<Message> implements DocumentSession {
 
   /** Answer a sync step 1 (at most one reply outstanding; step 1 messages meanwhile are answered together, once). */
   protected requestSync(stateVector: Uint8Array | undefined, malformed: () => void): void {
-    this.#sync ??= new SyncResponder({
+    // made for a burst of step 1 frames, dropped once answered (an idle session holds none)
+    const sync = this.#sync ??= new SyncResponder({
       document: this.#lease!.doc.sync, sender: this.sender, metrics: this.#deps.metrics,
       send: reply => this.#sendSyncReply(reply), closed: () => this.#closed,
+      idle: () => { if (this.#sync === sync) this.#sync = null },
     })
-    this.#sync.request(stateVector, malformed)
+    sync.request(stateVector, malformed)
   }
 
   /** Updates first (the peer holds them pending until the base state arrives), then step 2. */
@@ -242,8 +310,15 @@ export abstract class TransportSession<Message> implements DocumentSession {
     this.sendStep2(reply.step2)
   }
 
-  /** A write of the peer's (the caller checked the role). */
+  /**
+   * A write of the peer's (the caller checked the role). An update that holds nothing (no items,
+   * no deletions: what a stock y-websocket provider in sync answers the server's step 1 with, on
+   * every connect) is not handed to the document when no ack is wanted (`seq` 0): applying it
+   * changes nothing, and its trip through the apply path cost each connect about 14 KB of
+   * allocations.
+   */
   protected write(seq: number, update: Uint8Array): void {
+    if (seq === 0 && isEmptyUpdate(update)) return
     this.#lease!.doc.enqueueUpdate(this, seq, update)
   }
 
@@ -280,11 +355,19 @@ export abstract class TransportSession<Message> implements DocumentSession {
 
   /** A refreshed credential (native AUTH) replaces the old one. */
   protected replaceGrant(grant: SessionGrant): void {
-    if (!this.#closed) this.#guard?.replace(grant)
+    if (this.#closed) return
+    const guard = this.#guardNow()
+    if (guard === null) return
+    guard.replace(grant)
+    this.#keep(guard)
   }
 
   accessChanged(change: AccessChange): void {
-    if (!this.#closed) this.#guard?.accessChanged(change)
+    if (this.#closed) return
+    const guard = this.#guardNow()
+    if (guard === null) return
+    guard.accessChanged(change)
+    this.#keep(guard)
   }
 
   sendUpdate(message: SharedMessage): void {
@@ -322,7 +405,7 @@ export abstract class TransportSession<Message> implements DocumentSession {
     const lease = this.#lease
     this.#lease = null
     if (lease !== null) {
-      this.#socket.log.debug({ sessionId: this.id, document: this.document }, 'session closed')
+      this.socket.log.debug({ sessionId: this.id, document: this.document }, 'session closed')
       lease.doc.removeSession(this)
       lease.release()
       const hooks = this.#deps.hooks
@@ -330,6 +413,11 @@ export abstract class TransportSession<Message> implements DocumentSession {
     }
     this.ended()
   }
+}
+
+/** A Yjs update (v1) with no items and an empty delete set. */
+function isEmptyUpdate(update: Uint8Array): boolean {
+  return update.length === 2 && update[0] === 0 && update[1] === 0
 }
 
 /**

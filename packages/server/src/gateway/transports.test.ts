@@ -21,7 +21,7 @@ function depsOf(source: FakeSource, grant: () => Promise<never> | Promise<Return
   const refused: string[] = []
   const metrics = { message() {}, refused: (code: string) => refused.push(code), syncStep1Coalesced: { inc() {} } } as unknown as GatewayMetrics
   const deps: ConnectionDeps = {
-    config: { ...DEFAULTS, maxQueuedMessagesBeforeOpen: 3 }, documents: source, metrics, logger: log, connectionId: 'c1',
+    config: { ...DEFAULTS, maxQueuedMessagesBeforeOpen: 3 }, documents: source, metrics, logger: log,
     authorizer: { grant, access: AccessControl.inMemory() },
   }
   return { deps, log, refused }
@@ -44,7 +44,7 @@ describe('NativeConnection (fake socket)', () => {
   function connect(source = new FakeSource()) {
     const socket = new FakeSocket()
     const { deps, log, refused } = depsOf(source)
-    const conn = new NativeConnection(socket, request, deps)
+    const conn = new NativeConnection(socket, request, deps, 'c1')
     cleanups.push(() => conn.close())
     conn.receive(encodeFrame({ kind: FRAME_KINDS.HELLO, document: '', minVersion: PROTOCOL_VERSION_MIN, maxVersion: PROTOCOL_VERSION_MAX, client: 'test' }))
     return { socket, conn, source, log, refused }
@@ -105,7 +105,7 @@ describe('YWebsocketConnection (fake socket)', () => {
     const source = new FakeSource()
     source.doc.awareness = new Uint8Array([0])
     const { deps } = depsOf(source)
-    const conn = new YWebsocketConnection(socket, request, 'doc', 't', deps)
+    const conn = new YWebsocketConnection(socket, request, deps, 'c1', 'doc', 't')
     cleanups.push(() => conn.close())
     conn.receive(encodeYMessage({ type: 'sync-step1', stateVector: new Uint8Array([0]) }))
     await until(() => source.acquires === 1)
@@ -123,7 +123,7 @@ describe('YWebsocketConnection (fake socket)', () => {
     const socket = new FakeSocket()
     const source = new FakeSource()
     const { deps, log, refused } = depsOf(source)
-    new YWebsocketConnection(socket, request, 'doc', 't', deps)
+    new YWebsocketConnection(socket, request, deps, 'c1', 'doc', 't')
     await until(() => source.acquires === 1)
     source.fail(new Error('disk on fire'))
     await until(() => socket.closedWith !== null)
@@ -139,7 +139,7 @@ describe('YWebsocketConnection (fake socket)', () => {
     const socket = new FakeSocket()
     const source = new FakeSource()
     const { deps } = depsOf(source, async () => { throw new ConcordError('CONCORD_ERR_AUTH_DENIED', 'no') })
-    new YWebsocketConnection(socket, request, 'doc', 't', deps)
+    new YWebsocketConnection(socket, request, deps, 'c1', 'doc', 't')
     await until(() => socket.closedWith !== null)
     expect(messages(socket)).toEqual([{ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_DENIED' }])
     expect(socket.closedWith!.reason).toBe('CONCORD_ERR_AUTH_DENIED')
@@ -150,7 +150,7 @@ describe('YWebsocketConnection (fake socket)', () => {
     const socket = new FakeSocket()
     const source = new FakeSource()
     const { deps } = depsOf(source)
-    const conn = new YWebsocketConnection(socket, request, 'doc', 't', deps)
+    const conn = new YWebsocketConnection(socket, request, deps, 'c1', 'doc', 't')
     for (let i = 0; i < 4; i++) conn.receive(encodeYMessage({ type: 'update', update: new Uint8Array([i]) }))
     expect(socket.closedWith?.reason).toBe('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE')
     expect(conn.heldBytes).toBe(0)

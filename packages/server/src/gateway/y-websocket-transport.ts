@@ -1,14 +1,11 @@
 import type { IncomingMessage } from 'node:http'
-import type { Log } from './connection-log.js'
 import { ConcordError, decodeYMessage, encodeYMessage, encodeYMessageParts, YMessageDecodeError, type YMessage } from '@concord/protocol'
 import type { SharedMessage } from '../documents/shared-message.js'
-import { ReadThrottle } from './read-throttle.js'
-import { bytesBeforeWriteAccess, setReceiveLimit } from './receive-limit.js'
-import { SocketSender } from './socket-sender.js'
 import { yWebsocketKind } from '../ops/metrics.js'
 import type { SocketLike } from './socket-like.js'
-import { rateLimitsOf, senderOptionsOf, type ConnectionDeps } from './connection-deps.js'
-import { noteClose, TransportSession, type SessionSocket } from './transport-session.js'
+import type { ConnectionDeps } from './connection-deps.js'
+import { SocketConnection } from './socket-connection.js'
+import { TransportSession } from './transport-session.js'
 
 /**
  * A stock y-websocket client: one document per socket, named by the URL path,
@@ -16,63 +13,29 @@ import { noteClose, TransportSession, type SessionSocket } from './transport-ses
  * protocol, so every failure closes the socket with a coded reason, except a
  * refused write, which is answered with y-protocols' permission-denied message.
  */
-export class YWebsocketConnection implements SessionSocket {
-  readonly id: string
+export class YWebsocketConnection extends SocketConnection {
   readonly #session: YWebsocketSession
-  readonly #throttle: ReadThrottle
-  /** Runs while the rate limit slows this socket (see `#slowed`). */
+  /** Runs while the rate limit slows this socket (see `readPaused`). */
   #keepalive: NodeJS.Timeout | null = null
-  readonly #ws: SocketLike
-  readonly #deps: ConnectionDeps
-  readonly #log: Log
-  readonly #sender: SocketSender
-  /** Bytes queued before the session's document was open. */
-  queuedBytes = 0
-  #closed = false
 
-  constructor(ws: SocketLike, request: IncomingMessage, document: string, token: string, deps: ConnectionDeps) {
-    this.id = deps.connectionId
-    this.#ws = ws
-    this.#deps = deps
-    this.#log = deps.logger
-    const metrics = deps.metrics
-    this.#sender = new SocketSender(ws, this, {
-      ...senderOptionsOf(deps.config, 0), onSend: (first, length) => metrics.message('out', 'y-websocket', yWebsocketKind(first), length),
-    })
-    const onError = (err: unknown): void => {
-      this.#log.error({ err }, 'unexpected error handling a message')
-      this.close(new ConcordError('CONCORD_ERR_SERVER_INTERNAL'))
-    }
-    this.#throttle = new ReadThrottle(ws, { ...rateLimitsOf(deps.config), onPause: () => this.#slowed(), onError }, data => this.#receive(data), reason => {
-      this.close(new ConcordError('CONCORD_ERR_LIMIT_RATE', reason))
-      this.#ws.pause()
-    })
-    // until the session may write, a message may be at most the pre-open budget
-    setReceiveLimit(ws, bytesBeforeWriteAccess(deps.config))
+  constructor(ws: SocketLike, request: IncomingMessage, deps: ConnectionDeps, connectionId: string, document: string, token: string) {
+    super(ws, deps, connectionId, 'y-websocket')
     this.#session = new YWebsocketSession(this, document, deps)
     // the upgrade request and the token are not kept: an idle socket should not keep them alive
     void this.#session.start(token, request)
   }
 
-  get log(): Log {
-    return this.#log
+  get protocol(): 'y-websocket' {
+    return 'y-websocket'
   }
 
-  get sender(): SocketSender {
-    return this.#sender
+  protected messageKind(data: Uint8Array): string {
+    return yWebsocketKind(data)
   }
 
-  /** One message arrived: handled within the socket's rate limit, the socket read more slowly above it (`ReadThrottle`). */
-  receive(data: Uint8Array): void {
-    if (this.#closed) return
-    this.#deps.metrics.message('in', 'y-websocket', yWebsocketKind(data), data.length)
-    this.#throttle.receive(data)
-    const held = this.heldBytes
-    if (held > this.peakHeldBytes) this.peakHeldBytes = held
+  protected override logBindings(): Record<string, unknown> {
+    return { ...super.logBindings(), document: this.#session.document }
   }
-
-  /** The most `heldBytes` seen on this socket (when a message arrived). */
-  peakHeldBytes = 0
 
   /**
    * The stock provider closes a connection on which it heard nothing for 30 s, and a fast
@@ -80,52 +43,30 @@ export class YWebsocketConnection implements SessionSocket {
    * acks). While its socket is slowed, it gets an empty awareness update every heartbeat
    * interval, at least every 10 s.
    */
-  #slowed(): void {
+  readPaused(): void {
     if (this.#keepalive !== null) return
-    const every = Math.min(KEEPALIVE_MS, this.#deps.config.heartbeatIntervalMs)
+    const every = Math.min(KEEPALIVE_MS, this.deps.config.heartbeatIntervalMs)
     this.#keepalive = setInterval(() => {
-      if (this.#closed || Date.now() - this.#throttle.pausedAt > every) {
+      if (this.closed || Date.now() - this.readPausedAt > every) {
         if (this.#keepalive !== null) clearInterval(this.#keepalive)
         this.#keepalive = null
         return
       }
-      this.#sender.send(EMPTY_AWARENESS)
+      this.sender.send(EMPTY_AWARENESS)
     }, every)
     this.#keepalive.unref()
   }
 
-  /** Bytes received from this socket and held: waiting for the rate limit, or queued before the session started. */
-  get heldBytes(): number {
-    return this.#throttle.heldBytes + this.queuedBytes
-  }
-
-  /** Now while its reading is paused by the rate limit; otherwise when it was last resumed (0: never paused). */
-  get readPausedAt(): number {
-    return this.#throttle.pausedAt
-  }
-
-  #receive(data: Uint8Array): void {
-    if (this.#closed) return
+  protected handleMessage(data: Uint8Array): void {
     this.#session.receive(data)
   }
 
   /** The session may write: from now on a message may be up to `maxMessageBytes`. */
   grantWrite(): void {
-    setReceiveLimit(this.#ws, this.#deps.config.maxMessageBytes)
+    this.allowFullMessages()
   }
 
-  close(error?: ConcordError): void {
-    if (this.#closed) return
-    if (error !== undefined) noteClose(error, this.#log, this.#deps.metrics)
-    this.#sender.closeSocket(error)
-    this.dispose()
-  }
-
-  dispose(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#sender.stop()
-    this.#throttle.stop()
+  protected disposed(): void {
     if (this.#keepalive !== null) clearInterval(this.#keepalive)
     this.#keepalive = null
     this.#session.end()
@@ -133,16 +74,15 @@ export class YWebsocketConnection implements SessionSocket {
 }
 
 /** The one room of a y-websocket socket: y-protocols messages around the shared lifecycle. */
-class YWebsocketSession extends TransportSession<Uint8Array> {
-  readonly protocol = 'y-websocket'
-  readonly #conn: YWebsocketConnection
-  readonly #metrics: ConnectionDeps['metrics']
+class YWebsocketSession extends TransportSession<Uint8Array, YWebsocketConnection> {
   #sawStep2 = false
 
   constructor(conn: YWebsocketConnection, document: string, deps: ConnectionDeps) {
     super(conn.id, document, conn, deps)
-    this.#conn = conn
-    this.#metrics = deps.metrics
+  }
+
+  get protocol(): 'y-websocket' {
+    return 'y-websocket'
   }
 
   /**
@@ -156,7 +96,7 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
     if (!(await this.open(token, request))) return
     this.sendPresenceSnapshot()
     if (this.closed) return
-    if (this.role !== 'read') this.#conn.grantWrite()
+    if (this.role !== 'read') this.socket.grantWrite()
     this.join()
     this.sendStep1WhenIntegrated()
   }
@@ -166,7 +106,7 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
       this.handle(data)
       return
     }
-    if (!this.queue(data, data.length)) this.#conn.close(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE'))
+    if (!this.queue(data, data.length)) this.socket.close(new ConcordError('CONCORD_ERR_LIMIT_UNAUTHENTICATED_QUEUE'))
   }
 
   protected handle(data: Uint8Array): void {
@@ -175,13 +115,13 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
       message = decodeYMessage(data)
     } catch (err) {
       const e = err as YMessageDecodeError
-      this.#conn.close(new ConcordError(e.unknownType !== undefined ? 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND' : 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message))
+      this.socket.close(new ConcordError(e.unknownType !== undefined ? 'CONCORD_ERR_PROTOCOL_UNKNOWN_KIND' : 'CONCORD_ERR_PROTOCOL_MALFORMED_FRAME', e.message))
       return
     }
     switch (message.type) {
       case 'sync-step1':
         this.requestSync(message.stateVector,
-          () => this.#conn.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded')))
+          () => this.socket.close(new ConcordError('CONCORD_ERR_UPDATE_MALFORMED', 'state vector could not be decoded')))
         return
       case 'sync-step2':
       case 'update':
@@ -209,8 +149,8 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
   }
 
   #refuseWrite(): void {
-    this.#metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
-    this.#conn.log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
+    this.metrics.refused('CONCORD_ERR_AUTH_FORBIDDEN')
+    this.socket.log.debug({ document: this.document, code: 'CONCORD_ERR_AUTH_FORBIDDEN' }, 'write refused')
     this.sender.send(encodeYMessage({ type: 'permission-denied', reason: 'CONCORD_ERR_AUTH_FORBIDDEN' }))
   }
 
@@ -218,12 +158,12 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
     if (error.code === 'CONCORD_ERR_AUTH_DENIED' || error.code === 'CONCORD_ERR_AUTH_FORBIDDEN') {
       this.sender.send(encodeYMessage({ type: 'permission-denied', reason: error.code }))
     }
-    this.#conn.close(error)
+    this.socket.close(error)
   }
 
   /** y-websocket has no in-band errors and no way to refresh a token, so close with the coded reason. */
   revoke(error: ConcordError): void {
-    this.#conn.close(error)
+    this.socket.close(error)
   }
 
   /** A downgraded session's writes are refused from now on; nothing to tell the client. */
@@ -234,7 +174,7 @@ class YWebsocketSession extends TransportSession<Uint8Array> {
   }
 
   documentError(error: ConcordError): void {
-    this.#conn.close(error)
+    this.socket.close(error)
   }
 
   protected sendShared(message: SharedMessage): void {
