@@ -37,6 +37,8 @@ async function node(store: string, extra: string[] = []): Promise<ServerProcess>
 
 const stored = storedDocument
 
+const metricsOf = async (n: ServerProcess): Promise<string> => (await fetch(`${n.url.replace('ws:', 'http:')}/metrics`)).text()
+
 const itemsOf = (d: Y.Doc): string[] => [...d.getArray<string>('items').toArray()].sort()
 
 describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
@@ -53,6 +55,10 @@ describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
       handles.push({ doc, h: client.open(doc), who: `c${c}` })
     }
     await Promise.all(handles.map(x => x.h.whenSynced()))
+    // the nodes have been up for a few seconds (their clocks' origin), so that a delivery time
+    // measured from the wrong origin would show below
+    const startedAt = await Promise.all(nodes.map(async n => Number(/^process_start_time_seconds (\S+)/m.exec(await metricsOf(n))?.[1])))
+    await waitFor(() => startedAt.every(s => Date.now() / 1000 - s > 3), { message: 'the nodes up for 3 s' })
     // everyone writes at once, in small bursts
     await Promise.all(handles.map(async ({ h, who }) => {
       for (let i = 0; i < EDITS; i++) {
@@ -69,6 +75,15 @@ describe('a cluster: nodes on one PostgreSQL and one Redis', () => {
     for (const x of handles) expect(itemsOf(x.h.doc)).toEqual(expected(x.doc))
     await waitFor(() => handles.every(x => x.h.pendingCount === 0), { message: 'every edit acked' })
     for (let d = 0; d < DOCS; d++) expect(itemsOf(await stored(store, `doc-${d}`))).toEqual(expected(`doc-${d}`))
+    // each node measured the delivery of every update it fanned out, two thirds of them relayed
+    // from the other nodes, from its arrival on that node: milliseconds, not the process's age
+    for (const n of nodes) {
+      const text = await metricsOf(n)
+      const count = Number(/^concord_update_delivery_seconds_count (\S+)/m.exec(text)?.[1])
+      const sum = Number(/^concord_update_delivery_seconds_sum (\S+)/m.exec(text)?.[1])
+      expect(count).toBeGreaterThan(0)
+      expect(sum / count).toBeLessThan(1)
+    }
   })
 
   it('a Redis restart loses nothing: the nodes resync from PostgreSQL and clients converge once Redis is back', async () => {

@@ -76,7 +76,7 @@ Options of serve (each also read from the environment variable shown):
                                (kill -9) but not an OS crash, and costs fewer fsyncs
                                                                          CONCORD_SQLITE_SYNCHRONOUS (default full)
   --sqlite-worker-nice <n>     the SQLite worker thread runs this much below the process's priority
-                               (Linux nice, 0 to 19), so commits never preempt the event loop
+                               (Linux nice, 0 to 19), so commits rarely preempt the event loop
                                                                          CONCORD_SQLITE_WORKER_NICE (default 10)
   --commit-window-ms <n>       group commit: an append to an idle store waits this long for
                                others                                     CONCORD_COMMIT_WINDOW_MS (default 2)

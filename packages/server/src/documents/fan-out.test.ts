@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
-import { BIG_ROOM_SESSIONS, BIG_ROOM_WINDOW_MS, FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
-import { FakeSession, seededRandom } from './testing.js'
+import { BIG_ROOM_SESSIONS, BIG_ROOM_WINDOW_MS, FanOut, LARGE_UPDATE_BYTES, MAX_CHAINED_FLUSHES, MERGE_GROUP } from './fan-out.js'
+import { FakeSession, seededRandom, until } from './testing.js'
 import type { DocumentSession } from './document-session.js'
 
 /** `n` updates of one writer (each one character). */
@@ -143,5 +143,33 @@ describe('FanOut in a big room', () => {
     expect(second).toBeGreaterThanOrEqual(0.020)
     expect(second).toBeLessThan(first)
     expect(third).toBeLessThan(second)
+  })
+})
+
+describe('FanOut under a chain of edits answering edits', () => {
+  it(`lets the event loop turn after ${MAX_CHAINED_FLUSHES} flushes in a row by microtask (two bots answering each other)`, async () => {
+    // a session that answers every update it gets with an update of its own, at once
+    const ups = updates(MAX_CHAINED_FLUSHES * 4)
+    let fan: FanOut | null = null
+    let next = 0
+    class Echo extends FakeSession {
+      override sendUpdate(m: Parameters<FakeSession['sendUpdate']>[0]): void {
+        super.sendUpdate(m)
+        if (next < ups.length) fan!.enqueue(ups[next++]!, this, performance.now())
+      }
+    }
+    const a = new Echo('a')
+    const b = new Echo('b')
+    fan = new FanOut('d', new Set([a, b]), undefined, fn => fn())
+    let turns = 0
+    let stop = false
+    const tick = (): void => { turns++; if (!stop) setImmediate(tick) }
+    setImmediate(tick)
+    fan.enqueue(ups[next++]!, a, performance.now())
+    await until(() => next === ups.length && a.updates.length + b.updates.length === ups.length, 'every answer delivered')
+    stop = true
+    // everything was delivered, in order, and the loop turned in between (timers and sockets ran)
+    expect([...a.updates, ...b.updates].length).toBe(ups.length)
+    expect(turns).toBeGreaterThanOrEqual(3)
   })
 })

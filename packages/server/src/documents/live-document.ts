@@ -34,7 +34,7 @@ type FailureCode = 'CONCORD_ERR_STORAGE_WRITE_FAILED' | 'CONCORD_ERR_DOC_RESET' 
 /**
  * One loaded document: its `Y.Doc`, its presence, its sessions, and the edit
  * path of ARCHITECTURE.md section 2 (apply, fan-out encoded once and coalesced
- * per event-loop turn, group-committed append, ack only once durable).
+ * per socket read, group-committed append, ack only once durable).
  *
  * It coordinates the modules of documents/: admission (the checks before Yjs sees an update),
  * integrate (the one apply path), fan-out, presence, the durable log (appends, acks, barrier),
@@ -533,7 +533,7 @@ export class LiveDocument {
     // the edit's trace continues here (its origin node or region sent its traceparent along)
     const tracer = this.#opts.tracer
     const span = trace === null ? null : tracer?.startSpan('concord.update.remote', { 'concord.document': this.name, 'concord.bytes': update.length }, trace) ?? null
-    this.#applyOne(OTHER_NODE, 0, update, 0)
+    this.#applyOne(OTHER_NODE, 0, update, performance.now())
     tracer?.endSpan(span)
     if (relayId !== null && !this.#failed) this.#durable.relays.add(relayId, update, writer)
   }

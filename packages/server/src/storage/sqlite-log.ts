@@ -25,9 +25,10 @@ export interface SqliteStorageOptions {
   thread?: 'worker' | 'main'
   /**
    * With `thread: 'worker'`: how much lower the worker's scheduling priority is than the process's
-   * (a nice increment, Linux only). Default 10: a commit request does not preempt the event loop
-   * that fans out updates, and the worker still gets the CPU it needs whenever a core is free
-   * (its work is small and mostly waiting on fsync). 0 leaves it at the process's priority.
+   * (a nice increment, Linux only). Default 10: a commit request rarely preempts the event loop
+   * that fans out updates, and the worker still gets the CPU it needs whenever a core is free. On a
+   * saturated machine its commits (acks), loads and pings slow before the fan-out does (a weight of
+   * about a tenth of the event loop's). 0 leaves it at the process's priority.
    */
   workerNice?: number
   /**
