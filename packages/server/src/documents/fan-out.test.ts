@@ -173,3 +173,29 @@ describe('FanOut under a chain of edits answering edits', () => {
     expect(turns).toBeGreaterThanOrEqual(3)
   })
 })
+
+describe('FanOut on a busy event loop', () => {
+  it(`sends at once until ${MAX_CHAINED_FLUSHES} documents have flushed in one turn; the rest go out batched when the loop turns`, async () => {
+    const rooms = Array.from({ length: MAX_CHAINED_FLUSHES + 8 }, (_, i) => {
+      const listener = new FakeSession(`l${i}`)
+      return { listener, fan: fanOut([new FakeSession(`w${i}`), listener]), ups: updates(2) }
+    })
+    // a turn of the event loop starts: every room gets an update, each from a read of its own
+    await new Promise(resolve => setImmediate(resolve))
+    for (const r of rooms) {
+      r.fan.enqueue(r.ups[0]!, null, performance.now())
+      await Promise.resolve()
+    }
+    // the first MAX_CHAINED_FLUSHES rooms' listeners have theirs already; the others' wait for the check phase
+    expect(rooms.filter(r => r.listener.updates.length === 1)).toHaveLength(MAX_CHAINED_FLUSHES)
+    for (const r of rooms.slice(MAX_CHAINED_FLUSHES)) r.fan.enqueue(r.ups[1]!, null, performance.now())
+    await new Promise(resolve => setImmediate(resolve))
+    // ... where both of their updates went out together
+    for (const r of rooms.slice(MAX_CHAINED_FLUSHES)) expect(r.listener.updates).toEqual(r.ups)
+    // and on the next turn, sending at once again
+    const extra = updates(1)
+    rooms[0]!.fan.enqueue(extra[0]!, null, performance.now())
+    await Promise.resolve()
+    expect(rooms[0]!.listener.updates).toHaveLength(2)
+  })
+})

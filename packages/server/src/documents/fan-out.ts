@@ -21,12 +21,23 @@ export const BIG_ROOM_SESSIONS = 64
 export const BIG_ROOM_WINDOW_MS = 5
 
 /**
- * At most this many flushes of one document by microtask before the event loop turns; then the
- * next one waits for the loop's check phase. Two bots on direct connections that each answer the
- * other's edit at once would otherwise chain microtasks for ever, and no socket, timer or heartbeat
- * would run again.
+ * At most this many flushes by microtask (all documents together) before the event loop turns;
+ * after them, flushes wait for the loop's check phase, as one batch per document. A poll phase
+ * that brings this many reads means a busy server: sending each read's updates at once then costs
+ * a socket write per read and recipient, where the batch costs one per recipient (heavy fan-out,
+ * 200 rooms x 10 x 5/s: p50 500 ms by microtask against 220 ms batched). A quiet server sends at
+ * once. The cap also ends a chain of edits answering edits (two bots on direct connections), which
+ * would otherwise run microtasks for ever, and no socket, timer or heartbeat would run again.
  */
-export const MAX_CHAINED_FLUSHES = 64
+export const MAX_CHAINED_FLUSHES = 32
+
+/** Flushes by microtask since the event loop last turned, every document's (reset from the check phase). */
+let chained = 0
+let resetScheduled = false
+const resetChain = (): void => {
+  chained = 0
+  resetScheduled = false
+}
 
 /** Updates at least this large are forwarded on their own, never merged with others. */
 export const LARGE_UPDATE_BYTES = 64 * 1024
@@ -56,9 +67,6 @@ export class FanOut {
   readonly #flushContained: () => void
   #outbox: Outgoing[] = []
   #scheduled = false
-  /** Flushes by microtask since the event loop last turned (reset from its check phase). */
-  #chained = 0
-  readonly #resetChain = (): void => { this.#chained = 0 }
 
   constructor(document: string, sessions: ReadonlySet<DocumentSession>, metrics: DocumentMetrics | undefined, contain: (fn: () => void) => void) {
     this.#document = document
@@ -77,9 +85,13 @@ export class FanOut {
     // update wait for all the other sockets' reads of that phase, p99 30 ms of 20,000 on a loaded
     // machine (docs/benchmarks.md, "Fan-out tail")
     if (this.#sessions.size >= BIG_ROOM_SESSIONS) setTimeout(this.#flushContained, BIG_ROOM_WINDOW_MS)
-    else if (this.#chained >= MAX_CHAINED_FLUSHES) setImmediate(this.#flushContained)
+    else if (chained >= MAX_CHAINED_FLUSHES) setImmediate(this.#flushContained)
     else {
-      if (this.#chained++ === 0) setImmediate(this.#resetChain)
+      chained++
+      if (!resetScheduled) {
+        resetScheduled = true
+        setImmediate(resetChain)
+      }
       queueMicrotask(this.#flushContained)
     }
   }
