@@ -47,6 +47,13 @@ async function node(store: string): Promise<ServerProcess> {
 
 const http = (p: ServerProcess): string => p.url.replace('ws:', 'http:')
 
+/** Revoke an acme user through `node`'s admin API; the response's status. */
+const revokeThrough = async (node: ServerProcess, user: string): Promise<number> => (await fetch(`${http(node)}/admin/revoke`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+  body: JSON.stringify({ tenant: 'acme', user }),
+})).status
+
 async function token(userId: string): Promise<string> {
   return (await mintToken({ secret: SECRET, tenant: 'acme', userId, docs: { 'acme/*': 'write' } })).token
 }
@@ -150,12 +157,7 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     const errors: string[] = []
     ha.on('error', e => errors.push(e.code))
     const revokedAt = Date.now()
-    const res = await fetch(`${http(b)}/admin/revoke`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
-      body: JSON.stringify({ tenant: 'acme', user: 'ada' }),
-    })
-    expect(res.status).toBe(200)
+    expect(await revokeThrough(b, 'ada')).toBe(200)
     await waitFor(() => errors.includes('CONCORD_ERR_AUTH_REVOKED'), { message: 'ada cut off on node A' })
     console.log(`redis cluster: revocation cut ada off on node A ${Date.now() - revokedAt} ms after node B's admin call`)
     await waitFor(() => !namesAtB().includes('ada'), { message: 'ada\'s presence gone on node B' })
@@ -255,12 +257,7 @@ describe('a cluster of nodes on a Redis Cluster', () => {
     // and the control stream, which failed over too: a revocation through node B cuts the writer off on node A
     const errors: string[] = []
     first!.h.on('error', e => errors.push(e.code))
-    const res = await fetch(`${http(b)}/admin/revoke`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
-      body: JSON.stringify({ tenant: 'acme', user: 'writer-0-0' }),
-    })
-    expect(res.status).toBe(200)
+    expect(await revokeThrough(b, 'writer-0-0')).toBe(200)
     await waitFor(() => errors.includes('CONCORD_ERR_AUTH_REVOKED'), { message: 'the writer on node A cut off after the failover' })
     // the node directory (on whichever master serves its slot now) lists both nodes and gets their answers
     await waitFor(async () => {

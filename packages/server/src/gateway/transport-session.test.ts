@@ -96,6 +96,15 @@ async function untilAcquiring(source: FakeSource): Promise<void> {
   expect(source.acquires).toBe(1)
 }
 
+/** Open `session` (its document loaded once asked for) and start it. */
+async function openAndStart(session: { open: (token: string, req: IncomingMessage) => Promise<boolean>; start: () => void }, source: FakeSource): Promise<void> {
+  const opening = session.open('token', request)
+  await untilAcquiring(source)
+  source.load()
+  expect(await opening).toBe(true)
+  session.start()
+}
+
 describe('TransportSession', () => {
   afterEach(() => { vi.useRealTimers() })
 
@@ -182,11 +191,7 @@ describe('TransportSession', () => {
 
   it('ending leaves the document and releases the lease, once', async () => {
     const { session, source, log } = setup()
-    const opening = session.open('token', request)
-    await untilAcquiring(source)
-    source.load()
-    await opening
-    session.start()
+    await openAndStart(session, source)
     session.end()
     session.end()
     expect(source.doc.sessions.size).toBe(0)
@@ -197,22 +202,14 @@ describe('TransportSession', () => {
 
   it('answers a sync step 1 with the reply\'s updates first, then step 2', async () => {
     const { session, source } = setup()
-    const opening = session.open('token', request)
-    await untilAcquiring(source)
-    source.load()
-    await opening
-    session.start()
+    await openAndStart(session, source)
     session.receive('step1')
     expect(session.out).toEqual(['step1', 'update:1', 'step2:7'])
   })
 
   it('holds updates and presence while the socket is congested, and sends them merged once it drained', async () => {
     const { session, source, socket } = setup()
-    const opening = session.open('token', request)
-    await untilAcquiring(source)
-    source.load()
-    await opening
-    session.start()
+    await openAndStart(session, source)
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
     source.doc.awareness = new Uint8Array([5])
     session.sendUpdate(new SharedMessage('update', 'doc', new Uint8Array([0, 0])))
@@ -232,11 +229,7 @@ describe('TransportSession', () => {
   it('an administrator\'s role changes and revocation reach an open session without an expiry, each time, with the new role in force', async () => {
     const { session, source, deps } = setup()
     const access = deps.authorizer.access
-    const opening = session.open('token', request)
-    await untilAcquiring(source)
-    source.load()
-    expect(await opening).toBe(true)
-    session.start()
+    await openAndStart(session, source)
     await access.setRole('', 'ada', 'doc', 'read')
     session.accessChanged({ kind: 'role', tenant: '', userId: 'ada', pattern: 'doc' })
     expect(session.role).toBe('read')
@@ -261,11 +254,7 @@ describe('TransportSession', () => {
 
   it('a credential refreshed with an expiry cuts the session off when it expires; refreshed again without one, it never does', async () => {
     const { session, source } = setup()
-    const opening = session.open('token', request)
-    await untilAcquiring(source)
-    source.load()
-    expect(await opening).toBe(true)
-    session.start()
+    await openAndStart(session, source)
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
     const at = Date.now() + 1_000
     session.refresh(grantOf('read', at))
@@ -292,11 +281,7 @@ describe('TransportSession', () => {
 
   it('a session answers a sync step 1 again after its earlier reply went out', async () => {
     const { session, source } = setup()
-    const opening = session.open('token', request)
-    await untilAcquiring(source)
-    source.load()
-    await opening
-    session.start()
+    await openAndStart(session, source)
     session.receive('step1')
     await new Promise(r => setImmediate(r))
     session.receive('step1')
@@ -307,11 +292,7 @@ describe('TransportSession', () => {
 
   it('an update that holds nothing is not handed to the document unless an ack is wanted for it', async () => {
     const { session, source } = setup()
-    const opening = session.open('token', request)
-    await untilAcquiring(source)
-    source.load()
-    await opening
-    session.start()
+    await openAndStart(session, source)
     session.receive('empty')
     expect(source.doc.writes).toEqual([])
     session.receive('empty-acked')
