@@ -10,6 +10,8 @@ export class GroupCommit<T, R> {
   /** When the last commit finished (0: never). */
   #lastCommitAt = 0
   #queue: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[] = []
+  /** When the oldest item of `#queue` was enqueued (performance.now()). */
+  #queueSince = 0
   #inFlight = false
   #scheduled = false
   /** Items enqueued so far, and items whose batch has finished (committed or failed). */
@@ -25,6 +27,9 @@ export class GroupCommit<T, R> {
    * `busyLingerMs`: the wait instead when the previous commit finished less than
    * that long ago, that is under steady load: there, fewer and larger commits save
    * more CPU than the few milliseconds they add to acks (default: `lingerMs`).
+   * A window counts from the oldest waiting item's enqueue, also for items that
+   * arrived while a commit was in flight: those wait out the rest of the window
+   * after it, so a steady stream does not turn into a chain of one-item commits.
    */
   constructor(commit: (batch: T[]) => Promise<R[]> | R[], options: { lingerMs?: number; busyLingerMs?: number } = {}) {
     this.#commit = commit
@@ -38,6 +43,7 @@ export class GroupCommit<T, R> {
   }
 
   enqueue(item: T): Promise<R> {
+    if (this.#queue.length === 0) this.#queueSince = performance.now()
     const p = new Promise<R>((resolve, reject) => {
       this.#queue.push({ item, resolve, reject })
     })
@@ -53,16 +59,21 @@ export class GroupCommit<T, R> {
     return new Promise((resolve, reject) => this.#barriers.push({ target, resolve, reject }))
   }
 
-  #schedule(): void {
+  /** `afterCommit`: called as a commit finishes with items queued (run at once when their window is over). */
+  #schedule(afterCommit = false): void {
     if (this.#scheduled || this.#inFlight) return
+    const busy = this.#busyLingerMs > this.#lingerMs && Date.now() - this.#lastCommitAt < this.#busyLingerMs
+    const wait = this.#queueSince + (busy ? this.#busyLingerMs : this.#lingerMs) - performance.now()
+    if (afterCommit && wait <= 0) {
+      void this.#run()
+      return
+    }
     this.#scheduled = true
     const run = (): void => {
       this.#scheduled = false
       void this.#run()
     }
-    const busy = this.#busyLingerMs > this.#lingerMs && Date.now() - this.#lastCommitAt < this.#busyLingerMs
-    const linger = busy ? this.#busyLingerMs : this.#lingerMs
-    if (linger > 0) setTimeout(run, linger)
+    if (wait > 0) setTimeout(run, wait)
     else setImmediate(run)
   }
 
@@ -86,7 +97,7 @@ export class GroupCommit<T, R> {
       this.#finished = from + batch.length
       this.#settleBarriers(failed, error, from)
       this.#inFlight = false
-      if (this.#queue.length > 0) void this.#run()
+      if (this.#queue.length > 0) this.#schedule(true)
     }
   }
 
