@@ -2,6 +2,7 @@ import * as Y from 'yjs'
 import { SharedMessage } from './shared-message.js'
 import type { DocumentSession } from './document-session.js'
 import type { DocumentMetrics } from './ports.js'
+import { microtask } from './microtask.js'
 
 /** Up to this many updates applied together go out unmerged (see `FanOut`). */
 const SEPARATE_MAX = 8
@@ -92,7 +93,7 @@ export class FanOut {
         resetScheduled = true
         setImmediate(resetChain)
       }
-      queueMicrotask(this.#flushContained)
+      microtask(this.#flushContained)
     }
   }
 

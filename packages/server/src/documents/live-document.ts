@@ -17,6 +17,7 @@ import { Compactor, type CompactorHost } from './compactor.js'
 import { Versions, type VersionsHost } from './versions.js'
 import { ServerOrigin, type UpdateOrigin } from './origins.js'
 import { DocumentStats, DocumentSync, type DocumentStatsSource, type DocumentSyncHost } from './document-views.js'
+import { microtask } from './microtask.js'
 
 export { LARGE_DOCUMENT_BYTES } from './sync-replies.js'
 export { DEFAULT_MAX_PRESENCE_BYTES } from './presence.js'
@@ -409,7 +410,7 @@ export class LiveDocument {
     this.#incoming.push({ origin: session, seq, update, at: performance.now() })
     if (this.#incomingScheduled) return
     this.#incomingScheduled = true
-    queueMicrotask(this.#drainIncomingContained)
+    microtask(this.#drainIncomingContained)
   }
 
   /**
