@@ -5,11 +5,13 @@
 // model in docs/deployment.md is built on them).
 //
 //   node bench/curves.mjs [--out bench/results/curves] [--rooms 2,10,50,100,200,350]
-//                         [--documents 100,1000,5000,9500] [--nodes 1,2,3] [--duration 10]
+//                         [--documents 100,1000,5000,10000] [--nodes 1,2,3] [--duration 10]
+//                         [--max-clients 19900]
 //
 //   rooms      scenario bigroom: one document, n editors typing 1/s and moving the cursor 5/s
-//   documents  scenario fanout: n documents of 2 clients each typing 0.2/s (9,500 documents are
-//              19,000 clients: this machine allows 20,000 open files per process)
+//   documents  scenario fanout: n documents of 2 clients each typing 0.2/s, at most --max-clients
+//              clients in all (default 19,900: this machine allows 20,000 open files per process,
+//              so 10,000 documents have 9,900 of 2 clients and 100 of one)
 //   nodes      scenario fanout-nodes: 500 documents of 4 clients typing 1/s, on n Concord nodes
 //              (PostgreSQL + Redis), each room's clients spread over the nodes
 import { parseArgs } from 'node:util'
@@ -25,14 +27,16 @@ const { values } = parseArgs({
     rooms: { type: 'string' },
     documents: { type: 'string' },
     nodes: { type: 'string' },
-    duration: { type: 'string' }
+    duration: { type: 'string' },
+    'max-clients': { type: 'string' }
   }
 })
 const repo = fileURLToPath(new URL('..', import.meta.url))
 const outDir = values.out ?? join(repo, 'bench', 'results', 'curves')
 const list = (v, def) => (v ?? def).split(',').filter(Boolean).map(Number)
 const ROOMS = list(values.rooms, '2,10,50,100,200,350')
-const DOCUMENTS = list(values.documents, '100,1000,5000,9500')
+const DOCUMENTS = list(values.documents, '100,1000,5000,10000')
+const MAX_CLIENTS = Number(values['max-clients'] ?? 19900)
 const NODES = list(values.nodes, '1,2,3')
 const DURATION = Number(values.duration ?? 10)
 mkdirSync(outDir, { recursive: true })
@@ -76,14 +80,15 @@ for (const n of ROOMS) {
 }
 
 for (const d of DOCUMENTS) {
-  const r = run(`documents-${d}`, ['--scenario', 'fanout', '--rooms', String(d), '--clients', '2', '--rate', '0.2', '--duration', String(Math.max(DURATION, 20))])
+  const r = run(`documents-${d}`, ['--scenario', 'fanout', '--rooms', String(d), '--clients', '2', '--max-clients', String(MAX_CLIENTS), '--rate', '0.2', '--duration', String(Math.max(DURATION, 20))])
+  const clients = r.get('clients')
   const delivered = r.get('expected receipts') - r.get('lost updates (expected − received)')
   points.documents.push({
     x: d,
-    clients: 2 * d,
+    clients,
     delivered,
     cpuUsPerDelivered: r.get('server CPU (s)') * 1e6 / delivered,
-    rssKiBPerClient: r.get('server RSS with every client connected (MiB)') * 1024 / (2 * d),
+    rssKiBPerClient: r.get('server RSS with every client connected (MiB)') * 1024 / clients,
     rssMiB: r.get('server RSS with every client connected (MiB)'),
     serverCpuS: r.get('server CPU (s)'),
     wallS: r.get('measured wall time (s)'),
@@ -154,7 +159,7 @@ const fmt = (x, d = 1) => Number.isFinite(x) ? x.toLocaleString('en-US', { maxim
 const md = ['| curve | x | delivered updates | server CPU (s) | CPU per delivered update, average / marginal (µs) | RSS (MiB) | RSS per client, average / marginal (KiB) | latency |', '|---|---:|---:|---:|---:|---:|---:|---|']
 const both = (a, m) => `${fmt(a)} / ${fmt(m)}`
 for (const p of points.rooms) md.push(`| room size | ${p.x} | ${p.delivered.toLocaleString('en-US')} | ${fmt(p.serverCpuS, 2)} | ${both(p.cpuUsPerDelivered, p.marginalCpuUs)} | ${fmt(p.rssMiB, 0)} | ${both(p.rssKiBPerClient, p.marginalKiBPerClient)} | edits p99 ${fmt(p.editP99)} ms, presence p95 ${fmt(p.presenceP95)} ms (generator loop p99 ${fmt(p.generatorLoopP99)} ms) |`)
-for (const p of points.documents) md.push(`| documents | ${p.x.toLocaleString('en-US')} | ${p.delivered.toLocaleString('en-US')} | ${fmt(p.serverCpuS, 2)} | ${both(p.cpuUsPerDelivered, p.marginalCpuUs)} | ${fmt(p.rssMiB, 0)} | ${both(p.rssKiBPerClient, p.marginalKiBPerClient)} | p99 ${fmt(p.p99)} ms, ${p.lost} lost |`)
+for (const p of points.documents) md.push(`| documents | ${p.x.toLocaleString('en-US')} (${p.clients.toLocaleString('en-US')} clients) | ${p.delivered.toLocaleString('en-US')} | ${fmt(p.serverCpuS, 2)} | ${both(p.cpuUsPerDelivered, p.marginalCpuUs)} | ${fmt(p.rssMiB, 0)} | ${both(p.rssKiBPerClient, p.marginalKiBPerClient)} | p99 ${fmt(p.p99)} ms, ${p.lost} lost |`)
 for (const p of points.nodes) md.push(`| nodes | ${p.x} | ${p.delivered.toLocaleString('en-US')} | ${fmt(p.serverCpuS, 2)} | ${fmt(p.cpuUsPerDelivered)} | ${fmt(p.rssMiB, 0)} | ${fmt(p.rssKiBPerClient)} | p99 ${fmt(p.p99)} ms, ${p.lost} lost |`)
 writeFileSync(join(outDir, 'curves.md'), md.join('\n') + '\n')
 console.log(md.join('\n'))

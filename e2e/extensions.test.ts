@@ -118,6 +118,8 @@ describe('connection webhooks', () => {
     expect(received.map(r => [r.event.event, r.event.documentName, r.event.transport])).toEqual([['connect', 'meeting', 'native'], ['disconnect', 'meeting', 'native']])
     expect(received[0]!.event.role).toBe('write')
     for (const r of received) expect(r.signature).toBe(`sha256=${createHmac('sha256', 'shh').update(r.body).digest('hex')}`)
+    // a delivery counts once its response is back, which comes after the endpoint has read the body
+    await waitFor(() => webhooks.delivered >= 2, { message: 'both deliveries counted' })
     expect(webhooks.delivered).toBe(2)
   })
 })

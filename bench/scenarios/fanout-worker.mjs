@@ -1,10 +1,10 @@
-// Fan-out worker: holds whole rooms (all C clients of each of its rooms), so a
+// Fan-out worker: holds whole rooms (all clients of each of its rooms), so a
 // sender and its receivers share this thread's clock.
 import { workerData } from 'node:worker_threads'
 import { createClient, connectAll, now } from '../lib/clients.mjs'
 import { workerInbox, send, runWorker, sleep } from '../lib/workers.mjs'
 
-const { baseUrls, protocol, rooms, clientsPerRoom: C, ratePerSec, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
+const { baseUrls, protocol, rooms, roomClients, ratePerSec, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
 const inbox = workerInbox()
 // one entry inserted per send: "<sender>.<seq>@<send time ms>;"
 const ENTRY = /(\d+)\.(\d+)@([\d.]+);/g
@@ -15,7 +15,7 @@ async function main () {
   const roomSent = new Array(rooms.length).fill(0)
   const roomReceived = new Array(rooms.length).fill(0)
   rooms.forEach((room, r) => {
-    for (let i = 0; i < C; i++) {
+    for (let i = 0; i < roomClients[r]; i++) {
       // Receivers do not apply what they receive: the timestamps are read from the
       // update bytes (the inserted text is in them verbatim), so the load generator's
       // Yjs work does not delay the receipts it measures. Each client's own inserts
@@ -71,7 +71,7 @@ async function main () {
       schedule(e, 0)
     }
   })
-  const expected = () => roomSent.reduce((n, s) => n + s * (C - 1), 0)
+  const expected = () => roomSent.reduce((n, s, r) => n + s * (roomClients[r] - 1), 0)
   const received = () => roomReceived.reduce((n, x) => n + x, 0)
   const drainDeadline = now() + drainMs
   while (received() < expected() && now() < drainDeadline) await sleep(20)

@@ -9,12 +9,35 @@ import { now } from '../lib/clients.mjs'
 
 const workerFile = new URL('./fanout-worker.mjs', import.meta.url)
 
-/** A fan-out scenario; `paramsOf(opts)` gives { rooms, clients, rate, duration }. */
+/**
+ * Clients per room: `clients` each, but at most `maxClients` (0: no cap) in all, the last rooms
+ * getting one fewer (never below one).
+ */
+export function roomSizes (rooms, clients, maxClients = 0) {
+  const sizes = new Array(rooms).fill(clients)
+  let excess = maxClients > 0 ? rooms * clients - maxClients : 0
+  // one client fewer per room from the last room back, again while some remain
+  for (let cut = true; excess > 0 && cut;) {
+    cut = false
+    for (let r = rooms - 1; excess > 0 && r >= 0; r--) {
+      if (sizes[r] === 1) continue
+      sizes[r]--
+      excess--
+      cut = true
+    }
+  }
+  if (excess > 0) throw new Error(`--max-clients ${maxClients} is fewer than one client per room (${rooms} rooms)`)
+  return sizes
+}
+
+/** A fan-out scenario; `paramsOf(opts)` gives { rooms, clients, rate, duration } and optionally maxClients. */
 export function fanoutScenario (paramsOf, name = 'fan-out latency') {
   return {
     describe (opts) {
       const p = paramsOf(opts)
-      return `${name} (${p.rooms} rooms × ${p.clients} clients, ${p.rate}/s each, ${p.duration} s)`
+      const total = roomSizes(p.rooms, p.clients, p.maxClients).reduce((n, c) => n + c, 0)
+      const clients = total < p.rooms * p.clients ? `${p.clients} clients (${total.toLocaleString('en-US')} in all)` : `${p.clients} clients`
+      return `${name} (${p.rooms} rooms × ${clients}, ${p.rate}/s each, ${p.duration} s)`
     },
     run: (ctx) => run({ ...ctx, opts: { ...ctx.opts, ...paramsOf(ctx.opts) } })
   }
@@ -28,14 +51,17 @@ export function safeRss (server) {
 async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }) {
   const tag = randomBytes(3).toString('hex')
   const rooms = Array.from({ length: opts.rooms }, (_, r) => `bench-fanout-${tag}-${r}`)
+  const sizes = roomSizes(opts.rooms, opts.clients, opts.maxClients)
+  const totalClients = sizes.reduce((n, c) => n + c, 0)
   const nWorkers = Math.max(1, Math.min(opts.workers, rooms.length))
   // whole rooms per worker, round robin
   const parts = Array.from({ length: nWorkers }, (_, w) => rooms.filter((_, r) => r % nWorkers === w))
+  const partSizes = Array.from({ length: nWorkers }, (_, w) => sizes.filter((_, r) => r % nWorkers === w))
   const handles = parts.map((part, w) => new WorkerHandle(workerFile, {
     baseUrls: baseUrls ?? [baseUrl],
     protocol,
     rooms: part,
-    clientsPerRoom: opts.clients,
+    roomClients: partSizes[w],
     ratePerSec: opts.rate,
     durationMs: opts.duration * 1000,
     drainMs: opts.drain * 1000,
@@ -43,9 +69,9 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
     connectConcurrency: 50
   }, `fanout worker ${w}`))
   try {
-    const connectTimeout = 60000 + opts.rooms * opts.clients * 20
+    const connectTimeout = 60000 + totalClients * 20
     await Promise.all(handles.map(h => h.next('ready', connectTimeout)))
-    log(`  fanout: ${opts.rooms * opts.clients} clients connected and synced in ${nWorkers} worker(s); sending for ${opts.duration} s`)
+    log(`  fanout: ${totalClients} clients connected and synced in ${nWorkers} worker(s); sending for ${opts.duration} s`)
     const stop = startMeter(server)
     const startAt = now() + 300
     for (const h of handles) h.post({ type: 'go', startAt })
@@ -72,6 +98,7 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
       latencies: all,
       headline: percentile(all, 99),
       rows: [
+        ['clients', totalClients, 0],
         ['updates sent', sum('sent'), 0],
         ['expected receipts', expected, 0],
         ['lost updates (expected − received)', expected - received, 0],

@@ -12,6 +12,7 @@ import { YWebsocketConnection } from './y-websocket-transport.js'
 import { HocuspocusConnection } from './hocuspocus-transport.js'
 import type { SocketConnection } from './socket-connection.js'
 import { SOCKET_CLOSED } from './socket-like.js'
+import { SpreadSweep } from './spread-sweep.js'
 
 type Transport = 'native' | 'y-websocket' | 'hocuspocus'
 
@@ -157,7 +158,6 @@ export class Gateway {
   /** Open sockets per remote address. */
   readonly #perIp = new Map<string, AddressCount>()
   #heartbeat: NodeJS.Timeout | null = null
-  #lastSweepAt = Date.now()
   #peakHeldBytes = 0
   #draining = false
   readonly #counts: Record<Transport, number> = { native: 0, 'y-websocket': 0, hocuspocus: 0 }
@@ -200,7 +200,8 @@ export class Gateway {
         this.#refuse(socket, 500, 'CONCORD_ERR_SERVER_INTERNAL')
       }
     })
-    this.#heartbeat = setInterval(() => this.#sweep(), options.heartbeatIntervalMs)
+    const sweep = new SpreadSweep(this.#tracked, options.heartbeatIntervalMs, (ws, since) => this.#heartbeatOf(ws, since))
+    this.#heartbeat = setInterval(() => sweep.tick(), sweep.tickMs)
     this.#heartbeat.unref()
   }
 
@@ -345,25 +346,22 @@ export class Gateway {
   }
 
   /**
-   * One timer for all sockets: terminate those that did not answer the last ping. A socket
-   * the rate limit kept unread at some point since the last sweep is spared: its pong
-   * may still be waiting, unread, behind what it sent before.
+   * One timer for all sockets, each visited once per heartbeat interval (spread over it): a socket
+   * that did not answer its last ping is terminated, the others are pinged. A socket the rate limit
+   * kept unread at some point since its last ping is spared: its pong may still be waiting, unread,
+   * behind what it sent before (`since` is before that ping).
    */
-  #sweep(): void {
-    const since = this.#lastSweepAt
-    this.#lastSweepAt = Date.now()
-    for (const ws of this.#tracked) {
-      if (!ws.alive && ws.connection!.readPausedAt < since) {
-        this.#log.info({ connectionId: ws.connection!.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
-        ws.terminate()
-        continue
-      }
-      ws.alive = false
-      try {
-        ws.ping()
-      } catch {
-        ws.terminate()
-      }
+  #heartbeatOf(ws: GatewaySocket, since: number): void {
+    if (!ws.alive && ws.connection!.readPausedAt < since) {
+      this.#log.info({ connectionId: ws.connection!.id, code: 'CONCORD_ERR_HEARTBEAT_TIMEOUT' satisfies ErrorCode }, 'peer missed a heartbeat; terminating')
+      ws.terminate()
+      return
+    }
+    ws.alive = false
+    try {
+      ws.ping()
+    } catch {
+      ws.terminate()
     }
   }
 }
