@@ -119,11 +119,8 @@ export function createServer(options: ServerOptions = {}): ConcordServer {
   })
   const sources: MetricsSources = {
     connections: () => gateway!.stats(),
-    sessions: () => {
-      let n = 0
-      registry.forEachSession(() => { n++ })
-      return n
-    },
+    connectionCount: () => gateway!.connectionCount,
+    sessions: () => registry.sessionCount(),
     documentsLoaded: () => registry.size,
   }
   const stats = new StatsSamples({ metrics: opts.metrics, sources, registry })

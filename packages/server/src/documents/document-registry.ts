@@ -75,6 +75,18 @@ export class DocumentRegistry {
     }
   }
 
+  /** Call `fn` for every loaded document. */
+  forEachDocument(fn: (doc: LiveDocument) => void): void {
+    for (const entry of this.#entries.values()) if (entry.doc !== null) fn(entry.doc)
+  }
+
+  /** Sessions of the loaded documents (a pass over documents, not sessions). */
+  sessionCount(): number {
+    let n = 0
+    for (const entry of this.#entries.values()) if (entry.doc !== null) n += entry.doc.sessions.size
+    return n
+  }
+
   names(): string[] {
     return [...this.#entries.keys()]
   }

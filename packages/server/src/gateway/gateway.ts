@@ -205,6 +205,11 @@ export class Gateway {
     this.#heartbeat.unref()
   }
 
+  /** Open sockets (what `stats()` counts, without its pass over every socket). */
+  get connectionCount(): number {
+    return this.#tracked.size
+  }
+
   stats(): GatewayStats {
     let pendingBytes = 0
     let maxPendingBytes = 0

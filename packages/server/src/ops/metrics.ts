@@ -4,7 +4,10 @@ import type { DocumentMetrics } from '../documents/ports.js'
 
 /** What the gauges read when /metrics is scraped. */
 export interface MetricsSources {
+  /** With the bytes queued for all sockets: a pass over every socket (for scrapes). */
   connections(): { native: number; yWebsocket: number; hocuspocus?: number; pendingBytes: number }
+  /** Open sockets, without the pass over them (the dashboard samples this every 2 s). */
+  connectionCount(): number
   sessions(): number
   documentsLoaded(): number
 }
