@@ -98,8 +98,8 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
       latencies: all,
       headline: percentile(all, 99),
       rows: [
-        ['clients', totalClients, 0],
         ['updates sent', sum('sent'), 0],
+        ['clients', totalClients, 0],
         ['expected receipts', expected, 0],
         ['lost updates (expected − received)', expected - received, 0],
         ['latency p50 (ms)', percentile(all, 50), 1],

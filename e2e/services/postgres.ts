@@ -13,7 +13,8 @@ let databases = 0
 /** A new, empty database on `server` (a connection per call: a test may have restarted PostgreSQL). */
 export async function createDatabase(server: PostgresServer, prefix: string): Promise<string> {
   const name = `${prefix}_${process.pid}_${++databases}`
-  const admin = new pg.Client({ connectionString: server.url })
+  // bounded: a server that does not answer fails the test with this message, not a test timeout
+  const admin = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 15_000, query_timeout: 30_000 })
   await admin.connect()
   try {
     await admin.query(`CREATE DATABASE ${name}`)
