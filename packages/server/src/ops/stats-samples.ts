@@ -44,9 +44,9 @@ type Buckets = { le: number; count: number }[]
 /** Rooms listed as the busiest. */
 const BUSIEST_ROOMS = 10
 
-/** Busier first: more updates a second, then more sessions. */
-function byActivity(a: BusyRoom, b: BusyRoom): number {
-  return b.updatesPerSecond - a.updatesPerSecond || b.sessions - a.sessions
+/** Whether a room with these figures is busier than `than`: more updates a second, then more sessions. */
+function busier(updatesPerSecond: number, sessions: number, than: BusyRoom): boolean {
+  return updatesPerSecond > than.updatesPerSecond || (updatesPerSecond === than.updatesPerSecond && sessions > than.sessions)
 }
 
 /**
@@ -132,12 +132,12 @@ export class StatsSamples {
       const sessions = doc.sessions.size
       if (busiest.length === BUSIEST_ROOMS) {
         const last = busiest[BUSIEST_ROOMS - 1]!
-        if (updatesPerSecond < last.updatesPerSecond || (updatesPerSecond === last.updatesPerSecond && sessions <= last.sessions)) return
+        if (!busier(updatesPerSecond, sessions, last)) return
         busiest.pop()
       }
       const room = { name: doc.name, sessions, updatesPerSecond, bytes: doc.stats.approxBytes }
       let i = busiest.length
-      while (i > 0 && byActivity(room, busiest[i - 1]!) < 0) i--
+      while (i > 0 && busier(updatesPerSecond, sessions, busiest[i - 1]!)) i--
       busiest.splice(i, 0, room)
     })
     this.#busiest = busiest
