@@ -5,6 +5,7 @@ import {
 import type { SharedMessage } from '../documents/shared-message.js'
 import type { SessionGrant } from '../auth/session-guard.js'
 import { TransportSession, type SessionSocket, type TransportSessionDeps } from './transport-session.js'
+import { wireFrame, type WireFrame } from './wire-frame.js'
 
 /** What a Hocuspocus document session needs of its connection (`HocuspocusConnection`). */
 export interface HocuspocusSessionSocket extends SessionSocket {
@@ -206,8 +207,11 @@ export class HocuspocusSession extends TransportSession<HocuspocusSessionMessage
   }
 
   protected sendShared(message: SharedMessage): void {
-    this.sender.send([this.#prefix, ...message.yWebsocket()], this.document)
+    // the sessions of one provider share a routing key, and with it the frame
+    this.sender.sendWire(message.derived(this.key, this.#frame), this.document)
   }
+
+  readonly #frame = (m: SharedMessage): WireFrame => wireFrame([this.#prefix, ...m.yWebsocket()])
 
   protected sendUpdateBytes(update: Uint8Array): void {
     this.sender.send([this.#prefix, ...encodeYMessageParts({ type: 'update', update })], this.document)

@@ -5,6 +5,11 @@ import {
 import type { SharedMessage } from '../documents/shared-message.js'
 import type { SessionGrant } from '../auth/session-guard.js'
 import { TransportSession, type SessionSocket, type TransportSessionDeps } from './transport-session.js'
+import { wireFrame, type WireFrame } from './wire-frame.js'
+
+/** The key of a shared message's native frame (see `SharedMessage.derived`). */
+const NATIVE_FRAME = Symbol('native frame')
+const nativeFrame = (m: SharedMessage): WireFrame => wireFrame(m.native())
 
 /** What a native document session needs of its connection (`NativeConnection`). */
 export interface NativeSessionSocket extends SessionSocket {
@@ -146,7 +151,7 @@ export class NativeDocSession extends TransportSession<Frame, NativeSessionSocke
   }
 
   protected sendShared(message: SharedMessage): void {
-    this.sender.send(message.native(), this.document)
+    this.sender.sendWire(message.derived(NATIVE_FRAME, nativeFrame), this.document)
   }
 
   protected sendUpdateBytes(update: Uint8Array): void {

@@ -32,7 +32,14 @@ export interface SocketLike {
    * ws 8's net socket (a private field): corked around a batch of sends so that they reach
    * the kernel in one writev. Absent: sends are not corked.
    */
-  readonly _socket?: { cork(): void; uncork(): void }
+  readonly _socket?: { cork(): void; uncork(): void; write(data: Uint8Array): boolean }
+  /**
+   * ws 8's frame writer (a private field), read to tell whether a frame written straight to
+   * `_socket` lands where `send` would put it: nothing queued behind a compression or a blob
+   * (`_state` 0, `_queue` empty) and no fragmented message under way (`_firstFragment`).
+   * Absent: everything goes through `send`.
+   */
+  readonly _sender?: { readonly _state: number; readonly _queue: readonly unknown[]; readonly _firstFragment: boolean }
   /**
    * ws 8's frame parser (a private field): its `_maxPayload` is the largest message this
    * socket may send (see `setReceiveLimit`). Absent: the server-wide limit applies.

@@ -1,6 +1,7 @@
 import { chunkFrame, ConcordError, type ErrorCode } from '@concord/protocol'
 import { SOCKET_OPEN, type SocketLike } from './socket-like.js'
 import { clockNow } from './clock.js'
+import type { WireFrame } from './wire-frame.js'
 
 /** How long a socket closed as a slow reader gets to read its close frame before it is cut. */
 export const SLOW_READER_GRACE_MS = 2_000
@@ -63,11 +64,14 @@ export class SocketSender {
   #lastProgressAt = clockNow()
   #nextMessageId = 1
   #stopped = false
+  /** The handshake agreed on compression (fixed for the socket's life). */
+  readonly #compressed: boolean
 
   constructor(ws: SocketLike, owner: SlowReaderTarget, options: SocketSenderOptions) {
     this.#ws = ws
     this.#owner = owner
     this.#options = options
+    this.#compressed = ws.extensions !== undefined && ws.extensions !== ''
   }
 
   /** Bytes this socket costs the server until its peer reads them: queued, and held back (`hold`). */
@@ -175,12 +179,38 @@ export class SocketSender {
     }
     // permessage-deflate decides per message from its first fragment's size (a few header bytes
     // here): a compressed connection gets the message whole, so that it can be compressed
-    if (this.#ws.extensions !== undefined && this.#ws.extensions !== '') {
+    if (this.#compressed) {
       this.#ws.send(Buffer.concat(message), { binary: true })
       return
     }
     // one WebSocket message in several fragments, sent back to back
     for (let i = 0; i < message.length; i++) this.#ws.send(message[i]!, { binary: true, fin: i === message.length - 1 })
+  }
+
+  /**
+   * Send a message many sockets receive, framed once for all of them (see `wire-frame.ts`): its
+   * frame is written to the net socket as it is when `ws` would write the same bytes at once
+   * (no compression, nothing queued in its sender, no fragmented message under way); otherwise,
+   * and when the message is large enough to be chunked, it goes as `send` would send it.
+   */
+  sendWire(wire: WireFrame, document = ''): void {
+    const ws = this.#ws
+    const socket = ws._socket
+    const sender = ws._sender
+    const payload = wire.payload
+    const o = this.#options
+    if (this.#compressed || socket === undefined || sender === undefined || sender._state !== 0 || sender._queue.length > 0 ||
+      !sender._firstFragment || (o.chunkBytes > 0 && payload.length > o.chunkBytes)) {
+      this.send(payload, document)
+      return
+    }
+    if (this.#stopped || ws.readyState !== SOCKET_OPEN) return
+    if (this.#tooSlow(payload.length)) {
+      this.#slow()
+      return
+    }
+    if (o.onSend !== undefined) o.onSend(payload, payload.length)
+    socket.write(wire.frame)
   }
 
   /**

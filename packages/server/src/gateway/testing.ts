@@ -25,6 +25,8 @@ export class FakeSocket implements SocketLike {
   readonly _socket = {
     cork: (): void => { this.corked++ },
     uncork: (): void => { this.corked-- },
+    // never called: with no `_sender`, frames go through `send`
+    write: (): boolean => { throw new Error('FakeSocket: frames go through send') },
   }
   readonly _receiver = { _maxPayload: 0 as unknown }
   #callbacks: ((err?: Error) => void)[] = []

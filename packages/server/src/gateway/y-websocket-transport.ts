@@ -6,6 +6,7 @@ import type { SocketLike } from './socket-like.js'
 import type { ConnectionDeps } from './connection-deps.js'
 import { SocketConnection } from './socket-connection.js'
 import { TransportSession } from './transport-session.js'
+import { wireFrame, type WireFrame } from './wire-frame.js'
 
 /**
  * A stock y-websocket client: one document per socket, named by the URL path,
@@ -178,7 +179,7 @@ class YWebsocketSession extends TransportSession<Uint8Array, YWebsocketConnectio
   }
 
   protected sendShared(message: SharedMessage): void {
-    this.sender.send(message.yWebsocket())
+    this.sender.sendWire(message.derived(Y_WEBSOCKET_FRAME, yWebsocketFrame))
   }
 
   protected sendUpdateBytes(update: Uint8Array): void {
@@ -197,6 +198,10 @@ class YWebsocketSession extends TransportSession<Uint8Array, YWebsocketConnectio
     this.sender.send(encodeYMessage({ type: 'awareness', update }))
   }
 }
+
+/** The key of a shared message's y-websocket frame (see `SharedMessage.derived`). */
+const Y_WEBSOCKET_FRAME = Symbol('y-websocket frame')
+const yWebsocketFrame = (m: SharedMessage): WireFrame => wireFrame(m.yWebsocket())
 
 const KEEPALIVE_MS = 10_000
 /** An awareness update about no client: the provider applies it as nothing. */
