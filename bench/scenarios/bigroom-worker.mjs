@@ -6,7 +6,9 @@
 // read cheaper still: client i writes under Yjs client id BASE + i, and the time it sent awareness
 // clock k is in a SharedArrayBuffer all workers see, so a receiver decodes only the client ids and
 // clocks of an awareness update and skips its JSON. All threads share one clock
-// (performance.timeOrigin + now()).
+// (performance.timeOrigin + now()). Everything sent in the first `warmupMs` (both ends' code still
+// being compiled, the room's first states arriving) is checked like the rest, and its latencies are
+// kept apart: the headline percentiles are of what was sent after it.
 import { workerData } from 'node:worker_threads'
 import * as Y from 'yjs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -16,7 +18,7 @@ import { LatencyHistogram } from '../lib/stats.mjs'
 import { eachEntry } from '../lib/entries.mjs'
 
 const {
-  baseUrls, protocol, room, first, count, totalClients, typingRate, cursorRate, durationMs, drainMs,
+  baseUrls, protocol, room, first, count, totalClients, typingRate, cursorRate, warmupMs, durationMs, drainMs,
   fullDocs, connectTimeoutMs, connectConcurrency, sendTimes, finalClocks, clockSlots
 } = workerData
 /** When sender i sent awareness clock k: sentAt[i * clockSlots + k]. */
@@ -52,6 +54,10 @@ function eachAwarenessEntry (u, visit) {
 async function main () {
   const editLatencies = new LatencyHistogram(4)
   const presenceLatencies = new LatencyHistogram(64)
+  // what was sent during the warm-up
+  const warmEdits = new LatencyHistogram(4)
+  const warmPresence = new LatencyHistogram(64)
+  let measuredFrom = Infinity
   let editsReceived = 0
   let presenceReceived = 0
   let presenceSuperseded = 0
@@ -73,7 +79,8 @@ async function main () {
           if (sender === i || sender >= totalClients || seq < lastEdit[sender]) return
           lastEdit[sender] = seq + 1
           editsReceived++
-          editLatencies.add(recv - sentAt)
+          if (sentAt < measuredFrom) warmEdits.add(recv - sentAt)
+          else editLatencies.add(recv - sentAt)
         })
       },
       onAwareness: (update) => {
@@ -87,7 +94,9 @@ async function main () {
           presenceReceived++
           // a server that coalesces sends only the newest state of each client per flush
           if (last > 0 && clock > last + 1) presenceSuperseded += clock - last - 1
-          presenceLatencies.add(recv - sentAt[sender * clockSlots + clock])
+          const at = sentAt[sender * clockSlots + clock]
+          if (at < measuredFrom) warmPresence.add(recv - at)
+          else presenceLatencies.add(recv - at)
         })
       }
     })
@@ -109,7 +118,8 @@ async function main () {
   const { startAt } = await inbox.next('go')
   const loop = monitorEventLoopDelay({ resolution: 5 })
   loop.enable()
-  const endAt = startAt + durationMs
+  measuredFrom = startAt + warmupMs
+  const endAt = measuredFrom + durationMs
   await new Promise(resolve => {
     let active = entries.length * 2
     const every = (e, period, act) => {
@@ -150,6 +160,8 @@ async function main () {
   const pack = (h) => ({ counts: h.counts, n: h.n, sample: Float64Array.from(h.sample) })
   const edit = pack(editLatencies)
   const presence = pack(presenceLatencies)
+  const warmEdit = pack(warmEdits)
+  const warmPres = pack(warmPresence)
   send({
     type: 'done',
     expectedEdits,
@@ -164,8 +176,10 @@ async function main () {
     loopMaxMs: loop.max / 1e6,
     texts,
     edit,
-    presence
-  }, [edit.counts.buffer, presence.counts.buffer, edit.sample.buffer, presence.sample.buffer])
+    presence,
+    warmEdit,
+    warmPresence: warmPres
+  }, [edit, presence, warmEdit, warmPres].flatMap(h => [h.counts.buffer, h.sample.buffer]))
   await inbox.next('close')
   await Promise.all(entries.map(e => e.client.close()))
   send({ type: 'closed' })

@@ -1,6 +1,7 @@
 // Scenario "bigroom": one document with N editors (default 350), each typing about once a second
 // and moving its cursor about five times a second, for D seconds. Reported: keystroke-to-receipt
-// latency of edits (p50/p99) and of presence (p50/p95/p99) at every client, what was lost, whether
+// latency of edits (p50/p99) and of presence (p50/p95/p99) at every client, of what was sent after a
+// warm-up of W seconds (the same editing; its latencies are reported apart), what was lost, whether
 // the clients that keep a full document converged, and the load generator's own CPU and
 // event-loop delay (a generator that falls behind would show up as latency that is not the server's).
 import { randomBytes } from 'node:crypto'
@@ -11,10 +12,11 @@ import { now } from '../lib/clients.mjs'
 import { safeRss } from './fanout.mjs'
 
 const workerFile = new URL('./bigroom-worker.mjs', import.meta.url)
+const fmt = (ms) => Number.isFinite(ms) ? ms.toFixed(1) : '–'
 
 export const bigroomScenario = {
   describe (opts) {
-    return `big room (${opts.bigClients} editors in one document, typing ${opts.bigTyping}/s and moving the cursor ${opts.bigCursor}/s each, ${opts.bigDuration} s)`
+    return `big room (${opts.bigClients} editors in one document, typing ${opts.bigTyping}/s and moving the cursor ${opts.bigCursor}/s each, ${opts.bigDuration} s after ${opts.bigWarmup} s of warm-up)`
   },
   run
 }
@@ -26,7 +28,7 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
   const per = Math.ceil(n / nWorkers)
   const handles = []
   // awareness clocks 1..clockSlots-1 per sender, and when each was sent (shared by all workers)
-  const clockSlots = Math.ceil(opts.bigCursor * opts.bigDuration) + 2
+  const clockSlots = Math.ceil(opts.bigCursor * (opts.bigWarmup + opts.bigDuration)) + 2
   const sendTimes = new SharedArrayBuffer(n * clockSlots * 8)
   const finalClocks = new SharedArrayBuffer(n * 4)
   for (let w = 0; w < nWorkers; w++) {
@@ -42,6 +44,7 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
       totalClients: n,
       typingRate: opts.bigTyping,
       cursorRate: opts.bigCursor,
+      warmupMs: opts.bigWarmup * 1000,
       durationMs: opts.bigDuration * 1000,
       drainMs: opts.drain * 1000,
       // a few clients keep the whole document, to check that everyone converges
@@ -55,13 +58,14 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
   }
   try {
     await Promise.all(handles.map(h => h.next('ready', 120000 + n * 100)))
-    log(`  bigroom: ${n} editors connected in ${handles.length} worker(s); editing for ${opts.bigDuration} s`)
+    log(`  bigroom: ${n} editors connected in ${handles.length} worker(s); editing for ${opts.bigWarmup} s of warm-up, then ${opts.bigDuration} s measured`)
     const stop = startMeter(server)
     const startAt = now() + 500
     for (const h of handles) h.post({ type: 'go', startAt })
-    const bar = progress?.('  editing', Math.round(opts.bigDuration))
-    const ticker = bar && setInterval(() => bar.set(Math.min(Math.round(opts.bigDuration), Math.round((now() - startAt) / 1000))), 1000)
-    const timeoutMs = (opts.bigDuration + 60) * 1000
+    const seconds = opts.bigWarmup + opts.bigDuration
+    const bar = progress?.('  editing', Math.round(seconds))
+    const ticker = bar && setInterval(() => bar.set(Math.min(Math.round(seconds), Math.round((now() - startAt) / 1000))), 1000)
+    const timeoutMs = (seconds + 60) * 1000
     const sent = await Promise.all(handles.map(h => h.next('sent', timeoutMs))).finally(() => { if (ticker) clearInterval(ticker) })
     bar?.done()
     const totalSent = sent.reduce((s, m) => s + m.sent, 0)
@@ -79,6 +83,15 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
     }
     const edits = merge('edit')
     const presence = merge('presence')
+    const warmEdits = merge('warmEdit')
+    const warmPresence = merge('warmPresence')
+    // the whole run: warm-up and measured window together
+    const allEdits = merge('edit')
+    const allPresence = merge('presence')
+    for (const r of results) {
+      allEdits.merge(r.warmEdit.counts, r.warmEdit.n, r.warmEdit.sample)
+      allPresence.merge(r.warmPresence.counts, r.warmPresence.n, r.warmPresence.sample)
+    }
     const sum = (k) => results.reduce((s, r) => s + r[k], 0)
     const texts = results.flatMap(r => r.texts)
     const entriesIn = (t) => (t.match(/\d+\.\d+@[\d.]+;/g) ?? []).length
@@ -99,6 +112,8 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
         ['presence latency p50 (ms)', presence.percentile(50), 1],
         ['presence latency p95 (ms)', presence.percentile(95), 1],
         ['presence latency p99 (ms)', presence.percentile(99), 1],
+        [`warm-up (first ${opts.bigWarmup} s): edit p99 / presence p95 (ms)`, `${fmt(warmEdits.percentile(99))} / ${fmt(warmPresence.percentile(95))}`],
+        ['whole run, warm-up included: edit p99 / presence p95 (ms)', `${fmt(allEdits.percentile(99))} / ${fmt(allPresence.percentile(95))}`],
         ['full replicas converged (1 = yes)', converged ? 1 : 0, 0],
         ['sockets closed during the run', sum('closedByServer'), 0],
         ['load-generator event-loop delay p99, worst worker (ms)', Math.max(...results.map(r => r.loopP99Ms)), 1],

@@ -21,6 +21,12 @@ export interface DocumentSession {
   sendUpdates(messages: readonly SharedMessage[]): void
   /** An awareness update to forward. */
   sendAwareness(message: SharedMessage): void
+  /**
+   * Sends from now until `uncork` reach the kernel together (one write); the two nest. Absent:
+   * every send is written as it is made (see `sendTogether`).
+   */
+  cork?(): void
+  uncork?(): void
   /** A stateless message of another session's (absent: the transport has none, as y-websocket). */
   sendStateless?(payload: string): void
   /** The update the client sent with this seq is durable. */

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import * as Y from 'yjs'
-import { BIG_ROOM_SESSIONS, BIG_ROOM_WINDOW_MS, FanOut, LARGE_UPDATE_BYTES, MAX_CHAINED_FLUSHES, MERGE_GROUP } from './fan-out.js'
+import { FanOut, LARGE_UPDATE_BYTES, MAX_CHAINED_FLUSHES, MERGE_GROUP } from './fan-out.js'
+import { BIG_ROOM_SESSIONS, BIG_ROOM_WINDOW_MS } from './room-tick.js'
 import { FakeSession, seededRandom, until } from './testing.js'
 import type { DocumentSession } from './document-session.js'
 

@@ -3,23 +3,13 @@ import { SharedMessage } from './shared-message.js'
 import type { DocumentSession } from './document-session.js'
 import type { DocumentMetrics } from './ports.js'
 import { microtask } from './microtask.js'
+import { BIG_ROOM_SESSIONS, BIG_ROOM_WINDOW_MS, RoomTick } from './room-tick.js'
 
 /** Up to this many updates applied together go out unmerged (see `FanOut`). */
 const SEPARATE_MAX = 8
 
 /** A burst is merged into frames of at most this many updates (Y.mergeUpdates grows faster than linearly). */
 export const MERGE_GROUP = 64
-
-/**
- * A room with at least this many sessions is big: what it receives within BIG_ROOM_WINDOW_MS goes
- * out merged as one frame per recipient. Each update costs every recipient a message (a socket
- * write here, a message event and a decode there); in a room of hundreds typing at once, merging
- * the updates of a few milliseconds cuts those messages several times over for a few
- * milliseconds of latency, and keeps the room live where separate frames would swamp the
- * recipients (bench scenario `bigroom`).
- */
-export const BIG_ROOM_SESSIONS = 64
-export const BIG_ROOM_WINDOW_MS = 5
 
 /**
  * At most this many flushes by microtask (all documents together) before the event loop turns;
@@ -53,7 +43,7 @@ export interface Outgoing {
 
 /**
  * Everything applied together (what one socket read brought, or a synchronous run of applies) goes
- * out together; in a big room, everything of BIG_ROOM_WINDOW_MS. A few updates go
+ * out together; in a big room, everything since the room's last tick (`room-tick.ts`). A few updates go
  * out as they are, each encoded once and shared, handed to each socket's kernel
  * buffer in one write (Y.mergeUpdates costs more than the frames it saves when
  * there are few). More than that are merged into frames of at most MERGE_GROUP
@@ -66,14 +56,17 @@ export class FanOut {
   readonly #metrics: DocumentMetrics | undefined
   /** Runs the flush from the event loop (a throw fails the document, not the process). */
   readonly #flushContained: () => void
+  /** A big room's clock (its document's, shared with presence; else one of its own, every BIG_ROOM_WINDOW_MS). */
+  readonly #tick: RoomTick
   #outbox: Outgoing[] = []
   #scheduled = false
 
-  constructor(document: string, sessions: ReadonlySet<DocumentSession>, metrics: DocumentMetrics | undefined, contain: (fn: () => void) => void) {
+  constructor(document: string, sessions: ReadonlySet<DocumentSession>, metrics: DocumentMetrics | undefined, contain: (fn: () => void) => void, tick?: RoomTick) {
     this.#document = document
     this.#sessions = sessions
     this.#metrics = metrics
     this.#flushContained = () => { contain(this.flush) }
+    this.#tick = tick ?? new RoomTick(() => BIG_ROOM_WINDOW_MS, this.#flushContained)
   }
 
   /** Send `update` to every session but `origin`, with the others applied together with it. */
@@ -85,7 +78,7 @@ export class FanOut {
     // brings is already one batch): waiting for the end of the event loop's poll phase made every
     // update wait for all the other sockets' reads of that phase, p99 30 ms of 20,000 on a loaded
     // machine (docs/benchmarks.md, "Fan-out tail")
-    if (this.#sessions.size >= BIG_ROOM_SESSIONS) setTimeout(this.#flushContained, BIG_ROOM_WINDOW_MS)
+    if (this.#sessions.size >= BIG_ROOM_SESSIONS) this.#tick.request()
     else if (chained >= MAX_CHAINED_FLUSHES) setImmediate(this.#flushContained)
     else {
       chained++

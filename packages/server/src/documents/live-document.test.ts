@@ -5,6 +5,7 @@ import { LiveDocument } from './live-document.js'
 import { createMemoryStorage } from '../storage/memory-storage.js'
 import { silentLogger } from '../ops/logger.js'
 import { FakeSession, until } from './testing.js'
+import { BIG_ROOM_SESSIONS } from './room-tick.js'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 
 function load(storage: StorageAdapter, opts: Partial<{ compactEveryUpdates: number; onFailed: () => void }> = {}): Promise<LiveDocument> {
@@ -261,6 +262,45 @@ describe('LiveDocument edit path', () => {
     expect(again.errorCodes).toEqual([])
     expect(doc.presence.awareness.getStates().size).toBe(8)
     for (const c of clients) c.destroy()
+    doc.destroy()
+  })
+})
+
+describe('LiveDocument in a big room', () => {
+  /** Records, for each message sent, the corked span it was sent in (0: not corked). */
+  class SpanSession extends FakeSession {
+    static spans = 0
+    depth = 0
+    span = 0
+    readonly sent: { kind: 'update' | 'awareness'; span: number }[] = []
+    cork(): void { if (this.depth++ === 0) this.span = ++SpanSession.spans }
+    uncork(): void { if (--this.depth === 0) this.span = 0 }
+    override sendUpdate(m: Parameters<FakeSession['sendUpdate']>[0]): void { this.sent.push({ kind: 'update', span: this.span }); super.sendUpdate(m) }
+    override sendAwareness(m: Parameters<FakeSession['sendAwareness']>[0]): void { this.sent.push({ kind: 'awareness', span: this.span }); super.sendAwareness(m) }
+  }
+
+  it(`with ${BIG_ROOM_SESSIONS} sessions, an edit and a presence change made together reach each session in one corked send`, async () => {
+    const { Awareness, encodeAwarenessUpdate } = await import('y-protocols/awareness')
+    const doc = await load(createMemoryStorage())
+    const sessions = Array.from({ length: BIG_ROOM_SESSIONS }, (_, i) => new SpanSession(`s${i}`))
+    for (const s of sessions) doc.addSession(s)
+    const [writer, ...listeners] = sessions as [SpanSession, ...SpanSession[]]
+    const replica = new Y.Doc()
+    const local = new Awareness(replica)
+    const [update] = updatesOf(d => { d.getText('t').insert(0, 'hello') }, replica)
+    local.setLocalStateField('cursor', 5)
+    doc.applyUpdate(writer, 1, update!)
+    doc.presence.apply(writer, encodeAwarenessUpdate(local, [local.clientID]))
+    await until(() => listeners.every(s => s.updates.length === 1 && s.awareness.length === 1), 'the edit and the presence at everyone')
+    for (const s of listeners) {
+      expect(s.sent.map(m => m.kind)).toEqual(['update', 'awareness'])
+      expect(s.sent[0]!.span).toBeGreaterThan(0)
+      expect(s.sent[1]!.span).toBe(s.sent[0]!.span)
+      expect(s.depth).toBe(0)
+    }
+    // the writer gets its own presence back, never its own edit
+    expect(writer.updates).toEqual([])
+    local.destroy()
     doc.destroy()
   })
 })

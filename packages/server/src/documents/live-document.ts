@@ -11,6 +11,7 @@ import { Admission, type AdmissionHost } from './admission.js'
 import { Integrator, OTHER_NODE, type Incoming, type IntegrateHost } from './integrate.js'
 import { FanOut, LARGE_UPDATE_BYTES, MERGE_GROUP } from './fan-out.js'
 import { Presence, errorMessage, type PresenceHost } from './presence.js'
+import { BIG_ROOM_WINDOW_MS, RoomTick, sendTogether } from './room-tick.js'
 import { Signals, type SignalsHost } from './signals.js'
 import { DurableLog, type DurableLogHost } from './durable-log.js'
 import { Compactor, type CompactorHost } from './compactor.js'
@@ -74,6 +75,7 @@ export class LiveDocument {
   readonly #admission: Admission
   readonly #integrator: Integrator
   readonly #fanOut: FanOut
+  readonly #tick: RoomTick
   readonly #compactor: Compactor
   /**
    * The answers to sync step 1, and for large documents an encoded state taken at load, at
@@ -114,8 +116,10 @@ export class LiveDocument {
     this.#durable = new DurableLog(name, opts, host)
     this.#admission = new Admission(host, this.#owners, opts)
     this.#integrator = new Integrator(ydoc, host)
-    this.#fanOut = new FanOut(name, this.sessions, opts.metrics, fn => this.#contained(fn))
-    this.presence = new Presence(ydoc, host, this.#owners, opts)
+    // a big room's edits and presence go out on one clock, together (see room-tick.ts)
+    this.#tick = new RoomTick(() => Math.max(BIG_ROOM_WINDOW_MS, this.presence.periodMs), this.#onTick)
+    this.#fanOut = new FanOut(name, this.sessions, opts.metrics, fn => this.#contained(fn), this.#tick)
+    this.presence = new Presence(ydoc, host, this.#owners, opts, this.#tick)
     this.signals = new Signals(host)
     this.#compactor = new Compactor(host, this.#durable, this.#owners, opts)
     this.versions = new Versions(host, opts, isNew)
@@ -446,6 +450,7 @@ export class LiveDocument {
     this.#destroyed = true
     this.#compactor.stop()
     this.#durable.relays.close()
+    this.#tick.stop()
     this.presence.destroy()
     this.#integrationWaiters = []
     this.#unsubscribe?.()
@@ -495,6 +500,16 @@ export class LiveDocument {
   }
 
   readonly #drainIncomingContained = (): void => { this.#contained(this.#drainIncoming) }
+
+  /** A big room's tick: its merged edits and its presence, each session's in one write. */
+  readonly #onTick = (): void => {
+    this.#contained(() => { sendTogether(this.sessions, this.#flushRoom) })
+  }
+
+  readonly #flushRoom = (): void => {
+    this.#fanOut.flush()
+    this.presence.flush()
+  }
 
   /** Tell the sender its update was refused (and mark it refused in the recording). */
   #refuse(origin: UpdateOrigin | null, error: ConcordError, seq: number, closed: boolean): void {

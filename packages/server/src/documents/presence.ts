@@ -9,6 +9,7 @@ import type { DocumentMetrics, DocumentRecording } from './ports.js'
 import { SharedMessage } from './shared-message.js'
 import { decodeAwarenessEntries, encodeAwarenessEntries, stampUser, stampedUser, type AwarenessEntry } from './presence-filter.js'
 import { DEFAULTS } from '../config/server-config.js'
+import { BIG_ROOM_SESSIONS, type RoomTick } from './room-tick.js'
 
 /** Default largest presence state of one client (JSON bytes). */
 export const DEFAULT_MAX_PRESENCE_BYTES = DEFAULTS.maxPresenceBytes
@@ -69,12 +70,15 @@ export class Presence {
   readonly #ids = new Map<DocumentSession, number | number[]>()
   /** Awareness client ids of other nodes' sessions (their states carry their stamped user). */
   readonly #remote = new Set<number>()
+  /** The room's clock, shared with its edits: a big room's presence is relayed on its ticks. */
+  readonly #tick: RoomTick | undefined
   #destroyed = false
 
-  constructor(ydoc: Y.Doc, host: PresenceHost, owners: ClientOwners, opts: PresenceOptions) {
+  constructor(ydoc: Y.Doc, host: PresenceHost, owners: ClientOwners, opts: PresenceOptions, tick?: RoomTick) {
     this.#host = host
     this.#owners = owners
     this.#opts = opts
+    this.#tick = tick
     this.awareness = new Awareness(ydoc)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.#onUpdate)
@@ -291,12 +295,19 @@ export class Presence {
   }
 
   #schedule(): void {
-    if (this.#timer !== null || this.#destroyed) return
+    if (this.#destroyed) return
+    if (this.#tick !== undefined && this.#host.sessions.size >= BIG_ROOM_SESSIONS) {
+      this.#tick.request()
+      return
+    }
+    if (this.#timer !== null) return
     const wait = Math.max(0, this.#lastFlush + this.periodMs - performance.now())
-    this.#timer = setTimeout(this.#flush, wait)
+    this.#timer = setTimeout(this.flush, wait)
   }
 
-  readonly #flush = (): void => {
+  /** Relay what changed since the last relay (on its timer, or on a big room's tick). */
+  readonly flush = (): void => {
+    if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
     this.#lastFlush = performance.now()
     if (this.#dirty.size === 0 || this.#destroyed) return

@@ -218,17 +218,21 @@ export class SocketSender {
    * system call each: the socket is corked around it.
    */
   corked(fn: () => void): void {
-    const socket = this.#ws._socket
-    if (socket === undefined) {
-      fn()
-      return
-    }
-    socket.cork()
+    this.cork()
     try {
       fn()
     } finally {
-      socket.uncork()
+      this.uncork()
     }
+  }
+
+  /** Sends from now until `uncork` reach the kernel together (one writev); the two nest. */
+  cork(): void {
+    this.#ws._socket?.cork()
+  }
+
+  uncork(): void {
+    this.#ws._socket?.uncork()
   }
 
   /**

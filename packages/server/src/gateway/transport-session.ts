@@ -379,6 +379,14 @@ export abstract class TransportSession<Message, Socket extends SessionSocket = S
     this.sender.corked(() => { for (const m of messages) this.sendUpdate(m) })
   }
 
+  cork(): void {
+    this.sender.cork()
+  }
+
+  uncork(): void {
+    this.sender.uncork()
+  }
+
   sendAwareness(message: SharedMessage): void {
     if (this.#closed || ((this.#hold !== null || this.sender.congested) && this.#congestion().holdPresence())) return
     this.sendShared(message)
