@@ -5,7 +5,7 @@ import { LiveDocument } from './live-document.js'
 import { createMemoryStorage } from '../storage/memory-storage.js'
 import { silentLogger } from '../ops/logger.js'
 import { FakeSession, until } from './testing.js'
-import { BIG_ROOM_SESSIONS } from './room-tick.js'
+import { BIG_ROOM_SESSIONS, BIG_ROOM_WINDOW_MS } from './room-tick.js'
 import type { StorageAdapter } from '../storage/storage-adapter.js'
 
 function load(storage: StorageAdapter, opts: Partial<{ compactEveryUpdates: number; onFailed: () => void }> = {}): Promise<LiveDocument> {
@@ -300,6 +300,31 @@ describe('LiveDocument in a big room', () => {
     }
     // the writer gets its own presence back, never its own edit
     expect(writer.updates).toEqual([])
+    local.destroy()
+    doc.destroy()
+  })
+
+  it('a presence change alone goes out on the room\'s tick, corked, and the next waits a period', async () => {
+    const { Awareness, encodeAwarenessUpdate } = await import('y-protocols/awareness')
+    const doc = await load(createMemoryStorage())
+    const sessions = Array.from({ length: BIG_ROOM_SESSIONS }, (_, i) => new SpanSession(`p${i}`))
+    for (const s of sessions) doc.addSession(s)
+    const [mover, listener] = sessions as [SpanSession, SpanSession]
+    const local = new Awareness(new Y.Doc())
+    const sentAt: number[] = []
+    const receivedAt: number[] = []
+    const origPush = listener.awareness.push.bind(listener.awareness)
+    listener.awareness.push = (...items: Uint8Array[]) => { receivedAt.push(performance.now()); return origPush(...items) }
+    for (let i = 0; i < 2; i++) {
+      local.setLocalStateField('cursor', i)
+      sentAt.push(performance.now())
+      doc.presence.apply(mover, encodeAwarenessUpdate(local, [local.clientID]))
+      await until(() => listener.awareness.length === i + 1, `presence ${i}`)
+    }
+    expect(listener.sent.map(m => m.kind)).toEqual(['awareness', 'awareness'])
+    for (const m of listener.sent) expect(m.span).toBeGreaterThan(0)
+    // the second change came within the period of the first relay: it waited for the next tick
+    expect(receivedAt[1]! - receivedAt[0]!).toBeGreaterThanOrEqual(Math.max(BIG_ROOM_WINDOW_MS, doc.presence.periodMs) - 1)
     local.destroy()
     doc.destroy()
   })

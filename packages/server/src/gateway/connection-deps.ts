@@ -58,7 +58,7 @@ export function socketOptionsOf(deps: ConnectionDeps): SocketOptions {
           ...limits, chunkBytes: 0, onSend: (first: Uint8Array, length: number) => metrics.message('out', 'y-websocket', yWebsocketKind(first), length),
         }),
         hocuspocus: Object.freeze({
-          ...limits, chunkBytes: 0, onSend: (first: Uint8Array, length: number) => metrics.message('out', 'hocuspocus', hocuspocusKind(first), length),
+          ...limits, chunkBytes: 0, onSend: (first: Uint8Array, length: number, second?: Uint8Array) => metrics.message('out', 'hocuspocus', hocuspocusKind(first, second), length),
         }),
       }),
     })

@@ -39,7 +39,7 @@ export interface SocketLike {
    * (`_state` 0, `_queue` empty) and no fragmented message under way (`_firstFragment`).
    * Absent: everything goes through `send`.
    */
-  readonly _sender?: { readonly _state: number; readonly _queue: readonly unknown[]; readonly _firstFragment: boolean }
+  readonly _sender?: { readonly _state?: number; readonly _queue?: readonly unknown[]; readonly _firstFragment?: boolean } | null
   /**
    * ws 8's frame parser (a private field): its `_maxPayload` is the largest message this
    * socket may send (see `setReceiveLimit`). Absent: the server-wide limit applies.

@@ -206,6 +206,25 @@ describe('SocketSender', () => {
     expect(closed.map(e => e.code)).toEqual(['CONCORD_ERR_LIMIT_SLOW_READER'])
   })
 
+  it('while corked, judges congestion by what was buffered when the cork began: what was sent since waits for the uncork, not the peer', () => {
+    const { socket, sender } = setup()
+    sender.cork()
+    // a large send inside the cork sits in the socket's buffer until the uncork
+    socket.bufferedAmount = 500
+    expect(sender.congested).toBe(false)
+    sender.cork()
+    sender.uncork()
+    expect(sender.congested).toBe(false)
+    sender.uncork()
+    // uncorked, the bytes the kernel did not take are the peer's to read
+    expect(sender.congested).toBe(true)
+    // corked while congested: still congested
+    sender.cork()
+    expect(sender.congested).toBe(true)
+    sender.uncork()
+    expect(socket.corked).toBe(0)
+  })
+
   it('corks the socket around a batch of sends', () => {
     const { socket, sender } = setup()
     sender.corked(() => {

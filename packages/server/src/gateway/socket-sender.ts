@@ -26,8 +26,8 @@ export interface SocketSenderOptions {
   readonly chunkWindowBytes?: number
   /** The PING frame that ends a window of chunks (used only with a `chunkWindowBytes` above 0). */
   readonly ping?: Uint8Array | null
-  /** Told of every message sent (its first part, and its whole length), for metrics. */
-  readonly onSend?: ((first: Uint8Array, length: number) => void) | undefined
+  /** Told of every message sent (its first part, its whole length, and its second part if any), for metrics. */
+  readonly onSend?: ((first: Uint8Array, length: number, second?: Uint8Array) => void) | undefined
 }
 
 /** The connection a sender writes for; told when its peer reads too slowly (the sender has stopped). */
@@ -66,6 +66,9 @@ export class SocketSender {
   #stopped = false
   /** The handshake agreed on compression (fixed for the socket's life). */
   readonly #compressed: boolean
+  /** Nested `cork` calls open, and what the socket had buffered when the outermost began. */
+  #corks = 0
+  #bufferedAtCork = 0
 
   constructor(ws: SocketLike, owner: SlowReaderTarget, options: SocketSenderOptions) {
     this.#ws = ws
@@ -79,9 +82,15 @@ export class SocketSender {
     return this.#ws.bufferedAmount + this.#largeBytes + this.#heldBytes
   }
 
-  /** Above the backpressure mark: callers hold presence and merge updates until `whenDrained`. */
+  /**
+   * Above the backpressure mark: callers hold presence and merge updates until `whenDrained`.
+   * While the socket is corked, what was buffered when the cork began counts: what was sent since
+   * waits for the uncork, not for the peer (a big room's tick corks each recipient around all it
+   * sends it, and a large paste would otherwise hold back the rest of that tick).
+   */
   get congested(): boolean {
-    return this.#ws.bufferedAmount + this.#largeBytes > this.#options.backpressureBytes
+    const buffered = this.#corks > 0 ? this.#bufferedAtCork : this.#ws.bufferedAmount
+    return buffered + this.#largeBytes > this.#options.backpressureBytes
   }
 
   /**
@@ -166,7 +175,10 @@ export class SocketSender {
       return
     }
     const o = this.#options
-    if (o.onSend !== undefined) o.onSend(message instanceof Uint8Array ? message : message[0]!, length)
+    if (o.onSend !== undefined) {
+      if (message instanceof Uint8Array) o.onSend(message, length)
+      else o.onSend(message[0]!, length, message[1])
+    }
     if (o.chunkBytes > 0 && length > o.chunkBytes) {
       this.#largeBytes += length
       ;(this.#large ??= []).push({ chunks: chunkFrame(message, document, this.#nextMessageId++, o.chunkBytes), remaining: length })
@@ -199,8 +211,8 @@ export class SocketSender {
     const sender = ws._sender
     const payload = wire.payload
     const o = this.#options
-    if (this.#compressed || socket === undefined || sender === undefined || sender._state !== 0 || sender._queue.length > 0 ||
-      !sender._firstFragment || (o.chunkBytes > 0 && payload.length > o.chunkBytes)) {
+    if (this.#compressed || socket === undefined || sender === undefined || sender === null || sender._state !== 0 || (sender._queue?.length ?? 1) > 0 ||
+      sender._firstFragment !== true || (o.chunkBytes > 0 && payload.length > o.chunkBytes)) {
       this.send(payload, document)
       return
     }
@@ -228,10 +240,12 @@ export class SocketSender {
 
   /** Sends from now until `uncork` reach the kernel together (one writev); the two nest. */
   cork(): void {
+    if (this.#corks++ === 0) this.#bufferedAtCork = this.#ws.bufferedAmount
     this.#ws._socket?.cork()
   }
 
   uncork(): void {
+    if (this.#corks > 0) this.#corks--
     this.#ws._socket?.uncork()
   }
 

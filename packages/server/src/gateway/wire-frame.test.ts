@@ -104,11 +104,27 @@ describe('SocketSender.sendWire over a real ws socket', () => {
     expect(write.mock.calls.some(([data]) => (data as Buffer)[0] === 0x82)).toBe(false)
   })
 
+  it('waits behind what ws has queued (a Blob being read): the messages arrive in the order they were sent', async () => {
+    const { server, received, until } = await pair(false)
+    const socket = server as unknown as SocketLike
+    const sender = new SocketSender(socket, { close: () => undefined }, OPTIONS)
+    // ws reads a Blob's bytes asynchronously, and queues what is sent meanwhile
+    server.send(new Blob([bytes(5, 1) as Uint8Array<ArrayBuffer>]), { binary: true })
+    expect(socket._sender!._state).not.toBe(0)
+    sender.sendWire(wireFrame([bytes(7, 2)]))
+    sender.sendWire(wireFrame([bytes(9, 3)]))
+    await until(3)
+    expect(received.map(b => b.length)).toEqual([5, 7, 9])
+    expect(Buffer.compare(received[1]!, bytes(7, 2))).toBe(0)
+  })
+
   it('falls back to send while ws has a fragmented message under way, and sends nothing once closed', async () => {
     const { server, received, until } = await pair(false)
     const socket = server as unknown as SocketLike
     const sender = new SocketSender(socket, { close: () => undefined }, OPTIONS)
-    // ws is between the fragments of a message: a frame of ours written now would land inside it
+    // ws is between the fragments of a message: a frame of ours written now would land inside it and
+    // the peer would fail the connection (a new data frame where a continuation must come); through
+    // send it continues the message, as any send would (the server never interleaves its parts)
     server.send(bytes(4, 1), { binary: true, fin: false })
     expect(socket._sender!._firstFragment).toBe(false)
     const write = vi.spyOn(socket._socket!, 'write')

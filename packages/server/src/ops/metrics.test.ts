@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FastHistogram, ServerMetrics } from './metrics.js'
+import { FastHistogram, ServerMetrics, hocuspocusKind } from './metrics.js'
 import { quantileMs } from './stats-samples.js'
 
 describe('metrics', () => {
@@ -30,6 +30,15 @@ describe('metrics', () => {
     expect(text).toContain('concord_message_bytes_total{direction="in",protocol="native",kind="update"} 15')
     expect(text).toContain('concord_messages_total{direction="out",protocol="y-websocket",kind="sync_step2"} 1')
     expect(await m.messagesReceived()).toBe(2)
+  })
+
+  it('tells a Hocuspocus message\'s kind whole, or from its parts when the routing key is a part of its own', () => {
+    const key = Uint8Array.from([3, ...Buffer.from('doc')])
+    expect(hocuspocusKind(Uint8Array.from([...key, 0, 2, 1]))).toBe('sync')
+    expect(hocuspocusKind(key, Uint8Array.from([1, 5]))).toBe('awareness')
+    expect(hocuspocusKind(Uint8Array.from([0]), Uint8Array.from([8, 1]))).toBe('sync_status')
+    expect(hocuspocusKind(Uint8Array.from([9]))).toBe('ping')
+    expect(hocuspocusKind(key)).toBe('unknown')
   })
 
   it('estimates quantiles from bucket counts as histogram_quantile does', () => {

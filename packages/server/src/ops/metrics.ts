@@ -39,12 +39,14 @@ export function yWebsocketKind(message: Uint8Array): string {
 const HOCUSPOCUS_KIND_NAMES = ['sync', 'awareness', 'auth', 'query_awareness', 'sync_reply', 'stateless', 'broadcast_stateless', 'close', 'sync_status', 'ping', 'pong']
 
 /** The kind of a Hocuspocus message: its type follows the routing key (a varString), or it is a one-byte ping or pong. */
-export function hocuspocusKind(message: Uint8Array): string {
-  if (message.length === 1) return HOCUSPOCUS_KIND_NAMES[message[0]!] ?? 'unknown'
+export function hocuspocusKind(message: Uint8Array, next?: Uint8Array): string {
+  if (message.length === 1 && next === undefined) return HOCUSPOCUS_KIND_NAMES[message[0]!] ?? 'unknown'
   // a key shorter than 128 bytes has a one-byte length
   const length = message[0]
   if (length === undefined || length >= 0x80) return 'unknown'
-  return HOCUSPOCUS_KIND_NAMES[message[1 + length] ?? -1] ?? 'unknown'
+  // a message sent as parts may have the routing key alone as its first part
+  const type = 1 + length < message.length ? message[1 + length] : next?.[0]
+  return HOCUSPOCUS_KIND_NAMES[type ?? -1] ?? 'unknown'
 }
 
 type Labels = Record<string, string>
