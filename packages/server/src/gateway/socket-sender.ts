@@ -168,17 +168,9 @@ export class SocketSender {
    * concatenation is the message: parts are never copied into one buffer.
    */
   send(message: Uint8Array | readonly Uint8Array[], document = ''): void {
-    if (this.#stopped || this.#ws.readyState !== SOCKET_OPEN) return
     const length = message instanceof Uint8Array ? message.length : message.reduce((n, p) => n + p.length, 0)
-    if (this.#tooSlow(length)) {
-      this.#slow()
-      return
-    }
+    if (!(message instanceof Uint8Array ? this.#goesOut(message, length) : this.#goesOut(message[0]!, length, message[1]))) return
     const o = this.#options
-    if (o.onSend !== undefined) {
-      if (message instanceof Uint8Array) o.onSend(message, length)
-      else o.onSend(message[0]!, length, message[1])
-    }
     if (o.chunkBytes > 0 && length > o.chunkBytes) {
       this.#largeBytes += length
       ;(this.#large ??= []).push({ chunks: chunkFrame(message, document, this.#nextMessageId++, o.chunkBytes), remaining: length })
@@ -216,13 +208,21 @@ export class SocketSender {
       this.send(payload, document)
       return
     }
-    if (this.#stopped || ws.readyState !== SOCKET_OPEN) return
-    if (this.#tooSlow(payload.length)) {
+    if (this.#goesOut(payload, payload.length)) socket.write(wire.frame)
+  }
+
+  /**
+   * Whether a message of `length` bytes may be sent now (the sender is running, the socket open,
+   * the peer not too slow: else it is closed as a slow reader); told to `onSend` when it may.
+   */
+  #goesOut(first: Uint8Array, length: number, second?: Uint8Array): boolean {
+    if (this.#stopped || this.#ws.readyState !== SOCKET_OPEN) return false
+    if (this.#tooSlow(length)) {
       this.#slow()
-      return
+      return false
     }
-    if (o.onSend !== undefined) o.onSend(payload, payload.length)
-    socket.write(wire.frame)
+    this.#options.onSend?.(first, length, second)
+    return true
   }
 
   /**
