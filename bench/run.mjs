@@ -65,6 +65,9 @@ fan-out latency
                           bigroom: one document, n editors each typing and moving the cursor so many
                           times a second (default 350, 1/s, 5/s, 20 s measured after 3 s of warm-up;
                           --quick: 40, 1/s, 5/s, 4 s after 1 s)
+  --warmup <s>            fanout, fanout-heavy, cross-node, fanout-nodes: seconds of the same sending
+                          before the measured window; their receipts are reported on rows of their
+                          own (default: 2; --quick: 0.5)
   --max-clients <n>       fanout: at most n clients in all; the last rooms get one client fewer
                           (10,000 rooms of 2 in 20,000 open files: --max-clients 19900)
   --drain <s>             max wait for outstanding receipts after sending stops (default: 5)
@@ -135,6 +138,7 @@ try {
       'big-cursor': { type: 'string' },
       'big-duration': { type: 'string' },
       'big-warmup': { type: 'string' },
+      warmup: { type: 'string' },
       drain: { type: 'string' },
       connections: { type: 'string' },
       'memory-rooms': { type: 'string' },
@@ -231,6 +235,7 @@ const opts = {
   bigCursor: num('big-cursor', 5, { min: 0.01, integer: false }),
   bigDuration: num('big-duration', 20, { min: 0.1, integer: false, quickDef: 4 }),
   bigWarmup: num('big-warmup', 3, { min: 0, integer: false, quickDef: 1 }),
+  warmup: num('warmup', 2, { min: 0, integer: false, quickDef: 0.5 }),
   drain: num('drain', 5, { min: 0, integer: false }),
   connections: num('connections', 10000, { min: 1, quickDef: 1000 }),
   memoryRooms: num('memory-rooms', 0, { min: 1 }),
@@ -289,19 +294,19 @@ const sourceAddresses = (n) => Array.from({ length: Math.max(1, Math.ceil(n / 20
 
 const SCENARIOS = {
   memory: memoryScenario(() => ({})),
-  fanout: fanoutScenario(o => ({ rooms: o.rooms, clients: o.clients, maxClients: o.maxClients, rate: o.rate, duration: o.duration })),
+  fanout: fanoutScenario(o => ({ rooms: o.rooms, clients: o.clients, maxClients: o.maxClients, rate: o.rate, duration: o.duration, warmup: o.warmup })),
   throughput,
   trace: traceScenario(o => o.trace),
   'trace-blog': traceScenario(o => o.traceBlog),
   'trace-window': traceScenario(o => o.trace, o => o.window),
   coldload,
   connections: memoryScenario(o => ({ connections: o.maxConnections, memoryRooms: Math.max(1, Math.round(o.maxConnections / 10)), localAddresses: sourceAddresses(o.maxConnections) }), 'concurrent idle connections'),
-  'fanout-heavy': fanoutScenario(o => ({ rooms: o.heavyRooms, clients: o.heavyClients, rate: o.heavyRate, duration: o.heavyDuration }), 'heavy fan-out'),
+  'fanout-heavy': fanoutScenario(o => ({ rooms: o.heavyRooms, clients: o.heavyClients, rate: o.heavyRate, duration: o.heavyDuration, warmup: o.warmup }), 'heavy fan-out'),
   // two clients per room, on different nodes: every receipt crossed from one node to the other
-  'cross-node': { ...fanoutScenario(o => ({ rooms: o.crossRooms, clients: 2, rate: o.crossRate, duration: o.crossDuration }), 'cross-node latency, 2 nodes'), nodes: 2 },
+  'cross-node': { ...fanoutScenario(o => ({ rooms: o.crossRooms, clients: 2, rate: o.crossRate, duration: o.crossDuration, warmup: o.warmup }), 'cross-node latency, 2 nodes'), nodes: 2 },
   bigroom: bigroomScenario,
   // the node curve (bench/curves.mjs): the same load over --cluster-nodes nodes
-  'fanout-nodes': { ...fanoutScenario(o => ({ rooms: o.rooms, clients: o.clients, rate: o.rate, duration: o.duration }), `fan-out on ${opts.clusterNodes} node(s)`), nodes: opts.clusterNodes }
+  'fanout-nodes': { ...fanoutScenario(o => ({ rooms: o.rooms, clients: o.clients, rate: o.rate, duration: o.duration, warmup: o.warmup }), `fan-out on ${opts.clusterNodes} node(s)`), nodes: opts.clusterNodes }
 }
 // scenarios measured for Concord only unless asked for explicitly: the peers have no cold load
 // from disk, and 50,000 connections in a peer is not a question the table asks

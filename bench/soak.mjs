@@ -16,10 +16,9 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { YClient, now } from './lib/yclient.mjs'
 import { startServer, freePort, CLK_TCK } from './lib/server-proc.mjs'
-import { percentile } from './lib/stats.mjs'
+import { percentile, loopDelayMonitor } from './lib/stats.mjs'
 import { timeSeries } from './lib/svg.mjs'
 import { eachEntry } from './lib/entries.mjs'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 const { values } = parseArgs({
   options: {
@@ -130,7 +129,7 @@ try {
   }, 1000)
   let cpu0 = server.cpuTicks()
   let t0 = now()
-  const loop = monitorEventLoopDelay({ resolution: 10 })
+  const loop = loopDelayMonitor(10)
   loop.enable()
   while (now() < endAt) {
     await new Promise(resolve => setTimeout(resolve, SAMPLE_S * 1000))
@@ -146,7 +145,7 @@ try {
       p50: percentile(window, 50),
       p99: percentile(window, 99),
       receipts: window.length,
-      loopP99: loop.percentile(99) / 1e6
+      loopP99: loop.p99Ms()
     })
     loop.reset()
     cpu0 = cpu

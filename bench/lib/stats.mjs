@@ -1,4 +1,5 @@
 // Small numeric helpers for reports.
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 /** Nearest-rank percentile (p in 0..100) of an ascending-sorted array. */
 export function percentile (sorted, p) {
@@ -51,5 +52,21 @@ export class LatencyHistogram {
       if (seen >= rank) return i / 10
     }
     return NaN
+  }
+}
+
+/**
+ * An event-loop delay monitor whose figures are the delay beyond the timer's own period: Node's
+ * histogram records the whole interval between timer runs (an idle loop reads `resolutionMs`).
+ */
+export function loopDelayMonitor (resolutionMs = 5) {
+  const h = monitorEventLoopDelay({ resolution: resolutionMs })
+  const beyond = (ns) => Math.max(0, ns / 1e6 - resolutionMs)
+  return {
+    enable: () => h.enable(),
+    disable: () => h.disable(),
+    reset: () => h.reset(),
+    p99Ms: () => beyond(h.percentile(99)),
+    maxMs: () => beyond(h.max)
   }
 }

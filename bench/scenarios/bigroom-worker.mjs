@@ -11,10 +11,9 @@
 // kept apart: the headline percentiles are of what was sent after it.
 import { workerData } from 'node:worker_threads'
 import * as Y from 'yjs'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createClient, connectAll, now } from '../lib/clients.mjs'
 import { workerInbox, send, runWorker, sleep } from '../lib/workers.mjs'
-import { LatencyHistogram } from '../lib/stats.mjs'
+import { LatencyHistogram, loopDelayMonitor } from '../lib/stats.mjs'
 import { eachEntry } from '../lib/entries.mjs'
 
 const {
@@ -116,7 +115,7 @@ async function main () {
   }
 
   const { startAt } = await inbox.next('go')
-  const loop = monitorEventLoopDelay({ resolution: 5 })
+  const loop = loopDelayMonitor(5)
   loop.enable()
   measuredFrom = startAt + warmupMs
   const endAt = measuredFrom + durationMs
@@ -172,8 +171,8 @@ async function main () {
     presenceSuperseded,
     finalsMissing: finalsMissing(),
     closedByServer: entries.filter(e => e.client.closedByServer || e.client.ws.readyState !== 1).length,
-    loopP99Ms: loop.percentile(99) / 1e6,
-    loopMaxMs: loop.max / 1e6,
+    loopP99Ms: loop.p99Ms(),
+    loopMaxMs: loop.maxMs(),
     texts,
     edit,
     presence,

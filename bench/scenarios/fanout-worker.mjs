@@ -3,16 +3,22 @@
 import { workerData } from 'node:worker_threads'
 import { createClient, connectAll, now } from '../lib/clients.mjs'
 import { workerInbox, send, runWorker, sleep } from '../lib/workers.mjs'
+import { loopDelayMonitor } from '../lib/stats.mjs'
 
-const { baseUrls, protocol, rooms, roomClients, ratePerSec, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
+const { baseUrls, protocol, rooms, roomClients, ratePerSec, warmupMs = 0, durationMs, drainMs, connectTimeoutMs, connectConcurrency } = workerData
 const inbox = workerInbox()
 // one entry inserted per send: "<sender>.<seq>@<send time ms>;"
 const ENTRY = /(\d+)\.(\d+)@([\d.]+);/g
 
 async function main () {
+  // receipts of what was sent in the first `warmupMs` (both ends' code still being compiled) are
+  // kept apart from the measured window's
   const latencies = []
+  const warmLatencies = []
+  let measuredFrom = Infinity
   const entries = []
   const roomSent = new Array(rooms.length).fill(0)
+  let warmSent = 0
   const roomReceived = new Array(rooms.length).fill(0)
   rooms.forEach((room, r) => {
     for (let i = 0; i < roomClients[r]; i++) {
@@ -37,7 +43,8 @@ async function main () {
             if (seq <= (lastSeq.get(sender) ?? -1)) continue
             lastSeq.set(sender, seq)
             roomReceived[r]++
-            latencies.push(recv - Number(m[3]))
+            const sentAt = Number(m[3])
+            ;(sentAt < measuredFrom ? warmLatencies : latencies).push(recv - sentAt)
           }
         }
       })
@@ -52,7 +59,10 @@ async function main () {
 
   const { startAt } = await inbox.next('go')
   const period = 1000 / ratePerSec
-  const endAt = startAt + durationMs
+  measuredFrom = startAt + warmupMs
+  const endAt = measuredFrom + durationMs
+  const loop = loopDelayMonitor(5)
+  loop.enable()
   await new Promise(resolve => {
     let active = entries.length
     const schedule = (e, k) => {
@@ -60,6 +70,7 @@ async function main () {
       if (due >= endAt) { if (--active === 0) resolve(); return }
       setTimeout(() => {
         const t = now()
+        if (t < measuredFrom) warmSent++
         e.text.insert(e.text.length, `${e.i}.${e.sent}@${t.toFixed(3)};`) // the doc's update handler sends it
         e.sent++
         roomSent[e.r]++
@@ -76,18 +87,24 @@ async function main () {
   const drainDeadline = now() + drainMs
   while (received() < expected() && now() < drainDeadline) await sleep(20)
 
+  loop.disable()
   const lat = Float64Array.from(latencies)
+  const warmLat = Float64Array.from(warmLatencies)
   const closedByServer = entries.filter(e => e.client.closedByServer || e.client.ws.readyState !== 1).length
   send({
     type: 'done',
     sent: roomSent.reduce((n, x) => n + x, 0),
+    warmSent,
     sendDropped: entries.reduce((n, e) => n + e.client.stats.sendDropped, 0),
     expected: expected(),
     received: received(),
     closedByServer,
     otherMsgs: entries.reduce((n, e) => n + e.client.stats.otherMsgs, 0),
-    latencies: lat
-  }, [lat.buffer])
+    latencies: lat,
+    warmLatencies: warmLat,
+    loopP99Ms: loop.p99Ms(),
+    loopMaxMs: loop.maxMs()
+  }, [lat.buffer, warmLat.buffer])
   await inbox.next('close')
   await Promise.all(entries.map(e => e.client.close()))
   send({ type: 'closed' })

@@ -1,6 +1,7 @@
 // Scenario "fanout": R rooms x C clients; every client inserts a small
 // timestamped entry into the room's Y.Text `rate` times per second for D
-// seconds; every other client of the room records receive time - send time.
+// seconds (after W seconds of warm-up, the same sending, whose receipts are reported apart); every
+// other client of the room records receive time - send time.
 import { randomBytes } from 'node:crypto'
 import { WorkerHandle, terminateAll } from '../lib/workers.mjs'
 import { startMeter, cpuRows } from '../lib/meter.mjs'
@@ -30,14 +31,14 @@ export function roomSizes (rooms, clients, maxClients = 0) {
   return sizes
 }
 
-/** A fan-out scenario; `paramsOf(opts)` gives { rooms, clients, rate, duration } and optionally maxClients. */
+/** A fan-out scenario; `paramsOf(opts)` gives { rooms, clients, rate, duration } and optionally maxClients and warmup (s). */
 export function fanoutScenario (paramsOf, name = 'fan-out latency') {
   return {
     describe (opts) {
       const p = paramsOf(opts)
       const total = roomSizes(p.rooms, p.clients, p.maxClients).reduce((n, c) => n + c, 0)
       const clients = total < p.rooms * p.clients ? `${p.clients} clients (${total.toLocaleString('en-US')} in all)` : `${p.clients} clients`
-      return `${name} (${p.rooms} rooms × ${clients}, ${p.rate}/s each, ${p.duration} s)`
+      return `${name} (${p.rooms} rooms × ${clients}, ${p.rate}/s each, ${p.duration} s${p.warmup ? ` after ${p.warmup} s of warm-up` : ''})`
     },
     run: (ctx) => run({ ...ctx, opts: { ...ctx.opts, ...paramsOf(ctx.opts) } })
   }
@@ -63,6 +64,7 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
     rooms: part,
     roomClients: partSizes[w],
     ratePerSec: opts.rate,
+    warmupMs: (opts.warmup ?? 0) * 1000,
     durationMs: opts.duration * 1000,
     drainMs: opts.drain * 1000,
     connectTimeoutMs: 30000,
@@ -71,13 +73,15 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
   try {
     const connectTimeout = 60000 + totalClients * 20
     await Promise.all(handles.map(h => h.next('ready', connectTimeout)))
-    log(`  fanout: ${totalClients} clients connected and synced in ${nWorkers} worker(s); sending for ${opts.duration} s`)
+    const warmup = opts.warmup ?? 0
+    const seconds = warmup + opts.duration
+    log(`  fanout: ${totalClients} clients connected and synced in ${nWorkers} worker(s); sending for ${warmup ? `${warmup} s of warm-up, then ` : ''}${opts.duration} s`)
     const stop = startMeter(server)
     const startAt = now() + 300
     for (const h of handles) h.post({ type: 'go', startAt })
-    const timeoutMs = (opts.duration + opts.drain + 30) * 1000
-    const bar = progress?.('  sending', Math.round(opts.duration))
-    const ticker = bar && setInterval(() => bar.set(Math.min(Math.round(opts.duration), Math.round((now() - startAt) / 1000))), 1000)
+    const timeoutMs = (seconds + opts.drain + 30) * 1000
+    const bar = progress?.('  sending', Math.round(seconds))
+    const ticker = bar && setInterval(() => bar.set(Math.min(Math.round(seconds), Math.round((now() - startAt) / 1000))), 1000)
     const results = await Promise.all(handles.map(h => h.next('done', timeoutMs))).finally(() => { if (ticker) clearInterval(ticker) })
     bar?.done()
     const m = stop()
@@ -90,6 +94,11 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
     let off = 0
     for (const r of results) { all.set(r.latencies, off); off += r.latencies.length }
     all.sort()
+    const warm = Float64Array.from(results.flatMap(r => Array.from(r.warmLatencies ?? []))).sort()
+    const whole = new Float64Array(all.length + warm.length)
+    whole.set(all)
+    whole.set(warm, all.length)
+    whole.sort()
     const sum = (k) => results.reduce((n, r) => n + r[k], 0)
     const expected = sum('expected')
     const received = sum('received')
@@ -99,12 +108,18 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
       headline: percentile(all, 99),
       rows: [
         ['updates sent', sum('sent'), 0],
+        ...(warmup ? [[`of which in the warm-up (first ${warmup} s)`, sum('warmSent'), 0]] : []),
         ['clients', totalClients, 0],
         ['expected receipts', expected, 0],
         ['lost updates (expected − received)', expected - received, 0],
         ['latency p50 (ms)', percentile(all, 50), 1],
         ['latency p99 (ms)', percentile(all, 99), 1],
         ['latency max (ms)', all.length ? all[all.length - 1] : NaN, 1],
+        ...(warmup
+          ? [[`warm-up (first ${warmup} s): p50 / p99 (ms)`, `${fmt(percentile(warm, 50))} / ${fmt(percentile(warm, 99))}`],
+              ['whole run, warm-up included: p50 / p99 (ms)', `${fmt(percentile(whole, 50))} / ${fmt(percentile(whole, 99))}`]]
+          : []),
+        ['load-generator event-loop delay p99, worst worker (ms)', Math.max(...results.map(r => r.loopP99Ms)), 1],
         ...(closed ? [['sockets closed during the run', closed, 0]] : []),
         ...cpuRows(m),
         ...(rssKB ? [['server RSS with every client connected (MiB)', rssKB / 1024, 0]] : [])
@@ -113,4 +128,8 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
   } finally {
     await terminateAll(handles)
   }
+}
+
+function fmt (x) {
+  return Number.isFinite(x) ? x.toFixed(1) : '–'
 }
