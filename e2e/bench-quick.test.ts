@@ -49,6 +49,24 @@ describe('npm run bench -- --quick', () => {
       expect(md).toMatch(/\*\*cold load[^|]*\*\* \| txns in the document \| [\d,]+ \| not measured \| not measured \|/)
       const [open] = row('connections open after settle')
       expect(open).toMatch(/^[\d,]+ \/ [\d,]+$/)
+      // fan-out: what was sent in the warm-up is counted and reported apart from the measured window
+      const block = (title: string): Map<string, string[]> => {
+        const start = rows.findIndex(l => l.includes(`**${title}`))
+        expect(start, `a ${title} block in the report`).toBeGreaterThanOrEqual(0)
+        const end = rows.findIndex((l, i) => i > start && /^\| \*\*/.test(l))
+        return new Map(rows.slice(start, end < 0 ? undefined : end).map(l => [l.split('|')[2]!.trim(), l.split('|').slice(3, -1).map(c => c.trim())]))
+      }
+      const fanout = block('fan-out latency')
+      const sent = fanout.get('updates sent')!
+      const warmSent = fanout.get('of which in the warm-up (first 0.5 s)')
+      expect(warmSent, 'a warm-up row in the fan-out block').toBeDefined()
+      warmSent!.forEach((cell, i) => {
+        expect(number(cell)).toBeGreaterThan(0)
+        expect(number(cell)).toBeLessThan(number(sent[i]!))
+      })
+      for (const cell of fanout.get('warm-up (first 0.5 s): p50 / p99 (ms)')!) expect(cell).toMatch(/^\d+\.\d \/ \d+\.\d$/)
+      for (const cell of fanout.get('whole run, warm-up included: p50 / p99 (ms)')!) expect(cell).toMatch(/^\d+\.\d \/ \d+\.\d$/)
+      for (const cell of fanout.get('load-generator event-loop delay p99, worst worker (ms)')!) expect(number(cell)).toBeGreaterThanOrEqual(0)
       // cross-node: Concord and Hocuspocus as two nodes on Redis (Concord also on PostgreSQL);
       // the reference server has no multi-node mode
       const start = rows.findIndex(l => l.includes('**cross-node latency'))
