@@ -95,6 +95,9 @@ server commands ({port} {host} {data} are substituted; 'node' is this Node binar
   --concord-cmd <cmd>     default: ${defaultConcordCmd()}
   --hocuspocus-cmd <cmd>  default: node bench/servers/hocuspocus.mjs, with HOST={host} PORT={port}
   --reference-cmd <cmd>   default: node node_modules/@y/websocket-server/src/server.js, with HOST={host} PORT={port}
+  --reference-leveldb     the reference server persists every update with its y-leveldb store
+                          (YPERSISTENCE={data}); LevelDB does not fsync, so Concord's like is
+                          --sqlite-synchronous normal (in --concord-cmd)
 `
 
 function defaultConcordCmd () {
@@ -153,6 +156,7 @@ try {
       'concord-cmd': { type: 'string' },
       'hocuspocus-cmd': { type: 'string' },
       'reference-cmd': { type: 'string' },
+      'reference-leveldb': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     },
     strict: true,
@@ -279,10 +283,14 @@ const SERVERS = {
     cluster: async () => ({ args: [], env: { REDIS_URL: (await clusterServices()).redis.url } })
   },
   reference: {
-    label: `y-websocket-server ${refVersion}`,
+    label: `y-websocket-server ${refVersion}${args['reference-leveldb'] ? ' + y-leveldb' : ''}`,
     template: args['reference-cmd'] ?? `node ${refScript}`,
-    env: args['reference-cmd'] ? {} : { HOST: '{host}', PORT: '{port}' },
-    dataDir: false,
+    env: {
+      ...(args['reference-cmd'] ? {} : { HOST: '{host}', PORT: '{port}' }),
+      // the server's own persistence: every update written to LevelDB as it arrives
+      ...(args['reference-leveldb'] ? { YPERSISTENCE: '{data}' } : {})
+    },
+    dataDir: Boolean(args['reference-leveldb']),
     persistent: false,
     protocol: 'y-websocket'
   },
