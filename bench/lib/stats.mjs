@@ -14,6 +14,17 @@ export function fmt (x, digits = 0) {
   return Number(x).toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 }
 
+/** Milliseconds with one decimal and no separators, '–' when not finite (a cell holding two figures). */
+export const ms1 = (ms) => Number.isFinite(ms) ? ms.toFixed(1) : '–'
+
+/** The values of several Float64Arrays in one, sorted ascending. */
+export function sortedConcat (arrays) {
+  const out = new Float64Array(arrays.reduce((n, a) => n + a.length, 0))
+  let off = 0
+  for (const a of arrays) { out.set(a, off); off += a.length }
+  return out.sort()
+}
+
 /** Integer count with separators. */
 export const int = (x) => fmt(x, 0)
 

@@ -7,12 +7,11 @@
 import { randomBytes } from 'node:crypto'
 import { WorkerHandle, terminateAll } from '../lib/workers.mjs'
 import { startMeter, cpuRows } from '../lib/meter.mjs'
-import { LatencyHistogram } from '../lib/stats.mjs'
+import { LatencyHistogram, ms1 } from '../lib/stats.mjs'
 import { now } from '../lib/clients.mjs'
 import { safeRss } from './fanout.mjs'
 
 const workerFile = new URL('./bigroom-worker.mjs', import.meta.url)
-const fmt = (ms) => Number.isFinite(ms) ? ms.toFixed(1) : '–'
 
 export const bigroomScenario = {
   describe (opts) {
@@ -112,8 +111,8 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
         ['presence latency p50 (ms)', presence.percentile(50), 1],
         ['presence latency p95 (ms)', presence.percentile(95), 1],
         ['presence latency p99 (ms)', presence.percentile(99), 1],
-        [`warm-up (first ${opts.bigWarmup} s): edit p99 / presence p95 (ms)`, `${fmt(warmEdits.percentile(99))} / ${fmt(warmPresence.percentile(95))}`],
-        ['whole run, warm-up included: edit p99 / presence p95 (ms)', `${fmt(allEdits.percentile(99))} / ${fmt(allPresence.percentile(95))}`],
+        [`warm-up (first ${opts.bigWarmup} s): edit p99 / presence p95 (ms)`, `${ms1(warmEdits.percentile(99))} / ${ms1(warmPresence.percentile(95))}`],
+        ['whole run, warm-up included: edit p99 / presence p95 (ms)', `${ms1(allEdits.percentile(99))} / ${ms1(allPresence.percentile(95))}`],
         ['full replicas converged (1 = yes)', converged ? 1 : 0, 0],
         ['sockets closed during the run', sum('closedByServer'), 0],
         ['load-generator event-loop delay p99, worst worker (ms)', Math.max(...results.map(r => r.loopP99Ms)), 1],

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { WorkerHandle, terminateAll } from '../lib/workers.mjs'
 import { startMeter, cpuRows } from '../lib/meter.mjs'
-import { percentile } from '../lib/stats.mjs'
+import { percentile, ms1, sortedConcat } from '../lib/stats.mjs'
 import { now } from '../lib/clients.mjs'
 
 const workerFile = new URL('./fanout-worker.mjs', import.meta.url)
@@ -89,16 +89,9 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
     for (const h of handles) h.post({ type: 'close' })
     await Promise.all(handles.map(h => h.next('closed', 10000))).catch(() => {})
 
-    const total = results.reduce((n, r) => n + r.latencies.length, 0)
-    const all = new Float64Array(total)
-    let off = 0
-    for (const r of results) { all.set(r.latencies, off); off += r.latencies.length }
-    all.sort()
-    const warm = Float64Array.from(results.flatMap(r => Array.from(r.warmLatencies ?? []))).sort()
-    const whole = new Float64Array(all.length + warm.length)
-    whole.set(all)
-    whole.set(warm, all.length)
-    whole.sort()
+    const all = sortedConcat(results.map(r => r.latencies))
+    const warm = sortedConcat(results.map(r => r.warmLatencies))
+    const whole = sortedConcat([all, warm])
     const sum = (k) => results.reduce((n, r) => n + r[k], 0)
     const expected = sum('expected')
     const received = sum('received')
@@ -116,8 +109,8 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
         ['latency p99 (ms)', percentile(all, 99), 1],
         ['latency max (ms)', all.length ? all[all.length - 1] : NaN, 1],
         ...(warmup
-          ? [[`warm-up (first ${warmup} s): p50 / p99 (ms)`, `${fmt(percentile(warm, 50))} / ${fmt(percentile(warm, 99))}`],
-              ['whole run, warm-up included: p50 / p99 (ms)', `${fmt(percentile(whole, 50))} / ${fmt(percentile(whole, 99))}`]]
+          ? [[`warm-up (first ${warmup} s): p50 / p99 (ms)`, `${ms1(percentile(warm, 50))} / ${ms1(percentile(warm, 99))}`],
+              ['whole run, warm-up included: p50 / p99 (ms)', `${ms1(percentile(whole, 50))} / ${ms1(percentile(whole, 99))}`]]
           : []),
         ['load-generator event-loop delay p99, worst worker (ms)', Math.max(...results.map(r => r.loopP99Ms)), 1],
         ...(closed ? [['sockets closed during the run', closed, 0]] : []),
@@ -128,8 +121,4 @@ async function run ({ server, baseUrl, baseUrls, protocol, opts, log, progress }
   } finally {
     await terminateAll(handles)
   }
-}
-
-function fmt (x) {
-  return Number.isFinite(x) ? x.toFixed(1) : '–'
 }
